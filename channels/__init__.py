@@ -1,0 +1,12 @@
+"""Channel adapters: one module per way a complaint can reach Cash Plus.
+
+``CHANNELS`` is the table the gateway reads to mount HTTP routes and start
+workers; a new channel is one module and one line here.
+"""
+
+from __future__ import annotations
+
+from channels import api
+from channels.base import ChannelAdapter
+
+CHANNELS: tuple[ChannelAdapter, ...] = (api.ADAPTER,)

@@ -1,0 +1,116 @@
+"""Typed settings, read once from ``INTAKE_*`` environment variables.
+
+Every process of the gateway (web, relay, and the channel workers that later
+issues add) reads the same settings object. A missing or malformed value
+fails at start-up naming the variable, never later in a request.
+``config/example.env`` documents every key with its default; a test keeps the
+two in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "INTAKE_"
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """All configuration of the gateway. Field ``x`` is read from ``INTAKE_X``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # Where the embedded defaults keep their files: the SQLite database, the
+    # evidence blobs and the local-disk broker.
+    data_dir: Path = Path("var")
+    # Empty means SQLite in data_dir (WAL, synchronous=FULL).
+    database_url: str = ""
+    # Empty means kombu's filesystem transport under data_dir.
+    broker_url: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    # Prefix for every exchange and queue name, so several deployments (or
+    # test runs) can share one broker without seeing each other.
+    topology_prefix: str = ""
+    # Quorum queues on RabbitMQ (replicated, durable); off for brokers that lack them.
+    quorum_queues: bool = True
+    confirm_timeout: float = Field(default=10.0, gt=0)
+    relay_batch_size: int = Field(default=200, ge=1, le=10_000)
+    relay_poll_interval: float = Field(default=0.5, gt=0)
+    relay_max_backoff: float = Field(default=30.0, gt=0)
+    # The broker's own limit (RabbitMQ's max_message_size); larger messages are
+    # held in the outbox with an error instead of vanishing.
+    max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    auto_migrate: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    timezone: str = "Africa/Casablanca"
+    ack_days: int = Field(default=10, ge=1)
+    answer_days: int = Field(default=40, ge=1)
+    # Source of the CloudEvents envelope: which gateway produced the event.
+    event_source: str = "urn:cashplus:complaints-intake"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    # -- derived values ---------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'intake.db').resolve()}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return self.resolved_broker_url.startswith("filesystem:")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment into ``Settings``; raise ``ConfigError`` naming the bad key."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            key = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"{key}: {error['msg']}")
+        raise ConfigError("; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return load_settings()

@@ -1,0 +1,54 @@
+"""The HTTP application: partner API, channel webhooks, health and metrics.
+
+``create_app`` mounts the routes of every channel in ``channels.CHANNELS``
+plus the operator endpoints, with one error format for all of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from channels import CHANNELS
+from channels.api import ComplaintIn
+from gateway import health
+from gateway.errors import BodySizeLimit, install_error_handlers
+from gateway.services import Services
+
+TITLE = "Cash Plus complaints intake gateway"
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title=TITLE,
+        version="1.0",
+        description=(
+            "Front door of the Cash Plus Service Réclamations: every complaint is stored as "
+            "evidence, normalized and published on the `complaints` exchange."
+        ),
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(health.build_router(services))
+    for channel in CHANNELS:
+        if channel.routes is not None:
+            app.include_router(channel.routes(services))
+    app.add_middleware(BodySizeLimit, limit=services.settings.max_request_bytes)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """OpenAPI with the request models that handlers parse themselves (to keep the raw body)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(title=app.title, version=app.version,
+                           description=app.description, routes=app.routes)
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    model = ComplaintIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(model.pop("$defs", {}))
+    schemas["ComplaintIn"] = model
+    app.openapi_schema = document
+    return document

@@ -1,0 +1,289 @@
+"""The ``intake`` command: run the gateway's processes and operate it from a shell.
+
+Exit codes follow sysexits: 0 success, 1 a check failed or a wait timed out,
+64 usage, 65 bad input data, 69 a peer (broker) unavailable, 75 temporary
+failure (store), 78 configuration error. Errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from config.settings import ConfigError, Settings, get_settings
+
+EX_FAILED = 1
+EX_DATAERR = 65
+EX_UNAVAILABLE = 69
+EX_TEMPFAIL = 75
+EX_CONFIG = 78
+T = TypeVar("T")
+
+
+class CommandError(click.ClickException):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.exit_code = code
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        raise CommandError(f"configuration error: {exc}", EX_CONFIG) from None
+
+
+@contextmanager
+def _services() -> Iterator[Any]:
+    from gateway.logs import setup_logging
+    from gateway.services import build_services
+    from gateway.store import StoreUnavailable
+
+    settings = _settings()
+    setup_logging(settings.log_level)
+    try:
+        services = build_services(settings)
+    except Exception as exc:
+        raise CommandError(
+            f"cannot open the store at {_safe_db(settings)}: {type(exc).__name__}: {exc}",
+            EX_TEMPFAIL,
+        ) from None
+    try:
+        yield services
+    except StoreUnavailable as exc:
+        raise CommandError(f"store unavailable: {exc}", EX_TEMPFAIL) from None
+    finally:
+        services.close()
+
+
+def _safe_db(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="cashplus-intake")
+def main() -> None:
+    """Cash Plus complaints intake gateway."""
+
+
+# -- processes --------------------------------------------------------------
+@main.command()
+def run() -> None:
+    """Run every process (web, relay, channel workers) in one, with embedded defaults."""
+    from gateway.runner import run_all
+
+    with _services() as services:
+        if services.store.api_keys.count_active() == 0:
+            click.echo(
+                "No API key yet: create one with `intake api-key create NAME` to call /v1/.",
+                err=True,
+            )
+        run_all(services)
+
+
+@main.command()
+def web() -> None:
+    """Run the HTTP server (API, webhooks, health, metrics)."""
+    from gateway.runner import web_server
+
+    with _services() as services:
+        web_server(services).run()
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Publish what the outbox holds now, then exit.")
+def relay(once: bool) -> None:
+    """Publish the outbox to the broker (with confirms on AMQP)."""
+    from gateway.runner import build_relay, run_relay
+    from router.broker import describe
+
+    with _services() as services:
+        if not once:
+            _run_until_signal(lambda stop: run_relay(services, stop))
+            return
+        relay_ = build_relay(services)
+        try:
+            result = relay_.publish_pending()
+        except Exception as exc:
+            raise CommandError(
+                f"broker {describe(services.settings.resolved_broker_url)} unavailable: "
+                f"{type(exc).__name__}: {exc}",
+                EX_UNAVAILABLE,
+            ) from None
+        finally:
+            relay_.close()
+        click.echo(f"published {result.published} message(s)", err=True)
+        if not result.complete:
+            raise CommandError("some messages were not confirmed; they stay in the outbox",
+                               EX_UNAVAILABLE)
+
+
+def _run_until_signal(loop: Callable[[threading.Event], None]) -> None:
+    import signal
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    loop(stop)
+
+
+@main.command()
+@click.option("--count", type=click.IntRange(min=1), help="Stop after N messages.")
+@click.option("--timeout", type=click.FloatRange(min=0), help="Stop after S seconds without one.")
+@click.option("--dead-letters", is_flag=True, help="Read the dead-letter queue instead.")
+def consume(count: int | None, timeout: float | None, dead_letters: bool) -> None:
+    """Print messages from complaints.inbound as JSON lines, acknowledging each."""
+    from router.consumer import BrokerUnavailable, consume_messages
+
+    settings = _settings()
+    try:
+        received = consume_messages(
+            settings,
+            lambda body: click.echo(body),
+            count=count,
+            timeout=timeout,
+            dead_letters=dead_letters,
+        )
+    except BrokerUnavailable as exc:
+        raise CommandError(f"broker unavailable: {exc}", EX_UNAVAILABLE) from None
+    if count is not None and received < count:
+        raise CommandError(f"timed out after {received} of {count} message(s)", EX_FAILED)
+
+
+@main.command()
+@click.option("--since", required=True, help="Date (YYYY-MM-DD, local) or ISO 8601 time.")
+def replay(since: str) -> None:
+    """Publish again every message first queued since a date (consumers drop repeats by id)."""
+    moment = _parse_since(since)
+    with _services() as services:
+        queued = services.store.outbox.replay_since(moment)
+    click.echo(f"queued {queued} message(s) for publication again", err=True)
+
+
+def _parse_since(text: str) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(_settings().timezone)
+    try:
+        if len(text) == 10:
+            return datetime.combine(datetime.fromisoformat(text).date(), time(0), tzinfo=zone)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"--since: not a date or time: {text!r}", 64) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone).astimezone(UTC)
+
+
+# -- operations -------------------------------------------------------------
+@main.group("api-key")
+def api_key() -> None:
+    """Manage the API keys of partner systems."""
+
+
+@api_key.command("create")
+@click.argument("name")
+def api_key_create(name: str) -> None:
+    """Create a key for NAME and print it (shown only this once)."""
+    from gateway.store.apikeys import ApiKeyExists
+
+    with _services() as services:
+        try:
+            key = services.store.api_keys.create(name)
+        except ApiKeyExists as exc:
+            raise CommandError(str(exc), EX_DATAERR) from None
+    click.echo(key)
+
+
+@api_key.command("list")
+def api_key_list() -> None:
+    """List keys (names and prefixes; the keys themselves are not stored)."""
+    with _services() as services:
+        for name, prefix, created, revoked in services.store.api_keys.list():
+            state = f"revoked {revoked:%Y-%m-%d}" if revoked else "active"
+            click.echo(f"{name}\t{prefix}…\tcreated {created:%Y-%m-%d}\t{state}")
+
+
+@api_key.command("revoke")
+@click.argument("name")
+def api_key_revoke(name: str) -> None:
+    """Revoke the key of NAME."""
+    with _services() as services:
+        if not services.store.api_keys.revoke(name):
+            raise CommandError(f"no active API key named {name!r}", EX_FAILED)
+
+
+@main.command("check-config")
+def check_config() -> None:
+    """Read the configuration, reach the store and the broker, and say what is wrong."""
+    from gateway.services import BrokerProbe
+
+    settings = _settings()
+    click.echo(f"database: {_safe_db(settings)}")
+    with _services() as services:
+        services.store.ping()
+        click.echo("database: reachable, schema up to date")
+        ok, detail = BrokerProbe(settings, ttl=0).check()
+    click.echo(f"broker: {detail}: {'reachable' if ok else 'UNREACHABLE'}")
+    if not ok:
+        raise CommandError("broker unreachable", EX_UNAVAILABLE)
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema to the newest version."""
+    from gateway.store.db import create_store_engine
+    from gateway.store.db import migrate as upgrade
+
+    settings = _settings()
+    engine = create_store_engine(settings.resolved_database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    click.echo("schema up to date", err=True)
+
+
+@main.command()
+@click.option("--write", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the schema files into this folder.")
+def schema(folder: Path | None) -> None:
+    """Print (or write) the JSON Schemas of the message contract."""
+    from normalizer.contract import schema_documents
+
+    documents = schema_documents()
+    if folder is None:
+        click.echo(json.dumps(documents["complaint-event.v1.json"], indent=2, ensure_ascii=False))
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, document in documents.items():
+        (folder / name).write_text(render_schema(document), encoding="utf-8")
+        click.echo(f"wrote {folder / name}", err=True)
+
+
+def render_schema(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def _register_optional_commands() -> None:
+    """Commands of packages built separately (language identification)."""
+    try:
+        from normalizer.langid import cli as langid_cli
+    except ImportError:
+        return
+    main.add_command(langid_cli.detect_language, "detect-language")
+    main.add_command(langid_cli.langid_eval, "langid-eval")
+
+
+_register_optional_commands()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

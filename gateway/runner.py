@@ -1,0 +1,96 @@
+"""Process entry points: the web server, the relay, and all of them in one.
+
+The Procfile names one process per role; ``intake run`` runs every role in
+one process (threads), which is what a developer or a single small machine
+wants. Ctrl-C (SIGINT) or SIGTERM stops everything cleanly: the web server
+finishes its requests, the relay its batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import uvicorn
+
+from channels import CHANNELS
+from gateway.app import create_app
+from gateway.services import Services
+from router.broker import connect, topology_for
+from router.publisher import Publisher, make_publisher
+from router.relay import Relay, RelayPolicy
+
+log = logging.getLogger("intake.runner")
+
+
+def build_relay(services: Services) -> Relay:
+    settings = services.settings
+    topology = topology_for(settings)
+
+    def publisher() -> Publisher:
+        return make_publisher(connect(settings), topology, settings.confirm_timeout)
+
+    return Relay(
+        services.store.outbox,
+        services.store.counters,
+        publisher,
+        RelayPolicy(
+            batch_size=settings.relay_batch_size,
+            poll_interval=settings.relay_poll_interval,
+            max_backoff=settings.relay_max_backoff,
+            max_message_bytes=settings.max_message_bytes,
+        ),
+    )
+
+
+def web_server(services: Services) -> uvicorn.Server:
+    config = uvicorn.Config(
+        create_app(services),
+        host=services.settings.http_host,
+        port=services.settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return uvicorn.Server(config)
+
+
+def _thread(name: str, target: Callable[[], None]) -> threading.Thread:
+    def guarded() -> None:
+        try:
+            target()
+        except Exception:
+            log.exception("%s stopped on an error", name)
+
+    thread = threading.Thread(target=guarded, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def run_relay(services: Services, stop: threading.Event) -> None:
+    build_relay(services).run(stop)
+
+
+def run_all(services: Services) -> None:
+    """Web, relay and every enabled channel worker in one process, until interrupted."""
+    stop = threading.Event()
+    threads = [_thread("relay", lambda: run_relay(services, stop))]
+    for channel in CHANNELS:
+        worker = channel.worker
+        if worker is not None and channel.enabled(services):
+            threads.append(_thread(channel.name, lambda w=worker: w(services, stop)))
+    server = web_server(services)
+    log.info(
+        "gateway listening on http://%s:%s (workers: %s)",
+        services.settings.http_host,
+        services.settings.http_port,
+        ", ".join(thread.name for thread in threads),
+    )
+    try:
+        server.run()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=15)
+        log.info("gateway stopped")

@@ -1,0 +1,193 @@
+"""The message contract: one ``ComplaintMessage`` per complaint.
+
+This is the only thing downstream systems see. The router publishes it inside
+a CloudEvents 1.0 envelope (``ComplaintEvent``); the JSON Schemas in
+``schemas/`` are generated from these models (``intake schema --write``) and a
+test fails when the committed files drift from the code.
+
+Versioning: ``schema_version`` is ``MAJOR.MINOR``. Adding an optional field
+bumps MINOR; removing or changing the meaning of a field bumps MAJOR and the
+routing-key and schema file names with it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+SCHEMA_VERSION = "1.0"
+EVENT_TYPE = "ma.cashplus.complaint.received.v1"
+DATA_SCHEMA = "urn:cashplus:schema:complaint:1"
+
+REFERENCE_PATTERN = r"^CP-[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}$"
+E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+# BCP 47 subset we emit: language (2-3 letters), optional script, optional region.
+LANGUAGE_TAG_PATTERN = r"^(und|[a-z]{2,3}(-[A-Z][a-z]{3})?(-[A-Z]{2})?)$"
+
+Reference = Annotated[str, StringConstraints(pattern=REFERENCE_PATTERN)]
+LanguageTag = Annotated[str, StringConstraints(pattern=LANGUAGE_TAG_PATTERN)]
+Sha256 = Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]
+
+# Tags with a meaning agreed with downstream teams; any other tag langdetect
+# knows (de, tr, ...) may also appear.
+KNOWN_LANGUAGES: dict[str, str] = {
+    "fr": "French",
+    "ar": "Modern Standard Arabic",
+    "ary-Arab": "Moroccan Darija, Arabic script",
+    "ary-Latn": "Moroccan Darija, Latin script (Arabizi)",
+    "zgh-Tfng": "Standard Moroccan Tamazight, Tifinagh",
+    "ber-Latn": "Tamazight, Latin script",
+    "en": "English",
+    "es": "Spanish",
+    "und": "Undetermined",
+}
+
+
+class Channel(StrEnum):
+    """How the complaint reached Cash Plus."""
+
+    EMAIL = "email"
+    PHONE = "phone"
+    SMS = "sms"
+    WHATSAPP = "whatsapp"
+    LETTER = "letter"
+    WEBFORM = "webform"
+    API = "api"
+
+
+class Origin(StrEnum):
+    """Who sent it: the customer directly, or forwarded by the regulator or the mediator."""
+
+    CUSTOMER = "customer"
+    BANK_AL_MAGHRIB = "bank_al_maghrib"
+    CMMB = "cmmb"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecondaryLanguage(_Model):
+    tag: LanguageTag
+    confidence: float = Field(ge=0, le=1)
+
+
+class Language(_Model):
+    """Language of the complaint text, for routing to an agent who reads it."""
+
+    tag: LanguageTag = Field(description="BCP 47 tag; see KNOWN_LANGUAGES in the README")
+    confidence: float = Field(ge=0, le=1)
+    method: str = Field(
+        description="What decided the tag: declared, ivr, script, lexicon, langdetect, empty, ..."
+    )
+    secondary: list[SecondaryLanguage] = Field(
+        default_factory=list, description="Other languages present in mixed text"
+    )
+
+
+class Customer(_Model):
+    name: str | None = None
+    email: str | None = None
+    phone: Annotated[str, StringConstraints(pattern=E164_PATTERN)] | None = Field(
+        default=None, description="E.164, e.g. +212520020915"
+    )
+    postal_address: str | None = None
+
+
+class Attachment(_Model):
+    name: str | None = Field(description="File name as sent, sanitised")
+    content_type: str = Field(description="Type sniffed from the bytes (python-magic)")
+    declared_type: str | None = Field(default=None, description="Type the sender claimed")
+    size: int = Field(ge=0)
+    sha256: Sha256
+    stored_at: str = Field(description="Blob store location of the bytes")
+    ocr_text: str | None = None
+
+
+class Evidence(_Model):
+    """Where the raw input is kept, and the identifiers the source channel gave it."""
+
+    stored_at: str = Field(description="Blob store location of the raw input")
+    sha256: Sha256
+    size: int = Field(ge=0)
+    content_type: str
+    message_id: str | None = None
+    imap_uidvalidity: int | None = None
+    imap_uid: int | None = None
+    call_sid: str | None = None
+    recording_sid: str | None = None
+    message_sid: str | None = None
+    upload_id: str | None = None
+    idempotency_key: str | None = None
+    api_client: str | None = None
+
+
+class ComplaintMessage(_Model):
+    """One complaint, as published to downstream systems."""
+
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    id: str = Field(description="Stable identifier (UUID); the same on every redelivery")
+    reference: Reference = Field(description="Short reference a customer can read on the phone")
+    channel: Channel
+    origin: Origin = Origin.CUSTOMER
+    received_at: AwareDatetime = Field(description="When Cash Plus received it: the legal clock")
+    ack_due_at: AwareDatetime = Field(description="Acknowledge by: end of local day +10 days")
+    answer_due_at: AwareDatetime = Field(description="Answer by: end of local day +40 days")
+    processed_at: AwareDatetime = Field(description="When the gateway turned it into this message")
+    language: Language
+    customer: Customer
+    subject: str | None = None
+    body: str
+    product: str | None = Field(default=None, description="Product or service concerned")
+    transaction_reference: str | None = None
+    attachments: list[Attachment] = Field(default_factory=list)
+    follow_up_of: Reference | None = Field(
+        default=None, description="Reference of an earlier complaint this one continues"
+    )
+    evidence: Evidence
+
+
+class ComplaintEvent(_Model):
+    """CloudEvents 1.0 structured-mode envelope around a ``ComplaintMessage``."""
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(description="Event id: the complaint id, so redeliveries can be dropped")
+    source: str
+    type: Literal["ma.cashplus.complaint.received.v1"] = EVENT_TYPE
+    subject: Reference = Field(description="The complaint reference")
+    time: AwareDatetime = Field(description="received_at of the complaint")
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: Literal["urn:cashplus:schema:complaint:1"] = DATA_SCHEMA
+    data: ComplaintMessage
+
+    @classmethod
+    def wrap(cls, message: ComplaintMessage, source: str) -> ComplaintEvent:
+        return cls(
+            id=message.id,
+            source=source,
+            subject=message.reference,
+            time=message.received_at,
+            data=message,
+        )
+
+
+def schema_documents() -> dict[str, dict[str, Any]]:
+    """The JSON Schema documents committed under ``schemas/``, by file name."""
+    message = ComplaintMessage.model_json_schema(mode="serialization")
+    message["$id"] = DATA_SCHEMA
+    message["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    event = ComplaintEvent.model_json_schema(mode="serialization")
+    event["$id"] = "urn:cashplus:schema:complaint-event:1"
+    event["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return {"complaint.v1.json": message, "complaint-event.v1.json": event}
+
+
+def utc_iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``, the form used in every message."""
+    from datetime import UTC
+
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

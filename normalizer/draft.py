@@ -1,0 +1,60 @@
+"""What a channel hands to the store: the raw input and a complaint draft.
+
+A channel adapter builds a ``RawInput`` (the bytes exactly as received and the
+identifiers its protocol gave them) and a ``ComplaintDraft`` (what it could
+read from them). The normalizer pipeline fills in the draft (clean text,
+language, contact, follow-up, deadlines); the store gives it an id and a
+reference and turns it into the ``ComplaintMessage`` of the contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from normalizer.contract import Channel, Customer, Language, Origin
+
+
+@dataclass(frozen=True)
+class RawInput:
+    """The evidence: bytes as received, before any interpretation."""
+
+    channel: Channel
+    data: bytes
+    content_type: str
+    received_at: datetime
+    # One per source event; a repeated input with the same key is the same complaint.
+    dedup_key: str
+    source_ids: dict[str, Any] = field(default_factory=dict)
+    # What the caller sent under the dedup key, to tell a retry from a reuse.
+    request_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class AttachmentDraft:
+    name: str | None
+    data: bytes
+    declared_type: str | None = None
+    content_type: str | None = None  # sniffed; filled by the pipeline when empty
+    ocr_text: str | None = None
+
+
+@dataclass
+class ComplaintDraft:
+    """A complaint being normalized; steps fill the optional fields in order."""
+
+    channel: Channel
+    received_at: datetime
+    body: str
+    origin: Origin = Origin.CUSTOMER
+    subject: str | None = None
+    customer: Customer = field(default_factory=Customer)
+    language: Language | None = None
+    declared_language: str | None = None
+    product: str | None = None
+    transaction_reference: str | None = None
+    attachments: list[AttachmentDraft] = field(default_factory=list)
+    follow_up_of: str | None = None
+    ack_due_at: datetime | None = None
+    answer_due_at: datetime | None = None

@@ -1,0 +1,30 @@
+"""The language step: tag the complaint text for routing to an agent who reads it.
+
+A language the customer chose explicitly (the IVR menu, a form field, an API
+caller's ``language``) wins, with method ``declared``/``ivr``; otherwise the
+detector in ``normalizer.langid`` decides from the text.
+"""
+
+from __future__ import annotations
+
+from normalizer.contract import Language, SecondaryLanguage
+
+
+def detect_text_language(text: str) -> Language:
+    """Language of ``text``; never raises (``und`` when there is nothing to go on)."""
+    from normalizer.langid import detect
+
+    guess = detect(text)
+    return Language(
+        tag=guess.tag,
+        confidence=round(guess.confidence, 4),
+        method=guess.method,
+        secondary=[
+            SecondaryLanguage(tag=item.tag, confidence=round(item.confidence, 4))
+            for item in guess.secondary
+        ],
+    )
+
+
+def declared_language(tag: str, method: str = "declared") -> Language:
+    return Language(tag=tag, confidence=1.0, method=method)

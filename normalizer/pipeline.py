@@ -1,0 +1,105 @@
+"""Normalization: an ordered list of small named steps over a ``ComplaintDraft``.
+
+Every channel runs the same pipeline after it has read what it can from its
+protocol. Each step is a plain function ``(draft, context) -> None`` that can
+be tested alone; the order is data (``STEPS``), so adding a step is one
+function and one line.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import magic
+
+from normalizer.deadlines import compute_deadlines
+from normalizer.draft import ComplaintDraft
+from normalizer.language import declared_language, detect_text_language
+from normalizer.reference import find_references
+
+# C0/C1 controls other than tab and newline say nothing and break consumers.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_BLANK_RUN = re.compile(r"\n{3,}")
+
+
+@dataclass(frozen=True)
+class PipelineContext:
+    zone: str = "Africa/Casablanca"
+    ack_days: int = 10
+    answer_days: int = 40
+
+
+Step = Callable[[ComplaintDraft, PipelineContext], None]
+
+
+def clean_text(text: str) -> str:
+    """NFC, Unix newlines, no control characters, no trailing blanks, no runs of blank lines."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _CONTROL.sub("", text)
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    return _BLANK_RUN.sub("\n\n", text).strip()
+
+
+def clean_fields(draft: ComplaintDraft, _context: PipelineContext) -> None:
+    draft.body = clean_text(draft.body)
+    if draft.subject is not None:
+        draft.subject = clean_text(draft.subject).replace("\n", " ") or None
+
+
+def sniff_attachments(draft: ComplaintDraft, _context: PipelineContext) -> None:
+    """The type of each attachment comes from its bytes, never from what the sender claimed."""
+    draft.attachments = [
+        item
+        if item.content_type
+        else replace(item, content_type=magic.from_buffer(item.data[:65536], mime=True))
+        for item in draft.attachments
+    ]
+
+
+def tag_language(draft: ComplaintDraft, _context: PipelineContext) -> None:
+    if draft.language is not None:
+        return
+    if draft.declared_language:
+        draft.language = declared_language(draft.declared_language)
+        return
+    text = draft.body if draft.body else (draft.subject or "")
+    draft.language = detect_text_language(text)
+
+
+def find_follow_up(draft: ComplaintDraft, _context: PipelineContext) -> None:
+    """A reference quoted in the subject (first) or body makes this a follow-up."""
+    if draft.follow_up_of is not None:
+        return
+    found = find_references(f"{draft.subject or ''}\n{draft.body}")
+    draft.follow_up_of = found[0] if found else None
+
+
+def stamp_deadlines(draft: ComplaintDraft, context: PipelineContext) -> None:
+    deadlines = compute_deadlines(
+        draft.received_at,
+        zone=context.zone,
+        ack_days=context.ack_days,
+        answer_days=context.answer_days,
+    )
+    draft.ack_due_at = deadlines.ack_due_at
+    draft.answer_due_at = deadlines.answer_due_at
+
+
+STEPS: tuple[Step, ...] = (
+    clean_fields,
+    sniff_attachments,
+    tag_language,
+    find_follow_up,
+    stamp_deadlines,
+)
+
+
+def normalize(draft: ComplaintDraft, context: PipelineContext | None = None) -> ComplaintDraft:
+    """Run every step in order; the draft is changed in place and returned."""
+    context = context or PipelineContext()
+    for step in STEPS:
+        step(draft, context)
+    return draft

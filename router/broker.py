@@ -1,0 +1,57 @@
+"""Connections to the broker named by ``INTAKE_BROKER_URL``.
+
+The embedded default is kombu's ``filesystem://`` transport with one shared
+folder for messages and one for exchange bindings, under the data
+directory, so a consumer in another process on the same machine sees what
+the relay publishes.
+"""
+
+from __future__ import annotations
+
+from kombu import Connection
+
+from config.settings import Settings
+from router.topology import Topology, build_topology
+
+CONNECT_TIMEOUT = 5.0
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+
+
+def scheme_of(url: str) -> str:
+    return url.split("://", 1)[0].split("+", 1)[0].lower()
+
+
+def is_amqp(url: str) -> bool:
+    return scheme_of(url) in AMQP_SCHEMES
+
+
+def topology_for(settings: Settings) -> Topology:
+    return build_topology(
+        settings.topology_prefix,
+        quorum=settings.quorum_queues and is_amqp(settings.resolved_broker_url),
+    )
+
+
+def connect(settings: Settings) -> Connection:
+    """A kombu connection (not yet opened) for the configured broker."""
+    url = settings.resolved_broker_url
+    options: dict[str, object] = {}
+    if scheme_of(url) == "filesystem":
+        folder = settings.broker_dir.resolve()
+        for sub in ("messages", "processed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        options = {
+            "data_folder_in": str(folder / "messages"),
+            "data_folder_out": str(folder / "messages"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+        }
+    return Connection(url, connect_timeout=CONNECT_TIMEOUT, transport_options=options)
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for logs and /readyz."""
+    from kombu.utils.url import maybe_sanitize_url
+
+    return str(maybe_sanitize_url(url))

@@ -1,0 +1,175 @@
+"""The outbox relay: moves committed messages from the store to the broker.
+
+Loop: read a batch of pending rows in order, publish it, mark as published
+only the rows the broker confirmed. When the broker is away the relay backs
+off (exponentially, with a cap) and logs the outage once when it starts and
+once when it ends, not once per message. A message larger than the broker
+accepts is held with the reason instead of being retried forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.store.outbox import Counters, Outbox, OutboxItem
+from router.publisher import Publisher
+
+log = logging.getLogger("intake.relay")
+
+PUBLISHED = "relay_published_total"
+PUBLISH_ERRORS = "relay_publish_errors_total"
+HELD = "relay_held_total"
+
+
+@dataclass(frozen=True)
+class RelayPolicy:
+    batch_size: int = 200
+    poll_interval: float = 0.5
+    first_backoff: float = 0.5
+    max_backoff: float = 30.0
+    max_message_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PassResult:
+    published: int
+    complete: bool
+
+
+class Relay:
+    def __init__(
+        self,
+        outbox: Outbox,
+        counters: Counters,
+        publisher_factory: Callable[[], Publisher],
+        policy: RelayPolicy,
+    ) -> None:
+        self.outbox = outbox
+        self.counters = counters
+        self.publisher_factory = publisher_factory
+        self.policy = policy
+        self._publisher: Publisher | None = None
+        self._failures = 0
+        self._outage_started: float | None = None
+
+    # -- one pass ---------------------------------------------------------
+    def publish_pending(self) -> PassResult:
+        """Publish everything pending now.
+
+        Raises the broker's error if a batch could not be published at all,
+        after recording it on the rows.
+        """
+        total = 0
+        while True:
+            batch = self.outbox.pending(self.policy.batch_size)
+            if not batch:
+                return PassResult(published=total, complete=True)
+            publishable = self._hold_oversized(batch)
+            confirmed = self._publish_batch(publishable) if publishable else 0
+            total += confirmed
+            if confirmed < len(publishable):
+                # The rest waits for the next pass, after a backoff: retrying
+                # at once would hammer a broker that just refused.
+                return PassResult(published=total, complete=False)
+
+    def _hold_oversized(self, batch: list[OutboxItem]) -> list[OutboxItem]:
+        keep = []
+        for item in batch:
+            if len(item.payload) > self.policy.max_message_bytes:
+                reason = (
+                    f"message of {len(item.payload)} bytes exceeds the broker limit "
+                    f"of {self.policy.max_message_bytes}"
+                )
+                log.error("holding outbox row %s (%s): %s", item.id, item.event_id, reason)
+                self.outbox.record_failure([item.id], reason, hold=True)
+                self.counters.add(HELD)
+            else:
+                keep.append(item)
+        return keep
+
+    def _publish_batch(self, batch: list[OutboxItem]) -> int:
+        try:
+            publisher = self._ensure_publisher()
+            outcome = publisher.publish(batch)
+        except Exception as exc:
+            self._drop_publisher()
+            self.outbox.record_failure([item.id for item in batch], f"{type(exc).__name__}: {exc}")
+            self.counters.add(PUBLISH_ERRORS, len(batch))
+            raise
+        self.outbox.mark_published(outcome.published)
+        if outcome.published:
+            self.counters.add(PUBLISHED, len(outcome.published))
+        if outcome.failed:
+            for outbox_id, reason in outcome.failed.items():
+                self.outbox.record_failure([outbox_id], reason)
+            self.counters.add(PUBLISH_ERRORS, len(outcome.failed))
+            log.warning("%d message(s) not confirmed by the broker", len(outcome.failed))
+        return len(outcome.published)
+
+    def _ensure_publisher(self) -> Publisher:
+        if self._publisher is None:
+            self._publisher = self.publisher_factory()
+        return self._publisher
+
+    def _drop_publisher(self) -> None:
+        if self._publisher is not None:
+            try:
+                self._publisher.close()
+            except Exception as exc:
+                log.debug("closing publisher: %s", exc)
+        self._publisher = None
+
+    # -- the loop ---------------------------------------------------------
+    def step(self) -> float:
+        """One pass; returns how long to wait before the next one."""
+        try:
+            result = self.publish_pending()
+        except Exception as exc:
+            return self._on_failure(exc)
+        if not result.complete:
+            self._failures += 1
+            return self._backoff()
+        self._on_success()
+        return self.policy.poll_interval
+
+    def _on_failure(self, exc: Exception) -> float:
+        self._failures += 1
+        if self._outage_started is None:
+            self._outage_started = time.monotonic()
+            log.warning(
+                "broker unavailable (%s: %s); messages stay in the outbox, retrying with backoff",
+                type(exc).__name__,
+                exc,
+            )
+        return self._backoff()
+
+    def _backoff(self) -> float:
+        delay = min(self.policy.max_backoff, self.policy.first_backoff * 2 ** (self._failures - 1))
+        return delay * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not security)
+
+    def _on_success(self) -> None:
+        if self._outage_started is not None:
+            log.warning(
+                "broker reachable again after %.1f s and %d failed attempt(s)",
+                time.monotonic() - self._outage_started,
+                self._failures,
+            )
+        self._outage_started = None
+        self._failures = 0
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("relay started")
+        try:
+            while not stop.is_set():
+                stop.wait(self.step())
+        finally:
+            self._drop_publisher()
+            log.info("relay stopped")
+
+    def close(self) -> None:
+        self._drop_publisher()

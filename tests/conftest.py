@@ -1,0 +1,84 @@
+"""Shared fixtures: settings in a temp folder, a private broker namespace, real peers.
+
+Tests under ``tests/unit`` are marked ``unit`` and need nothing but Python;
+tests under ``tests/integration`` are marked ``integration`` and talk to the
+machine's RabbitMQ and PostgreSQL, or to subprocesses of ``intake``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings, load_settings
+from tests.peers.services import (
+    RABBITMQ_URL,
+    create_postgres_database,
+    delete_rabbitmq_namespace,
+    drop_postgres_database,
+    require_rabbitmq,
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "unit" in parts:
+            item.add_marker(pytest.mark.unit)
+        elif "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+        if item.get_closest_marker("slow") and not os.environ.get("INTAKE_SLOW_TESTS"):
+            item.add_marker(pytest.mark.skip(reason="slow: set INTAKE_SLOW_TESTS=1"))
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests build their settings explicitly; the developer's INTAKE_* must not leak in."""
+    for key in list(os.environ):
+        if key.startswith("INTAKE_") and key != "INTAKE_SLOW_TESTS":
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "var"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    """Embedded defaults (SQLite, filesystem broker) in a temp folder."""
+    return load_settings(data_dir=data_dir, relay_poll_interval=0.05, relay_max_backoff=1.0)
+
+
+@pytest.fixture
+def topology_prefix() -> Iterator[str]:
+    prefix = f"test-{uuid.uuid4().hex[:10]}."
+    yield prefix
+    delete_rabbitmq_namespace(prefix)
+
+
+@pytest.fixture
+def amqp_settings(data_dir: Path, topology_prefix: str) -> Settings:
+    """SQLite store, the machine's RabbitMQ, a namespace of exchanges and queues for this test."""
+    require_rabbitmq()
+    return load_settings(
+        data_dir=data_dir,
+        broker_url=RABBITMQ_URL,
+        topology_prefix=topology_prefix,
+        relay_poll_interval=0.05,
+        relay_max_backoff=1.0,
+        confirm_timeout=5.0,
+    )
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    url, name = create_postgres_database()
+    yield url
+    drop_postgres_database(name)
