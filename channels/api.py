@@ -29,8 +29,8 @@ from gateway.errors import ApiError, describe_validation
 from gateway.services import Services
 from gateway.store import IdempotencyConflict
 from gateway.store.apikeys import ApiClient
-from normalizer.contract import Channel, ComplaintMessage, LanguageTag, Origin, Reference
 from normalizer.contact import InvalidContact, build_customer
+from normalizer.contract import Channel, ComplaintMessage, LanguageTag, Origin, Reference
 from normalizer.deadlines import local_receipt_date
 from normalizer.draft import ComplaintDraft, RawInput
 from normalizer.reference import InvalidReference, parse_reference
@@ -94,8 +94,9 @@ async def require_client(
     """The API client behind ``Authorization: Bearer KEY``, or 401."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise ApiError(401, "unauthorized", "missing API key (Authorization: Bearer KEY)",
-                       headers=challenge)
+        raise ApiError(
+            401, "unauthorized", "missing API key (Authorization: Bearer KEY)", headers=challenge
+        )
     services = _services(request)
     client = await run_in_threadpool(services.store.api_keys.authenticate, credentials.credentials)
     if client is None:
@@ -127,8 +128,9 @@ def build_draft(payload: ComplaintIn, now: datetime) -> ComplaintDraft:
     try:
         customer = build_customer(**contact.model_dump(), strict=True)
     except InvalidContact as exc:
-        raise ApiError(422, "invalid_field", f"customer.{exc.field}: {exc}",
-                       field=f"customer.{exc.field}") from None
+        raise ApiError(
+            422, "invalid_field", f"customer.{exc.field}: {exc}", field=f"customer.{exc.field}"
+        ) from None
     return ComplaintDraft(
         channel=payload.channel,
         origin=payload.origin,
@@ -143,8 +145,9 @@ def build_draft(payload: ComplaintIn, now: datetime) -> ComplaintDraft:
     )
 
 
-def dedup_key_for(client: ApiClient, raw: bytes, idempotency_key: str | None,
-                  received_at: datetime, zone: str) -> str:
+def dedup_key_for(
+    client: ApiClient, raw: bytes, idempotency_key: str | None, received_at: datetime, zone: str
+) -> str:
     if idempotency_key:
         return f"api:{client.id}:key:{idempotency_key}"
     digest = hashlib.sha256(raw).hexdigest()
@@ -169,10 +172,22 @@ def build_router(services: Services) -> APIRouter:
         "/complaints",
         status_code=201,
         response_model=ComplaintAccepted,
-        responses={200: {"description": "Repeat of an earlier request: the same complaint"},
-                   401: {}, 409: {}, 413: {}, 422: {}, 503: {}},
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/ComplaintIn"}}}}},
+        responses={
+            200: {"description": "Repeat of an earlier request: the same complaint"},
+            401: {},
+            409: {},
+            413: {},
+            422: {},
+            503: {},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ComplaintIn"}}
+                },
+            }
+        },
     )
     async def create_complaint(
         request: Request,
@@ -188,9 +203,11 @@ def build_router(services: Services) -> APIRouter:
         except ApiError as exc:
             await run_in_threadpool(
                 services.store.complaints.quarantine,
-                channel=Channel.API.value, data=raw,
+                channel=Channel.API.value,
+                data=raw,
                 content_type=request.headers.get("content-type", "application/octet-stream"),
-                reason_code=exc.code, reason=exc.message,
+                reason_code=exc.code,
+                reason=exc.message,
                 source_ids={"api_client": client.name, "idempotency_key": idempotency_key},
             )
             raise
@@ -199,24 +216,33 @@ def build_router(services: Services) -> APIRouter:
             data=raw,
             content_type="application/json",
             received_at=draft.received_at,
-            dedup_key=dedup_key_for(client, raw, idempotency_key, draft.received_at,
-                                    services.settings.timezone),
+            dedup_key=dedup_key_for(
+                client, raw, idempotency_key, draft.received_at, services.settings.timezone
+            ),
             source_ids={"api_client": client.name, "idempotency_key": idempotency_key},
             request_hash=hashlib.sha256(raw).hexdigest(),
         )
         try:
             result = await run_in_threadpool(hand_off, services, raw_input, draft)
         except IdempotencyConflict as exc:
-            raise ApiError(409, "idempotency_key_reused",
-                           f"Idempotency-Key already used for complaint {exc.existing.reference} "
-                           "with a different body") from None
+            raise ApiError(
+                409,
+                "idempotency_key_reused",
+                f"Idempotency-Key already used for complaint {exc.existing.reference} "
+                "with a different body",
+            ) from None
         response.status_code = 201 if result.created else 200
         response.headers["Location"] = str(
-            request.url_for("get_complaint", reference=result.message.reference))
+            request.url_for("get_complaint", reference=result.message.reference)
+        )
         return _accepted(result.message, request)
 
-    @router.get("/complaints/{reference}", name="get_complaint", response_model=ComplaintStatus,
-                responses={401: {}, 404: {}, 422: {}})
+    @router.get(
+        "/complaints/{reference}",
+        name="get_complaint",
+        response_model=ComplaintStatus,
+        responses={401: {}, 404: {}, 422: {}},
+    )
     async def get_complaint(
         reference: str, _client: Annotated[ApiClient, Depends(require_client)]
     ) -> ComplaintStatus:

@@ -44,8 +44,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     """OpenAPI with the request models that handlers parse themselves (to keep the raw body)."""
     if app.openapi_schema:
         return app.openapi_schema
-    document = get_openapi(title=app.title, version=app.version,
-                           description=app.description, routes=app.routes)
+    document = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     model = ComplaintIn.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(model.pop("$defs", {}))

@@ -29,9 +29,11 @@ T = TypeVar("T")
 
 
 class CommandError(click.ClickException):
+    """One line on stderr and a meaningful exit code."""
+
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
-        self.exit_code = code
+        self.exit_code = code  # type: ignore[misc]  # click declares it per class
 
 
 def _settings() -> Settings:
@@ -124,8 +126,9 @@ def relay(once: bool) -> None:
             relay_.close()
         click.echo(f"published {result.published} message(s)", err=True)
         if not result.complete:
-            raise CommandError("some messages were not confirmed; they stay in the outbox",
-                               EX_UNAVAILABLE)
+            raise CommandError(
+                "some messages were not confirmed; they stay in the outbox", EX_UNAVAILABLE
+            )
 
 
 def _run_until_signal(loop: Callable[[threading.Event], None]) -> None:
@@ -149,7 +152,7 @@ def consume(count: int | None, timeout: float | None, dead_letters: bool) -> Non
     try:
         received = consume_messages(
             settings,
-            lambda body: click.echo(body),
+            click.echo,
             count=count,
             timeout=timeout,
             dead_letters=dead_letters,
@@ -253,8 +256,12 @@ def migrate() -> None:
 
 
 @main.command()
-@click.option("--write", "folder", type=click.Path(file_okay=False, path_type=Path),
-              help="Write the schema files into this folder.")
+@click.option(
+    "--write",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the schema files into this folder.",
+)
 def schema(folder: Path | None) -> None:
     """Print (or write) the JSON Schemas of the message contract."""
     from normalizer.contract import schema_documents

@@ -56,21 +56,31 @@ class StoreCollector(Collector):
     def _outbox(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         stats = self.services.store.outbox.stats()
         counters = self.services.store.counters.all()
-        yield GaugeMetricFamily("intake_outbox_pending", "Messages waiting for the broker",
-                                value=stats.pending)
-        yield GaugeMetricFamily("intake_outbox_held", "Messages held (e.g. too large to publish)",
-                                value=stats.held)
+        yield GaugeMetricFamily(
+            "intake_outbox_pending", "Messages waiting for the broker", value=stats.pending
+        )
+        yield GaugeMetricFamily(
+            "intake_outbox_held", "Messages held (e.g. too large to publish)", value=stats.held
+        )
         age = 0.0
         if stats.oldest_pending_at is not None:
             age = max(0.0, (datetime.now(UTC) - stats.oldest_pending_at).total_seconds())
-        yield GaugeMetricFamily("intake_outbox_oldest_pending_age_seconds",
-                                "Age of the oldest unpublished message", value=age)
-        yield CounterMetricFamily("intake_published", "Messages confirmed by the broker",
-                                  value=counters.get(PUBLISHED, 0))
-        yield CounterMetricFamily("intake_publish_errors", "Messages the broker did not confirm",
-                                  value=counters.get(PUBLISH_ERRORS, 0))
-        yield CounterMetricFamily("intake_publish_held", "Messages held instead of published",
-                                  value=counters.get(HELD, 0))
+        yield GaugeMetricFamily(
+            "intake_outbox_oldest_pending_age_seconds",
+            "Age of the oldest unpublished message",
+            value=age,
+        )
+        yield CounterMetricFamily(
+            "intake_published", "Messages confirmed by the broker", value=counters.get(PUBLISHED, 0)
+        )
+        yield CounterMetricFamily(
+            "intake_publish_errors",
+            "Messages the broker did not confirm",
+            value=counters.get(PUBLISH_ERRORS, 0),
+        )
+        yield CounterMetricFamily(
+            "intake_publish_held", "Messages held instead of published", value=counters.get(HELD, 0)
+        )
 
 
 def build_router(services: Services) -> APIRouter:

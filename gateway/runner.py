@@ -15,6 +15,7 @@ from collections.abc import Callable
 import uvicorn
 
 from channels import CHANNELS
+from channels.base import Worker
 from gateway.app import create_app
 from gateway.services import Services
 from router.broker import connect, topology_for
@@ -72,6 +73,10 @@ def run_relay(services: Services, stop: threading.Event) -> None:
     build_relay(services).run(stop)
 
 
+def _bind(worker: Worker, services: Services, stop: threading.Event) -> Callable[[], None]:
+    return lambda: worker(services, stop)
+
+
 def run_all(services: Services) -> None:
     """Web, relay and every enabled channel worker in one process, until interrupted."""
     stop = threading.Event()
@@ -79,7 +84,7 @@ def run_all(services: Services) -> None:
     for channel in CHANNELS:
         worker = channel.worker
         if worker is not None and channel.enabled(services):
-            threads.append(_thread(channel.name, lambda w=worker: w(services, stop)))
+            threads.append(_thread(channel.name, _bind(worker, services, stop)))
     server = web_server(services)
     log.info(
         "gateway listening on http://%s:%s (workers: %s)",

@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-SCHEMA_VERSION = "1.0"
-EVENT_TYPE = "ma.cashplus.complaint.received.v1"
-DATA_SCHEMA = "urn:cashplus:schema:complaint:1"
+SCHEMA_VERSION: Literal["1.0"] = "1.0"
+EVENT_TYPE: Literal["ma.cashplus.complaint.received.v1"] = "ma.cashplus.complaint.received.v1"
+DATA_SCHEMA: Literal["urn:cashplus:schema:complaint:1"] = "urn:cashplus:schema:complaint:1"
 
 REFERENCE_PATTERN = r"^CP-[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}$"
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"

@@ -251,9 +251,9 @@ class ComplaintStore:
                 if row is None:
                     return None
                 published = session.scalar(
-                    select(OutboxRow.id).where(
-                        OutboxRow.complaint_id == row.id, OutboxRow.published_at.is_not(None)
-                    ).limit(1)
+                    select(OutboxRow.id)
+                    .where(OutboxRow.complaint_id == row.id, OutboxRow.published_at.is_not(None))
+                    .limit(1)
                 )
             return ComplaintMessage.model_validate_json(row.message), published is not None
 

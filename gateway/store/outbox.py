@@ -121,9 +121,7 @@ class Outbox:
                     unpublished, OutboxRow.held.is_(False)
                 )
             ).one()
-            held = session.scalar(
-                select(func.count()).where(unpublished, OutboxRow.held.is_(True))
-            )
+            held = session.scalar(select(func.count()).where(unpublished, OutboxRow.held.is_(True)))
             published = session.scalar(
                 select(func.count()).where(OutboxRow.published_at.is_not(None))
             )

@@ -1,0 +1,48 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from config.settings import ConfigError, Settings, load_settings
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.env"
+
+
+def test_wrong_value_fails_naming_the_variable() -> None:
+    with pytest.raises(ConfigError, match="INTAKE_HTTP_PORT"):
+        load_settings(http_port="eighty")
+
+
+def test_wrong_value_from_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INTAKE_CONFIRM_TIMEOUT", "-1")
+    with pytest.raises(ConfigError, match="INTAKE_CONFIRM_TIMEOUT"):
+        load_settings()
+
+
+def test_unknown_time_zone_is_refused() -> None:
+    with pytest.raises(ConfigError, match="INTAKE_TIMEZONE"):
+        load_settings(timezone="Mars/Olympus")
+
+
+def test_embedded_defaults_need_no_server(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.resolved_database_url.startswith("sqlite:///")
+    assert settings.uses_embedded_broker
+
+
+def test_example_env_documents_every_setting_with_its_default() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    documented = dict(re.findall(r"^#?\s*(INTAKE_[A-Z0-9_]+)=(.*)$", text, flags=re.MULTILINE))
+    expected = {f"INTAKE_{name.upper()}" for name in Settings.model_fields}
+    assert expected <= set(documented), f"missing: {sorted(expected - set(documented))}"
+    assert set(documented) <= expected, f"unknown: {sorted(set(documented) - expected)}"
+    defaults = Settings()
+    for name, field in Settings.model_fields.items():
+        value = getattr(defaults, name)
+        shown = documented[f"INTAKE_{name.upper()}"].strip()
+        rendered = str(value).lower() if isinstance(value, bool) else str(value)
+        assert shown == rendered, (
+            f"INTAKE_{name.upper()}: example says {shown!r}, default is {rendered!r} ({field})"
+        )
