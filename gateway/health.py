@@ -17,9 +17,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from gateway.services import Services
+from gateway.store.db import reading
 from gateway.store.models import ComplaintRow, QuarantineRow
 from router.relay import HELD, PUBLISH_ERRORS, PUBLISHED
 
@@ -32,7 +32,7 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         store = self.services.store
-        with Session(store.engine) as session:
+        with reading(store.engine) as session:
             by_channel = session.execute(
                 select(ComplaintRow.channel, func.count()).group_by(ComplaintRow.channel)
             ).all()

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
+from gateway.store.db import reading, writing
 from gateway.store.models import ApiKeyRow
 
 KEY_PREFIX = "cpk_"
@@ -46,7 +46,7 @@ class ApiKeys:
         """A new key for ``name``; the only time the clear key exists."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         try:
-            with Session(self.engine) as session, session.begin():
+            with writing(self.engine) as session:
                 session.add(
                     ApiKeyRow(
                         id=str(uuid.uuid4()),
@@ -61,7 +61,7 @@ class ApiKeys:
 
     def authenticate(self, key: str) -> ApiClient | None:
         digest = hash_key(key)
-        with Session(self.engine) as session:
+        with reading(self.engine) as session:
             row = session.scalars(
                 select(ApiKeyRow).where(
                     ApiKeyRow.key_hash == digest, ApiKeyRow.revoked_at.is_(None)
@@ -74,7 +74,7 @@ class ApiKeys:
         return ApiClient(id=row.id, name=row.name, prefix=row.prefix)
 
     def revoke(self, name: str) -> bool:
-        with Session(self.engine) as session, session.begin():
+        with writing(self.engine) as session:
             result = session.execute(
                 update(ApiKeyRow)
                 .where(ApiKeyRow.name == name, ApiKeyRow.revoked_at.is_(None))
@@ -83,14 +83,14 @@ class ApiKeys:
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def list(self) -> list[tuple[str, str, datetime, datetime | None]]:
-        with Session(self.engine) as session:
+        with reading(self.engine) as session:
             return [
                 (row.name, row.prefix, row.created_at, row.revoked_at)
                 for row in session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))
             ]
 
     def count_active(self) -> int:
-        with Session(self.engine) as session:
+        with reading(self.engine) as session:
             return len(
                 session.scalars(select(ApiKeyRow.id).where(ApiKeyRow.revoked_at.is_(None))).all()
             )

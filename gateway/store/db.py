@@ -9,6 +9,9 @@ read-to-write lock upgrade. PostgreSQL is used as configured.
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +61,42 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers take no lock (WAL lets them run beside the writer); writers
+        # take the write lock up front.
+        reader = connection.get_execution_options().get(_READ_OPTION)
+        connection.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
+
+
+_READ_OPTION = "intake_read"
+_readers: dict[Engine, Engine] = {}
+_writer_locks: dict[Engine, threading.Lock] = {}
+_registry_lock = threading.Lock()
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Session]:
+    """A session in a write transaction, committed on exit.
+
+    On SQLite, writers of one process queue on a lock here rather than in
+    SQLite's busy handler, whose growing sleeps would add latency spikes.
+    """
+    lock: AbstractContextManager[Any] = nullcontext()
+    if engine.dialect.name == "sqlite":
+        with _registry_lock:
+            lock = _writer_locks.setdefault(engine, threading.Lock())
+    with lock, Session(engine) as session, session.begin():
+        yield session
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Session]:
+    """A session for reads only (no write lock on SQLite)."""
+    with _registry_lock:
+        reader = _readers.get(engine)
+        if reader is None:
+            reader = _readers[engine] = engine.execution_options(**{_READ_OPTION: True})
+    with Session(reader) as session:
+        yield session
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

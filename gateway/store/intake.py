@@ -18,9 +18,9 @@ from typing import TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from gateway.store.blobs import BlobStore
+from gateway.store.db import reading, writing
 from gateway.store.models import ComplaintRow, EvidenceRow, OutboxRow, QuarantineRow
 from normalizer.assemble import assemble_message
 from normalizer.contract import Attachment, ComplaintEvent, ComplaintMessage, Evidence
@@ -125,7 +125,7 @@ class ComplaintStore:
     def _insert(self, raw: RawInput, message: ComplaintMessage) -> None:
         evidence_id = str(uuid.uuid4())
         event = ComplaintEvent.wrap(message, self.event_source)
-        with Session(self.engine) as session, session.begin():
+        with writing(self.engine) as session:
             session.add(
                 EvidenceRow(
                     id=evidence_id,
@@ -184,7 +184,7 @@ class ComplaintStore:
         def action() -> str:
             stored = self.blobs.put(data)
             item_id = str(uuid.uuid4())
-            with Session(self.engine) as session, session.begin():
+            with writing(self.engine) as session:
                 session.add(
                     QuarantineRow(
                         id=item_id,
@@ -212,7 +212,7 @@ class ComplaintStore:
         return guarded(lambda: self._find(dedup_key, request_hash))
 
     def _find(self, dedup_key: str, request_hash: str | None) -> ComplaintMessage | None:
-        with Session(self.engine) as session:
+        with reading(self.engine) as session:
             row = session.scalars(
                 select(ComplaintRow).where(ComplaintRow.dedup_key == dedup_key)
             ).first()
@@ -225,7 +225,7 @@ class ComplaintStore:
 
     def get_by_reference(self, reference: str) -> ComplaintMessage | None:
         def action() -> ComplaintMessage | None:
-            with Session(self.engine) as session:
+            with reading(self.engine) as session:
                 row = session.scalars(
                     select(ComplaintRow).where(ComplaintRow.reference == reference)
                 ).first()
@@ -234,7 +234,7 @@ class ComplaintStore:
         return guarded(action)
 
     def reference_exists(self, reference: str) -> bool:
-        with Session(self.engine) as session:
+        with reading(self.engine) as session:
             found = session.scalar(
                 select(ComplaintRow.id).where(ComplaintRow.reference == reference)
             )
@@ -244,7 +244,7 @@ class ComplaintStore:
         """The complaint and whether the broker has confirmed it at least once."""
 
         def action() -> tuple[ComplaintMessage, bool] | None:
-            with Session(self.engine) as session:
+            with reading(self.engine) as session:
                 row = session.scalars(
                     select(ComplaintRow).where(ComplaintRow.reference == reference)
                 ).first()

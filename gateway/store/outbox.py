@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func, insert, select, update
-from sqlalchemy.orm import Session
 
+from gateway.store.db import reading, writing
 from gateway.store.models import CounterRow, OutboxRow
 
 _ERROR_LIMIT = 2000
@@ -46,7 +46,7 @@ class Outbox:
             .order_by(OutboxRow.id)
             .limit(limit)
         )
-        with Session(self.engine) as session:
+        with reading(self.engine) as session:
             return [
                 OutboxItem(row.id, row.event_id, row.routing_key, row.payload, row.content_type)
                 for row in session.scalars(query)
@@ -56,7 +56,7 @@ class Outbox:
         if not ids:
             return
         moment = when or datetime.now(UTC)
-        with Session(self.engine) as session, session.begin():
+        with writing(self.engine) as session:
             session.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id.in_(ids), OutboxRow.published_at.is_(None))
@@ -66,7 +66,7 @@ class Outbox:
     def record_failure(self, ids: list[int], error: str, *, hold: bool = False) -> None:
         if not ids:
             return
-        with Session(self.engine) as session, session.begin():
+        with writing(self.engine) as session:
             session.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id.in_(ids))
@@ -83,7 +83,7 @@ class Outbox:
         New rows are added (same event id and payload), so the history of what
         was sent when stays intact and consumers can drop the repeats by id.
         """
-        with Session(self.engine) as session, session.begin():
+        with writing(self.engine) as session:
             originals = session.scalars(
                 select(OutboxRow)
                 .where(OutboxRow.published_at.is_not(None), OutboxRow.created_at >= since)
@@ -105,7 +105,7 @@ class Outbox:
 
     def release_held(self) -> int:
         """Let held rows be tried again (after the cause was fixed)."""
-        with Session(self.engine) as session, session.begin():
+        with writing(self.engine) as session:
             result = session.execute(
                 update(OutboxRow)
                 .where(OutboxRow.held.is_(True), OutboxRow.published_at.is_(None))
@@ -115,7 +115,7 @@ class Outbox:
 
     def stats(self) -> OutboxStats:
         unpublished = OutboxRow.published_at.is_(None)
-        with Session(self.engine) as session:
+        with reading(self.engine) as session:
             pending, oldest = session.execute(
                 select(func.count(), func.min(OutboxRow.created_at)).where(
                     unpublished, OutboxRow.held.is_(False)
@@ -137,7 +137,7 @@ class Counters:
         self.engine = engine
 
     def add(self, name: str, amount: int = 1) -> None:
-        with Session(self.engine) as session, session.begin():
+        with writing(self.engine) as session:
             changed = session.execute(
                 update(CounterRow)
                 .where(CounterRow.name == name)
@@ -147,5 +147,5 @@ class Counters:
                 session.execute(insert(CounterRow).values(name=name, value=amount))
 
     def all(self) -> dict[str, int]:
-        with Session(self.engine) as session:
+        with reading(self.engine) as session:
             return {row.name: int(row.value) for row in session.scalars(select(CounterRow))}
