@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import click
 from fastapi import APIRouter
 
 from gateway.services import Services
@@ -32,3 +33,5 @@ class ChannelAdapter:
     worker: Worker | None = None
     # Whether this process should run the worker, given the settings.
     enabled: Callable[[Services], bool] = lambda _services: True
+    # Shell commands of the channel, added to ``intake`` (e.g. ``intake imap``).
+    commands: tuple[click.Command, ...] = ()

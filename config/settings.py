@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "INTAKE_"
@@ -58,10 +58,55 @@ class Settings(BaseSettings):
     # Source of the CloudEvents envelope: which gateway produced the event.
     event_source: str = "urn:cashplus:complaints-intake"
 
+    # -- e-mail (issue: e-mail channel) ------------------------------------
+    # Senders whose mail is a complaint forwarded by the regulator or the
+    # mediator: comma-separated domains, or exact addresses.
+    origin_bank_al_maghrib: str = "bkam.ma"
+    origin_cmmb: str = "cmmb.ma"
+    email_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    email_max_parts: int = Field(default=200, ge=1)
+    email_max_depth: int = Field(default=20, ge=1)
+    email_max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # IMAP poller: runs when imap_host is set.
+    imap_host: str = ""
+    imap_port: int = Field(default=993, ge=1, le=65535)
+    imap_user: str = ""
+    imap_password: SecretStr = SecretStr("")
+    imap_tls: Literal["on", "off", "starttls"] = "on"
+    # password, or xoauth2 with a token printed by imap_oauth_token_command.
+    imap_auth: Literal["password", "xoauth2"] = "password"
+    imap_oauth_token_command: str = ""
+    imap_folder: str = "INBOX"
+    imap_processed_folder: str = "Processed"
+    imap_quarantine_folder: str = "Quarantine"
+    imap_batch_size: int = Field(default=50, ge=1, le=1000)
+    imap_timeout: float = Field(default=30.0, gt=0)
+    # IDLE is renewed before servers drop it (RFC 2177: at most 29 minutes).
+    imap_idle_seconds: float = Field(default=600.0, gt=0, le=29 * 60)
+    imap_poll_interval: float = Field(default=30.0, gt=0)
+
+    # SMTP receiver: runs when smtp_port is set.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_hostname: str = "intake.cashplus.ma"
+    # Accepted recipients: comma-separated addresses, or domains (all addresses).
+    smtp_recipients: str = "contact@cashplus.ma"
+    # Networks allowed to deliver (comma-separated CIDR); empty: anyone (a public MX).
+    smtp_allowed_networks: str = ""
+    smtp_max_connections: int = Field(default=50, ge=1)
+    smtp_tls_cert: str = ""
+    smtp_tls_key: str = ""
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("smtp_port", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("timezone")
     @classmethod
@@ -94,8 +139,20 @@ class Settings(BaseSettings):
         return self.data_dir / "broker"
 
     @property
+    def origin_rules(self) -> dict[str, list[str]]:
+        """Sender domains/addresses per origin, for e-mail origin classification."""
+        return {
+            "bank_al_maghrib": _split(self.origin_bank_al_maghrib),
+            "cmmb": _split(self.origin_cmmb),
+        }
+
+    @property
     def uses_embedded_broker(self) -> bool:
         return self.resolved_broker_url.startswith("filesystem:")
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip().lower() for item in value.split(",") if item.strip()]
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -281,7 +281,12 @@ def render_schema(document: dict[str, Any]) -> str:
 
 
 def _register_optional_commands() -> None:
-    """Commands of packages built separately (language identification)."""
+    """Commands of the channels (from their table) and of language identification."""
+    from channels import CHANNELS
+
+    for channel in CHANNELS:
+        for command in channel.commands:
+            main.add_command(command)
     try:
         from normalizer.langid import cli as langid_cli
     except ImportError:

@@ -9,6 +9,7 @@ finishes its requests, the relay its batch.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from collections.abc import Callable
 
@@ -92,6 +93,7 @@ def run_all(services: Services) -> None:
         services.settings.http_port,
         ", ".join(thread.name for thread in threads),
     )
+    _stop_on_signals(stop)
     try:
         server.run()
     finally:
@@ -99,3 +101,17 @@ def run_all(services: Services) -> None:
         for thread in threads:
             thread.join(timeout=15)
         log.info("gateway stopped")
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """Make SIGINT and SIGTERM mean "stop", also after uvicorn is done with them.
+
+    uvicorn shuts down gracefully on either signal, then raises it again for
+    the handler it found installed. With Python's defaults that is a
+    KeyboardInterrupt (exit 1, "Aborted!") or, for SIGTERM, death before the
+    relay finished its batch and the threads were joined.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())

@@ -175,6 +175,46 @@ class ComplaintEvent(_Model):
         )
 
 
+class IntakeEvent(_Model):
+    """Something that reached a channel and is worth knowing but is not a complaint.
+
+    Kinds so far: ``email.autoreply`` (an out-of-office, a bounce, bulk mail;
+    never acknowledged), later ``call.missed``. Published with routing key
+    ``event.<kind>``.
+    """
+
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    id: str
+    kind: str = Field(pattern=r"^[a-z]+(\.[a-z_]+)+$")
+    channel: Channel
+    received_at: AwareDatetime
+    details: dict[str, Any] = Field(default_factory=dict)
+    evidence: Evidence
+
+
+class IntakeEventEnvelope(_Model):
+    """CloudEvents 1.0 envelope around an ``IntakeEvent``; ``type`` names the kind."""
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str
+    source: str
+    type: str = Field(description="ma.cashplus.intake.<kind>.v1")
+    time: AwareDatetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: Literal["urn:cashplus:schema:intake-event:1"] = "urn:cashplus:schema:intake-event:1"
+    data: IntakeEvent
+
+    @classmethod
+    def wrap(cls, event: IntakeEvent, source: str) -> IntakeEventEnvelope:
+        return cls(
+            id=event.id,
+            source=source,
+            type=f"ma.cashplus.intake.{event.kind}.v1",
+            time=event.received_at,
+            data=event,
+        )
+
+
 def schema_documents() -> dict[str, dict[str, Any]]:
     """The JSON Schema documents committed under ``schemas/``, by file name."""
     message = ComplaintMessage.model_json_schema(mode="serialization")
@@ -183,7 +223,14 @@ def schema_documents() -> dict[str, dict[str, Any]]:
     event = ComplaintEvent.model_json_schema(mode="serialization")
     event["$id"] = "urn:cashplus:schema:complaint-event:1"
     event["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    return {"complaint.v1.json": message, "complaint-event.v1.json": event}
+    intake_event = IntakeEventEnvelope.model_json_schema(mode="serialization")
+    intake_event["$id"] = "urn:cashplus:schema:intake-event:1"
+    intake_event["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return {
+        "complaint.v1.json": message,
+        "complaint-event.v1.json": event,
+        "intake-event.v1.json": intake_event,
+    }
 
 
 def utc_iso(moment: datetime) -> str:

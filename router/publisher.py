@@ -176,15 +176,28 @@ class ConfirmingPublisher:
                 return
 
     def _reset(self) -> None:
+        """Drop the channel and the connection without a word to the broker.
+
+        Called after an error or a confirm timeout, when the link may be
+        silent: a polite AMQP close waits for the broker's CloseOk with no
+        timeout, so on a silent link it would never return.
+        """
         self._pending.clear()
+        self._channel = None
+        try:
+            self.connection.collect()
+        except Exception as exc:  # a broken connection may fail to let go too
+            log.debug("dropping broken connection: %s", exc)
+
+    def close(self) -> None:
+        if self._channel is None:  # never opened, or already dropped after a failure
+            self._reset()
+            return
         self._channel = None
         try:
             self.connection.close()
         except Exception as exc:  # closing a broken connection may fail too
-            log.debug("closing broken connection: %s", exc)
-
-    def close(self) -> None:
-        self._reset()
+            log.debug("closing connection: %s", exc)
 
 
 def make_publisher(connection: Connection, topology: Topology, confirm_timeout: float) -> Publisher:

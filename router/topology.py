@@ -5,6 +5,8 @@
   ``complaint.email.ary-Latn``; consumers can bind to a channel or a language.
 - queue ``complaints.inbound`` (durable; a quorum queue on RabbitMQ) bound to
   ``complaint.#``: every complaint, the queue most consumers read.
+- queue ``complaints.events`` bound to ``event.#``: what is not a complaint
+  but matters (``event.email.autoreply``, ``event.call.missed``).
 - exchange ``complaints.dlx`` (fanout) and queue ``complaints.dead``: what a
   consumer rejects from ``complaints.inbound`` ends there, for inspection and
   replay.
@@ -23,6 +25,7 @@ from kombu import Exchange, Queue
 from normalizer.contract import ComplaintMessage
 
 COMPLAINT_BINDING = "complaint.#"
+EVENT_BINDING = "event.#"
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,11 @@ class Topology:
     dead_letter_exchange: Exchange
     inbound: Queue
     dead_letters: Queue
+    events: Queue
 
     @property
     def queues(self) -> tuple[Queue, ...]:
-        return (self.inbound, self.dead_letters)
+        return (self.inbound, self.dead_letters, self.events)
 
 
 def build_topology(prefix: str = "", *, quorum: bool = True) -> Topology:
@@ -60,8 +64,25 @@ def build_topology(prefix: str = "", *, quorum: bool = True) -> Topology:
         durable=True,
         queue_arguments=dead_arguments or None,
     )
-    return Topology(exchange=exchange, dead_letter_exchange=dlx, inbound=inbound, dead_letters=dead)
+    events = Queue(
+        f"{prefix}complaints.events",
+        exchange=exchange,
+        routing_key=EVENT_BINDING,
+        durable=True,
+        queue_arguments=dict(queue_arguments),
+    )
+    return Topology(
+        exchange=exchange,
+        dead_letter_exchange=dlx,
+        inbound=inbound,
+        dead_letters=dead,
+        events=events,
+    )
 
 
 def routing_key_for(message: ComplaintMessage) -> str:
     return f"complaint.{message.channel.value}.{message.language.tag}"
+
+
+def event_routing_key(kind: str) -> str:
+    return f"event.{kind}"

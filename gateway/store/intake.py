@@ -11,22 +11,30 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from gateway.store.blobs import BlobStore
 from gateway.store.db import reading, writing
-from gateway.store.models import ComplaintRow, EvidenceRow, OutboxRow, QuarantineRow
+from gateway.store.models import ComplaintRow, EventRow, EvidenceRow, OutboxRow, QuarantineRow
 from normalizer.assemble import assemble_message
-from normalizer.contract import Attachment, ComplaintEvent, ComplaintMessage, Evidence
+from normalizer.contract import (
+    Attachment,
+    ComplaintEvent,
+    ComplaintMessage,
+    Evidence,
+    IntakeEvent,
+    IntakeEventEnvelope,
+)
 from normalizer.draft import AttachmentDraft, ComplaintDraft, RawInput
 from normalizer.reference import new_reference
-from router.topology import routing_key_for
+from router.topology import event_routing_key, routing_key_for
 
 log = logging.getLogger("intake.store")
 
@@ -83,13 +91,7 @@ class ComplaintStore:
         # Bytes reach the disk before any row points at them.
         stored = self.blobs.put(raw.data)
         attachments = [self._store_attachment(item) for item in draft.attachments]
-        evidence = Evidence(
-            stored_at=stored.location,
-            sha256=stored.sha256,
-            size=stored.size,
-            content_type=raw.content_type,
-            **{k: v for k, v in raw.source_ids.items() if k in Evidence.model_fields},
-        )
+        evidence = _evidence_for(raw, stored.location, stored.sha256, stored.size)
         for _attempt in range(_REFERENCE_ATTEMPTS):
             message = assemble_message(
                 draft,
@@ -123,22 +125,9 @@ class ComplaintStore:
         )
 
     def _insert(self, raw: RawInput, message: ComplaintMessage) -> None:
-        evidence_id = str(uuid.uuid4())
         event = ComplaintEvent.wrap(message, self.event_source)
         with writing(self.engine) as session:
-            session.add(
-                EvidenceRow(
-                    id=evidence_id,
-                    channel=raw.channel.value,
-                    sha256=message.evidence.sha256,
-                    size=message.evidence.size,
-                    content_type=raw.content_type,
-                    stored_at=message.evidence.stored_at,
-                    source_ids=dict(raw.source_ids),
-                    received_at=message.received_at,
-                )
-            )
-            session.flush()  # rows carry no ORM relationships: order the inserts by hand
+            evidence_id = _add_evidence(session, raw, message.evidence)
             session.add(
                 ComplaintRow(
                     id=message.id,
@@ -168,6 +157,85 @@ class ComplaintStore:
                     held=False,
                 )
             )
+
+    def record_event(
+        self, raw: RawInput, kind: str, details: dict[str, Any]
+    ) -> tuple[IntakeEvent, bool]:
+        """Store an input that is not a complaint and queue it as ``event.<kind>``.
+
+        Returns the event and whether it is new (a repeat returns the first one).
+        """
+        return guarded(lambda: self._record_event(raw, kind, details))
+
+    def _record_event(
+        self, raw: RawInput, kind: str, details: dict[str, Any]
+    ) -> tuple[IntakeEvent, bool]:
+        existing = self._find_event(raw.dedup_key)
+        if existing is not None:
+            return existing, False
+        stored = self.blobs.put(raw.data)
+        event = IntakeEvent(
+            id=str(uuid.uuid4()),
+            kind=kind,
+            channel=raw.channel,
+            received_at=raw.received_at,
+            details=details,
+            evidence=_evidence_for(raw, stored.location, stored.sha256, stored.size),
+        )
+        envelope = IntakeEventEnvelope.wrap(event, self.event_source)
+        try:
+            with writing(self.engine) as session:
+                evidence_id = _add_evidence(session, raw, event.evidence)
+                session.add(
+                    EventRow(
+                        id=event.id,
+                        kind=kind,
+                        dedup_key=raw.dedup_key,
+                        evidence_id=evidence_id,
+                        payload=event.model_dump_json(),
+                    )
+                )
+                session.flush()
+                session.add(
+                    OutboxRow(
+                        event_id=event.id,
+                        routing_key=event_routing_key(kind),
+                        payload=envelope.model_dump_json().encode(),
+                        content_type=EVENT_CONTENT_TYPE,
+                        attempts=0,
+                        held=False,
+                    )
+                )
+        except IntegrityError:
+            twin = self._find_event(raw.dedup_key)
+            if twin is None:
+                raise
+            return twin, False
+        return event, True
+
+    def _find_event(self, dedup_key: str) -> IntakeEvent | None:
+        with reading(self.engine) as session:
+            payload = session.scalar(
+                select(EventRow.payload).where(EventRow.dedup_key == dedup_key)
+            )
+        return None if payload is None else IntakeEvent.model_validate_json(payload)
+
+    def reference_for_message_ids(self, message_ids: Sequence[str]) -> str | None:
+        """The complaint whose e-mail had one of these Message-IDs (newest first)."""
+        if not message_ids:
+            return None
+
+        def action() -> str | None:
+            with reading(self.engine) as session:
+                return session.scalar(
+                    select(ComplaintRow.reference)
+                    .join(EvidenceRow, ComplaintRow.evidence_id == EvidenceRow.id)
+                    .where(EvidenceRow.message_id.in_(list(message_ids)))
+                    .order_by(ComplaintRow.received_at.desc())
+                    .limit(1)
+                )
+
+        return guarded(action)
 
     def quarantine(
         self,
@@ -258,3 +326,32 @@ class ComplaintStore:
             return ComplaintMessage.model_validate_json(row.message), published is not None
 
         return guarded(action)
+
+
+def _evidence_for(raw: RawInput, location: str, sha256: str, size: int) -> Evidence:
+    return Evidence(
+        stored_at=location,
+        sha256=sha256,
+        size=size,
+        content_type=raw.content_type,
+        **{k: v for k, v in raw.source_ids.items() if k in Evidence.model_fields},
+    )
+
+
+def _add_evidence(session: Session, raw: RawInput, evidence: Evidence) -> str:
+    evidence_id = str(uuid.uuid4())
+    session.add(
+        EvidenceRow(
+            id=evidence_id,
+            channel=raw.channel.value,
+            sha256=evidence.sha256,
+            size=evidence.size,
+            content_type=raw.content_type,
+            stored_at=evidence.stored_at,
+            source_ids=dict(raw.source_ids),
+            message_id=evidence.message_id,
+            received_at=raw.received_at,
+        )
+    )
+    session.flush()  # rows carry no ORM relationships: order the inserts by hand
+    return evidence_id

@@ -78,6 +78,8 @@ class EvidenceRow(Base):
     content_type: Mapped[str] = mapped_column(String(255))
     stored_at: Mapped[str] = mapped_column(String(255))
     source_ids: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The e-mail Message-ID, so a reply (In-Reply-To) finds the complaint.
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
     received_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
@@ -163,6 +165,19 @@ class ApiKeyRow(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=_now)
     revoked_at: Mapped[datetime | None]
+
+
+class EventRow(Base):
+    """An intake event that is not a complaint (auto-reply, missed call), kept with its evidence."""
+
+    __tablename__ = "events"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    dedup_key: Mapped[str] = mapped_column(String(512), unique=True)
+    evidence_id: Mapped[str] = mapped_column(ForeignKey("evidence.id"))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
 class CounterRow(Base):
