@@ -145,7 +145,10 @@ def api_intake(posts: int, concurrency: int) -> tuple[float, float, float]:
         }
         intake = str(Path(sys.executable).with_name("intake"))
         key = subprocess.run(
-            [intake, "api-key", "create", "bench"], env=env, check=True, capture_output=True,
+            [intake, "api-key", "create", "bench"],
+            env=env,
+            check=True,
+            capture_output=True,
             text=True,
         ).stdout.strip()
         server = subprocess.Popen([intake, "web"], env=env)
@@ -177,8 +180,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         settings = load_settings(
-            data_dir=Path(folder), broker_url=RABBITMQ,
-            topology_prefix=f"bench-{uuid.uuid4().hex[:8]}.", relay_batch_size=500,
+            data_dir=Path(folder),
+            broker_url=RABBITMQ,
+            topology_prefix=f"bench-{uuid.uuid4().hex[:8]}.",
+            relay_batch_size=500,
         )
         try:
             print(f"filling the outbox with {args.messages} complaints…", file=sys.stderr)
@@ -189,16 +194,22 @@ def main() -> None:
             purge(settings)
     relay_rate = args.messages / relay_seconds
     bare_rate = args.messages / bare_seconds
-    print(f"measuring API intake: {args.posts} POSTs at concurrency {args.concurrency}…",
-          file=sys.stderr)
-    rate, p50, p99 = api_intake(args.posts, args.concurrency)
     print(
-        f"| relay (batched confirms, {settings.relay_batch_size}/batch) | {relay_rate:,.0f} msg/s |\n"
-        f"| bare kombu loop, confirm_publish=True | {bare_rate:,.0f} msg/s |\n"
-        f"| ratio relay / bare | {relay_rate / bare_rate:.1f}x |\n"
-        f"| API intake, {args.posts} POSTs, concurrency {args.concurrency} | {rate:,.0f} complaints/s, "
-        f"p50 {p50:.1f} ms, p99 {p99:.1f} ms |"
+        f"measuring API intake: {args.posts} POSTs at concurrency {args.concurrency}…",
+        file=sys.stderr,
     )
+    rate, p50, p99 = api_intake(args.posts, args.concurrency)
+    batch = settings.relay_batch_size
+    rows = [
+        (f"relay (batched confirms, {batch}/batch)", f"{relay_rate:,.0f} msg/s"),
+        ("bare kombu loop, confirm_publish=True", f"{bare_rate:,.0f} msg/s"),
+        ("ratio relay / bare", f"{relay_rate / bare_rate:.1f}x"),
+        (
+            f"API intake, {args.posts} POSTs, concurrency {args.concurrency}",
+            f"{rate:,.0f} complaints/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms",
+        ),
+    ]
+    print("\n".join(f"| {name} | {value} |" for name, value in rows))
 
 
 if __name__ == "__main__":
