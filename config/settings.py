@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "INTAKE_"
@@ -26,7 +26,9 @@ class ConfigError(Exception):
 class Settings(BaseSettings):
     """All configuration of the gateway. Field ``x`` is read from ``INTAKE_X``."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, populate_by_name=True
+    )
 
     # Where the embedded defaults keep their files: the SQLite database, the
     # evidence blobs and the local-disk broker.
@@ -98,6 +100,48 @@ class Settings(BaseSettings):
     smtp_tls_cert: str = ""
     smtp_tls_key: str = ""
 
+    # -- public URLs --------------------------------------------------------
+    # How the outside world reaches this gateway (behind a proxy: the proxy's
+    # URL). Twilio signatures and links in messages are computed from it.
+    public_base_url: str = "http://127.0.0.1:8080"
+
+    # -- phone line (issue: phone channel) ----------------------------------
+    twilio_account_sid: str = Field(
+        default="", validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "INTAKE_TWILIO_ACCOUNT_SID")
+    )
+    twilio_auth_token: SecretStr = Field(
+        default=SecretStr(""),
+        validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "INTAKE_TWILIO_AUTH_TOKEN"),
+    )
+    # Twilio's REST API; tests point it at a local stand-in.
+    twilio_api_base_url: str = "https://api.twilio.com"
+    twilio_phone_number: str = "+212520020915"
+    twilio_whatsapp_number: str = ""
+    # Seconds a voice complaint waits for its transcript before it is published without.
+    call_transcript_wait: float = Field(default=600.0, ge=0)
+    recording_fetch_attempts: int = Field(default=8, ge=1)
+
+    # -- postal letters (issue: letters and OCR) ----------------------------
+    ocr_workers: int = Field(default=2, ge=1)
+    ocr_timeout: float = Field(default=120.0, gt=0)
+    ocr_memory_mb: int = Field(default=1024, ge=128)
+    letter_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    letter_max_pages: int = Field(default=50, ge=1)
+    letter_max_pixels: int = Field(default=40_000_000, ge=1_000_000)
+    # Pages whose mean word confidence is under this are flagged for review.
+    ocr_review_confidence: float = Field(default=60.0, ge=0, le=100)
+    # Staff sessions (mailroom and operator pages); empty: a random secret
+    # per start, which logs staff out at each restart.
+    session_secret: SecretStr = SecretStr("")
+    session_max_age: int = Field(default=8 * 3600, ge=60)
+
+    # -- web form and acknowledgements (issue: customer-facing) -------------
+    webform_max_per_hour: int = Field(default=10, ge=1)
+    # smtp://user:password@host:port (smtps:// for TLS); empty: no e-mail acknowledgements.
+    smtp_relay_url: SecretStr = SecretStr("")
+    ack_from: str = "contact@cashplus.ma"
+    ack_max_per_recipient_per_day: int = Field(default=3, ge=1)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
@@ -162,7 +206,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            key = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
+            name = "_".join(str(part) for part in error["loc"])
+            key = name if name.isupper() else ENV_PREFIX + name.upper()
             problems.append(f"{key}: {error['msg']}")
         raise ConfigError("; ".join(problems)) from None
 

@@ -60,6 +60,11 @@ class StoreCollector(Collector):
             "intake_outbox_pending", "Messages waiting for the broker", value=stats.pending
         )
         yield GaugeMetricFamily(
+            "intake_outbox_waiting",
+            "Messages not yet due (e.g. waiting for a call transcript)",
+            value=stats.waiting,
+        )
+        yield GaugeMetricFamily(
             "intake_outbox_held", "Messages held (e.g. too large to publish)", value=stats.held
         )
         age = 0.0

@@ -113,7 +113,11 @@ def alembic_config(engine: Engine) -> Any:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (safe to run from several processes)."""
+    """Bring the schema to the newest revision (safe to run from several processes).
+
+    "heads": features developed side by side add migrations on branches of
+    their own; a merge revision joins them when convenient.
+    """
     from alembic import command
 
     config = alembic_config(engine)
@@ -123,10 +127,10 @@ def migrate(engine: Engine) -> None:
             connection.execute(text("SELECT pg_advisory_lock(7201020915)"))
             try:
                 config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+                command.upgrade(config, "heads")
                 connection.commit()
             finally:
                 connection.execute(text("SELECT pg_advisory_unlock(7201020915)"))
                 connection.commit()
         return
-    command.upgrade(config, "head")
+    command.upgrade(config, "heads")

@@ -129,6 +129,9 @@ class OutboxRow(Base):
     content_type: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=_now, index=True)
     published_at: Mapped[datetime | None]
+    # Not published before this time: a voice complaint waits for its
+    # transcript (or for the wait to run out). Null: at once.
+    available_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     # Held rows are not retried (e.g. larger than the broker accepts) until an

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, or_, select, update
 
 from gateway.store.db import reading, writing
 from gateway.store.models import CounterRow, OutboxRow
@@ -33,6 +33,8 @@ class OutboxStats:
     held: int
     oldest_pending_at: datetime | None
     published: int
+    # Not yet due (e.g. a voice complaint waiting for its transcript).
+    waiting: int = 0
 
 
 class Outbox:
@@ -40,9 +42,14 @@ class Outbox:
         self.engine = engine
 
     def pending(self, limit: int) -> list[OutboxItem]:
+        now = datetime.now(UTC)
         query = (
             select(OutboxRow)
-            .where(OutboxRow.published_at.is_(None), OutboxRow.held.is_(False))
+            .where(
+                OutboxRow.published_at.is_(None),
+                OutboxRow.held.is_(False),
+                or_(OutboxRow.available_at.is_(None), OutboxRow.available_at <= now),
+            )
             .order_by(OutboxRow.id)
             .limit(limit)
         )
@@ -114,20 +121,31 @@ class Outbox:
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     def stats(self) -> OutboxStats:
+        now = datetime.now(UTC)
         unpublished = OutboxRow.published_at.is_(None)
+        available = or_(OutboxRow.available_at.is_(None), OutboxRow.available_at <= now)
         with reading(self.engine) as session:
             pending, oldest = session.execute(
                 select(func.count(), func.min(OutboxRow.created_at)).where(
-                    unpublished, OutboxRow.held.is_(False)
+                    unpublished, OutboxRow.held.is_(False), available
                 )
             ).one()
+            waiting = session.scalar(
+                select(func.count()).where(unpublished, OutboxRow.held.is_(False), ~available)
+            )
             held = session.scalar(select(func.count()).where(unpublished, OutboxRow.held.is_(True)))
             published = session.scalar(
                 select(func.count()).where(OutboxRow.published_at.is_not(None))
             )
         if oldest is not None and oldest.tzinfo is None:
             oldest = oldest.replace(tzinfo=UTC)
-        return OutboxStats(int(pending), int(held or 0), oldest, int(published or 0))
+        return OutboxStats(
+            pending=int(pending),
+            held=int(held or 0),
+            oldest_pending_at=oldest,
+            published=int(published or 0),
+            waiting=int(waiting or 0),
+        )
 
 
 class Counters:

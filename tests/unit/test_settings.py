@@ -34,14 +34,16 @@ def test_embedded_defaults_need_no_server(tmp_path: Path) -> None:
 
 def test_example_env_documents_every_setting_with_its_default() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    documented = dict(re.findall(r"^#?\s*(INTAKE_[A-Z0-9_]+)=(.*)$", text, flags=re.MULTILINE))
-    expected = {f"INTAKE_{name.upper()}" for name in Settings.model_fields}
+    documented = dict(
+        re.findall(r"^#?\s*((?:INTAKE|TWILIO)_[A-Z0-9_]+)=(.*)$", text, flags=re.MULTILINE)
+    )
+    expected = {_variable(name) for name in Settings.model_fields}
     assert expected <= set(documented), f"missing: {sorted(expected - set(documented))}"
     assert set(documented) <= expected, f"unknown: {sorted(set(documented) - expected)}"
     defaults = Settings()
     for name, field in Settings.model_fields.items():
         value = getattr(defaults, name)
-        shown = documented[f"INTAKE_{name.upper()}"].strip()
+        shown = documented[_variable(name)].strip()
         rendered = str(value).lower() if isinstance(value, bool) else str(value)
         if value is None:
             rendered = ""
@@ -50,3 +52,10 @@ def test_example_env_documents_every_setting_with_its_default() -> None:
         assert shown == rendered, (
             f"INTAKE_{name.upper()}: example says {shown!r}, default is {rendered!r} ({field})"
         )
+
+
+def _variable(name: str) -> str:
+    """The environment variable of a setting (its first alias, else INTAKE_NAME)."""
+    alias = Settings.model_fields[name].validation_alias
+    choices = getattr(alias, "choices", None)
+    return str(choices[0]) if choices else f"INTAKE_{name.upper()}"
