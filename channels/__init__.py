@@ -6,7 +6,8 @@ workers; a new channel is one module and one line here.
 
 from __future__ import annotations
 
-from channels import api
+from channels import api, letters
 from channels.base import ChannelAdapter
+from gateway.staff import adapter as staff
 
-CHANNELS: tuple[ChannelAdapter, ...] = (api.ADAPTER,)
+CHANNELS: tuple[ChannelAdapter, ...] = (api.ADAPTER, letters.ADAPTER, staff.ADAPTER)

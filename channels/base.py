@@ -13,12 +13,13 @@ worker (started by ``intake run`` and by its own Procfile process), or both.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import click
 from fastapi import APIRouter
 
+from config.settings import Settings
 from gateway.services import Services
 
 Worker = Callable[[Services, threading.Event], None]
@@ -35,3 +36,6 @@ class ChannelAdapter:
     enabled: Callable[[Services], bool] = lambda _services: True
     # Shell commands of the channel, added to ``intake`` (e.g. ``intake imap``).
     commands: tuple[click.Command, ...] = ()
+    # Request body limits of the channel's upload routes, by path prefix,
+    # where the gateway-wide INTAKE_MAX_REQUEST_BYTES is too small (scans).
+    body_limits: Callable[[Settings], Mapping[str, int]] | None = None

@@ -119,7 +119,16 @@ class Settings(BaseSettings):
     twilio_whatsapp_number: str = ""
     # Seconds a voice complaint waits for its transcript before it is published without.
     call_transcript_wait: float = Field(default=600.0, ge=0)
+    # Downloads of a recording or an MMS/WhatsApp photo, the first retry after
+    # media_fetch_backoff seconds, doubling (at most 5 minutes apart).
     recording_fetch_attempts: int = Field(default=8, ge=1)
+    media_fetch_backoff: float = Field(default=2.0, gt=0)
+    # Seconds an SMS/WhatsApp complaint with photos waits for them before it is published without.
+    message_media_wait: float = Field(default=300.0, ge=0)
+    # A call that ended while recording is a missed call if no recording shows up by then.
+    call_end_grace: float = Field(default=60.0, ge=0)
+    # How often the phone worker looks for downloads and ended calls.
+    twilio_worker_interval: float = Field(default=1.0, gt=0)
 
     # -- postal letters (issue: letters and OCR) ----------------------------
     ocr_workers: int = Field(default=2, ge=1)
@@ -134,10 +143,16 @@ class Settings(BaseSettings):
     # per start, which logs staff out at each restart.
     session_secret: SecretStr = SecretStr("")
     session_max_age: int = Field(default=8 * 3600, ge=60)
+    # Scanner hot folder watched by ``intake run`` (``intake letters watch DIR`` otherwise);
+    # empty: none.
+    letter_hot_folder: str = ""
 
     # -- web form and acknowledgements (issue: customer-facing) -------------
     webform_max_per_hour: int = Field(default=10, ge=1)
-    # smtp://user:password@host:port (smtps:// for TLS); empty: no e-mail acknowledgements.
+    # Largest attachment of the web form (at most five); letters' type and page checks apply.
+    webform_max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # smtp://user:password@host:port (smtps:// for TLS, ?starttls=true to upgrade);
+    # empty: no e-mail acknowledgements.
     smtp_relay_url: SecretStr = SecretStr("")
     ack_from: str = "contact@cashplus.ma"
     ack_max_per_recipient_per_day: int = Field(default=3, ge=1)

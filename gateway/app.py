@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 
 from channels import CHANNELS
 from channels.api import ComplaintIn
+from config.settings import Settings
 from gateway import health
 from gateway.errors import BodySizeLimit, install_error_handlers
 from gateway.services import Services
@@ -35,9 +36,22 @@ def create_app(services: Services) -> FastAPI:
     for channel in CHANNELS:
         if channel.routes is not None:
             app.include_router(channel.routes(services))
-    app.add_middleware(BodySizeLimit, limit=services.settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        limit=services.settings.max_request_bytes,
+        overrides=route_body_limits(services.settings),
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def route_body_limits(settings: Settings) -> dict[str, int]:
+    """Larger body limits the channels ask for on their upload routes."""
+    limits: dict[str, int] = {}
+    for channel in CHANNELS:
+        if channel.body_limits is not None:
+            limits.update(channel.body_limits(settings))
+    return limits
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -121,17 +121,28 @@ class BodySizeLimit:
     they arrive, so a client cannot make us buffer more than the limit.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, limit: int, overrides: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.limit = limit
+        self.default = limit
+        # Longest prefix first, so /v1/letters wins over /v1.
+        self.overrides = sorted((overrides or {}).items(), key=lambda item: -len(item[0]))
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.overrides:
+            if path.startswith(prefix):
+                return limit
+        return self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope.get("path", ""))
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(limit, scope, receive, send)
             return
         seen = 0
 
@@ -140,16 +151,16 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     # Raised inside the app, so its handlers answer the 413.
-                    raise StarletteHTTPException(413, self._message)
+                    raise StarletteHTTPException(413, _too_large(limit))
             return message
 
         await self.app(scope, limited_receive, send)
 
-    @property
-    def _message(self) -> str:
-        return f"request body is larger than {self.limit} bytes"
+    async def _refuse(self, limit: int, scope: Scope, receive: Receive, send: Send) -> None:
+        await error_response(413, "body_too_large", _too_large(limit))(scope, receive, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await error_response(413, "body_too_large", self._message)(scope, receive, send)
+
+def _too_large(limit: int) -> str:
+    return f"request body is larger than {limit} bytes"

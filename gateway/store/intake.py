@@ -77,10 +77,15 @@ class ComplaintStore:
         self.event_source = event_source
 
     # -- writing ----------------------------------------------------------
-    def record_complaint(self, raw: RawInput, draft: ComplaintDraft) -> IntakeResult:
-        return guarded(lambda: self._record(raw, draft))
+    def record_complaint(
+        self, raw: RawInput, draft: ComplaintDraft, available_at: datetime | None = None
+    ) -> IntakeResult:
+        """``available_at``: hold the outbox row until then (a call waiting for its transcript)."""
+        return guarded(lambda: self._record(raw, draft, available_at))
 
-    def _record(self, raw: RawInput, draft: ComplaintDraft) -> IntakeResult:
+    def _record(
+        self, raw: RawInput, draft: ComplaintDraft, available_at: datetime | None = None
+    ) -> IntakeResult:
         existing = self._find(raw.dedup_key, raw.request_hash)
         if existing is not None:
             return IntakeResult(existing, created=False)
@@ -102,7 +107,7 @@ class ComplaintStore:
                 processed_at=datetime.now(UTC),
             )
             try:
-                self._insert(raw, message)
+                self._insert(raw, message, available_at)
             except IntegrityError as exc:
                 log.debug("insert refused: %s", exc.orig)
                 existing = self._find(raw.dedup_key, raw.request_hash)
@@ -124,7 +129,9 @@ class ComplaintStore:
             ocr_text=item.ocr_text,
         )
 
-    def _insert(self, raw: RawInput, message: ComplaintMessage) -> None:
+    def _insert(
+        self, raw: RawInput, message: ComplaintMessage, available_at: datetime | None = None
+    ) -> None:
         event = ComplaintEvent.wrap(message, self.event_source)
         with writing(self.engine) as session:
             evidence_id = _add_evidence(session, raw, message.evidence)
@@ -155,6 +162,7 @@ class ComplaintStore:
                     content_type=EVENT_CONTENT_TYPE,
                     attempts=0,
                     held=False,
+                    available_at=available_at,
                 )
             )
 

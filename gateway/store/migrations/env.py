@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import channels.letters.models  # noqa: F401 (letters and staff tables, migration 0005)
 from gateway.store.models import Base
 
 config = context.config

@@ -1,0 +1,243 @@
+"""Letter intake shared by the upload page, the API and the hot folder.
+
+One letter (one or more scanned files, pages in order) in, one outcome out:
+accepted (a complaint with a reference, its outbox row held until OCR is
+done, and a ``pending`` letter row: the OCR work queue), or refused
+(``ScanRejected``: the file is quarantined with the reason, the caller
+answers in its own terms). Our own failures raise ``StoreUnavailable``.
+
+The evidence is a manifest of the files (name, type, sha256) with what the
+mailroom typed; the scans themselves are stored as attachments, fsynced
+before any row points at them. Dedup: the hashes of the files, in order,
+so the same scans sent twice are the same letter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from channels.letters.models import PENDING, LetterRow
+from channels.letters.queue import LetterQueue
+from config.settings import Settings
+from gateway.logs import complaint_context
+from gateway.services import Services
+from normalizer.contact import build_customer
+from normalizer.contract import Channel, ComplaintMessage
+from normalizer.draft import AttachmentDraft, ComplaintDraft, RawInput
+from normalizer.ocr import ScanLimits, ScanRejected, inspect_scan
+from normalizer.ocr.checks import ScanInfo
+from normalizer.pipeline import normalize
+
+log = logging.getLogger("intake.letters")
+
+MANIFEST_TYPE = "application/vnd.cashplus.letter-manifest+json"
+# The complaint waits this long for its OCR at most; past it, it is published
+# without text rather than never (the relay honours available_at).
+OCR_HOLD = timedelta(days=1)
+PENDING_SUBJECT = "Courrier postal : lecture (OCR) en cours"
+
+
+@dataclass(frozen=True)
+class LetterFile:
+    name: str | None
+    data: bytes
+    declared_type: str | None = None
+
+
+@dataclass(frozen=True)
+class LetterUpload:
+    files: list[LetterFile]
+    source: str  # page, api, hotfolder
+    received_on: date | None = None
+    sender_name: str | None = None
+    sender_address: str | None = None
+    uploaded_by: str | None = None  # staff user id
+    source_ids: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LetterAccepted:
+    letter_id: str
+    reference: str
+    complaint_id: str
+    created: bool
+    pages: int
+
+
+def scan_limits(settings: Settings) -> ScanLimits:
+    return ScanLimits(
+        max_bytes=settings.letter_max_bytes,
+        max_pages=settings.letter_max_pages,
+        max_pixels=settings.letter_max_pixels,
+        timeout=settings.ocr_timeout,
+        memory_mb=settings.ocr_memory_mb,
+    )
+
+
+def received_at_for(received_on: date | None, zone: str, now: datetime) -> datetime:
+    """The legal clock: the day the mailroom received the letter, not the upload time."""
+    local_zone = ZoneInfo(zone)
+    today = now.astimezone(local_zone).date()
+    if received_on is None or received_on == today:
+        return now
+    if received_on > today:
+        raise ScanRejectedDate(received_on)
+    # Midday local time: the date is what counts, and midday survives any offset change.
+    return datetime.combine(received_on, time(12), tzinfo=local_zone).astimezone(UTC)
+
+
+class ScanRejectedDate(ValueError):
+    def __init__(self, received_on: date) -> None:
+        super().__init__(f"received_on: {received_on.isoformat()} is in the future")
+
+
+def check_files(upload: LetterUpload, limits: ScanLimits) -> list[ScanInfo]:
+    """Every file checked (type, size, structure); the page cap applies to the whole letter."""
+    if not upload.files:
+        raise ScanRejected("empty")
+    infos = []
+    for item in upload.files:
+        try:
+            infos.append(inspect_scan(item.data, item.name, limits))
+        except ScanRejected as exc:
+            exc.file_name = item.name
+            raise
+    pages = sum(info.pages for info in infos)
+    if pages > limits.max_pages:
+        raise ScanRejected("too_many_pages", pages=pages, limit=limits.max_pages)
+    return infos
+
+
+def _manifest(upload: LetterUpload, infos: list[ScanInfo], received_at: datetime) -> bytes:
+    document = {
+        "files": [
+            {
+                "name": item.name,
+                "declared_type": item.declared_type,
+                "content_type": info.mime,
+                "pages": info.pages,
+                "size": len(item.data),
+                "sha256": hashlib.sha256(item.data).hexdigest(),
+            }
+            for item, info in zip(upload.files, infos, strict=True)
+        ],
+        "received_at": received_at.isoformat(),
+        "sender_name": upload.sender_name,
+        "sender_address": upload.sender_address,
+        "source": upload.source,
+        "uploaded_by": upload.uploaded_by,
+    }
+    return json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
+
+
+def letter_key(upload: LetterUpload) -> str:
+    digest = hashlib.sha256()
+    for item in upload.files:
+        digest.update(hashlib.sha256(item.data).digest())
+    return digest.hexdigest()
+
+
+def accept_letter(services: Services, upload: LetterUpload) -> LetterAccepted:
+    """Check, store and queue one letter (blocking); raises ``ScanRejected`` after quarantine."""
+    settings = services.settings
+    try:
+        infos = check_files(upload, scan_limits(settings))
+    except ScanRejected as exc:
+        _quarantine(services, upload, exc)
+        raise
+    now = datetime.now(UTC)
+    received_at = received_at_for(upload.received_on, settings.timezone, now)
+    key = letter_key(upload)
+    raw = RawInput(
+        channel=Channel.LETTER,
+        data=_manifest(upload, infos, received_at),
+        content_type=MANIFEST_TYPE,
+        received_at=received_at,
+        dedup_key=f"letter:{key}",
+        source_ids={"upload_id": f"sha256:{key}", **upload.source_ids},
+    )
+    message, created = _record(services, raw, _draft(upload, infos, received_at), now + OCR_HOLD)
+    letter = LetterQueue(services.store.engine).add(_letter_row(upload, infos, message))
+    return LetterAccepted(letter.id, message.reference, message.id, created, letter.pages)
+
+
+def _draft(upload: LetterUpload, infos: list[ScanInfo], received_at: datetime) -> ComplaintDraft:
+    """The complaint before OCR: no text yet, the scans as attachments, the sender if typed."""
+    return ComplaintDraft(
+        channel=Channel.LETTER,
+        received_at=received_at,
+        body="",
+        subject=PENDING_SUBJECT,
+        customer=build_customer(
+            name=upload.sender_name, postal_address=upload.sender_address, strict=False
+        ),
+        attachments=[
+            AttachmentDraft(
+                name=item.name,
+                data=item.data,
+                declared_type=item.declared_type,
+                content_type=info.mime,
+            )
+            for item, info in zip(upload.files, infos, strict=True)
+        ],
+    )
+
+
+def _letter_row(
+    upload: LetterUpload, infos: list[ScanInfo], message: ComplaintMessage
+) -> LetterRow:
+    """The OCR job: which stored scans to read, in order, with their kind and page count."""
+    files = [
+        {
+            "name": attachment.name,
+            "sha256": attachment.sha256,
+            "size": attachment.size,
+            "mime": attachment.content_type,
+            "kind": info.kind,
+            "pages": info.pages,
+        }
+        for attachment, info in zip(message.attachments, infos, strict=True)
+    ]
+    return LetterRow(
+        id=str(uuid.uuid4()),
+        complaint_id=message.id,
+        reference=message.reference,
+        status=PENDING,
+        source=upload.source,
+        files=files,
+        pages=sum(info.pages for info in infos),
+        uploaded_by=upload.uploaded_by,
+    )
+
+
+def _record(
+    services: Services, raw: RawInput, draft: ComplaintDraft, hold_until: datetime
+) -> tuple[ComplaintMessage, bool]:
+    """``channels.intake.hand_off`` with the outbox row held until OCR releases it."""
+    complaints = services.store.complaints
+    existing = complaints.find_by_dedup_key(raw.dedup_key)
+    if existing is not None:
+        return existing, False
+    normalize(draft, services.pipeline)
+    result = complaints.record_complaint(raw, draft, available_at=hold_until)
+    with complaint_context(result.message.id):
+        log.info("letter %s recorded, waiting for OCR", result.message.reference)
+    return result.message, result.created
+
+
+def _quarantine(services: Services, upload: LetterUpload, exc: ScanRejected) -> None:
+    for item in upload.files or [LetterFile(name=None, data=b"")]:
+        services.store.complaints.quarantine(
+            channel=Channel.LETTER.value,
+            data=item.data,
+            content_type=item.declared_type or "application/octet-stream",
+            reason_code=exc.code,
+            reason=exc.message("fr"),
+            source_ids={"file_name": item.name, "source": upload.source, **upload.source_ids},
+        )

@@ -1,0 +1,72 @@
+"""``normalize_scan_file``: the complaint a scan would become, without storing anything.
+
+Used by ``intake normalize FILE`` for scans: the same checks and the same
+OCR job as the worker, then the normalizer pipeline; the id and reference
+are drawn for the preview only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from channels.letters.intake import scan_limits
+from config.settings import Settings
+from gateway.store.blobs import SCHEME
+from normalizer.assemble import assemble_message
+from normalizer.contract import Attachment, Channel, ComplaintMessage, Evidence
+from normalizer.draft import ComplaintDraft
+from normalizer.ocr import inspect_scan, run_ocr
+from normalizer.ocr.job import ScanFile
+from normalizer.pipeline import PipelineContext, normalize
+
+
+def normalize_scan_file(settings: Settings, path: Path) -> ComplaintMessage:
+    """OCR ``path`` (PDF, TIFF, JPEG, PNG) and normalize it.
+
+    Raises ``ScanRejected`` (the file is refused) or ``OcrFailed``.
+    """
+    data = path.read_bytes()
+    limits = scan_limits(settings)
+    info = inspect_scan(data, path.name, limits)
+    result = run_ocr([ScanFile(path.resolve(), info.kind)], limits)
+    now = datetime.now(UTC)
+    draft = ComplaintDraft(channel=Channel.LETTER, received_at=now, body=result.text)
+    normalize(
+        draft,
+        PipelineContext(
+            zone=settings.timezone, ack_days=settings.ack_days, answer_days=settings.answer_days
+        ),
+    )
+    digest = hashlib.sha256(data).hexdigest()
+    attachment = Attachment(
+        name=path.name,
+        content_type=info.mime,
+        size=len(data),
+        sha256=digest,
+        stored_at=SCHEME + digest,
+        ocr_text=result.text or None,
+    )
+    evidence = Evidence(
+        stored_at=SCHEME + digest,
+        sha256=digest,
+        size=len(data),
+        content_type=info.mime,
+        upload_id=f"sha256:{digest}",
+    )
+    return assemble_message(
+        draft,
+        complaint_id=str(uuid.uuid4()),
+        reference=_preview_reference(),
+        evidence=evidence,
+        attachments=[attachment],
+        processed_at=now,
+    )
+
+
+def _preview_reference() -> str:
+    from normalizer.reference import new_reference
+
+    return new_reference()

@@ -1,0 +1,118 @@
+"""The OCR job process, and the parent-side call that runs it in the sandbox.
+
+``python -m normalizer.ocr.job inspect|ocr`` reads a JSON spec on stdin and
+writes a JSON answer on stdout. It is what decodes untrusted files, so it
+always runs under ``sandbox.run_limited`` (timeout, memory cap); a file
+that crashes or exhausts it costs this process, never the worker.
+Exit 70 means our own code failed (not the file's fault).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from normalizer.ocr.checks import INTERNAL_ERROR, ScanLimits
+from normalizer.ocr.result import DocumentResult
+from normalizer.ocr.sandbox import Limits, SandboxError, run_limited
+
+
+class OcrFailed(Exception):
+    """OCR could not read the document; ``internal`` is True when it was our fault."""
+
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        internal: bool = False,
+        params: dict[str, object] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.internal = internal
+        self.params = params or {}
+
+    def reason(self, language: str = "fr") -> str:
+        """The refusal in words, with the same texts as the upload checks."""
+        from normalizer.ocr.checks import ScanRejected
+
+        if self.code in ("timeout", "memory"):
+            return ScanRejected("too_costly", detail=self.code).message(language)
+        try:
+            return ScanRejected(self.code, **self.params).message(language)
+        except (KeyError, IndexError):
+            return ScanRejected("unreadable", detail=self.detail[-200:]).message(language)
+
+
+@dataclass(frozen=True)
+class ScanFile:
+    path: Path
+    kind: str  # pdf, tiff, jpeg, png
+
+
+def run_ocr(
+    files: list[ScanFile], limits: ScanLimits, thumbnail: Path | None = None
+) -> DocumentResult:
+    """OCR every page of ``files`` in one sandboxed job; ``OcrFailed`` if it cannot."""
+    with tempfile.TemporaryDirectory(prefix="intake-ocr-") as workdir:
+        spec = {
+            "files": [{"path": str(item.path.resolve()), "kind": item.kind} for item in files],
+            "max_pages": limits.max_pages,
+            "max_pixels": limits.max_pixels,
+            "timeout": limits.timeout,
+            "memory_mb": limits.memory_mb,
+            "workdir": workdir,
+            "thumbnail": str(thumbnail) if thumbnail else None,
+        }
+        try:
+            out = run_limited(
+                [sys.executable, "-m", "normalizer.ocr.job", "ocr"],
+                Limits(timeout=limits.timeout, memory_mb=limits.memory_mb),
+                stdin=json.dumps(spec).encode(),
+                cwd=workdir,
+            )
+        except SandboxError as exc:
+            internal = exc.returncode == INTERNAL_ERROR
+            code = exc.code if exc.code != "failed" else "unreadable"
+            raise OcrFailed(
+                code, exc.detail[-300:], internal=internal, params={"detail": exc.detail[-200:]}
+            ) from None
+    answer = json.loads(out)
+    if "rejected" in answer:
+        params = answer.get("params", {})
+        raise OcrFailed(answer["rejected"], json.dumps(params), params=params)
+    return DocumentResult.from_json(answer)
+
+
+def _main(mode: str) -> int:
+    from normalizer.ocr import engine
+
+    spec = json.loads(sys.stdin.buffer.read())
+    if mode == "inspect":
+        answer = engine.inspect(spec)
+    else:
+        try:
+            answer = engine.ocr_document(spec).to_json()
+        except engine.REFUSALS as exc:
+            answer = {"rejected": exc.code, "params": exc.params}
+    sys.stdout.write(json.dumps(answer, ensure_ascii=False, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(_main(sys.argv[1] if len(sys.argv) > 1 else "ocr"))
+    except MemoryError:
+        sys.stderr.write("MemoryError\n")
+        sys.exit(1)
+    except Exception as exc:
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.write(f"{type(exc).__name__}: {exc}\n")
+        sys.exit(INTERNAL_ERROR)

@@ -1,0 +1,93 @@
+"""Run a program on untrusted input with a wall-clock timeout and a memory cap.
+
+The child gets its own session (so a timeout kills it and everything it
+started), ``RLIMIT_AS`` (address space) and ``RLIMIT_CPU``, and one OpenMP
+thread: tesseract's threads fight each other on a small machine, and the
+OCR worker gets its parallelism from running several jobs at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+
+class SandboxError(Exception):
+    """The child did not finish normally; ``code`` says how."""
+
+    def __init__(self, code: str, detail: str, returncode: int | None = None) -> None:
+        super().__init__(detail)
+        self.code = code  # "timeout", "memory", "failed"
+        self.detail = detail
+        self.returncode = returncode
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout: float
+    memory_mb: int
+
+
+def _limiter(memory_mb: int, cpu_seconds: int) -> Callable[[], None]:
+    def apply() -> None:
+        size = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return apply
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"OMP_THREAD_LIMIT": "1", "OMP_NUM_THREADS": "1", "LC_ALL": "C.UTF-8"})
+    env.update(extra or {})
+    return env
+
+
+def run_limited(
+    args: Sequence[str],
+    limits: Limits,
+    *,
+    stdin: bytes | None = None,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> bytes:
+    """Run ``args``; return stdout, or raise ``SandboxError`` (timeout, memory, exit != 0)."""
+    # The program is ours (tesseract, poppler, our job); only its input is untrusted.
+    process = subprocess.Popen(  # noqa: S603
+        list(args),
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env=child_env(env),
+        start_new_session=True,
+        preexec_fn=_limiter(limits.memory_mb, int(limits.timeout) + 1),  # noqa: PLW1509
+    )
+    try:
+        out, err = process.communicate(stdin, timeout=limits.timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        raise SandboxError("timeout", f"{args[0]} took longer than {limits.timeout:g} s") from None
+    if process.returncode != 0:
+        detail = err.decode("utf-8", "replace").strip()[-500:]
+        if process.returncode in (-signal.SIGKILL, -signal.SIGXCPU) or "MemoryError" in detail:
+            raise SandboxError("memory", f"{args[0]} ran out of its limits: {detail}")
+        if "bad_alloc" in detail or "Cannot allocate" in detail or "out of memory" in detail:
+            raise SandboxError("memory", f"{args[0]} ran out of memory")
+        raise SandboxError(
+            "failed", f"{args[0]} exited {process.returncode}: {detail}", process.returncode
+        )
+    return out
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()

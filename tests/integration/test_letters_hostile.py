@@ -1,0 +1,141 @@
+"""Hostile files: each is refused cleanly, and the service still reads the next letter."""
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from channels.letters.worker import work
+from config.settings import Settings
+from gateway.app import create_app
+from gateway.services import Services, build_services
+from tests.peers import scans
+from tests.peers.processes import wait_until
+
+
+@pytest.fixture(scope="module")
+def huge_png(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return scans.huge_png(tmp_path_factory.mktemp("bomb") / "huge.png").read_bytes()
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    built = build_services(settings.model_copy(update={"max_request_bytes": 60 * 1024 * 1024}))
+    stop = threading.Event()
+    thread = threading.Thread(target=work, args=(built, stop), daemon=True)
+    thread.start()
+    yield built
+    stop.set()
+    thread.join(timeout=60)
+    built.close()
+
+
+@pytest.fixture
+def client(services: Services) -> TestClient:
+    key = services.store.api_keys.create("scanner")
+    return TestClient(create_app(services), headers={"Authorization": f"Bearer {key}"})
+
+
+def upload(client: TestClient, name: str, data: bytes, kind: str = "application/octet-stream"):
+    return client.post("/v1/letters", files=[("files", (name, data, kind))])
+
+
+def good_letter_is_still_read(client: TestClient) -> None:
+    page = scans.encode(scans.render_page(scans.FRENCH_LETTER_PAGE_2), "png")
+    answer = upload(client, "suite.png", page, "image/png")
+    assert answer.status_code == 202
+    url = answer.json()["status_url"]
+
+    def read() -> dict | None:
+        body = client.get(url).json()
+        return body if body["status"] == "done" else None
+
+    letter = wait_until(read, "the next letter's OCR", timeout=120, interval=0.2)
+    assert "transfert" in letter["text"]
+
+
+def test_50000_by_50000_png_is_refused_and_the_next_letter_read(
+    client: TestClient, huge_png: bytes
+) -> None:
+    answer = upload(client, "bombe.png", huge_png, "image/png")
+    assert answer.status_code == 422
+    assert answer.json()["error"]["code"] == "too_many_pixels"
+    good_letter_is_still_read(client)
+
+
+def test_pdf_with_thousands_of_pages_is_refused_and_the_next_letter_read(
+    client: TestClient,
+) -> None:
+    answer = upload(client, "pages.pdf", scans.many_pages_pdf(5000), "application/pdf")
+    assert answer.status_code == 422
+    assert answer.json()["error"]["code"] == "too_many_pages"
+    good_letter_is_still_read(client)
+
+
+def test_executable_named_pdf_is_refused_and_the_next_letter_read(client: TestClient) -> None:
+    answer = upload(client, "lettre.pdf", scans.executable_bytes(), "application/pdf")
+    assert answer.status_code == 415
+    assert answer.json()["error"]["code"] == "unsupported_type"
+    good_letter_is_still_read(client)
+
+
+def test_truncated_tiff_is_refused_and_the_next_letter_read(client: TestClient) -> None:
+    answer = upload(client, "coupee.tif", scans.truncated_tiff(), "image/tiff")
+    assert answer.status_code == 422
+    assert answer.json()["error"]["code"] == "unreadable"
+    good_letter_is_still_read(client)
+
+
+def test_password_protected_pdf_is_refused(client: TestClient) -> None:
+    answer = upload(client, "secret.pdf", scans.encrypted_pdf(), "application/pdf")
+    assert answer.json()["error"]["code"] == "encrypted_pdf"
+
+
+def test_pdf_carrying_javascript_is_refused(client: TestClient) -> None:
+    answer = upload(client, "script.pdf", scans.javascript_pdf(), "application/pdf")
+    assert answer.json()["error"]["code"] == "pdf_javascript"
+
+
+def test_letter_over_the_page_cap_across_files_is_refused(
+    services: Services, client: TestClient
+) -> None:
+    page = scans.encode(scans.render_page(("Page",), noise=0.0, size=(600, 300)), "png")
+    files = [("files", (f"p{i}.png", page + bytes([i]), "image/png")) for i in range(51)]
+    answer = client.post("/v1/letters", files=files)
+    assert answer.status_code == 422
+    assert answer.json()["error"]["code"] == "too_many_pages"
+
+
+def test_ocr_job_over_its_time_limit_fails_the_letter_not_the_worker(
+    settings: Settings,
+) -> None:
+    from channels.letters.intake import LetterFile, LetterUpload, accept_letter
+    from channels.letters.queue import LetterQueue
+
+    # Two seconds pass the checks (a small page) but not the OCR of a dense one.
+    tight = build_services(settings.model_copy(update={"ocr_timeout": 2.0}))
+    try:
+        pages = [scans.render_page(scans.FRENCH_LETTER, angle=1.0) for _ in range(6)]
+        accepted = accept_letter(
+            tight,
+            LetterUpload(files=[LetterFile("long.tif", scans.multipage_tiff(pages))], source="api"),
+        )
+        stop = threading.Event()
+        thread = threading.Thread(target=work, args=(tight, stop), daemon=True)
+        thread.start()
+        queue = LetterQueue(tight.store.engine)
+
+        def failed():
+            row = queue.get(accepted.letter_id)
+            return row if row is not None and row.status == "failed" else None
+
+        row = wait_until(failed, "the letter to fail on its time limit", timeout=60)
+        assert row.error_code == "timeout"
+        assert thread.is_alive()
+        complaint = tight.store.complaints.get_by_reference(accepted.reference)
+        assert complaint is not None and "illisible" in (complaint.subject or "")
+        stop.set()
+        thread.join(timeout=30)
+    finally:
+        tight.close()

@@ -1,0 +1,107 @@
+"""The letters table as a work queue (PostgreSQL, SKIP LOCKED), and a letter reaching RabbitMQ."""
+
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from channels.letters.intake import LetterFile, LetterUpload, accept_letter
+from channels.letters.queue import LetterQueue
+from channels.letters.worker import work
+from config.settings import Settings
+from gateway.runner import build_relay
+from gateway.services import Services, build_services
+from router.consumer import consume_messages
+from tests.peers import scans
+from tests.peers.processes import IntakeProcesses, env_for, wait_until
+
+
+@pytest.fixture
+def pg_services(settings: Settings, postgres_url: str) -> Iterator[Services]:
+    built = build_services(settings.model_copy(update={"database_url": postgres_url}))
+    yield built
+    built.close()
+
+
+def small_letter(text: str) -> LetterUpload:
+    return LetterUpload(files=[LetterFile("l.pdf", scans.text_pdf((text,)))], source="api")
+
+
+def test_two_workers_never_claim_the_same_letter_on_postgresql(pg_services: Services) -> None:
+    for index in range(6):
+        accept_letter(pg_services, small_letter(f"Lettre numero {index} " * 4))
+    queue = LetterQueue(pg_services.store.engine)
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def claimer() -> None:
+        while (row := queue.claim(timedelta(minutes=5))) is not None:
+            with lock:
+                claimed.append(row.id)
+
+    threads = [threading.Thread(target=claimer) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(claimed) == 6
+    assert len(set(claimed)) == 6
+
+
+def test_letter_whose_worker_died_is_claimed_again(pg_services: Services) -> None:
+    accepted = accept_letter(pg_services, small_letter("Lettre abandonnee par un worker " * 3))
+    queue = LetterQueue(pg_services.store.engine)
+    first = queue.claim(timedelta(minutes=5))
+    assert first is not None and first.id == accepted.letter_id
+    assert queue.claim(timedelta(minutes=5)) is None
+    again = queue.claim(timedelta(seconds=0))
+    assert again is not None and again.id == accepted.letter_id
+    assert again.attempts == 2
+
+
+def test_read_letter_is_published_on_rabbitmq(amqp_settings: Settings) -> None:
+    services = build_services(amqp_settings)
+    stop = threading.Event()
+    worker = threading.Thread(target=work, args=(services, stop), daemon=True)
+    try:
+        page = scans.encode(scans.render_page(scans.FRENCH_LETTER), "png")
+        accepted = accept_letter(
+            services, LetterUpload(files=[LetterFile("p1.png", page)], source="api")
+        )
+        relay = build_relay(services)
+        assert relay.publish_pending().published == 0  # held while OCR runs
+        worker.start()
+        queue = LetterQueue(services.store.engine)
+        wait_until(lambda: queue.get(accepted.letter_id).status == "done", "OCR", timeout=120)
+        wait_until(lambda: relay.publish_pending().published == 1, "the relay to publish")
+        relay.close()
+        received: list[str] = []
+        consume_messages(amqp_settings, received.append, count=1, timeout=20)
+        event = json.loads(received[0])
+        assert event["subject"] == accepted.reference
+        assert event["data"]["channel"] == "letter"
+        assert event["data"]["language"]["tag"] == "fr"
+        assert "Casablanca" in event["data"]["body"]
+    finally:
+        stop.set()
+        if worker.is_alive():
+            worker.join(timeout=30)
+        services.close()
+
+
+def test_ocr_worker_process_reads_waiting_letters_and_stops_on_sigterm(
+    settings: Settings, intake_processes: IntakeProcesses
+) -> None:
+    services = build_services(settings)
+    try:
+        accepted = accept_letter(services, small_letter("Lettre pour le worker OCR " * 3))
+        worker = intake_processes.start("ocr-worker", "--workers", "1", env=env_for(settings))
+        queue = LetterQueue(services.store.engine)
+        wait_until(lambda: queue.get(accepted.letter_id).status == "done", "the OCR worker")
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(30) == 0, worker.describe()
+    finally:
+        services.close()

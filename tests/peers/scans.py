@@ -1,0 +1,211 @@
+"""Scans made during the tests: letters in French and Arabic, and hostile files.
+
+Pages are rendered with real fonts (Debian's fonts-noto-core), turned a few
+degrees and sprinkled with noise, so tesseract meets what a scanner makes.
+The hostile files are built byte by byte: a PNG that claims 50,000 x 50,000
+pixels (valid, highly compressible), a PDF with thousands of pages, an
+executable named ``.pdf``, a truncated TIFF, PDFs with an /Encrypt
+dictionary or JavaScript.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import struct
+import zlib
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+FONTS = Path("/usr/share/fonts/truetype/noto")
+LATIN_FONT = FONTS / "NotoSans-Regular.ttf"
+ARABIC_FONT = FONTS / "NotoSansArabic-Regular.ttf"
+
+FRENCH_LETTER = (
+    "Casablanca, le 12 mars 2025",
+    "Objet : réclamation sur un transfert non reçu",
+    "Madame, Monsieur,",
+    "J'ai envoyé 1500 dirhams à mon frère depuis l'agence",
+    "de Fès le 3 mars, mais il n'a jamais reçu l'argent.",
+    "Je vous prie de bien vouloir vérifier ce transfert",
+    "et de me rembourser les frais. Merci d'avance.",
+)
+FRENCH_LETTER_PAGE_2 = (
+    "Suite de ma lettre du 12 mars 2025.",
+    "Le numéro du transfert figure sur le reçu joint.",
+    "Je reste à votre disposition pour tout complément.",
+    "Veuillez agréer mes salutations distinguées.",
+)
+ARABIC_LETTER = (
+    "الموضوع: شكاية بخصوص تحويل لم يصل",
+    "السيدات والسادة،",
+    "أرسلت مبلغا من المال إلى أخي من وكالة فاس",
+    "ولكنه لم يتوصل بالمبلغ إلى حد الآن.",
+    "أرجو منكم التحقق من هذا التحويل وإرجاع المصاريف.",
+    "وتقبلوا فائق التقدير والاحترام.",
+)
+PAGE_SIZE = (1700, 1200)
+DPI = 300
+
+
+def render_page(
+    lines: tuple[str, ...],
+    *,
+    arabic: bool = False,
+    angle: float = 2.0,
+    noise: float = 0.01,
+    seed: int = 5,
+    size: tuple[int, int] = PAGE_SIZE,
+) -> Image.Image:
+    """A grey page with ``lines`` typed on it, turned ``angle`` degrees, with speckle noise."""
+    page = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.truetype(str(ARABIC_FONT if arabic else LATIN_FONT), 40)
+    margin, y = 120, 140
+    for line in lines:
+        if arabic:
+            draw.text(
+                (size[0] - margin, y),
+                line,
+                font=font,
+                fill=20,
+                direction="rtl",
+                anchor="ra",
+                language="ar",
+            )
+        else:
+            draw.text((margin, y), line, font=font, fill=20)
+        y += 80
+    page = page.rotate(angle, resample=Image.Resampling.BICUBIC, fillcolor=255, expand=False)
+    chance = random.Random(seed)
+    pixels = page.load()
+    assert pixels is not None
+    for _ in range(int(size[0] * size[1] * noise)):
+        x, y = chance.randrange(size[0]), chance.randrange(size[1])
+        pixels[x, y] = chance.choice((0, 90, 200))
+    return page
+
+
+def truth(lines: tuple[str, ...]) -> str:
+    return "\n".join(lines)
+
+
+def encode(image: Image.Image, kind: str) -> bytes:
+    out = io.BytesIO()
+    fmt = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF", "pdf": "PDF"}[kind]
+    extra = {"quality": 90} if kind == "jpeg" else {}
+    image.save(out, format=fmt, dpi=(DPI, DPI), resolution=DPI, **extra)
+    return out.getvalue()
+
+
+def multipage_tiff(pages: list[Image.Image]) -> bytes:
+    out = io.BytesIO()
+    pages[0].save(
+        out,
+        format="TIFF",
+        save_all=True,
+        append_images=pages[1:],
+        dpi=(DPI, DPI),
+        compression="tiff_deflate",
+    )
+    return out.getvalue()
+
+
+# -- PDFs written by hand --------------------------------------------------------
+def _pdf(objects: list[bytes], trailer_extra: bytes = b"") -> bytes:
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(
+        b"trailer\n<< /Size %d /Root 1 0 R %s>>\nstartxref\n%d\n%%%%EOF\n"
+        % (len(objects) + 1, trailer_extra, xref)
+    )
+    return out.getvalue()
+
+
+def text_pdf(lines: tuple[str, ...], pages: int = 1, catalog_extra: bytes = b"") -> bytes:
+    """A born-digital PDF (a real text layer in Helvetica) with ``pages`` pages."""
+    stream = (
+        b"BT /F1 14 Tf 72 760 Td 18 TL "
+        + b" ".join(
+            b"(" + line.encode("latin-1").replace(b"(", b"\\(").replace(b")", b"\\)") + b") '"
+            for line in lines
+        )
+        + b" ET"
+    )
+    first_page = 5
+    kids = b" ".join(b"%d 0 R" % (first_page + i) for i in range(pages))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R " + catalog_extra + b">>",
+        b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % pages,
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
+    objects += [
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /Font << /F1 3 0 R >> >> /Contents 4 0 R >>"
+    ] * pages
+    return _pdf(objects)
+
+
+def many_pages_pdf(pages: int = 5000) -> bytes:
+    return text_pdf(("Page",), pages=pages)
+
+
+def javascript_pdf() -> bytes:
+    return text_pdf(
+        FRENCH_LETTER,
+        catalog_extra=b"/OpenAction << /S /JavaScript /JS (app.alert\\('hello'\\);) >> ",
+    )
+
+
+def encrypted_pdf() -> bytes:
+    """A PDF whose trailer names a standard security handler (it asks for a password)."""
+    plain = text_pdf(FRENCH_LETTER)
+    encrypt = (
+        b"/Encrypt << /Filter /Standard /V 1 /R 2 /Length 40 /P -44 "
+        b"/O <" + b"11" * 32 + b"> /U <" + b"22" * 32 + b"> >> /ID [<00ff> <00ff>] "
+    )
+    return plain.replace(b"/Root 1 0 R ", b"/Root 1 0 R " + encrypt)
+
+
+# -- other hostile files ----------------------------------------------------------
+def huge_png(path: Path, side: int = 50_000) -> Path:
+    """A valid 1-bit PNG of ``side`` x ``side`` white pixels (about 300 KB on disk)."""
+    if path.exists():
+        return path
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    compressor = zlib.compressobj(9)
+    row = b"\x00" + b"\xff" * ((side + 7) // 8)
+    parts = [compressor.compress(row * 1000) for _ in range(side // 1000)]
+    parts.append(compressor.compress(row * (side % 1000)))
+    parts.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", b"".join(parts))
+        + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def executable_bytes() -> bytes:
+    return Path("/bin/true").read_bytes()
+
+
+def truncated_tiff() -> bytes:
+    data = encode(render_page(FRENCH_LETTER, noise=0.0), "tiff")
+    return data[: len(data) // 2]
