@@ -6,8 +6,13 @@ workers; a new channel is one module and one line here.
 
 from __future__ import annotations
 
-from channels import api, letters
+from channels import api, letters, smtp
 from channels.base import ChannelAdapter
 from gateway.staff import adapter as staff
 
-CHANNELS: tuple[ChannelAdapter, ...] = (api.ADAPTER, letters.ADAPTER, staff.ADAPTER)
+CHANNELS: tuple[ChannelAdapter, ...] = (
+    api.ADAPTER,
+    smtp.ADAPTER,
+    letters.ADAPTER,
+    staff.ADAPTER,
+)
