@@ -18,7 +18,12 @@ INTAKE = str(Path(sys.executable).with_name("intake"))
 def _normalize(settings: Settings, path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "INTAKE_DATA_DIR": str(settings.data_dir)}
     return subprocess.run(
-        [INTAKE, "normalize", str(path)], env=env, capture_output=True, text=True, timeout=300
+        [INTAKE, "normalize", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
