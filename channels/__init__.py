@@ -6,13 +6,15 @@ workers; a new channel is one module and one line here.
 
 from __future__ import annotations
 
-from channels import api, letters, smtp
+from channels import acks, api, letters, smtp, webform
 from channels.base import ChannelAdapter
 from gateway.staff import adapter as staff
 
 CHANNELS: tuple[ChannelAdapter, ...] = (
     api.ADAPTER,
     smtp.ADAPTER,
+    webform.ADAPTER,
     letters.ADAPTER,
     staff.ADAPTER,
+    acks.ADAPTER,
 )

@@ -21,6 +21,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 SCHEMA_VERSION: Literal["1.0"] = "1.0"
 EVENT_TYPE: Literal["ma.cashplus.complaint.received.v1"] = "ma.cashplus.complaint.received.v1"
 DATA_SCHEMA: Literal["urn:cashplus:schema:complaint:1"] = "urn:cashplus:schema:complaint:1"
+AMENDED_EVENT_TYPE: Literal["ma.cashplus.complaint.amended.v1"] = "ma.cashplus.complaint.amended.v1"
 
 REFERENCE_PATTERN = r"^CP-[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}$"
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
@@ -96,6 +97,13 @@ class Customer(_Model):
         default=None, description="E.164, e.g. +212520020915"
     )
     postal_address: str | None = None
+    # What the customer asked for (web form); absent when the channel cannot say.
+    preferred_language: LanguageTag | None = Field(
+        default=None, description="Language the customer wants the answer in (BCP 47)"
+    )
+    preferred_contact: Literal["email", "phone", "sms", "whatsapp", "letter"] | None = Field(
+        default=None, description="How the customer wants to be contacted"
+    )
 
 
 class Attachment(_Model):
@@ -124,6 +132,18 @@ class Evidence(_Model):
     upload_id: str | None = None
     idempotency_key: str | None = None
     api_client: str | None = None
+    recording_url: str | None = Field(
+        default=None,
+        description="Phone: Twilio's URL of the call recording (needs the account's key)",
+    )
+    missing_media: list[str] = Field(
+        default_factory=list,
+        description=(
+            "URLs of media the channel announced (a call recording, MMS or WhatsApp photos) "
+            "that the gateway did not hold when this was published; an amendment follows "
+            "if they arrive later"
+        ),
+    )
 
 
 class ComplaintMessage(_Model):
@@ -171,6 +191,45 @@ class ComplaintEvent(_Model):
             source=source,
             subject=message.reference,
             time=message.received_at,
+            data=message,
+        )
+
+
+class ComplaintAmendedEvent(_Model):
+    """CloudEvents 1.0 envelope: a complaint already published, as it is now.
+
+    Sent when something arrives after the complaint went out: a call's
+    transcript (``body``, ``language.secondary``), its recording or photos
+    (``attachments``, ``evidence.missing_media``). ``data`` is the whole
+    complaint again with the same ``id``; consumers replace what they hold for
+    that id. Published with the complaint's own routing key, so it follows the
+    complaint to every queue; ``type`` tells the two apart.
+    """
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(description="Event id, one per amendment (not the complaint id)")
+    source: str
+    type: Literal["ma.cashplus.complaint.amended.v1"] = AMENDED_EVENT_TYPE
+    subject: Reference = Field(description="The complaint reference")
+    time: AwareDatetime = Field(description="When the complaint was amended")
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: Literal["urn:cashplus:schema:complaint:1"] = DATA_SCHEMA
+    amendedfields: str = Field(
+        pattern=r"^[a-z_]+(,[a-z_]+)*$",
+        description="CloudEvents extension: top-level fields of data that changed, comma-separated",
+    )
+    data: ComplaintMessage
+
+    @classmethod
+    def wrap(
+        cls, message: ComplaintMessage, source: str, *, event_id: str, changed: list[str]
+    ) -> ComplaintAmendedEvent:
+        return cls(
+            id=event_id,
+            source=source,
+            subject=message.reference,
+            time=message.processed_at,
+            amendedfields=",".join(changed),
             data=message,
         )
 
@@ -226,9 +285,13 @@ def schema_documents() -> dict[str, dict[str, Any]]:
     intake_event = IntakeEventEnvelope.model_json_schema(mode="serialization")
     intake_event["$id"] = "urn:cashplus:schema:intake-event:1"
     intake_event["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    amended = ComplaintAmendedEvent.model_json_schema(mode="serialization")
+    amended["$id"] = "urn:cashplus:schema:complaint-amended:1"
+    amended["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return {
         "complaint.v1.json": message,
         "complaint-event.v1.json": event,
+        "complaint-amended.v1.json": amended,
         "intake-event.v1.json": intake_event,
     }
 

@@ -7,8 +7,12 @@
   ``complaint.#``: every complaint, the queue most consumers read.
 - queue ``complaints.events`` bound to ``event.#``: what is not a complaint
   but matters (``event.email.autoreply``, ``event.call.missed``).
+- queue ``complaints.acks`` bound to ``complaint.#``: the acknowledgement
+  worker's own copy of every complaint (``intake ack-worker``), so it never
+  competes with other consumers of ``complaints.inbound``.
 - exchange ``complaints.dlx`` (fanout) and queue ``complaints.dead``: what a
-  consumer rejects from ``complaints.inbound`` ends there, for inspection and
+  consumer rejects from ``complaints.inbound`` (or what the acknowledgement
+  worker failed ``ACK_DELIVERY_LIMIT`` times) ends there, for inspection and
   replay.
 
 Every queue is declared before anything is published: on kombu's embedded
@@ -26,6 +30,11 @@ from normalizer.contract import ComplaintMessage
 
 COMPLAINT_BINDING = "complaint.#"
 EVENT_BINDING = "event.#"
+# Deliveries of one complaint to the acknowledgement worker before RabbitMQ
+# dead-letters it (quorum queues only): a poison message must not loop
+# forever, but an SMTP relay down for hours (retries every 30 s at most)
+# must not send acknowledgements to the dead-letter queue either.
+ACK_DELIVERY_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -35,10 +44,11 @@ class Topology:
     inbound: Queue
     dead_letters: Queue
     events: Queue
+    acks: Queue
 
     @property
     def queues(self) -> tuple[Queue, ...]:
-        return (self.inbound, self.dead_letters, self.events)
+        return (self.inbound, self.dead_letters, self.events, self.acks)
 
 
 def build_topology(prefix: str = "", *, quorum: bool = True) -> Topology:
@@ -71,12 +81,24 @@ def build_topology(prefix: str = "", *, quorum: bool = True) -> Topology:
         durable=True,
         queue_arguments=dict(queue_arguments),
     )
+    acks = Queue(
+        f"{prefix}complaints.acks",
+        exchange=exchange,
+        routing_key=COMPLAINT_BINDING,
+        durable=True,
+        queue_arguments=(
+            {**queue_arguments, "x-delivery-limit": ACK_DELIVERY_LIMIT}
+            if quorum
+            else dict(queue_arguments)
+        ),
+    )
     return Topology(
         exchange=exchange,
         dead_letter_exchange=dlx,
         inbound=inbound,
         dead_letters=dead,
         events=events,
+        acks=acks,
     )
 
 

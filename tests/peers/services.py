@@ -41,7 +41,12 @@ def delete_rabbitmq_namespace(prefix: str) -> None:
 
     with Connection(RABBITMQ_URL, connect_timeout=3) as connection:
         channel = connection.channel()
-        for queue in ("complaints.inbound", "complaints.dead", "complaints.events"):
+        for queue in (
+            "complaints.inbound",
+            "complaints.dead",
+            "complaints.events",
+            "complaints.acks",
+        ):
             try:
                 channel.queue_delete(prefix + queue)
             except Exception:

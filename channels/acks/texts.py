@@ -1,0 +1,120 @@
+"""What an acknowledgement says, in which languages: templates per language, one table.
+
+complaint -> **languages_for** (table) -> **render** (templates/<lang>/*.txt)
+-> e-mail, SMS or letter composition.
+
+The language comes from the customer's explicit choice (web form) when
+there is one, otherwise from the complaint's text: Arabic for ``ar`` and
+Darija (with French below, as many Moroccan customers read both), French
+for ``fr``, English, Spanish; French and Arabic when the text is of another
+language or the detection is unsure. The texts themselves are files per
+language under ``templates/``, reviewed for tone; no sentence lives in code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from channels.webform.i18n import format_date
+from normalizer.contract import ComplaintMessage
+
+TEMPLATES = Path(__file__).parent / "templates"
+# Primary language subtag -> languages of the acknowledgement, first one first.
+LANGUAGES_BY_TAG: dict[str, tuple[str, ...]] = {
+    "fr": ("fr",),
+    "ar": ("ar", "fr"),
+    "ary": ("ar", "fr"),
+    "en": ("en",),
+    "es": ("es",),
+}
+WHEN_UNSURE: tuple[str, ...] = ("fr", "ar")
+# Under this confidence the detected language is not trusted on its own.
+MIN_CONFIDENCE = 0.5
+DIRECTIONS = {"ar": "rtl"}
+TEMPLATE_LANGUAGES = ("fr", "ar", "en", "es")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One language's part of an acknowledgement."""
+
+    language: str
+    direction: str
+    subject: str
+    paragraphs: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.paragraphs)
+
+
+def languages_for(message: ComplaintMessage) -> tuple[str, ...]:
+    """The acknowledgement's languages, from the customer's choice or the text's language."""
+    chosen = message.customer.preferred_language
+    if chosen:
+        return LANGUAGES_BY_TAG.get(chosen.split("-")[0], WHEN_UNSURE)
+    language = message.language
+    if language.confidence < MIN_CONFIDENCE:
+        return WHEN_UNSURE
+    return LANGUAGES_BY_TAG.get(language.tag.split("-")[0], WHEN_UNSURE)
+
+
+@cache
+def _environment(autoescape: bool) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        # Plain text (e-mail text part, SMS, letter) is not HTML: nothing to escape.
+        autoescape=select_autoescape(["html"]) if autoescape else False,  # noqa: S701
+        undefined=StrictUndefined,
+        keep_trailing_newline=False,
+    )
+    return env
+
+
+def variables(
+    message: ComplaintMessage, language: str, zone: str, answer_days: int
+) -> dict[str, object]:
+    local_due = message.answer_due_at.astimezone(ZoneInfo(zone))
+    return {
+        "name": message.customer.name,
+        "reference": message.reference,
+        "received": format_date(message.received_at, language, zone),
+        "answer_due": format_date(message.answer_due_at, language, zone),
+        "answer_due_short": f"{local_due:%d/%m/%Y}",
+        "answer_days": answer_days,
+    }
+
+
+def render(kind: str, language: str, values: dict[str, object]) -> str:
+    """Render ``templates/<language>/<kind>.txt`` with the complaint's values."""
+    return _environment(False).get_template(f"{language}/{kind}.txt").render(values).strip()
+
+
+def blocks(message: ComplaintMessage, kind: str, zone: str, answer_days: int) -> list[Block]:
+    """One block per language of the acknowledgement: subject and paragraphs."""
+    found = []
+    for language in languages_for(message):
+        values = variables(message, language, zone, answer_days)
+        body = render(kind, language, values)
+        found.append(
+            Block(
+                language=language,
+                direction=DIRECTIONS.get(language, "ltr"),
+                subject=render("subject", language, values),
+                paragraphs=tuple(part.strip() for part in body.split("\n\n") if part.strip()),
+            )
+        )
+    return found
+
+
+def html_document(parts: list[Block], subject: str, reference: str) -> str:
+    return (
+        _environment(True)
+        .get_template("email.html")
+        .render(blocks=parts, subject=subject, reference=reference)
+    )

@@ -1,0 +1,131 @@
+"""The acknowledgement worker: consume ``complaints.acks``, acknowledge each complaint.
+
+relay -> exchange ``complaints`` -> queue ``complaints.acks`` (its own, bound
+to ``complaint.#``) -> **this loop** -> ``Acknowledger.handle``.
+
+Manual acks: a delivery is acknowledged to the broker only after the
+acknowledgement was sent (or refused for good) and recorded. What cannot be
+done now (relay or Twilio down, store down, anything unexpected) is put back
+on the queue and the loop waits before the next one, longer each time;
+RabbitMQ dead-letters a complaint delivered ``ACK_DELIVERY_LIMIT`` times. A
+body that is not a complaint event is rejected to the dead-letter queue at
+once. One complaint at a time (prefetch 1): a stopped worker leaves nothing
+half-done in its hands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from enum import StrEnum
+
+from kombu import Connection, Consumer
+from kombu.message import Message
+from pydantic import ValidationError
+
+from channels.acks.acknowledger import Acknowledger, RetryLater
+from gateway.services import Services
+from gateway.store import StoreUnavailable
+from normalizer.contract import ComplaintEvent
+from router.broker import connect, topology_for
+from router.publisher import declare_topology
+
+log = logging.getLogger("intake.acks")
+
+POLL_SECONDS = 1.0
+FIRST_BACKOFF = 1.0
+
+
+class Verdict(StrEnum):
+    DONE = "done"  # ack the delivery
+    RETRY = "retry"  # requeue it and wait
+    POISON = "poison"  # reject it to the dead-letter queue
+
+
+def judge(acknowledger: Acknowledger, body: bytes | str) -> Verdict:
+    """Acknowledge one complaint from its delivered body; say what to do with the delivery."""
+    try:
+        complaint = ComplaintEvent.model_validate_json(body).data
+    except ValidationError as exc:
+        log.error("not a complaint event, sent to the dead-letter queue: %s", exc.error_count())
+        return Verdict.POISON
+    try:
+        acknowledger.handle(complaint)
+    except (RetryLater, StoreUnavailable):
+        return Verdict.RETRY
+    except Exception:
+        log.exception("acknowledgement of %s failed unexpectedly", complaint.reference)
+        return Verdict.RETRY
+    return Verdict.DONE
+
+
+class Backoff:
+    def __init__(self, maximum: float) -> None:
+        self.maximum = maximum
+        self.current = 0.0
+
+    def next(self) -> float:
+        self.current = min(self.maximum, max(FIRST_BACKOFF, self.current * 2))
+        return self.current
+
+    def reset(self) -> None:
+        self.current = 0.0
+
+
+class AckWorker:
+    def __init__(self, services: Services, acknowledger: Acknowledger | None = None) -> None:
+        self.services = services
+        self.acknowledger = acknowledger or Acknowledger(services)
+        self.backoff = Backoff(services.settings.relay_max_backoff)
+        self.handled = 0
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set, reconnecting to the broker as needed."""
+        log.info("acknowledgement worker started")
+        while not stop.is_set():
+            try:
+                self._consume(stop)
+            except Exception as exc:  # the broker went away: wait, reconnect
+                log.warning("broker connection lost (%s); reconnecting", type(exc).__name__)
+                stop.wait(self.backoff.next())
+        log.info("acknowledgement worker stopped")
+
+    def _consume(self, stop: threading.Event) -> None:
+        settings = self.services.settings
+        topology = topology_for(settings)
+        with connect(settings) as connection:
+            connection.ensure_connection(max_retries=1)
+            declare_topology(connection, topology)
+            channel = connection.channel()
+            consumer = Consumer(
+                channel,
+                queues=[topology.acks],
+                on_message=lambda message: self._on_message(message, stop),
+                prefetch_count=1,
+            )
+            with consumer:
+                while not stop.is_set():
+                    self._drain(connection)
+
+    @staticmethod
+    def _drain(connection: Connection) -> None:
+        with contextlib.suppress(TimeoutError):  # nothing arrived: look at the stop flag
+            connection.drain_events(timeout=POLL_SECONDS)
+
+    def _on_message(self, message: Message, stop: threading.Event) -> None:
+        verdict = judge(self.acknowledger, message.body)
+        if verdict is Verdict.DONE:
+            message.ack()
+            self.backoff.reset()
+            self.handled += 1
+        elif verdict is Verdict.POISON:
+            message.reject(requeue=False)
+        else:
+            message.requeue()
+            stop.wait(self.backoff.next())
+
+
+def run_worker(services: Services, stop: threading.Event) -> None:
+    """The ``ChannelAdapter`` worker: ``intake ack-worker`` and ``intake run`` start it."""
+    AckWorker(services).run(stop)

@@ -1,0 +1,140 @@
+"""The pages of the public form, rendered from Jinja2 templates and the texts files.
+
+routes -> **pages** (form, form with errors, confirmation) -> HTML.
+
+Templates (``templates/``) hold the structure only; every sentence comes
+from ``texts/<code>.json`` through the ``t`` variable, so the four language
+versions cannot drift apart. Errors arrive as codes (``form.FieldError``)
+and become sentences here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from channels.webform.attachments import ACCEPTED_TYPES, megabytes
+from channels.webform.form import MAX_FILES, MAX_TEXT, FieldError
+from channels.webform.guard import FIELD, HONEYPOT
+from channels.webform.i18n import (
+    CONTACT_OPTIONS,
+    DEFAULT,
+    HERE,
+    LANGUAGES,
+    UiLanguage,
+    format_date,
+    products,
+    texts,
+)
+from normalizer.contract import ComplaintMessage
+
+ASSETS = "/assets/webform/"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message about the whole submission (expired form, rate limit, our failure)."""
+
+    code: str
+    params: Mapping[str, object]
+
+
+def switch_url(language: UiLanguage) -> str:
+    """Where the language switcher points: ``/fr/`` remembers French, then shows ``/``."""
+    return "/fr/" if language is DEFAULT else language.path
+
+
+class Pages:
+    def __init__(self, zone: str, max_attachment_bytes: int) -> None:
+        self.zone = zone
+        self.max_attachment_bytes = max_attachment_bytes
+        self.env = Environment(
+            loader=FileSystemLoader(HERE / "templates"),
+            autoescape=select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            # A missing text key fails the page test instead of rendering blank.
+            undefined=StrictUndefined,
+        )
+
+    def _common(self, language: UiLanguage) -> dict[str, Any]:
+        return {
+            "lang": language,
+            "t": texts(language.code),
+            "languages": [
+                {"code": item.code, "name": _name(item), "url": switch_url(item)}
+                for item in LANGUAGES
+            ],
+            "assets": ASSETS,
+            "summary": [],
+            "notice": None,
+        }
+
+    def form(
+        self,
+        language: UiLanguage,
+        token: str,
+        values: Mapping[str, str] | None = None,
+        errors: Sequence[FieldError] = (),
+        notice: Notice | None = None,
+    ) -> str:
+        words = texts(language.code)
+        described = [(error.field, _sentence(words, error.code, error.params)) for error in errors]
+        by_field: dict[str, list[str]] = {}
+        for field_name, sentence in described:
+            by_field.setdefault(field_name, []).append(sentence)
+        limits = {"max_files": MAX_FILES, "max_mb": megabytes(self.max_attachment_bytes)}
+        context = {
+            **self._common(language),
+            "title": words["page_title"],
+            "action": language.action,
+            "token": token,
+            "token_field": FIELD,
+            "honeypot": HONEYPOT,
+            "values": {"preferred_language": language.code, **(values or {})},
+            "summary": [{"field": name, "text": sentence} for name, sentence in described],
+            "field_errors": by_field,
+            "notice": _sentence(words, notice.code, notice.params) if notice else None,
+            "products": [(item["code"], item["label"][language.code]) for item in products()],
+            "preferred_languages": [(item.code, _name(item)) for item in LANGUAGES],
+            "contact_options": [(code, words["contact_options"][code]) for code in CONTACT_OPTIONS],
+            "attachments_hint": str(words["hint_attachments"]).format(**limits),
+            "max_text": MAX_TEXT,
+            "client": {
+                "errors": words["errors"],
+                "max_files": MAX_FILES,
+                "max_bytes": self.max_attachment_bytes,
+                "max_mb": limits["max_mb"],
+                "accepted": sorted(ACCEPTED_TYPES),
+                "progress": words["progress"],
+            },
+        }
+        return self.env.get_template("form.html").render(context)
+
+    def confirmation(self, language: UiLanguage, message: ComplaintMessage) -> str:
+        words = texts(language.code)
+        code = language.code
+        context = {
+            **self._common(language),
+            "title": words["confirm_title"],
+            "reference": message.reference,
+            # Read out one character at a time by screen readers: "C P, 7 K 4 M, ..."
+            "spoken_reference": ", ".join(" ".join(part) for part in message.reference.split("-")),
+            "received": format_date(message.received_at, code, self.zone, with_time=True),
+            "ack_due": format_date(message.ack_due_at, code, self.zone),
+            "answer_due": format_date(message.answer_due_at, code, self.zone),
+            "home": language.path,
+        }
+        return self.env.get_template("confirmation.html").render(context)
+
+
+def _name(language: UiLanguage) -> str:
+    """A language's name in itself ("العربية", "Español"), as switchers show it."""
+    return str(texts(language.code)["language_name"])
+
+
+def _sentence(words: Mapping[str, Any], code: str, params: Mapping[str, object]) -> str:
+    return str(words["errors"][code]).format(**params)

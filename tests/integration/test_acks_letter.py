@@ -1,0 +1,105 @@
+"""Letter acknowledgements: a PDF in French and Arabic for the mailroom, proven by poppler.
+
+The PDF is rendered to PNG with ``pdftoppm`` (kept in ``tests/artifacts/``
+to be looked at) and its text extracted with ``pdftotext``: the recipient's
+address, the reference and both languages must be there, Arabic as Arabic
+text (shaped, in logical order). The mailroom's routes run in a real
+``intake web`` process.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from channels.acks.acknowledger import Acknowledger
+from config.settings import Settings
+from gateway.services import Services, build_services
+from normalizer.contract import Channel, Customer
+from tests.peers.acks import ack_row, other_complaint
+from tests.peers.browser import ARTIFACTS
+from tests.peers.processes import IntakeProcesses
+from tests.peers.webform import start_web
+
+SENDER = Customer(
+    name="Mohamed El Amrani",
+    postal_address="12 rue des Orangers, appartement 4\nHay Riad\n10100 Rabat",
+)
+LETTER_TEXT = "Monsieur, je conteste les frais prélevés sur mon transfert du 2 novembre."
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    built = build_services(settings)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def pdf_text(pdf: bytes, folder: Path) -> str:
+    path = folder / "letter.pdf"
+    path.write_bytes(pdf)
+    done = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, check=True)
+    return done.stdout.decode("utf-8")
+
+
+def test_a_letter_complaint_gets_a_printable_pdf_in_french_and_arabic(
+    services: Services, tmp_path: Path
+) -> None:
+    complaint = other_complaint(services, Channel.LETTER, LETTER_TEXT, SENDER)
+
+    row = Acknowledger(services).handle(complaint)
+    pdf = services.store.blobs.get(str(row.document))
+    text = pdf_text(pdf, tmp_path)
+    subprocess.run(
+        ["pdftoppm", "-r", "80", "-png", "-singlefile", str(tmp_path / "letter.pdf"), "letter"],
+        cwd=tmp_path,
+        check=True,
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(tmp_path / "letter.png", ARTIFACTS / "ack-letter.png")
+
+    assert row.status == "queued"
+    assert pdf.startswith(b"%PDF")
+    assert "Mohamed El Amrani" in text and "10100 Rabat" in text
+    assert f"Objet : accusé de réception de votre réclamation {complaint.reference}" in text
+    assert "توصلنا بشكايتكم" in text
+    assert "مصلحة الشكايات" in text
+    assert (tmp_path / "letter.png").stat().st_size > 10_000
+
+
+def test_the_mailroom_lists_downloads_and_marks_the_letter_posted(
+    services: Services, settings: Settings, intake_processes: IntakeProcesses
+) -> None:
+    complaint = other_complaint(services, Channel.LETTER, LETTER_TEXT, SENDER)
+    row = Acknowledger(services).handle(complaint)
+    web = start_web(intake_processes, settings)
+    created = intake_processes.run("api-key", "create", "mailroom", env=web.env)
+    auth = {"Authorization": f"Bearer {created.stdout().strip()}"}
+
+    with httpx.Client(base_url=web.url, headers=auth) as client:
+        listed = client.get("/v1/acks/letters").json()
+        pdf = client.get(f"/v1/acks/letters/{row.id}/pdf")
+        posted = client.post(f"/v1/acks/letters/{row.id}/posted")
+        again = client.post(f"/v1/acks/letters/{row.id}/posted")
+        after = client.get("/v1/acks/letters").json()
+
+    assert [item["reference"] for item in listed] == [complaint.reference]
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert posted.json()["status"] == again.json()["status"] == "sent"
+    assert after == []
+    assert ack_row(services, complaint.id).sent_at is not None  # type: ignore[union-attr]
+
+
+def test_the_letter_routes_need_an_api_key(
+    settings: Settings, intake_processes: IntakeProcesses
+) -> None:
+    web = start_web(intake_processes, settings)
+    with httpx.Client(base_url=web.url) as client:
+        assert client.get("/v1/acks/letters").status_code == 401

@@ -1,0 +1,144 @@
+"""SMS and WhatsApp acknowledgements: the twilio library against a local stand-in of Twilio's API.
+
+The real ``twilio`` client sends the request (its base URL pointed at the
+stand-in); the test checks what reached the server: the account in the
+Basic auth, To/From/Body as Twilio expects them, an Arabic text within two
+UCS-2 segments, WhatsApp addresses, and a refused number recorded as failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from channels.acks.acknowledger import Acknowledger
+from channels.acks.sms import MAX_SEGMENTS, segments
+from config.settings import Settings
+from gateway.services import Services, build_services
+from gateway.store.db import reading
+from gateway.store.models import EventRow
+from normalizer.contract import Channel, Customer
+from tests.peers.acks import other_complaint
+from tests.peers.twilio_api import ACCOUNT_SID, AUTH_TOKEN, TwilioApi, twilio_api
+
+PHONE = "+212661234567"
+OUR_NUMBER = "+212520020915"
+WHATSAPP_NUMBER = "+14155238886"
+
+
+@pytest.fixture
+def api() -> Iterator[TwilioApi]:
+    with twilio_api() as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def services(settings: Settings, api: TwilioApi) -> Iterator[Services]:
+    configured = settings.model_copy(
+        update={
+            "twilio_account_sid": ACCOUNT_SID,
+            "twilio_auth_token": SecretStr(AUTH_TOKEN),
+            "twilio_api_base_url": api.url,
+            "twilio_phone_number": OUR_NUMBER,
+            "twilio_whatsapp_number": WHATSAPP_NUMBER,
+        }
+    )
+    built = build_services(configured)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def event_kinds(services: Services) -> list[str]:
+    with reading(services.store.engine) as session:
+        return list(session.scalars(select(EventRow.kind)))
+
+
+def test_a_phone_complaint_gets_an_sms_through_the_twilio_client(
+    services: Services, api: TwilioApi
+) -> None:
+    complaint = other_complaint(
+        services,
+        Channel.PHONE,
+        "Bonjour, ma carte a été bloquée au guichet de Derb Omar ce matin.",
+        Customer(phone=PHONE),
+    )
+
+    row = Acknowledger(services).handle(complaint)
+
+    [request] = api.recorded()
+    assert request.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    assert request.user == ACCOUNT_SID
+    assert request.form["To"] == PHONE
+    assert request.form["From"] == OUR_NUMBER
+    assert complaint.reference in request.form["Body"]
+    assert row.status == "sent"
+    assert row.recipient == PHONE
+    assert event_kinds(services) == ["ack.sent"]
+
+
+def test_an_arabic_sms_stays_within_two_ucs2_segments(services: Services, api: TwilioApi) -> None:
+    complaint = other_complaint(
+        services,
+        Channel.PHONE,
+        "السلام عليكم، تم حجز بطاقتي في الشباك الأوتوماتيكي صباح اليوم ولم أستطع استرجاعها.",
+        Customer(phone=PHONE),
+    )
+
+    Acknowledger(services).handle(complaint)
+
+    [request] = api.recorded()
+    encoding, count = segments(request.form["Body"])
+    assert "توصلنا بشكايتكم" in request.form["Body"]
+    assert encoding == "UCS-2"
+    assert count <= MAX_SEGMENTS
+
+
+def test_a_whatsapp_complaint_is_answered_on_whatsapp(services: Services, api: TwilioApi) -> None:
+    complaint = other_complaint(
+        services,
+        Channel.WHATSAPP,
+        "Hello, my wallet top-up of 300 dirhams has not arrived yet.",
+        Customer(phone=PHONE),
+    )
+
+    Acknowledger(services).handle(complaint)
+
+    [request] = api.recorded()
+    assert request.form["To"] == f"whatsapp:{PHONE}"
+    assert request.form["From"] == f"whatsapp:{WHATSAPP_NUMBER}"
+    assert "We will answer by" in request.form["Body"]
+
+
+def test_a_number_twilio_refuses_is_recorded_as_failed_and_not_retried(
+    services: Services, api: TwilioApi
+) -> None:
+    api.invalid_numbers.add(PHONE)
+    complaint = other_complaint(
+        services, Channel.PHONE, "Mon paiement de facture a échoué.", Customer(phone=PHONE)
+    )
+    acknowledger = Acknowledger(services)
+
+    first = acknowledger.handle(complaint)
+    again = acknowledger.handle(complaint)  # a redelivery
+
+    assert first.status == again.status == "failed"
+    assert first.reason == "recipient_refused"
+    assert len(api.recorded()) == 1
+    assert event_kinds(services) == ["ack.failed"]
+
+
+def test_our_own_number_never_gets_an_sms(services: Services, api: TwilioApi) -> None:
+    complaint = other_complaint(
+        services, Channel.SMS, "test de la ligne", Customer(phone=OUR_NUMBER)
+    )
+
+    row = Acknowledger(services).handle(complaint)
+
+    assert row.status == "skipped"
+    assert row.reason == "own_address"
+    assert api.recorded() == []

@@ -1,0 +1,266 @@
+"""The public form in a real browser (Debian chromium via Playwright) against ``intake web``.
+
+A customer fills it in and submits it, in French and in Arabic, sees the
+reference, and the complaint is then found on RabbitMQ with ``channel:
+webform`` and the language of its text. Errors come back next to the fields
+and in a summary, with what was typed kept. Each language version is
+screenshotted into ``tests/artifacts/`` for a person to look at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.settings import Settings
+from tests.peers.browser import browser, page, screenshot  # noqa: F401
+from tests.peers.processes import IntakeProcesses
+from tests.peers.webform import REFERENCE, WebService, queued_complaints, start_web
+
+FR_TEXT = (
+    "Bonjour, j'ai envoyé 1500 dirhams à ma sœur le 3 novembre depuis l'agence de Maârif "
+    "et l'argent n'est toujours pas disponible. Merci de vérifier ce transfert."
+)
+AR_TEXT = (
+    "السلام عليكم، قمت بتحويل مبلغ 1500 درهم إلى أختي يوم 3 نونبر من وكالة المعاريف "
+    "ولم تتوصل به إلى حد الآن. المرجو التحقق من هذه العملية وإفادتي."
+)
+
+
+@pytest.fixture
+def web(intake_processes: IntakeProcesses, amqp_settings: Settings) -> WebService:
+    return start_web(intake_processes, amqp_settings)
+
+
+@pytest.fixture
+def no_script_page(browser: Any) -> Iterator[Any]:  # noqa: F811
+    """A page with JavaScript off: the form must work as plain HTML."""
+    context = browser.new_context(java_script_enabled=False, locale="fr-MA")
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def fill_contact_and_text(page: Any, text: str) -> None:  # noqa: F811
+    page.fill("#f-name", "Fatima Zahra Alaoui")
+    page.fill("#f-phone", "06 61 23 45 67")
+    page.fill("#f-email", "fatima.alaoui@example.ma")
+    page.select_option("#f-product", "money_transfer")
+    page.fill("#f-transaction_reference", "TR-2026-0042")
+    page.fill("#f-text", text)
+
+
+def test_french_complaint_shows_its_reference_and_reaches_the_queue(
+    page: Any,  # noqa: F811
+    web: WebService,
+    intake_processes: IntakeProcesses,
+    amqp_settings: Settings,
+) -> None:
+    page.goto(web.url + "/")
+    fill_contact_and_text(page, FR_TEXT)
+    page.select_option("#f-preferred_contact", "email")
+    page.click("button[type=submit]")
+
+    reference = page.locator("#reference").inner_text().strip()
+    screenshot(page, "webform-fr-confirmation")
+    [complaint] = queued_complaints(intake_processes, web, amqp_settings, 1)
+    assert REFERENCE.fullmatch(reference)
+    assert page.locator("#answer-due").inner_text().strip()
+    assert complaint["reference"] == reference
+    assert complaint["channel"] == "webform"
+    assert complaint["language"]["tag"] == "fr"
+    assert complaint["product"] == "money_transfer"
+    assert complaint["customer"]["phone"] == "+212661234567"
+    assert complaint["customer"]["preferred_contact"] == "email"
+
+
+def test_arabic_complaint_is_right_to_left_and_tagged_with_the_language_of_its_text(
+    page: Any,  # noqa: F811
+    web: WebService,
+    intake_processes: IntakeProcesses,
+    amqp_settings: Settings,
+) -> None:
+    page.goto(web.url + "/ar/")
+    fill_contact_and_text(page, AR_TEXT)
+    page.select_option("#f-preferred_contact", "whatsapp")
+    page.click("button[type=submit]")
+
+    page.locator("#reference").wait_for()
+    screenshot(page, "webform-ar-confirmation")
+    reference = page.locator("#reference").inner_text().strip()
+    direction = page.evaluate("getComputedStyle(document.body).direction")
+    [complaint] = queued_complaints(intake_processes, web, amqp_settings, 1)
+    assert direction == "rtl"
+    assert page.locator("h1").inner_text() == "توصلنا بشكايتكم"
+    assert complaint["reference"] == reference
+    assert complaint["language"]["tag"] == "ar"
+    assert complaint["customer"]["preferred_language"] == "ar"
+
+
+def test_an_english_page_with_french_text_queues_the_language_of_the_text(
+    page: Any,  # noqa: F811
+    web: WebService,
+    intake_processes: IntakeProcesses,
+    amqp_settings: Settings,
+) -> None:
+    page.goto(web.url + "/en/")
+    fill_contact_and_text(page, FR_TEXT)
+    page.click("button[type=submit]")
+    page.locator("#reference").wait_for()
+
+    [complaint] = queued_complaints(intake_processes, web, amqp_settings, 1)
+    assert complaint["language"]["tag"] == "fr"
+    assert complaint["customer"]["preferred_language"] == "en"
+
+
+def test_errors_come_back_next_to_fields_and_in_a_summary_with_typed_values_kept(
+    no_script_page: Any, web: WebService
+) -> None:
+    tab = no_script_page
+    tab.goto(web.url + "/")
+    tab.fill("#f-name", "Karim")
+    tab.fill("#f-phone", "12")
+    tab.fill("#f-text", "Ma carte a été avalée par le guichet.")
+    tab.click("button[type=submit]")
+
+    screenshot(tab, "webform-fr-errors")
+    summary = tab.locator("#error-summary")
+    phone_error = tab.locator("#f-phone-error")
+    assert summary.is_visible()
+    assert "numéro de téléphone n'est pas valide" in summary.inner_text()
+    assert "numéro de téléphone n'est pas valide" in phone_error.inner_text()
+    assert tab.get_attribute("#f-phone", "aria-invalid") == "true"
+    assert "f-phone-error" in (tab.get_attribute("#f-phone", "aria-describedby") or "")
+    assert tab.input_value("#f-name") == "Karim"
+    assert tab.input_value("#f-text") == "Ma carte a été avalée par le guichet."
+    assert tab.title().startswith("Erreur")
+
+
+def test_a_corrected_form_goes_through_without_javascript(
+    no_script_page: Any, web: WebService
+) -> None:
+    tab = no_script_page
+    tab.goto(web.url + "/es/")
+    tab.fill("#f-text", "Mi tarjeta fue retenida por el cajero automático ayer por la tarde.")
+    tab.click("button[type=submit]")
+    tab.locator("#f-phone-error").wait_for()
+    tab.fill("#f-phone", "+34 612 34 56 78")
+    tab.click("button[type=submit]")
+
+    assert REFERENCE.fullmatch(tab.locator("#reference").inner_text().strip())
+    assert tab.locator("html").get_attribute("lang") == "es"
+
+
+def test_inline_validation_announces_a_missing_contact_before_any_round_trip(
+    page: Any,  # noqa: F811
+    web: WebService,
+) -> None:
+    page.goto(web.url + "/en/")
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.method))
+    page.fill("#f-text", "My card was blocked.")
+    page.click("button[type=submit]")
+
+    summary = page.locator("#error-summary")
+    summary.wait_for(state="visible")
+    assert "Give a phone number or an e-mail address" in summary.inner_text()
+    assert page.evaluate("document.activeElement.id") == "error-summary"
+    assert "POST" not in requests
+
+
+def test_keyboard_alone_fills_in_and_submits_the_form(page: Any, web: WebService) -> None:  # noqa: F811
+    page.goto(web.url + "/")
+    page.keyboard.press("Tab")  # the skip link comes first
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    page.focus("#f-name")
+    for text in ("Youssef", "0612345678", "youssef@example.ma"):
+        page.keyboard.type(text)
+        page.keyboard.press("Tab")
+    page.keyboard.press("Tab")  # the product list
+    page.keyboard.press("Tab")  # the transaction reference
+    assert page.evaluate("document.activeElement.id") == "f-text"
+    page.keyboard.type("Le paiement de ma facture d'électricité a été débité deux fois.")
+    page.focus("button[type=submit]")
+    page.keyboard.press("Enter")
+
+    assert REFERENCE.fullmatch(page.locator("#reference").inner_text().strip())
+
+
+def test_an_attachment_uploads_with_progress_and_is_kept_with_the_complaint(
+    page: Any,  # noqa: F811
+    web: WebService,
+    intake_processes: IntakeProcesses,
+    amqp_settings: Settings,
+    tmp_path: Path,
+) -> None:
+    from PIL import Image
+
+    receipt = tmp_path / "recu.png"
+    Image.new("RGB", (400, 200), "white").save(receipt)
+    page.goto(web.url + "/")
+    fill_contact_and_text(page, FR_TEXT)
+    page.set_input_files("#f-attachments", str(receipt))
+    page.click("button[type=submit]")
+    page.locator("#reference").wait_for()
+
+    [complaint] = queued_complaints(intake_processes, web, amqp_settings, 1)
+    [attachment] = complaint["attachments"]
+    assert attachment["name"] == "recu.png"
+    assert attachment["content_type"] == "image/png"
+
+
+@pytest.mark.parametrize("code", ["fr", "ar", "en", "es"])
+def test_each_language_version_is_served_in_its_language_and_direction(
+    page: Any,  # noqa: F811
+    web: WebService,
+    code: str,
+) -> None:
+    path = "/" if code == "fr" else f"/{code}/"
+    page.set_viewport_size({"width": 1000, "height": 900})
+    page.goto(web.url + path)
+    screenshot(page, f"webform-{code}")
+
+    html = page.locator("html")
+    assert html.get_attribute("lang") == code
+    assert html.get_attribute("dir") == ("rtl" if code == "ar" else "ltr")
+    assert page.locator(".language-switch [aria-current=page]").get_attribute("lang") == code
+    body = page.locator("main").inner_text()
+    assert "10" in body and "40" in body
+    assert page.locator("a[href='https://cmmb.ma/demande-de-mediation/']").count() == 1
+
+
+def test_the_chosen_language_is_remembered_on_the_next_visit(
+    page: Any,  # noqa: F811
+    web: WebService,
+) -> None:
+    page.goto(web.url + "/")
+    page.click(".language-switch a[lang=ar]")
+    page.goto(web.url + "/")
+    assert page.url.endswith("/ar/")
+    page.click(".language-switch a[lang=fr]")
+    page.goto(web.url + "/")
+    assert page.url == web.url + "/"
+
+
+def test_numbers_in_the_arabic_page_read_left_to_right(page: Any, web: WebService) -> None:  # noqa: F811
+    page.goto(web.url + "/ar/")
+    positions = page.evaluate(
+        """() => {
+          const node = document.getElementById('f-phone-hint').firstChild;
+          const text = node.textContent;
+          const x = (part) => {
+            const range = document.createRange();
+            const at = text.indexOf(part);
+            range.setStart(node, at);
+            range.setEnd(node, at + part.length);
+            return range.getBoundingClientRect().x;
+          };
+          return [x('06'), x('78')];
+        }"""
+    )
+    first, last = positions
+    assert first < last, "the example number 06 12 34 56 78 is displayed backwards"

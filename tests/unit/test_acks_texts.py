@@ -1,0 +1,127 @@
+"""Acknowledgement texts: every template renders, says the essentials, and fits its medium."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from channels.acks.mail import SmtpRelay, compose
+from channels.acks.policy import Plan
+from channels.acks.sending import Outgoing
+from channels.acks.sms import MAX_SEGMENTS, segments, sms_text
+from channels.acks.texts import TEMPLATE_LANGUAGES, blocks, render, variables
+from normalizer.assemble import assemble_message
+from normalizer.contract import Channel, ComplaintMessage, Customer, Evidence, Language
+from normalizer.draft import ComplaintDraft
+from normalizer.pipeline import normalize
+
+ZONE = "Africa/Casablanca"
+
+
+def complaint(tag: str = "fr", message_id: str | None = "<m1@example.ma>") -> ComplaintMessage:
+    draft = ComplaintDraft(
+        channel=Channel.EMAIL,
+        received_at=datetime(2026, 11, 26, 9, tzinfo=UTC),
+        body="texte",
+        customer=Customer(name="Fatima Zahra", email="fatima@example.ma"),
+        language=Language(tag=tag, confidence=0.9, method="test"),
+    )
+    normalize(draft)
+    evidence = Evidence(
+        stored_at="blob:sha256:" + "0" * 64,
+        sha256="0" * 64,
+        size=1,
+        content_type="message/rfc822",
+        message_id=message_id,
+    )
+    return assemble_message(
+        draft,
+        complaint_id="c1",
+        reference="CP-7K4M-9QXT",
+        evidence=evidence,
+        attachments=[],
+        processed_at=datetime(2026, 11, 26, 9, tzinfo=UTC),
+    )
+
+
+def outgoing(message: ComplaintMessage) -> Outgoing:
+    return Outgoing(message, Plan("email", "fatima@example.ma", ("fr",)), "<ack.x@host>")
+
+
+@pytest.mark.parametrize("language", TEMPLATE_LANGUAGES)
+@pytest.mark.parametrize("kind", ["subject", "email", "sms", "letter"])
+def test_every_template_renders_with_the_reference(language: str, kind: str) -> None:
+    text = render(kind, language, variables(complaint(), language, ZONE, 40))
+    assert "CP-7K4M-9QXT" in text
+
+
+@pytest.mark.parametrize("language", TEMPLATE_LANGUAGES)
+def test_the_email_gives_the_answer_date_and_the_40_day_commitment(language: str) -> None:
+    text = render("email", language, variables(complaint(), language, ZONE, 40))
+    assert "40" in text
+    assert "2027" in text  # 40 days after 26 November 2026
+    assert "Fatima Zahra" in text
+
+
+@pytest.mark.parametrize("tag", ["fr", "ar", "en", "es"])
+def test_every_sms_fits_the_segment_limit(tag: str) -> None:
+    text = sms_text(outgoing(complaint(tag)), ZONE, 40)
+    assert segments(text)[1] <= MAX_SEGMENTS, text
+
+
+def test_gsm7_text_is_counted_in_160_character_segments() -> None:
+    assert segments("a" * 160) == ("GSM-7", 1)
+    assert segments("a" * 161) == ("GSM-7", 2)
+    assert segments("{" * 80) == ("GSM-7", 1)  # extension characters take two septets
+    assert segments("{" * 81) == ("GSM-7", 2)
+
+
+def test_arabic_text_is_counted_in_ucs2_segments() -> None:
+    assert segments("ب" * 70) == ("UCS-2", 1)
+    assert segments("ب" * 71) == ("UCS-2", 2)
+    assert segments("ب" * 134) == ("UCS-2", 2)
+    assert segments("ب" * 135) == ("UCS-2", 3)
+
+
+def test_a_reply_to_an_email_threads_and_says_it_is_automatic() -> None:
+    message = complaint()
+    mail = compose(outgoing(message), blocks(message, "email", ZONE, 40), "contact@cashplus.ma")
+    assert mail["In-Reply-To"] == mail["References"] == "<m1@example.ma>"
+    assert mail["Auto-Submitted"] == "auto-replied"
+    assert mail["X-Auto-Response-Suppress"] == "All"
+    assert mail.get_body(("html",)) is not None and mail.get_body(("plain",)) is not None
+
+
+def test_an_acknowledgement_of_a_non_email_complaint_is_auto_generated() -> None:
+    message = complaint(message_id=None)
+    mail = compose(outgoing(message), blocks(message, "email", ZONE, 40), "contact@cashplus.ma")
+    assert mail["In-Reply-To"] is None
+    assert mail["Auto-Submitted"] == "auto-generated"
+
+
+def test_the_arabic_html_part_runs_right_to_left_with_french_below() -> None:
+    message = complaint("ary-Arab")
+    mail = compose(outgoing(message), blocks(message, "email", ZONE, 40), "contact@cashplus.ma")
+    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert html.index('dir="rtl"') < html.index('<div lang="fr" dir="ltr"')
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("smtp://relay.internal:2525", ("relay.internal", 2525, False, False, None)),
+        ("smtps://u:p%40ss@relay:465", ("relay", 465, True, False, "u")),
+        ("smtp://u:p@relay?starttls=true", ("relay", 25, False, True, "u")),
+    ],
+)
+def test_the_relay_url_gives_host_port_tls_and_credentials(
+    url: str, expected: tuple[object, ...]
+) -> None:
+    relay = SmtpRelay(url, "intake.cashplus.ma")
+    assert (relay.host, relay.port, relay.implicit_tls, relay.starttls, relay.user) == expected
+
+
+def test_a_relay_url_of_another_scheme_is_a_configuration_error() -> None:
+    with pytest.raises(ValueError, match="INTAKE_SMTP_RELAY_URL"):
+        SmtpRelay("http://relay:25", "intake.cashplus.ma")
