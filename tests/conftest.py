@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings, load_settings
+from tests.peers.processes import IntakeProcesses, intake_env
 from tests.peers.services import (
     RABBITMQ_URL,
     create_postgres_database,
@@ -22,6 +23,7 @@ from tests.peers.services import (
     drop_postgres_database,
     require_rabbitmq,
 )
+from tests.peers.tcpproxy import TcpProxy
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -82,3 +84,24 @@ def postgres_url() -> Iterator[str]:
     url, name = create_postgres_database()
     yield url
     drop_postgres_database(name)
+
+
+# -- subprocesses and a breakable link to the broker (integration tests) ----
+@pytest.fixture
+def intake_processes(tmp_path: Path) -> Iterator[IntakeProcesses]:
+    """Start ``intake`` subprocesses; whatever still runs at teardown is stopped, then killed."""
+    folder = tmp_path / "processes"
+    folder.mkdir()
+    processes = IntakeProcesses(workdir=folder, env=intake_env())
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+@pytest.fixture
+def rabbitmq_proxy() -> Iterator[TcpProxy]:
+    """A TCP proxy in front of the machine's RabbitMQ that a test can cut and restore."""
+    require_rabbitmq()
+    with TcpProxy(("127.0.0.1", 5672)) as proxy:
+        yield proxy
