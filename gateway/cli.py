@@ -96,10 +96,10 @@ def run() -> None:
 @main.command()
 def web() -> None:
     """Run the HTTP server (API, webhooks, health, metrics)."""
-    from gateway.runner import web_server
+    from gateway.runner import serve_web
 
     with _services() as services:
-        web_server(services).run()
+        serve_web(services)
 
 
 @main.command()
@@ -166,7 +166,7 @@ def consume(count: int | None, timeout: float | None, dead_letters: bool) -> Non
 @main.command()
 @click.option("--since", required=True, help="Date (YYYY-MM-DD, local) or ISO 8601 time.")
 def replay(since: str) -> None:
-    """Publish again every message first queued since a date (consumers drop repeats by id)."""
+    """Publish again every message published since a date (consumers drop repeats by id)."""
     moment = _parse_since(since)
     with _services() as services:
         queued = services.store.outbox.replay_since(moment)

@@ -103,6 +103,12 @@ def run_all(services: Services) -> None:
         log.info("gateway stopped")
 
 
+def serve_web(services: Services) -> None:
+    """The HTTP server alone, until SIGINT or SIGTERM (exit 0 on either)."""
+    _stop_on_signals(threading.Event())
+    web_server(services).run()
+
+
 def _stop_on_signals(stop: threading.Event) -> None:
     """Make SIGINT and SIGTERM mean "stop", also after uvicorn is done with them.
 

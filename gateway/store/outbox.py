@@ -85,16 +85,20 @@ class Outbox:
             )
 
     def replay_since(self, since: datetime) -> int:
-        """Queue every message first published at or after ``since`` again; returns the count.
+        """Queue again every message published at or after ``since``; returns the count.
 
         New rows are added (same event id and payload), so the history of what
         was sent when stays intact and consumers can drop the repeats by id.
+        A message is queued once even if it was already replayed before.
         """
         with writing(self.engine) as session:
+            firsts = (
+                select(func.min(OutboxRow.id))
+                .where(OutboxRow.published_at.is_not(None), OutboxRow.published_at >= since)
+                .group_by(OutboxRow.event_id)
+            )
             originals = session.scalars(
-                select(OutboxRow)
-                .where(OutboxRow.published_at.is_not(None), OutboxRow.created_at >= since)
-                .order_by(OutboxRow.id)
+                select(OutboxRow).where(OutboxRow.id.in_(firsts)).order_by(OutboxRow.id)
             ).all()
             for row in originals:
                 session.add(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -123,7 +124,8 @@ class IntakeProcesses:
 
     def start(self, *args: str, env: Mapping[str, str] | None = None) -> IntakeProcess:
         index = len(self.started)
-        name = "-".join(arg.strip("-") for arg in args)[:40]
+        # File names from the arguments, minus what a path may not hold.
+        name = re.sub(r"[^\w.-]+", "_", "-".join(arg.strip("-") for arg in args))[:40]
         stdout_path = self.workdir / f"{index:02d}-{name}.out"
         stderr_path = self.workdir / f"{index:02d}-{name}.err"
         with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
@@ -186,6 +188,8 @@ def env_for(settings: Settings, **extra: object) -> dict[str, str]:
             value = value.resolve()
         elif isinstance(value, bool):
             value = str(value).lower()
+        elif value is None:
+            value = ""  # "off" for optional settings such as INTAKE_SMTP_PORT
         values[key] = value
     values.update(extra)
     return intake_env(**values)

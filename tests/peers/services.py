@@ -39,21 +39,19 @@ def delete_rabbitmq_namespace(prefix: str) -> None:
         return
     from kombu import Connection
 
+    from router.topology import build_topology
+
+    topology = build_topology(prefix)
     with Connection(RABBITMQ_URL, connect_timeout=3) as connection:
         channel = connection.channel()
-        for queue in (
-            "complaints.inbound",
-            "complaints.dead",
-            "complaints.events",
-            "complaints.acks",
-        ):
+        for queue in topology.queues:
             try:
-                channel.queue_delete(prefix + queue)
+                channel.queue_delete(queue.name)
             except Exception:
                 channel = connection.channel()
-        for exchange in ("complaints", "complaints.dlx"):
+        for exchange in (topology.exchange, topology.dead_letter_exchange):
             try:
-                channel.exchange_delete(prefix + exchange)
+                channel.exchange_delete(exchange.name)
             except Exception:
                 channel = connection.channel()
 
