@@ -6,7 +6,7 @@ workers; a new channel is one module and one line here.
 
 from __future__ import annotations
 
-from channels import acks, api, letters, smtp, webform
+from channels import acks, api, letters, smtp, twilio, webform
 from channels.base import ChannelAdapter
 from gateway.staff import adapter as staff
 
@@ -16,5 +16,6 @@ CHANNELS: tuple[ChannelAdapter, ...] = (
     webform.ADAPTER,
     letters.ADAPTER,
     staff.ADAPTER,
+    twilio.ADAPTER,
     acks.ADAPTER,
 )

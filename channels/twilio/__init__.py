@@ -1,0 +1,24 @@
+"""The phone channel: Twilio webhooks for the 0520020915 line (calls, SMS, WhatsApp).
+
+- ``routes``: the webhooks and the transcript API, thin, signature first;
+- ``voice`` / ``messaging`` / ``transcripts``: what each webhook changes;
+- ``worker``: downloads recordings and photos, publishes missed calls;
+- ``texts`` + ``ivr.json``: every sentence the line says or writes, per language;
+- ``twiml``: the answers, built with twilio's TwiML builder.
+
+State lives in ``gateway.store.calls`` / ``media`` / ``revisions``.
+"""
+
+from __future__ import annotations
+
+from channels.base import ChannelAdapter
+from channels.twilio.routes import build_router
+from channels.twilio.worker import run_worker, twilio_worker, worker_enabled
+
+ADAPTER = ChannelAdapter(
+    name="twilio",
+    routes=build_router,
+    worker=run_worker,
+    enabled=worker_enabled,
+    commands=(twilio_worker,),
+)

@@ -1,0 +1,135 @@
+"""The phone line's working set: the stores, the texts table, and the small shared steps.
+
+``PhoneLine`` is built once per process (by the routes and by the worker)
+around the gateway's ``Services``. ``refresh`` is the one way a Twilio
+complaint changes after it was recorded: it rebuilds the message from what
+the store holds (media, transcript) and lets ``ComplaintRevisions`` decide
+between rewriting it while it waits and amending it once published.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from channels.twilio.texts import IvrTable, ivr_table
+from config.settings import Settings
+from gateway.errors import ApiError
+from gateway.logs import complaint_context
+from gateway.services import Services
+from gateway.store.calls import CallStore
+from gateway.store.media import MediaStore
+from gateway.store.revisions import (
+    Change,
+    ComplaintRevisions,
+    Revision,
+    media_and_transcript,
+)
+from normalizer.contact import InvalidContact, to_e164
+from normalizer.contract import ComplaintMessage
+from normalizer.draft import ComplaintDraft, RawInput
+from normalizer.pipeline import normalize
+
+log = logging.getLogger("intake.twilio")
+
+CALL_KEY_PREFIX = "twilio:call:"
+
+
+@dataclass(frozen=True)
+class PhoneLine:
+    services: Services
+    calls: CallStore
+    media: MediaStore
+    revisions: ComplaintRevisions
+    table: IvrTable
+
+    @classmethod
+    def of(cls, services: Services) -> PhoneLine:
+        engine = services.store.engine
+        return cls(
+            services=services,
+            calls=CallStore(engine),
+            media=MediaStore(engine),
+            revisions=ComplaintRevisions(engine, services.settings.event_source),
+            table=ivr_table(),
+        )
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.public_base_url
+
+
+def call_sid_of(complaint_key: str) -> str | None:
+    """The CallSid behind a call complaint's dedup key (None for messages)."""
+    if complaint_key.startswith(CALL_KEY_PREFIX):
+        return complaint_key.removeprefix(CALL_KEY_PREFIX)
+    return None
+
+
+def refresh(line: PhoneLine, complaint_key: str, first: Change | None = None) -> Revision | None:
+    """Bring a Twilio complaint up to date with its media and transcript.
+
+    ``first``: the change that prompted it, committed in the same transaction.
+    """
+    revision = line.revisions.revise(
+        complaint_key, media_and_transcript(call_sid_of(complaint_key)), first
+    )
+    if revision is not None and revision.outcome != "unchanged":
+        with complaint_context(revision.message.id):
+            log.info("complaint %s %s", revision.message.reference, revision.outcome.value)
+    return revision
+
+
+def record_held(
+    line: PhoneLine, raw: RawInput, draft: ComplaintDraft, hold_seconds: float | None
+) -> tuple[ComplaintMessage, bool]:
+    """Normalize and commit a complaint whose publication waits ``hold_seconds`` (None: not).
+
+    A repeat (same dedup key) returns the complaint recorded the first time;
+    the store looks it up before writing anything, so no lookup here.
+    """
+    complaints = line.services.store.complaints
+    normalize(draft, line.services.pipeline)
+    available_at = (
+        None if hold_seconds is None else datetime.now(UTC) + timedelta(seconds=hold_seconds)
+    )
+    result = complaints.record_complaint(raw, draft, available_at=available_at)
+    with complaint_context(result.message.id):
+        log.info(
+            "%s complaint %s via %s (%s)",
+            "recorded" if result.created else "repeated",
+            result.message.reference,
+            result.message.channel.value,
+            result.message.language.tag,
+        )
+    return result.message, result.created
+
+
+def phone_or_none(raw: str) -> str | None:
+    """E.164, or None for withheld or malformed numbers ("anonymous", "+266696687")."""
+    if not raw:
+        return None
+    try:
+        return to_e164(raw)
+    except InvalidContact:
+        return None
+
+
+def reject(
+    line: PhoneLine, channel: str, body: bytes, code: str, message: str, *, ids: dict[str, object]
+) -> ApiError:
+    """Quarantine a webhook we cannot use; the returned error is the answer (400)."""
+    line.services.store.complaints.quarantine(
+        channel=channel,
+        data=body,
+        content_type="application/x-www-form-urlencoded",
+        reason_code=code,
+        reason=message,
+        source_ids=ids,
+    )
+    return ApiError(400, code, message)

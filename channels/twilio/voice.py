@@ -1,0 +1,195 @@
+"""The voice flow, step by step: what each Twilio callback changes in the store.
+
+Blocking functions (database, disk) that the routes run in a worker thread
+and that answer nothing themselves; the routes turn their result into
+TwiML. Every step is idempotent on Twilio's identifiers (CallSid,
+RecordingSid), because Twilio retries.
+
+- incoming call: the call is noted (state ``menu``);
+- language choice: noted (state ``recording``);
+- recording ready (the ``<Record>`` action, or the recording-status callback
+  if the action was lost): the recording is queued for download and the
+  complaint is recorded, its publication held until it is complete;
+- call over: a call that ended at the menu is a missed call at once; one
+  that ended during the recording gets ``INTAKE_CALL_END_GRACE`` seconds for
+  its recording to show up before the worker calls it missed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from channels.twilio.line import PhoneLine, phone_or_none, record_held, refresh, reject
+from channels.twilio.signature import FORM_TYPE, TwilioRequest
+from channels.twilio.texts import MenuEntry
+from gateway.store.calls import Call, CallState
+from gateway.store.media import NewMedia
+from gateway.store.revisions import IVR_DEFAULT_METHOD, call_language
+from normalizer.contract import Channel, ComplaintMessage, Customer
+from normalizer.draft import ComplaintDraft, RawInput
+
+log = logging.getLogger("intake.twilio")
+
+MISSED_KIND = "call.missed"
+IVR_METHOD = "ivr"
+# CallStatus values that end a call (Twilio's call status callback).
+FINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "canceled", "failed"})
+RECORDING_FORMAT = ".wav"
+
+
+def required(line: PhoneLine, request: TwilioRequest, *names: str) -> list[str]:
+    """The named parameters, or a quarantined ``400`` naming the first one missing."""
+    values = [request.get(name) for name in names]
+    for name, value in zip(names, values, strict=True):
+        if not value:
+            raise reject(
+                line,
+                Channel.PHONE.value,
+                request.body,
+                "missing_parameter",
+                f"webhook on {request.path} without {name}",
+                ids={"path": request.path, "call_sid": request.get("CallSid") or None},
+            )
+    return values
+
+
+def incoming_call(line: PhoneLine, request: TwilioRequest) -> Call:
+    (call_sid,) = required(line, request, "CallSid")
+    return line.calls.start(
+        call_sid,
+        account_sid=request.get("AccountSid") or None,
+        caller=phone_or_none(request.get("From")),
+        called=phone_or_none(request.get("To")),
+    )
+
+
+def choose_language(line: PhoneLine, request: TwilioRequest) -> MenuEntry | None:
+    """The caller's key press, noted; None if the key is not on the menu."""
+    (call_sid,) = required(line, request, "CallSid")
+    choice = line.table.choice(request.get("Digits"))
+    if choice is not None:
+        line.calls.choose_language(call_sid, choice.language, IVR_METHOD)
+    return choice
+
+
+def default_language(line: PhoneLine, request: TwilioRequest) -> MenuEntry:
+    """No usable key after every attempt: go on in the menu's default language."""
+    (call_sid,) = required(line, request, "CallSid")
+    choice = line.table.default_choice
+    line.calls.choose_language(call_sid, choice.language, IVR_DEFAULT_METHOD)
+    return choice
+
+
+def recording_ready(line: PhoneLine, request: TwilioRequest) -> tuple[ComplaintMessage, str]:
+    """Queue the recording's download and record the complaint (once per call).
+
+    Returns the complaint and the language to speak to the caller in.
+    """
+    call_sid, recording_sid, recording_url = required(
+        line, request, "CallSid", "RecordingSid", "RecordingUrl"
+    )
+    call = line.calls.note_recording(
+        call_sid,
+        recording_sid=recording_sid,
+        recording_url=recording_url,
+        caller=phone_or_none(request.get("From")),
+        called=phone_or_none(request.get("To")),
+        account_sid=request.get("AccountSid") or None,
+    )
+    audio_url = recording_url + RECORDING_FORMAT
+    line.media.add(
+        [
+            NewMedia(
+                media_key=f"recording:{recording_sid}",
+                complaint_key=call.complaint_key,
+                position=0,
+                url=audio_url,
+                name=f"{recording_sid}{RECORDING_FORMAT}",
+                declared_type="audio/x-wav",
+            )
+        ]
+    )
+    message, created = record_held(
+        line,
+        _raw_call(request, call, recording_sid, recording_url, audio_url),
+        _draft(call),
+        line.settings.call_transcript_wait,
+    )
+    if created:
+        # The download or a transcript may have beaten this webhook.
+        refresh(line, call.complaint_key)
+    spoken = call.language if call.language in line.table.languages else None
+    return message, spoken or line.table.default_choice.language
+
+
+def _raw_call(
+    request: TwilioRequest, call: Call, recording_sid: str, recording_url: str, audio_url: str
+) -> RawInput:
+    return RawInput(
+        channel=Channel.PHONE,
+        data=request.body,
+        content_type=FORM_TYPE,
+        received_at=call.started_at,
+        dedup_key=call.complaint_key,
+        source_ids={
+            "call_sid": call.call_sid,
+            "recording_sid": recording_sid,
+            "recording_url": recording_url,
+            # Not downloaded yet: the message says so until it is.
+            "missing_media": [audio_url],
+        },
+    )
+
+
+def _draft(call: Call) -> ComplaintDraft:
+    tag = call.language or "und"
+    method = call.language_method or IVR_DEFAULT_METHOD
+    return ComplaintDraft(
+        channel=Channel.PHONE,
+        received_at=call.started_at,
+        body="",  # the transcript, when one comes
+        customer=Customer(phone=call.caller),
+        language=call_language(tag, method, None, None),
+    )
+
+
+def call_over(line: PhoneLine, request: TwilioRequest) -> None:
+    """The call-status callback: note the end; a call that never got past the menu is missed."""
+    call_sid, status = required(line, request, "CallSid", "CallStatus")
+    if status not in FINAL_STATUSES:
+        return
+    call = line.calls.end(call_sid, status, request.body.decode("utf-8"))
+    if call.state == CallState.MENU:
+        declare_missed(line, call)
+
+
+def declare_missed(line: PhoneLine, call: Call) -> bool:
+    """Publish ``event.call.missed`` for a call without recording; False if it has one."""
+    if call.state not in (CallState.MENU, CallState.RECORDING):
+        return False
+    ended_at = call.ended_at or datetime.now(UTC)
+    raw = RawInput(
+        channel=Channel.PHONE,
+        data=(call.end_request or "").encode(),
+        content_type=FORM_TYPE,
+        received_at=ended_at,
+        dedup_key=f"twilio:call-missed:{call.call_sid}",
+        source_ids={"call_sid": call.call_sid},
+    )
+    details = {
+        "call_sid": call.call_sid,
+        "caller": call.caller,
+        "called": call.called,
+        "call_status": call.final_status,
+        "stage": "menu" if call.state == CallState.MENU else "recording",
+        "language": call.language,
+        "started_at": call.started_at.isoformat(),
+        "ended_at": ended_at.isoformat(),
+    }
+    # The event first: a crash after it repeats it harmlessly (same dedup key).
+    event, created = line.services.store.complaints.record_event(raw, MISSED_KIND, details)
+    line.calls.mark_missed(call.call_sid)
+    if created:
+        log.info("missed call at the %s: event %s", details["stage"], event.id)
+    return True

@@ -1,0 +1,158 @@
+"""The phone worker: downloads recordings and photos, and calls missed calls missed.
+
+Runs in ``intake run`` and as its own process (``intake twilio-worker``).
+Each pass:
+
+1. claims due downloads (``twilio_media``), fetches each with the account's
+   credentials (only ever sent to ``INTAKE_TWILIO_API_BASE_URL``), stores the
+   bytes in the blob store with their sha256 and their type sniffed by
+   python-magic, and brings the complaint up to date. A failed download is
+   retried with exponential backoff; after ``INTAKE_RECORDING_FETCH_ATTEMPTS``
+   the complaint goes out without it, its URL in ``evidence.missing_media``.
+2. publishes ``event.call.missed`` for calls that ended during the
+   recording and got no recording within ``INTAKE_CALL_END_GRACE``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+
+import click
+import httpx
+import magic
+
+from channels.twilio.line import PhoneLine, refresh
+from channels.twilio.voice import declare_missed
+from gateway.logs import complaint_context
+from gateway.services import Services
+from gateway.store import StoreUnavailable
+from gateway.store.media import MediaTask, mark_failed, mark_stored
+from normalizer.contract import Attachment
+
+log = logging.getLogger("intake.twilio.worker")
+
+# Recordings are at most a few MB (5 minutes of 8 kHz WAV), MMS photos 5 MB.
+MAX_MEDIA_BYTES = 64 * 1024 * 1024
+MAX_BACKOFF_SECONDS = 300.0
+# A claimed download is someone else's to retry only after this.
+CLAIM_LEASE = timedelta(minutes=5)
+BATCH = 8
+HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+class FetchFailed(Exception):
+    """The media could not be downloaded this time."""
+
+
+def download(client: httpx.Client, line: PhoneLine, url: str) -> tuple[bytes, str | None]:
+    """The media's bytes and declared type; credentials only for Twilio's own API."""
+    settings = line.settings
+    auth: tuple[str, str] | None = None
+    token = settings.twilio_auth_token.get_secret_value()
+    if url.startswith(settings.twilio_api_base_url.rstrip("/") + "/") and token:
+        auth = (settings.twilio_account_sid, token)
+    with client.stream("GET", url, auth=auth, follow_redirects=True) as response:
+        if response.status_code != 200:
+            raise FetchFailed(f"HTTP {response.status_code}")
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_MEDIA_BYTES:
+                raise FetchFailed(f"larger than {MAX_MEDIA_BYTES} bytes")
+            chunks.append(chunk)
+        declared = response.headers.get("content-type")
+    return b"".join(chunks), declared.split(";")[0].strip() if declared else None
+
+
+def retry_delay(settings_backoff: float, attempt: int) -> float:
+    """Seconds before attempt ``attempt + 1``: the backoff, doubling, capped."""
+    return float(min(settings_backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+
+
+def fetch_one(line: PhoneLine, client: httpx.Client, task: MediaTask) -> None:
+    try:
+        data, declared = download(client, line, task.url)
+    except (httpx.HTTPError, FetchFailed) as exc:
+        attempt = task.attempts + 1
+        give_up = attempt >= line.settings.recording_fetch_attempts
+        delay = retry_delay(line.settings.media_fetch_backoff, attempt)
+        retry_at = None if give_up else datetime.now(UTC) + timedelta(seconds=delay)
+        reason = f"{type(exc).__name__}: {exc}"
+        if retry_at is None:
+            # Given up: the complaint is complete now (without it) and may go out.
+            refresh(line, task.complaint_key, mark_failed(task.id, reason, None))
+        else:
+            line.media.failed(task.id, reason, retry_at)
+        log.warning(
+            "download %s failed (attempt %d): %s%s",
+            task.media_key,
+            attempt,
+            reason,
+            "; giving up" if give_up else f"; again in {delay:.0f} s",
+        )
+        return
+    stored = line.services.store.blobs.put(data)
+    attachment = Attachment(
+        name=task.name,
+        content_type=magic.from_buffer(data[:65536], mime=True),
+        declared_type=declared or task.declared_type,
+        size=stored.size,
+        sha256=stored.sha256,
+        stored_at=stored.location,
+    )
+    revision = refresh(line, task.complaint_key, mark_stored(task.id, attachment))
+    with complaint_context(revision.message.id if revision else "-"):
+        log.info("stored %s (%s, %d bytes)", task.media_key, attachment.content_type, stored.size)
+
+
+def sweep_missed_calls(line: PhoneLine) -> int:
+    grace = timedelta(seconds=line.settings.call_end_grace)
+    calls = line.calls.ended_without_recording(datetime.now(UTC) - grace)
+    return sum(1 for call in calls if declare_missed(line, call))
+
+
+def work_once(line: PhoneLine, client: httpx.Client) -> int:
+    """One pass; returns how many things it did (0: nothing was due)."""
+    tasks = line.media.claim_due(BATCH, CLAIM_LEASE)
+    for task in tasks:
+        fetch_one(line, client, task)
+    return len(tasks) + sweep_missed_calls(line)
+
+
+def run_worker(services: Services, stop: threading.Event) -> None:
+    """Passes until ``stop`` is set; idle passes every ``INTAKE_TWILIO_WORKER_INTERVAL``."""
+    line = PhoneLine.of(services)
+    interval = services.settings.twilio_worker_interval
+    with httpx.Client(timeout=HTTP_TIMEOUT) as client:
+        while not stop.is_set():
+            try:
+                busy = work_once(line, client) > 0
+            except StoreUnavailable:
+                busy = False  # logged by the store; the next pass tries again
+            except Exception:
+                log.exception("phone worker pass failed")
+                busy = False
+            if not busy:
+                stop.wait(interval)
+
+
+def worker_enabled(services: Services) -> bool:
+    return bool(services.settings.twilio_auth_token.get_secret_value())
+
+
+@click.command("twilio-worker")
+@click.option("--once", is_flag=True, help="One pass (downloads due now, missed calls), then exit.")
+def twilio_worker(once: bool) -> None:
+    """Download call recordings and message photos; publish missed calls."""
+    from gateway.cli import _run_until_signal, _services
+
+    with _services() as services:
+        if once:
+            with httpx.Client(timeout=HTTP_TIMEOUT) as client:
+                done = work_once(PhoneLine.of(services), client)
+            click.echo(f"did {done} thing(s)", err=True)
+            return
+        _run_until_signal(lambda stop: run_worker(services, stop))
