@@ -6,13 +6,14 @@ workers; a new channel is one module and one line here.
 
 from __future__ import annotations
 
-from channels import acks, api, letters, smtp, twilio, webform
+from channels import acks, api, imap, letters, smtp, twilio, webform
 from channels.base import ChannelAdapter
 from gateway.staff import adapter as staff
 
 CHANNELS: tuple[ChannelAdapter, ...] = (
     api.ADAPTER,
     smtp.ADAPTER,
+    imap.ADAPTER,
     webform.ADAPTER,
     letters.ADAPTER,
     staff.ADAPTER,

@@ -6,8 +6,9 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import channels.letters.models  # noqa: F401 (letters and staff tables, migration 0005)
-import gateway.store.calls  # phone line: calls and media, migration 0006)
+import gateway.store.calls  # phone line: calls and media, migration 0006
 import gateway.store.customer_facing  # noqa: F401  (web form limits, acknowledgements)
+from gateway.store import checkpoints  # noqa: F401  (registers the IMAP checkpoint table)
 from gateway.store.models import Base
 
 config = context.config

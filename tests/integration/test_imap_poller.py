@@ -1,0 +1,237 @@
+"""The IMAP poller against a real Dovecot: what it commits, where mail goes, the checkpoint.
+
+Each test makes its own Dovecot user (one server for the session) and its own
+SQLite store. Messages are appended with an INTERNALDATE in the past, the
+way a server records mail that arrived while we were not looking.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from channels.imap.connection import mailbox_name
+from channels.imap.poller import poll_once
+from channels.mail import MailArrival, ingest_mail
+from config.settings import Settings
+from gateway.runner import build_relay
+from gateway.services import Services, build_services
+from gateway.store.checkpoints import ImapCheckpoints
+from gateway.store.db import reading
+from gateway.store.models import ComplaintRow, EventRow, OutboxRow, QuarantineRow
+from router.consumer import consume_messages
+from tests.peers.complaints import count_rows
+from tests.peers.dovecot import DovecotServer, ImapAccount, dovecot  # noqa: F401  (fixture)
+from tests.peers.imap import ARRIVED, NOT_A_MAIL, complaint_mail, complaints, imap_settings
+from tests.peers.processes import IntakeProcesses, env_for
+
+
+@pytest.fixture
+def account(dovecot: DovecotServer) -> ImapAccount:  # noqa: F811
+    return dovecot.add_user()
+
+
+@pytest.fixture
+def services(settings: Settings, account: ImapAccount) -> Iterator[Services]:
+    built = build_services(imap_settings(settings, account, imap_batch_size=2))
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def test_each_mail_becomes_one_complaint_received_at_its_internaldate(
+    services: Services,
+    dovecot: DovecotServer,  # noqa: F811
+    account: ImapAccount,
+) -> None:
+    for number in range(3):
+        dovecot.append(account, complaint_mail(number), ARRIVED + timedelta(hours=number))
+
+    tally = poll_once(services)
+
+    assert (tally.complaints, tally.repeated) == (3, 0)
+    found = complaints(services)
+    assert [item.received_at for item in found] == [
+        ARRIVED + timedelta(hours=number) for number in range(3)
+    ]
+    assert {item.evidence.imap_uid for item in found} == {1, 2, 3}
+    assert count_rows(services.store, OutboxRow) == 3
+
+
+def test_committed_mail_leaves_the_inbox_for_the_processed_folder(
+    services: Services,
+    dovecot: DovecotServer,  # noqa: F811
+    account: ImapAccount,
+) -> None:
+    for number in range(5):
+        dovecot.append(account, complaint_mail(number), ARRIVED)
+
+    poll_once(services)
+
+    assert dovecot.count(account, "INBOX") == 0
+    assert dovecot.count(account, services.settings.imap_processed_folder) == 5
+
+
+def test_checkpoint_records_uidvalidity_and_last_uid(
+    services: Services,
+    dovecot: DovecotServer,  # noqa: F811
+    account: ImapAccount,
+) -> None:
+    for number in range(3):
+        dovecot.append(account, complaint_mail(number), ARRIVED)
+    uidvalidity = dovecot.uidvalidity(account)
+    poll_once(services)
+
+    checkpoint = ImapCheckpoints(services.store.engine).get(mailbox_name(services.settings).key)
+    assert checkpoint is not None
+    assert (checkpoint.uidvalidity, checkpoint.last_uid) == (uidvalidity, 3)
+
+
+def test_malformed_mail_is_quarantined_and_the_others_are_processed(
+    services: Services,
+    dovecot: DovecotServer,  # noqa: F811
+    account: ImapAccount,
+) -> None:
+    dovecot.append(account, complaint_mail(1), ARRIVED)
+    dovecot.append(account, NOT_A_MAIL, ARRIVED)
+    dovecot.append(account, complaint_mail(2), ARRIVED)
+
+    tally = poll_once(services)
+
+    assert (tally.complaints, tally.quarantined) == (2, 1)
+    assert dovecot.count(account, services.settings.imap_quarantine_folder) == 1
+    assert dovecot.count(account, services.settings.imap_processed_folder) == 2
+    assert dovecot.count(account, "INBOX") == 0
+    with reading(services.store.engine) as session:
+        quarantined = session.scalars(select(QuarantineRow)).one()
+    assert quarantined.reason_code == "malformed"
+    assert quarantined.source_ids["imap_uid"] == 2
+
+
+def test_auto_reply_is_stored_as_an_event_and_moved_to_processed(
+    services: Services,
+    dovecot: DovecotServer,  # noqa: F811
+    account: ImapAccount,
+) -> None:
+    dovecot.append(account, complaint_mail(1, auto_reply=True), ARRIVED)
+
+    tally = poll_once(services)
+
+    assert (tally.auto_replies, tally.complaints) == (1, 0)
+    assert count_rows(services.store, EventRow) == 1
+    assert count_rows(services.store, ComplaintRow) == 0
+    assert dovecot.count(account, services.settings.imap_processed_folder) == 1
+
+
+def test_mail_committed_but_not_moved_is_moved_without_a_second_complaint(
+    services: Services,
+    dovecot: DovecotServer,  # noqa: F811
+    account: ImapAccount,
+) -> None:
+    # What a crash between the commit and the MOVE leaves behind: the
+    # complaint is in the store, the mail is still in the inbox.
+    raw = complaint_mail(7)
+    dovecot.append(account, raw, ARRIVED)
+    first = ingest_mail(services, MailArrival(raw=raw, received_at=ARRIVED))
+    assert first.created
+
+    tally = poll_once(services)
+
+    assert (tally.complaints, tally.repeated) == (1, 1)
+    assert [item.reference for item in complaints(services)] == [first.reference]
+    assert dovecot.count(account, "INBOX") == 0
+    assert dovecot.count(account, services.settings.imap_processed_folder) == 1
+
+
+def test_uidvalidity_change_with_the_same_mails_makes_no_duplicate(
+    services: Services,
+    dovecot: DovecotServer,  # noqa: F811
+    account: ImapAccount,
+) -> None:
+    mails = [complaint_mail(number) for number in range(3)]
+    for raw in mails:
+        dovecot.append(account, raw, ARRIVED)
+    poll_once(services)
+    # The server renumbers the inbox and the same mails show up again in it
+    # (a restored backup, a migrated mailbox).
+    renumbered = dovecot.renumber(account)
+    for raw in mails:
+        dovecot.append(account, raw, ARRIVED)
+
+    tally = poll_once(services)
+
+    assert (tally.complaints, tally.repeated) == (3, 3)
+    assert count_rows(services.store, ComplaintRow) == 3
+    assert count_rows(services.store, OutboxRow) == 3
+    checkpoint = ImapCheckpoints(services.store.engine).get(mailbox_name(services.settings).key)
+    assert checkpoint is not None and checkpoint.uidvalidity == renumbered
+    assert dovecot.count(account, "INBOX") == 0
+
+
+def test_complaints_reach_rabbitmq_with_their_imap_evidence(
+    amqp_settings: Settings,
+    dovecot: DovecotServer,  # noqa: F811
+    account: ImapAccount,
+) -> None:
+    services = build_services(imap_settings(amqp_settings, account))
+    try:
+        for number in range(3):
+            dovecot.append(account, complaint_mail(number), ARRIVED)
+        poll_once(services)
+        relay = build_relay(services)
+        try:
+            assert relay.publish_pending().complete
+        finally:
+            relay.close()
+    finally:
+        services.close()
+
+    bodies: list[str] = []
+    consume_messages(amqp_settings, bodies.append, count=3, timeout=10)
+
+    events = [json.loads(body)["data"] for body in bodies]
+    assert sorted(event["evidence"]["imap_uid"] for event in events) == [1, 2, 3]
+    assert {event["received_at"] for event in events} == {
+        ARRIVED.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    }
+
+
+def test_backfill_of_the_processed_folder_rebuilds_a_lost_store_and_moves_nothing(
+    settings: Settings,
+    services: Services,
+    dovecot: DovecotServer,  # noqa: F811
+    account: ImapAccount,
+    intake_processes: IntakeProcesses,
+) -> None:
+    for number in range(4):
+        dovecot.append(account, complaint_mail(number), ARRIVED)
+    poll_once(services)
+    # A store restored from an old backup: it never saw these complaints.
+    fresh = imap_settings(settings, account).model_copy(
+        update={"data_dir": settings.data_dir / "restored"}
+    )
+    env = env_for(fresh)
+
+    runs = [
+        intake_processes.run(
+            "imap", "backfill", "--since", "2025-03-01", "--folder", "Processed", env=env
+        )
+        for _ in range(2)
+    ]
+
+    for run in runs:
+        assert run.popen.returncode == 0, run.describe()
+    assert "4/4" in runs[0].stderr()  # the progress bar
+    assert "4 complaint(s) (4 already recorded)" in runs[1].stderr()
+    restored = build_services(fresh)
+    try:
+        assert [item.received_at for item in complaints(restored)] == [ARRIVED] * 4
+    finally:
+        restored.close()
+    assert dovecot.count(account, "Processed") == 4
+    assert dovecot.count(account, "INBOX") == 0

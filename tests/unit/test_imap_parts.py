@@ -1,0 +1,82 @@
+"""The IMAP channel's small pure parts: token command, backoff, fetch sizing, IDLE replies."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import pytest
+
+from channels.imap.connection import ImapConfigError, command_token, mailbox_name
+from channels.imap.mailbox import FETCH_BYTES, _chunks_by_size
+from channels.imap.outcomes import Tally
+from channels.imap.poller import Backoff
+from channels.imap.waiting import _is_bye, _is_news
+from channels.mail import MailOutcome, MailResult
+from config.settings import load_settings
+
+
+def python(code: str) -> str:
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
+
+
+def test_token_is_the_first_line_the_command_prints() -> None:
+    settings = load_settings(imap_oauth_token_command=python("print('ya29.tok'); print('x')"))
+    assert command_token(settings) == "ya29.tok"
+
+
+def test_failing_token_command_is_an_auth_error_that_does_not_quote_stdout() -> None:
+    settings = load_settings(
+        imap_oauth_token_command=python("import sys; print('half-a-token'); sys.exit(3)")
+    )
+    with pytest.raises(ImapConfigError, match="exited with 3") as caught:
+        command_token(settings)
+    assert "half-a-token" not in str(caught.value)
+
+
+def test_xoauth2_without_a_token_command_is_an_auth_error() -> None:
+    with pytest.raises(ImapConfigError, match="INTAKE_IMAP_OAUTH_TOKEN_COMMAND"):
+        command_token(load_settings())
+
+
+def test_missing_token_program_is_an_auth_error() -> None:
+    settings = load_settings(imap_oauth_token_command="/nonexistent/get-token")
+    with pytest.raises(ImapConfigError, match="could not run"):
+        command_token(settings)
+
+
+def test_checkpoint_key_ignores_the_port() -> None:
+    implicit = load_settings(imap_host="mail.example", imap_user="rec", imap_port=993)
+    starttls = load_settings(imap_host="mail.example", imap_user="rec", imap_port=143)
+    assert mailbox_name(implicit).key == mailbox_name(starttls).key
+
+
+@pytest.mark.parametrize(("failures", "ceiling"), [(1, 1.0), (2, 2.0), (4, 8.0), (30, 60.0)])
+def test_backoff_doubles_up_to_its_ceiling_with_jitter(failures: int, ceiling: float) -> None:
+    delays = [Backoff(first=1.0, ceiling=60.0).delay(failures) for _ in range(50)]
+    assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
+
+
+def test_fetch_chunks_stay_under_the_byte_budget() -> None:
+    sizes = {1: FETCH_BYTES // 2, 2: FETCH_BYTES // 2, 3: 10, 4: FETCH_BYTES * 3, 5: 10}
+    assert list(_chunks_by_size([1, 2, 3, 4, 5], sizes)) == [[1, 2], [3], [4], [5]]
+
+
+def test_exists_is_news_but_expunge_and_flag_changes_are_not() -> None:
+    assert _is_news((4, b"EXISTS"))
+    assert not _is_news((3, b"EXPUNGE"))
+    assert not _is_news((2, b"FETCH", (b"FLAGS", (b"\\Seen",))))
+    assert not _is_news((b"OK", b"Still here"))
+
+
+def test_bye_ends_the_session() -> None:
+    assert _is_bye((b"BYE", b"Server shutting down."))
+    assert not _is_bye((1, b"EXISTS"))
+
+
+def test_tally_counts_repeats_among_complaints() -> None:
+    tally = Tally()
+    tally.count(MailResult(MailOutcome.COMPLAINT, created=True))
+    tally.count(MailResult(MailOutcome.COMPLAINT, created=False))
+    tally.count(MailResult(MailOutcome.REJECTED, reason_code="malformed"))
+    assert (tally.complaints, tally.repeated, tally.quarantined, tally.total) == (2, 1, 1, 3)
