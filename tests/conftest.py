@@ -25,6 +25,9 @@ from tests.peers.services import (
 )
 from tests.peers.tcpproxy import TcpProxy
 
+# Session-wide peers shared by several test modules: one browser, one Dovecot.
+pytest_plugins = ["tests.peers.browser", "tests.peers.dovecot"]
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:

@@ -17,13 +17,13 @@ import pytest
 from channels.imap.poller import poll_once
 from config.settings import Settings
 from gateway.services import build_services
-from tests.peers.dovecot import DovecotServer, ImapAccount, dovecot  # noqa: F401  (fixture)
+from tests.peers.dovecot import DovecotServer, ImapAccount
 from tests.peers.imap import complaint_count, complaint_mail, imap_settings
 from tests.peers.processes import IntakeProcesses, env_for, free_port, wait_until
 
 
 @pytest.fixture
-def account(dovecot: DovecotServer) -> ImapAccount:  # noqa: F811
+def account(dovecot: DovecotServer) -> ImapAccount:
     account = dovecot.add_user()
     dovecot.append(account, complaint_mail(1))
     return account
@@ -44,7 +44,7 @@ def poll(settings: Settings) -> int:
 
 def test_xoauth2_logs_in_with_the_token_the_command_prints(
     settings: Settings,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
 ) -> None:
     token = dovecot.issue_token(account.user)
@@ -57,7 +57,7 @@ def test_xoauth2_logs_in_with_the_token_the_command_prints(
 
 def test_implicit_tls_trusts_a_certificate_from_ssl_cert_file(
     settings: Settings,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -69,7 +69,7 @@ def test_implicit_tls_trusts_a_certificate_from_ssl_cert_file(
 
 def test_implicit_tls_refuses_a_certificate_it_cannot_verify(
     settings: Settings,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
 ) -> None:
     config = imap_settings(settings, account, imap_tls="on", imap_port=dovecot.tls_port)
@@ -80,7 +80,7 @@ def test_implicit_tls_refuses_a_certificate_it_cannot_verify(
 
 def test_starttls_upgrades_the_plain_port_before_the_login(
     settings: Settings,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -25,13 +25,13 @@ from gateway.store.db import reading
 from gateway.store.models import ComplaintRow, EventRow, OutboxRow, QuarantineRow
 from router.consumer import consume_messages
 from tests.peers.complaints import count_rows
-from tests.peers.dovecot import DovecotServer, ImapAccount, dovecot  # noqa: F401  (fixture)
+from tests.peers.dovecot import DovecotServer, ImapAccount
 from tests.peers.imap import ARRIVED, NOT_A_MAIL, complaint_mail, complaints, imap_settings
 from tests.peers.processes import IntakeProcesses, env_for
 
 
 @pytest.fixture
-def account(dovecot: DovecotServer) -> ImapAccount:  # noqa: F811
+def account(dovecot: DovecotServer) -> ImapAccount:
     return dovecot.add_user()
 
 
@@ -46,7 +46,7 @@ def services(settings: Settings, account: ImapAccount) -> Iterator[Services]:
 
 def test_each_mail_becomes_one_complaint_received_at_its_internaldate(
     services: Services,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
 ) -> None:
     for number in range(3):
@@ -65,7 +65,7 @@ def test_each_mail_becomes_one_complaint_received_at_its_internaldate(
 
 def test_committed_mail_leaves_the_inbox_for_the_processed_folder(
     services: Services,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
 ) -> None:
     for number in range(5):
@@ -79,7 +79,7 @@ def test_committed_mail_leaves_the_inbox_for_the_processed_folder(
 
 def test_checkpoint_records_uidvalidity_and_last_uid(
     services: Services,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
 ) -> None:
     for number in range(3):
@@ -94,7 +94,7 @@ def test_checkpoint_records_uidvalidity_and_last_uid(
 
 def test_malformed_mail_is_quarantined_and_the_others_are_processed(
     services: Services,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
 ) -> None:
     dovecot.append(account, complaint_mail(1), ARRIVED)
@@ -115,7 +115,7 @@ def test_malformed_mail_is_quarantined_and_the_others_are_processed(
 
 def test_auto_reply_is_stored_as_an_event_and_moved_to_processed(
     services: Services,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
 ) -> None:
     dovecot.append(account, complaint_mail(1, auto_reply=True), ARRIVED)
@@ -130,7 +130,7 @@ def test_auto_reply_is_stored_as_an_event_and_moved_to_processed(
 
 def test_mail_committed_but_not_moved_is_moved_without_a_second_complaint(
     services: Services,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
 ) -> None:
     # What a crash between the commit and the MOVE leaves behind: the
@@ -150,7 +150,7 @@ def test_mail_committed_but_not_moved_is_moved_without_a_second_complaint(
 
 def test_uidvalidity_change_with_the_same_mails_makes_no_duplicate(
     services: Services,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
 ) -> None:
     mails = [complaint_mail(number) for number in range(3)]
@@ -175,7 +175,7 @@ def test_uidvalidity_change_with_the_same_mails_makes_no_duplicate(
 
 def test_complaints_reach_rabbitmq_with_their_imap_evidence(
     amqp_settings: Settings,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
 ) -> None:
     services = build_services(imap_settings(amqp_settings, account))
@@ -204,7 +204,7 @@ def test_complaints_reach_rabbitmq_with_their_imap_evidence(
 def test_backfill_of_the_processed_folder_rebuilds_a_lost_store_and_moves_nothing(
     settings: Settings,
     services: Services,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
     intake_processes: IntakeProcesses,
 ) -> None:

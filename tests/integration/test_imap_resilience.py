@@ -19,7 +19,7 @@ import pytest
 from config.settings import Settings
 from gateway.store.models import ComplaintRow
 from tests.peers.complaints import count_rows
-from tests.peers.dovecot import DovecotServer, ImapAccount, dovecot  # noqa: F401  (fixture)
+from tests.peers.dovecot import DovecotServer, ImapAccount
 from tests.peers.imap import complaint_count, complaint_mail, imap_settings, running_poller
 from tests.peers.processes import IntakeProcesses, env_for, wait_until
 from tests.peers.services import port_open
@@ -29,12 +29,12 @@ IMAP_LOG = "intake.imap"
 
 
 @pytest.fixture
-def account(dovecot: DovecotServer) -> ImapAccount:  # noqa: F811
+def account(dovecot: DovecotServer) -> ImapAccount:
     return dovecot.add_user()
 
 
 @pytest.fixture
-def imap_proxy(dovecot: DovecotServer) -> Iterator[TcpProxy]:  # noqa: F811
+def imap_proxy(dovecot: DovecotServer) -> Iterator[TcpProxy]:
     """A TCP proxy in front of Dovecot that a test can cut, blackhole and restore."""
     with TcpProxy(("127.0.0.1", dovecot.port)) as proxy:
         yield proxy
@@ -50,7 +50,7 @@ def outage_records(caplog: pytest.LogCaptureFixture, words: str) -> int:
 
 def test_mail_is_picked_up_through_idle_without_waiting_for_a_poll(
     settings: Settings,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
 ) -> None:
     # Polling would take ten minutes: only IDLE can bring the mail in time.
@@ -64,7 +64,7 @@ def test_mail_is_picked_up_through_idle_without_waiting_for_a_poll(
 
 def test_stop_event_ends_the_poller_while_it_is_in_idle(
     settings: Settings,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
 ) -> None:
     config = imap_settings(settings, account, imap_idle_seconds=600)
@@ -77,7 +77,7 @@ def test_stop_event_ends_the_poller_while_it_is_in_idle(
 
 def test_without_idle_and_move_it_polls_and_moves_by_copy_and_expunge(
     settings: Settings,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger=IMAP_LOG)
@@ -96,7 +96,7 @@ def test_without_idle_and_move_it_polls_and_moves_by_copy_and_expunge(
 
 def test_kicked_during_idle_it_reconnects_and_ingests_what_arrived(
     settings: Settings,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
 ) -> None:
     with running_poller(imap_settings(settings, account)) as poller:
@@ -109,7 +109,7 @@ def test_kicked_during_idle_it_reconnects_and_ingests_what_arrived(
 
 def test_mail_that_arrived_while_the_network_was_down_is_ingested_after_it(
     settings: Settings,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
     imap_proxy: TcpProxy,
     caplog: pytest.LogCaptureFixture,
@@ -132,7 +132,7 @@ def test_mail_that_arrived_while_the_network_was_down_is_ingested_after_it(
 
 def test_a_silent_network_during_idle_is_detected_by_the_timeouts(
     settings: Settings,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
     imap_proxy: TcpProxy,
     caplog: pytest.LogCaptureFixture,
@@ -153,7 +153,7 @@ def test_a_silent_network_during_idle_is_detected_by_the_timeouts(
 
 def test_store_outage_leaves_the_mail_in_the_inbox_until_the_store_is_back(
     settings: Settings,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
     postgres_url: str,
     caplog: pytest.LogCaptureFixture,
@@ -176,7 +176,7 @@ def test_store_outage_leaves_the_mail_in_the_inbox_until_the_store_is_back(
 
 def test_poller_killed_mid_backlog_leaves_one_complaint_per_mail_after_restart(
     settings: Settings,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
     intake_processes: IntakeProcesses,
 ) -> None:
@@ -209,7 +209,7 @@ def test_poller_killed_mid_backlog_leaves_one_complaint_per_mail_after_restart(
 
 def test_sigterm_stops_intake_imap_poll_cleanly(
     settings: Settings,
-    dovecot: DovecotServer,  # noqa: F811
+    dovecot: DovecotServer,
     account: ImapAccount,
     intake_processes: IntakeProcesses,
 ) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from config.settings import Settings
 from tests.peers import scans
-from tests.peers.browser import browser, page, screenshot  # noqa: F401 (fixtures)
+from tests.peers.browser import screenshot
 from tests.peers.processes import INTAKE, IntakeProcesses, env_for, free_port, wait_for_port
 
 PASSWORD = "courrier-2025-casa"
@@ -48,7 +48,7 @@ def letter_pages(tmp_path: Path) -> list[str]:
     return [str(first), str(second)]
 
 
-def log_in(page, base: str, path: str = "/letters/") -> None:  # noqa: F811
+def log_in(page, base: str, path: str = "/letters/") -> None:
     page.goto(base + path)
     assert "/staff/login" in page.url
     page.fill("#name", "amina")
@@ -58,7 +58,7 @@ def log_in(page, base: str, path: str = "/letters/") -> None:  # noqa: F811
 
 
 def test_staff_uploads_two_pages_and_sees_reference_and_ocr_text(
-    page,  # noqa: F811
+    page,
     gateway_url: str,
     letter_pages: list[str],
 ) -> None:
@@ -79,7 +79,7 @@ def test_staff_uploads_two_pages_and_sees_reference_and_ocr_text(
 
 
 def test_arabic_page_renders_right_to_left(
-    page,  # noqa: F811
+    page,
     gateway_url: str,
     tmp_path: Path,
 ) -> None:
@@ -99,7 +99,7 @@ def test_arabic_page_renders_right_to_left(
 
 
 def test_refused_file_shows_its_reason_in_arabic(
-    page,  # noqa: F811
+    page,
     gateway_url: str,
     tmp_path: Path,
 ) -> None:

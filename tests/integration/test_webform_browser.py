@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from tests.peers.browser import browser, page, screenshot  # noqa: F401
+from tests.peers.browser import screenshot
 from tests.peers.processes import IntakeProcesses
 from tests.peers.webform import REFERENCE, WebService, queued_complaints, start_web
 
@@ -36,7 +36,7 @@ def web(intake_processes: IntakeProcesses, amqp_settings: Settings) -> WebServic
 
 
 @pytest.fixture
-def no_script_page(browser: Any) -> Iterator[Any]:  # noqa: F811
+def no_script_page(browser: Any) -> Iterator[Any]:
     """A page with JavaScript off: the form must work as plain HTML."""
     context = browser.new_context(java_script_enabled=False, locale="fr-MA")
     try:
@@ -45,7 +45,7 @@ def no_script_page(browser: Any) -> Iterator[Any]:  # noqa: F811
         context.close()
 
 
-def fill_contact_and_text(page: Any, text: str) -> None:  # noqa: F811
+def fill_contact_and_text(page: Any, text: str) -> None:
     page.fill("#f-name", "Fatima Zahra Alaoui")
     page.fill("#f-phone", "06 61 23 45 67")
     page.fill("#f-email", "fatima.alaoui@example.ma")
@@ -55,7 +55,7 @@ def fill_contact_and_text(page: Any, text: str) -> None:  # noqa: F811
 
 
 def test_french_complaint_shows_its_reference_and_reaches_the_queue(
-    page: Any,  # noqa: F811
+    page: Any,
     web: WebService,
     intake_processes: IntakeProcesses,
     amqp_settings: Settings,
@@ -79,7 +79,7 @@ def test_french_complaint_shows_its_reference_and_reaches_the_queue(
 
 
 def test_arabic_complaint_is_right_to_left_and_tagged_with_the_language_of_its_text(
-    page: Any,  # noqa: F811
+    page: Any,
     web: WebService,
     intake_processes: IntakeProcesses,
     amqp_settings: Settings,
@@ -102,7 +102,7 @@ def test_arabic_complaint_is_right_to_left_and_tagged_with_the_language_of_its_t
 
 
 def test_an_english_page_with_french_text_queues_the_language_of_the_text(
-    page: Any,  # noqa: F811
+    page: Any,
     web: WebService,
     intake_processes: IntakeProcesses,
     amqp_settings: Settings,
@@ -156,7 +156,7 @@ def test_a_corrected_form_goes_through_without_javascript(
 
 
 def test_inline_validation_announces_a_missing_contact_before_any_round_trip(
-    page: Any,  # noqa: F811
+    page: Any,
     web: WebService,
 ) -> None:
     page.goto(web.url + "/en/")
@@ -172,7 +172,7 @@ def test_inline_validation_announces_a_missing_contact_before_any_round_trip(
     assert "POST" not in requests
 
 
-def test_keyboard_alone_fills_in_and_submits_the_form(page: Any, web: WebService) -> None:  # noqa: F811
+def test_keyboard_alone_fills_in_and_submits_the_form(page: Any, web: WebService) -> None:
     page.goto(web.url + "/")
     page.keyboard.press("Tab")  # the skip link comes first
     assert page.evaluate("document.activeElement.className") == "skip-link"
@@ -191,7 +191,7 @@ def test_keyboard_alone_fills_in_and_submits_the_form(page: Any, web: WebService
 
 
 def test_an_attachment_uploads_with_progress_and_is_kept_with_the_complaint(
-    page: Any,  # noqa: F811
+    page: Any,
     web: WebService,
     intake_processes: IntakeProcesses,
     amqp_settings: Settings,
@@ -215,7 +215,7 @@ def test_an_attachment_uploads_with_progress_and_is_kept_with_the_complaint(
 
 @pytest.mark.parametrize("code", ["fr", "ar", "en", "es"])
 def test_each_language_version_is_served_in_its_language_and_direction(
-    page: Any,  # noqa: F811
+    page: Any,
     web: WebService,
     code: str,
 ) -> None:
@@ -234,7 +234,7 @@ def test_each_language_version_is_served_in_its_language_and_direction(
 
 
 def test_the_chosen_language_is_remembered_on_the_next_visit(
-    page: Any,  # noqa: F811
+    page: Any,
     web: WebService,
 ) -> None:
     page.goto(web.url + "/")
@@ -246,7 +246,7 @@ def test_the_chosen_language_is_remembered_on_the_next_visit(
     assert page.url == web.url + "/"
 
 
-def test_numbers_in_the_arabic_page_read_left_to_right(page: Any, web: WebService) -> None:  # noqa: F811
+def test_numbers_in_the_arabic_page_read_left_to_right(page: Any, web: WebService) -> None:
     page.goto(web.url + "/ar/")
     positions = page.evaluate(
         """() => {
