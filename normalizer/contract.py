@@ -18,7 +18,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-SCHEMA_VERSION: Literal["1.0"] = "1.0"
+SCHEMA_VERSION: Literal["1.1"] = "1.1"
+# Versions a reader of this code still accepts (messages stored before an upgrade).
+SchemaVersion = Literal["1.0", "1.1"]
 EVENT_TYPE: Literal["ma.cashplus.complaint.received.v1"] = "ma.cashplus.complaint.received.v1"
 DATA_SCHEMA: Literal["urn:cashplus:schema:complaint:1"] = "urn:cashplus:schema:complaint:1"
 AMENDED_EVENT_TYPE: Literal["ma.cashplus.complaint.amended.v1"] = "ma.cashplus.complaint.amended.v1"
@@ -149,7 +151,13 @@ class Evidence(_Model):
 class ComplaintMessage(_Model):
     """One complaint, as published to downstream systems."""
 
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: SchemaVersion = Field(
+        default=SCHEMA_VERSION,
+        description=(
+            "1.0: first version. 1.1: adds customer.preferred_language, "
+            "customer.preferred_contact, evidence.recording_url, evidence.missing_media"
+        ),
+    )
     id: str = Field(description="Stable identifier (UUID); the same on every redelivery")
     reference: Reference = Field(description="Short reference a customer can read on the phone")
     channel: Channel
@@ -242,7 +250,13 @@ class IntakeEvent(_Model):
     ``event.<kind>``.
     """
 
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: SchemaVersion = Field(
+        default=SCHEMA_VERSION,
+        description=(
+            "1.0: first version. 1.1: adds customer.preferred_language, "
+            "customer.preferred_contact, evidence.recording_url, evidence.missing_media"
+        ),
+    )
     id: str
     kind: str = Field(pattern=r"^[a-z]+(\.[a-z_]+)+$")
     channel: Channel
