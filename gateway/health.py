@@ -3,6 +3,8 @@
 Metrics that describe shared state (complaints recorded, outbox backlog,
 publish errors) are read from the database at scrape time, so every web
 instance reports the same truthful figures whichever process did the work.
+``gateway.ops.metrics`` adds the figures of several instances (leases,
+relay claims), OCR, acknowledgements, quarantine and dead letters.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from gateway.ops.metrics import OperationsCollector
 from gateway.services import Services
 from gateway.store.db import reading
 from gateway.store.models import ComplaintRow, QuarantineRow
@@ -92,6 +95,7 @@ def build_router(services: Services) -> APIRouter:
     router = APIRouter(tags=["operations"])
     registry = CollectorRegistry()
     registry.register(StoreCollector(services))
+    registry.register(OperationsCollector(services))
 
     @router.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -117,7 +121,7 @@ def build_router(services: Services) -> APIRouter:
         ready = all(bool(item["ok"]) for item in checks.values())  # type: ignore[index]
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
-    @router.get("/metrics")
+    @router.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         """Prometheus text format."""
         body = await run_in_threadpool(generate_latest, registry)

@@ -1,10 +1,14 @@
 """The outbox relay: moves committed messages from the store to the broker.
 
-Loop: read a batch of pending rows in order, publish it, mark as published
-only the rows the broker confirmed. When the broker is away the relay backs
-off (exponentially, with a cap) and logs the outage once when it starts and
-once when it ends, not once per message. A message larger than the broker
-accepts is held with the reason instead of being retried forever.
+Loop: claim a batch of pending rows in order, publish it, mark as published
+only the rows the broker confirmed (and this relay still holds). Several
+relays may run, one per instance: each claims its own batches
+(``Outbox.claim``), so no row is published by two of them, and a relay
+killed mid-batch leaves rows that another one takes once the claim lapses.
+When the broker is away the relay backs off (exponentially, with a cap) and
+logs the outage once when it starts and once when it ends, not once per
+message. A message larger than the broker accepts is held with the reason
+instead of being retried forever.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from gateway.store.leases import process_identity
 from gateway.store.outbox import Counters, Outbox, OutboxItem
 from router.publisher import Publisher
 
@@ -33,6 +38,9 @@ class RelayPolicy:
     first_backoff: float = 0.5
     max_backoff: float = 30.0
     max_message_bytes: int = 16 * 1024 * 1024
+    # How long a claimed batch stays this relay's: longer than a publish with
+    # its confirm timeout, short enough that a dead relay's rows move on soon.
+    claim_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,9 @@ class Relay:
         counters: Counters,
         publisher_factory: Callable[[], Publisher],
         policy: RelayPolicy,
+        owner: str | None = None,
     ) -> None:
+        self.owner = owner or process_identity()
         self.outbox = outbox
         self.counters = counters
         self.publisher_factory = publisher_factory
@@ -66,13 +76,13 @@ class Relay:
         """
         total = 0
         while True:
-            batch = self.outbox.pending(self.policy.batch_size)
+            batch = self.outbox.claim(self.policy.batch_size, self.owner, self.policy.claim_seconds)
             if not batch:
                 return PassResult(published=total, complete=True)
             publishable = self._hold_oversized(batch)
-            confirmed = self._publish_batch(publishable) if publishable else 0
+            confirmed, held = self._publish_batch(publishable) if publishable else (0, 0)
             total += confirmed
-            if confirmed < len(publishable):
+            if confirmed + held < len(publishable):
                 # The rest waits for the next pass, after a backoff: retrying
                 # at once would hammer a broker that just refused.
                 return PassResult(published=total, complete=False)
@@ -86,30 +96,46 @@ class Relay:
                     f"of {self.policy.max_message_bytes}"
                 )
                 log.error("holding outbox row %s (%s): %s", item.id, item.event_id, reason)
-                self.outbox.record_failure([item.id], reason, hold=True)
+                self.outbox.record_failure([item.id], reason, hold=True, owner=self.owner)
                 self.counters.add(HELD)
             else:
                 keep.append(item)
         return keep
 
-    def _publish_batch(self, batch: list[OutboxItem]) -> int:
+    def _publish_batch(self, batch: list[OutboxItem]) -> tuple[int, int]:
+        """Publish one batch; returns (confirmed, held)."""
         try:
             publisher = self._ensure_publisher()
             outcome = publisher.publish(batch)
         except Exception as exc:
             self._drop_publisher()
-            self.outbox.record_failure([item.id for item in batch], f"{type(exc).__name__}: {exc}")
+            self.outbox.record_failure(
+                [item.id for item in batch], f"{type(exc).__name__}: {exc}", owner=self.owner
+            )
             self.counters.add(PUBLISH_ERRORS, len(batch))
             raise
-        self.outbox.mark_published(outcome.published)
+        marked = self.outbox.mark_published(outcome.published, owner=self.owner)
+        if marked < len(outcome.published):
+            # Our claim lapsed mid-publish and another relay took the rows:
+            # it publishes them too; consumers drop the repeat by event id.
+            log.warning(
+                "%d confirmed message(s) had been claimed by another relay meanwhile",
+                len(outcome.published) - marked,
+            )
         if outcome.published:
             self.counters.add(PUBLISHED, len(outcome.published))
-        if outcome.failed:
-            for outbox_id, reason in outcome.failed.items():
-                self.outbox.record_failure([outbox_id], reason)
-            self.counters.add(PUBLISH_ERRORS, len(outcome.failed))
-            log.warning("%d message(s) not confirmed by the broker", len(outcome.failed))
-        return len(outcome.published)
+        for outbox_id, reason in outcome.held.items():
+            # The broker refused it for good (too large): retrying cannot help.
+            log.error("holding outbox row %s: %s", outbox_id, reason)
+            self.outbox.record_failure([outbox_id], reason, hold=True, owner=self.owner)
+            self.counters.add(HELD)
+        failed = {i: r for i, r in outcome.failed.items() if i not in outcome.held}
+        if failed:
+            for outbox_id, reason in failed.items():
+                self.outbox.record_failure([outbox_id], reason, owner=self.owner)
+            self.counters.add(PUBLISH_ERRORS, len(failed))
+            log.warning("%d message(s) not confirmed by the broker", len(failed))
+        return len(outcome.published), len(outcome.held)
 
     def _ensure_publisher(self) -> Publisher:
         if self._publisher is None:
@@ -163,7 +189,7 @@ class Relay:
         self._failures = 0
 
     def run(self, stop: threading.Event) -> None:
-        log.info("relay started")
+        log.info("relay %s started", self.owner)
         try:
             while not stop.is_set():
                 stop.wait(self.step())

@@ -1,19 +1,37 @@
 """The outbox: messages committed with their complaint, waiting for the broker.
 
-The relay reads pending rows in order, publishes them, and marks them
+The relay claims pending rows in order, publishes them, and marks them
 published only after the broker confirmed. Rows are never deleted, so any
 period can be published again (``replay_since``).
+
+Several relays (one per instance) share the outbox: ``claim`` stamps a
+batch with the relay's name and a lease end (``claimed_by``,
+``claimed_until``) in one short transaction. On PostgreSQL the rows are
+selected ``FOR UPDATE SKIP LOCKED``, so concurrent claims take disjoint
+batches without waiting on each other; on SQLite the transaction holds the
+database's write lock (``BEGIN IMMEDIATE``), which serializes claims. A
+relay marks a row published only while the claim is still its own; a
+claim whose relay died lapses at ``claimed_until`` and another relay takes
+the row.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Engine, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from gateway.store.db import reading, writing
+from gateway.store.leases import holder_is_gone
 from gateway.store.models import CounterRow, OutboxRow
+
+log = logging.getLogger("intake.outbox")
 
 _ERROR_LIMIT = 2000
 
@@ -37,50 +55,139 @@ class OutboxStats:
     waiting: int = 0
 
 
+_ITEM_COLUMNS = (
+    OutboxRow.id,
+    OutboxRow.event_id,
+    OutboxRow.routing_key,
+    OutboxRow.payload,
+    OutboxRow.content_type,
+)
+
+
+def _publishable(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Unpublished, not held, and due."""
+    return (
+        OutboxRow.published_at.is_(None),
+        OutboxRow.held.is_(False),
+        or_(OutboxRow.available_at.is_(None), OutboxRow.available_at <= now),
+    )
+
+
+def _take(
+    session: Session,
+    which: ColumnElement[bool],
+    limit: int,
+    *,
+    owner: str,
+    until: datetime,
+    now: datetime,
+) -> list[OutboxItem]:
+    query = (
+        select(*_ITEM_COLUMNS)
+        .where(*_publishable(now), which)
+        .order_by(OutboxRow.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    items = [OutboxItem(*row) for row in session.execute(query)]
+    if items:
+        session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_([item.id for item in items]))
+            .values(claimed_by=owner, claimed_until=until)
+        )
+    return items
+
+
+def _claimants(session: Session, now: datetime) -> list[str]:
+    """Relays holding unexpired claims on unpublished rows."""
+    query = (
+        select(OutboxRow.claimed_by)
+        .where(OutboxRow.published_at.is_(None), OutboxRow.claimed_until > now)
+        .distinct()
+    )
+    return [name for name in session.scalars(query) if name]
+
+
+def _owned(owner: str | None) -> tuple[ColumnElement[bool], ...]:
+    return () if owner is None else (OutboxRow.claimed_by == owner,)
+
+
 class Outbox:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     def pending(self, limit: int) -> list[OutboxItem]:
-        now = datetime.now(UTC)
+        """Publishable rows in order, claimed or not (a look, not a claim)."""
         query = (
-            select(OutboxRow)
-            .where(
-                OutboxRow.published_at.is_(None),
-                OutboxRow.held.is_(False),
-                or_(OutboxRow.available_at.is_(None), OutboxRow.available_at <= now),
-            )
+            select(*_ITEM_COLUMNS)
+            .where(*_publishable(datetime.now(UTC)))
             .order_by(OutboxRow.id)
             .limit(limit)
         )
         with reading(self.engine) as session:
-            return [
-                OutboxItem(row.id, row.event_id, row.routing_key, row.payload, row.content_type)
-                for row in session.scalars(query)
-            ]
+            return [OutboxItem(*row) for row in session.execute(query)]
 
-    def mark_published(self, ids: list[int], when: datetime | None = None) -> None:
+    def claim(
+        self, limit: int, owner: str, lease: float, *, gone: Callable[[str], bool] = holder_is_gone
+    ) -> list[OutboxItem]:
+        """Take up to ``limit`` publishable rows nobody holds, for ``lease`` seconds.
+
+        Rows claimed by a relay that ``gone`` says is dead (a process of this
+        machine that no longer runs: a relay restarted after a SIGKILL) are
+        taken at once rather than after their lease; others lapse at
+        ``claimed_until``. Dead owners are looked for only when free rows run short.
+        """
+        now = datetime.now(UTC)
+        until = now + timedelta(seconds=lease)
+        free = or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until <= now)
+        with writing(self.engine) as session:
+            items = _take(session, free, limit, owner=owner, until=until, now=now)
+            if len(items) < limit:
+                dead = [name for name in _claimants(session, now) if name != owner and gone(name)]
+                if dead:
+                    taken = _take(
+                        session,
+                        OutboxRow.claimed_by.in_(dead),
+                        limit - len(items),
+                        owner=owner,
+                        until=until,
+                        now=now,
+                    )
+                    log.info("took over %d row(s) claimed by dead relay(s) %s", len(taken), dead)
+                    items += taken
+        return items
+
+    def mark_published(
+        self, ids: list[int], when: datetime | None = None, *, owner: str | None = None
+    ) -> int:
+        """Mark rows published; with ``owner``, only those it still holds. Returns the count."""
         if not ids:
-            return
+            return 0
         moment = when or datetime.now(UTC)
         with writing(self.engine) as session:
-            session.execute(
+            result = session.execute(
                 update(OutboxRow)
-                .where(OutboxRow.id.in_(ids), OutboxRow.published_at.is_(None))
-                .values(published_at=moment)
+                .where(OutboxRow.id.in_(ids), OutboxRow.published_at.is_(None), *_owned(owner))
+                .values(published_at=moment, claimed_until=None)
             )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    def record_failure(self, ids: list[int], error: str, *, hold: bool = False) -> None:
+    def record_failure(
+        self, ids: list[int], error: str, *, hold: bool = False, owner: str | None = None
+    ) -> None:
+        """Count a failed attempt and give the claim up, so any relay may retry the rows."""
         if not ids:
             return
         with writing(self.engine) as session:
             session.execute(
                 update(OutboxRow)
-                .where(OutboxRow.id.in_(ids))
+                .where(OutboxRow.id.in_(ids), *_owned(owner))
                 .values(
                     attempts=OutboxRow.attempts + 1,
                     last_error=error[:_ERROR_LIMIT],
                     held=hold,
+                    claimed_until=None,
                 )
             )
 
@@ -152,6 +259,9 @@ class Outbox:
         )
 
 
+_UPSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
 class Counters:
     """Named counters in the database, so /metrics sees what every process counted."""
 
@@ -159,7 +269,19 @@ class Counters:
         self.engine = engine
 
     def add(self, name: str, amount: int = 1) -> None:
+        upsert = _UPSERTS.get(self.engine.dialect.name)
         with writing(self.engine) as session:
+            if upsert is not None:
+                # One statement: two relays adding to a new counter at once cannot
+                # both insert it (PostgreSQL would refuse the second).
+                statement = upsert(CounterRow).values(name=name, value=amount)
+                session.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=[CounterRow.name],
+                        set_={"value": CounterRow.value + statement.excluded.value},
+                    )
+                )
+                return
             changed = session.execute(
                 update(CounterRow)
                 .where(CounterRow.name == name)

@@ -17,6 +17,8 @@ from gateway.logs import MaskingFilter, complaint_context, mask_personal_data
         ("card 5105105105105100", "5105105105105100"),
         ("CIN BE123456", "BE123456"),
         ("cin A12345", "A12345"),
+        ("cin be123456", "be123456"),
+        ("écrivez à o'brien.x@example.ma", "o'brien.x@example.ma"),
     ],
 )
 def test_personal_data_is_masked(text: str, secret: str) -> None:

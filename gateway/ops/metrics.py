@@ -1,0 +1,167 @@
+"""Prometheus figures for several instances, OCR, acknowledgements and dead letters.
+
+``/metrics`` (``gateway.health``) -> **OperationsCollector** -> the shared
+database (figures), the broker (dead-letter depth, cached), leases.
+
+Read at scrape time from shared rows, like the rest of ``/metrics``, so any
+web instance answers for all. The alert rules in ``docs/alerts.yml`` use
+these names; a test checks that every name they use is exposed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from gateway.ops import figures
+from gateway.ops.quarantine import Quarantine
+from gateway.services import Services
+from gateway.store.db import reading
+from gateway.store.leases import Leases
+from gateway.store.models import OutboxRow
+from router.deadletters import DeadLetterGauge
+
+OCR_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class OperationsCollector(Collector):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.dead_letters = DeadLetterGauge(services.settings)
+
+    def collect(self) -> Iterator[Metric]:
+        now = datetime.now(UTC)
+        yield from self._channels()
+        yield from self._relay(now)
+        yield from self._acknowledgements(now)
+        yield from self._letters()
+        yield from self._leases(now)
+        yield from self._broker()
+
+    def _channels(self) -> Iterator[Metric]:
+        engine = self.services.store.engine
+        last = GaugeMetricFamily(
+            "intake_last_complaint_timestamp_seconds",
+            "When each channel last recorded a complaint (Unix time)",
+            labels=["channel"],
+        )
+        for channel, moment in figures.last_complaint_by_channel(engine).items():
+            last.add_metric([channel], moment.timestamp())
+        yield last
+        open_items = GaugeMetricFamily(
+            "intake_quarantine_unresolved",
+            "Quarantined inputs not replayed or resolved yet, by channel",
+            labels=["channel"],
+        )
+        for channel, count in Quarantine(engine).unresolved_by_channel().items():
+            open_items.add_metric([channel], count)
+        yield open_items
+
+    def _relay(self, now: datetime) -> Iterator[Metric]:
+        query = select(func.count()).where(
+            OutboxRow.published_at.is_(None), OutboxRow.claimed_until > now
+        )
+        with reading(self.services.store.engine) as session:
+            claimed = int(session.scalar(query) or 0)
+        yield GaugeMetricFamily(
+            "intake_outbox_claimed",
+            "Unpublished messages a relay is publishing right now (claimed, lease running)",
+            value=claimed,
+        )
+
+    def _acknowledgements(self, now: datetime) -> Iterator[Metric]:
+        engine = self.services.store.engine
+        acks = figures.acknowledgements(engine, self.services.settings.timezone, now)
+        yield GaugeMetricFamily(
+            "intake_acks_overdue",
+            "Complaints past their acknowledgement deadline without one sent",
+            value=acks.overdue,
+        )
+        yield GaugeMetricFamily(
+            "intake_acks_due",
+            "Complaints owed an acknowledgement, deadline not reached yet",
+            value=acks.due,
+        )
+        yield GaugeMetricFamily(
+            "intake_acks_not_sent_after_two_days",
+            "Complaints received over two days ago whose acknowledgement is not sent",
+            value=acks.late_two_days,
+        )
+        states = GaugeMetricFamily(
+            "intake_acknowledgements",
+            "Acknowledgements by state (sent, failed, queued, sending, skipped)",
+            labels=["status"],
+        )
+        for status, count in figures.acknowledgement_states(engine).items():
+            states.add_metric([status], count)
+        yield states
+
+    def _letters(self) -> Iterator[Metric]:
+        from channels.letters.models import LetterRow
+
+        with reading(self.services.store.engine) as session:
+            by_status = session.execute(
+                select(LetterRow.status, func.count()).group_by(LetterRow.status)
+            ).all()
+            spans = session.execute(
+                select(LetterRow.claimed_at, LetterRow.finished_at).where(
+                    LetterRow.finished_at.is_not(None), LetterRow.claimed_at.is_not(None)
+                )
+            ).all()
+        letters = GaugeMetricFamily(
+            "intake_letters", "Postal letters by OCR status", labels=["status"]
+        )
+        for status, count in by_status:
+            letters.add_metric([status], int(count))
+        yield letters
+        durations = [
+            (finished - claimed).total_seconds()
+            for claimed, finished in spans
+            if claimed is not None and finished is not None
+        ]
+        buckets = [(str(edge), sum(1 for d in durations if d <= edge)) for edge in OCR_BUCKETS]
+        yield HistogramMetricFamily(
+            "intake_ocr_seconds",
+            "Time from a worker's claim of a letter to its OCR result",
+            buckets=[*buckets, ("+Inf", len(durations))],
+            sum_value=sum(durations),
+        )
+
+    def _leases(self, now: datetime) -> Iterator[Metric]:
+        held = GaugeMetricFamily(
+            "intake_lease_held",
+            "1 while a process holds the lease of a single-instance job",
+            labels=["lease"],
+        )
+        takeovers = CounterMetricFamily(
+            "intake_lease_takeovers",
+            "Times a lease changed holder (a standby took over)",
+            labels=["lease"],
+        )
+        for lease in Leases(self.services.store.engine).all():
+            held.add_metric([lease.name], 1.0 if lease.expires_at > now else 0.0)
+            takeovers.add_metric([lease.name], lease.epoch - 1)
+        yield held
+        yield takeovers
+
+    def _broker(self) -> Iterator[Metric]:
+        up, _detail = self.services.broker.check()
+        yield GaugeMetricFamily(
+            "intake_broker_up", "1 when the broker answered the last probe", value=float(up)
+        )
+        depth = self.dead_letters.value()
+        if depth is not None:
+            yield GaugeMetricFamily(
+                "intake_dead_letters",
+                "Messages waiting in the dead-letter queue (complaints.dead)",
+                value=depth,
+            )
