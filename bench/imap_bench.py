@@ -17,12 +17,14 @@ Message-ID), then in the same run:
 Both are timed as the subprocesses an operator runs (interpreter start-up
 included). Needs root (Dovecot), dovecot-imapd, getmail6 in the venv and the
 machine's RabbitMQ; every queue and exchange is declared under a private
-prefix and deleted. Prints a Markdown block for docs/benchmarks.md.
+prefix and deleted. Prints a Markdown block for docs/benchmarks.md (``--json``:
+the figures).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -198,12 +200,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     runs = []
     with running_dovecot() as server:
         for repeat in range(args.repeats):
             print(f"run {repeat + 1}/{args.repeats}: {args.messages} mails…", file=sys.stderr)
             runs.append(one_run(server, args.messages))
+    if args.json:
+        median = statistics.median
+        figures = {
+            "messages": args.messages,
+            "repeats": args.repeats,
+            "getmail_s": median([run.getmail for run in runs]),
+            "poll_s": median([run.poll for run in runs]),
+            "relay_s": median([run.relay for run in runs]),
+            "ours_s": median([run.ours for run in runs]),
+            "runs": [[run.ours, run.getmail] for run in runs],
+        }
+        print(json.dumps(figures))
+        return
     print("```")
     print(report(runs, args.messages))
     print("```")

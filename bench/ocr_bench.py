@@ -1,6 +1,6 @@
 """OCR pipeline against plain tesseract: pages per minute and character error rate.
 
-Usage: python bench/ocr_bench.py SCANS_DIR [--workers N]
+Usage: python bench/ocr_bench.py SCANS_DIR [--workers N] [--json]
 
 SCANS_DIR is the development scans folder (../shared/data/scans: images
 and PDFs, ground truth in ``NAME.gt.txt`` or ``NAME.txt`` beside them; it is
@@ -20,6 +20,7 @@ CER is computed after the normalisation the data's README asks for.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -167,13 +168,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scans", type=Path)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ocr-bench-") as folder:
         work = Path(folder)
         pages = collect(args.scans, work)
         ours_wall = run_pipeline(pages, args.workers)
         plain_wall = run_plain(pages, work)
+        if args.json:
+            print(json.dumps(figures(pages, ours_wall, plain_wall, args.workers)))
+            return
         print(report(pages, ours_wall, plain_wall, args.workers))
+
+
+def figures(pages: list[Page], ours_wall: float, plain_wall: float, workers: int) -> dict:
+    rows = []
+    for page in pages:
+        truth = page.truth
+        rows.append(
+            {
+                "name": page.name,
+                "truth_chars": len(truth) if truth else None,
+                "ours_cer": character_error_rate(page.ours_text, truth) if truth else None,
+                "plain_cer": character_error_rate(page.plain_text, truth) if truth else None,
+                "ours_s": page.ours_seconds,
+                "plain_s": page.plain_seconds,
+            }
+        )
+    return {"workers": workers, "ours_wall": ours_wall, "plain_wall": plain_wall, "pages": rows}
 
 
 if __name__ == "__main__":

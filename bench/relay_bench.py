@@ -1,16 +1,18 @@
 """Benchmark: outbox relay vs. a bare kombu per-message-confirm loop; API intake rate.
 
     .venv/bin/python bench/relay_bench.py [--messages 5000] [--posts 2000] [--concurrency 20]
+                                          [--json]
 
 Needs the machine's RabbitMQ (127.0.0.1:5672). Everything it declares lives
 under a private prefix and is deleted at the end. Prints a Markdown block for
-docs/benchmarks.md.
+docs/benchmarks.md, or with ``--json`` the figures for ``bench/suite.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -176,6 +178,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--posts", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
@@ -200,6 +203,20 @@ def main() -> None:
     )
     rate, p50, p99 = api_intake(args.posts, args.concurrency)
     batch = settings.relay_batch_size
+    if args.json:
+        figures = {
+            "messages": args.messages,
+            "batch_size": batch,
+            "relay_rate": relay_rate,
+            "bare_rate": bare_rate,
+            "posts": args.posts,
+            "concurrency": args.concurrency,
+            "api_rate": rate,
+            "api_p50_ms": p50,
+            "api_p99_ms": p99,
+        }
+        print(json.dumps(figures))
+        return
     rows = [
         (f"relay (batched confirms, {batch}/batch)", f"{relay_rate:,.0f} msg/s"),
         ("bare kombu loop, confirm_publish=True", f"{bare_rate:,.0f} msg/s"),

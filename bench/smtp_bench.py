@@ -7,13 +7,14 @@ the bare one is aiosmtpd with a handler that only answers 250; ours is
 ``intake smtp serve`` on an embedded store (SQLite WAL, synchronous=FULL,
 fsynced blobs) in a temp folder. ``--clients`` client processes, each with
 one ``smtplib`` connection, send distinct complaint mails back to back.
-Prints a Markdown block for docs/benchmarks.md.
+Prints a Markdown block for docs/benchmarks.md (``--json``: the figures).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import smtplib
 import socket
@@ -132,6 +133,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     if args.bare_server:
         run_bare_server(args.bare_server)
@@ -155,6 +157,13 @@ def main() -> None:
         with server([INTAKE, "smtp", "serve"], port, env):
             print(f"intake smtp serve: {args.messages} mails…", file=sys.stderr)
             ours = measure(port, args.messages, args.clients)
+    if args.json:
+        names = ("rate", "p50_ms", "p99_ms")
+        figures = {"messages": args.messages, "clients": args.clients}
+        figures |= {f"bare_{name}": value for name, value in zip(names, bare, strict=True)}
+        figures |= {f"intake_{name}": value for name, value in zip(names, ours, strict=True)}
+        print(json.dumps(figures))
+        return
     label = f"{args.messages} mails, {args.clients} smtplib clients"
     print(
         f"| bare aiosmtpd, handler answers 250 ({label}) | {bare[0]:,.0f} msg/s, "

@@ -16,13 +16,15 @@ Load, the same tool for both: ``wrk`` (Debian) at full speed, each request a
 distinct pre-signed webhook read by a Lua script; then an open-loop httpx
 client at a fixed rate (latency counted from the scheduled send time, so a
 slow server cannot hide its queueing). Prints a Markdown block for
-docs/benchmarks.md. Needs ``wrk`` (apt-get install wrk) and nothing else.
+docs/benchmarks.md (``--json``: the figures). Needs ``wrk`` (apt-get install wrk)
+and nothing else.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import shutil
@@ -296,6 +298,7 @@ def main() -> None:
         "e.g. postgresql://postgres@127.0.0.1:5432/postgres",
     )
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     if args.serve_bare:
         import uvicorn
@@ -315,6 +318,11 @@ def main() -> None:
         with postgres_database(args.postgres) as database_url:
             full = measure("full", args, folder, database_url)
         bare = measure("bare", args, folder)
+    if args.json:
+        settings = {"seconds": args.seconds, "connections": args.connections, "rate": args.rate}
+        settings |= {"rate_seconds": args.rate_seconds, "store": args.postgres and "PostgreSQL"}
+        print(json.dumps({"full": full, "bare": bare, **settings}))
+        return
     report(full, bare, args)
 
 

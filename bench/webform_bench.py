@@ -12,13 +12,15 @@
    messages, one connection each, to the same relay.
 
 Needs the machine's RabbitMQ (127.0.0.1:5672); everything lives under a
-private prefix, deleted at the end. Prints a Markdown block.
+private prefix, deleted at the end. Prints a Markdown block (``--json``: the
+figures).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import smtplib
@@ -100,15 +102,12 @@ async def post_api(base: str, key: str, posts: int, concurrency: int) -> list[fl
     return latencies
 
 
-def summary(latencies: list[float], elapsed: float) -> str:
+def summary(latencies: list[float], elapsed: float) -> dict[str, float]:
     cuts = statistics.quantiles(latencies, n=100)
-    return (
-        f"{len(latencies) / elapsed:,.0f}/s, p50 {cuts[49] * 1000:.0f} ms, "
-        f"p95 {cuts[94] * 1000:.0f} ms"
-    )
+    return {"rate": len(latencies) / elapsed, "p50_ms": cuts[49] * 1000, "p95_ms": cuts[94] * 1000}
 
 
-def intake_rates(posts: int, concurrency: int) -> dict[str, str]:
+def intake_rates(posts: int, concurrency: int) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
         env = {
@@ -201,7 +200,7 @@ def time_smtplib(port: int, count: int) -> float:
     return time.perf_counter() - start
 
 
-def ack_rates(count: int) -> dict[str, str]:
+def ack_rates(count: int) -> dict[str, dict[str, float]]:
     handler = Counting()
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
@@ -225,9 +224,17 @@ def ack_rates(count: int) -> dict[str, str]:
             purge(settings)
             controller.stop()
     return {
-        "ack worker (queue → decide → row → SMTP → event)": f"{count / worker_seconds:,.1f} acks/s",
-        "bare smtplib, one connection per message (yardstick)": f"{count / bare_seconds:,.1f}/s",
+        "ack worker (queue → decide → row → SMTP → event)": {"rate": count / worker_seconds},
+        "bare smtplib, one connection per message (yardstick)": {"rate": count / bare_seconds},
     }
+
+
+def text(figures: dict[str, float]) -> str:
+    if "p50_ms" not in figures:
+        return f"{figures['rate']:,.1f}/s"
+    return (
+        f"{figures['rate']:,.0f}/s, p50 {figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms"
+    )
 
 
 def purge(settings: Settings) -> None:
@@ -246,14 +253,19 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--acks", type=int, default=200)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     print(f"{args.posts} form and API POSTs at concurrency {args.concurrency}…", file=sys.stderr)
     rows = intake_rates(args.posts, args.concurrency)
     print(f"{args.acks} acknowledgements…", file=sys.stderr)
     rows |= ack_rates(args.acks)
+    if args.json:
+        settings = {"posts": args.posts, "concurrency": args.concurrency, "acks": args.acks}
+        print(json.dumps({"rows": rows, **settings}, ensure_ascii=False))
+        return
     print(f"| measured ({args.posts} POSTs, c={args.concurrency}; {args.acks} acks) | rate |")
     print("|---|---|")
-    print("\n".join(f"| {name} | {value} |" for name, value in rows.items()))
+    print("\n".join(f"| {name} | {text(value)} |" for name, value in rows.items()))
 
 
 if __name__ == "__main__":

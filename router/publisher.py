@@ -6,7 +6,11 @@ One class per kind of broker, chosen by URL scheme from ``PUBLISHERS``:
   persistent delivery. A batch is written in one go and the relay waits for
   the broker's acks together (with a timeout), which keeps the guarantee of
   per-message confirms at a fraction of the round trips. An unroutable
-  (returned) or nacked message counts as not published.
+  (returned) or nacked message counts as not published. A message larger
+  than the broker's ``max_message_size`` makes RabbitMQ close the channel
+  (406): the acks already received still count, the offender is reported
+  in ``held`` with the broker's words, and the limit is remembered so the
+  message is not sent again and cannot block the rest of the outbox.
 - ``KombuPublisher`` (embedded and other kombu transports): plain publish;
   for ``filesystem://`` the disk is synced after the batch, because that
   transport writes without fsync.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,10 +35,23 @@ from router.topology import Topology
 log = logging.getLogger("intake.router")
 
 
+# RabbitMQ's words when a message exceeds max_message_size (channel closed with 406).
+_BROKER_SIZE_LIMIT = re.compile(r"larger than configured max size (\d+)")
+
+
 @dataclass
 class BatchOutcome:
     published: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
+    # Rows the broker will never take (too large): also listed in ``failed``,
+    # so a relay that does not know ``held`` still records the reason.
+    held: dict[int, str] = field(default_factory=dict)
+
+
+def broker_size_limit(error: BaseException) -> int | None:
+    """The broker's max_message_size when ``error`` is its refusal of a large message."""
+    found = _BROKER_SIZE_LIMIT.search(str(error))
+    return int(found.group(1)) if found else None
 
 
 class Publisher(Protocol):
@@ -93,6 +111,7 @@ class ConfirmingPublisher:
         self._outcome = BatchOutcome()
         self._returned: dict[str, str] = {}  # message id -> reason
         self._event_ids: dict[int, str] = {}  # outbox id -> message id
+        self._broker_limit: int | None = None  # learnt from a 406 refusal
 
     def _open(self) -> Any:
         if self._channel is None:
@@ -135,17 +154,50 @@ class ConfirmingPublisher:
         self._outcome = BatchOutcome()
         self._returned.clear()
         self._event_ids = {item.id: item.event_id for item in items}
+        sendable = [item for item in items if not self._known_too_large(item)]
         try:
-            self._publish_and_wait(items)
-        except Exception:
-            self._reset()
-            raise
+            self._publish_and_wait(sendable)
+        except Exception as exc:
+            limit = broker_size_limit(exc)
+            if limit is None:
+                self._reset()
+                raise
+            self._on_size_refusal(sendable, limit, exc)
+            return self._outcome
         for outbox_id in self._pending.values():
             self._outcome.failed[outbox_id] = "no confirm before timeout"
         if self._pending:
             # Late acks must not be credited to the next batch's tags.
             self._reset()
         return self._outcome
+
+    def _known_too_large(self, item: OutboxItem) -> bool:
+        if self._broker_limit is None or len(item.payload) <= self._broker_limit:
+            return False
+        self._hold(item, self._broker_limit, "not sent")
+        return True
+
+    def _hold(self, item: OutboxItem, limit: int, what: str) -> None:
+        reason = (
+            f"message of {len(item.payload)} bytes is larger than the broker's "
+            f"max_message_size of {limit} ({what})"
+        )
+        self._outcome.failed[item.id] = reason
+        self._outcome.held[item.id] = reason
+
+    def _on_size_refusal(self, items: Sequence[OutboxItem], limit: int, exc: Exception) -> None:
+        """The broker closed the channel over a large message: keep what it confirmed."""
+        log.error("the broker refused a message: %s", exc)
+        self._broker_limit = limit
+        acked = set(self._outcome.published)
+        for item in items:
+            if item.id in acked:
+                continue
+            if len(item.payload) > limit:
+                self._hold(item, limit, "refused by the broker")
+            else:
+                self._outcome.failed[item.id] = "not confirmed: the broker closed the channel"
+        self._reset()
 
     def _publish_and_wait(self, items: Sequence[OutboxItem]) -> None:
         channel = self._open()
@@ -195,9 +247,19 @@ class ConfirmingPublisher:
             return
         self._channel = None
         try:
+            self._bound_the_goodbye()
             self.connection.close()
         except Exception as exc:  # closing a broken connection may fail too
             log.debug("closing connection: %s", exc)
+            self._reset()
+
+    def _bound_the_goodbye(self) -> None:
+        """A polite close waits for the broker's CloseOk with no timeout of its own: on a
+        silent link the relay would never stop. Bound it by the confirm timeout."""
+        transport = getattr(self.connection._connection, "transport", None)
+        sock = getattr(transport, "sock", None)
+        if sock is not None:
+            sock.settimeout(self.confirm_timeout)
 
 
 def make_publisher(connection: Connection, topology: Topology, confirm_timeout: float) -> Publisher:
