@@ -23,7 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from channels.base import ChannelAdapter
+from channels.base import ChannelAdapter, lazy_replayer
 from channels.intake import hand_off
 from gateway.errors import ApiError, describe_validation
 from gateway.services import Services
@@ -259,4 +259,6 @@ def build_router(services: Services) -> APIRouter:
     return router
 
 
-ADAPTER = ChannelAdapter(name="api", routes=build_router)
+ADAPTER = ChannelAdapter(
+    name="api", routes=build_router, replay=lazy_replayer("gateway.ops.replayers", "replay_api")
+)

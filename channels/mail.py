@@ -12,6 +12,11 @@ One raw message in, one outcome out:
 Our own failures (store down, normalizer broken) raise; the caller then
 acknowledges nothing (SMTP 451, the IMAP message stays in the inbox).
 
+``ingest_mail`` does one message; the IMAP poller splits it in two so a
+fetched batch shares one commit: ``read_mail`` each message (quarantine and
+auto-reply events are durable when it returns), then ``commit_mails`` for
+the complaints among them.
+
 Dedup: the Message-ID plus a hash of what the customer wrote (sender, date,
 subject, text, attachment hashes). The same mail seen again after an IMAP
 UIDVALIDITY change, a reconnect, or through both SMTP and IMAP (whose
@@ -22,14 +27,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from channels.intake import hand_off
+from channels.intake import hand_off, hand_off_many
 from config.settings import Settings
 from gateway.services import Services
+from gateway.store.intake import IntakeResult
 from normalizer.contact import build_customer
 from normalizer.contract import Channel, Origin
 from normalizer.draft import AttachmentDraft, ComplaintDraft, RawInput
@@ -147,8 +154,44 @@ def _replied_complaint(services: Services, parsed: ParsedEmail) -> str | None:
     return services.store.complaints.reference_for_message_ids(replied_to)
 
 
+@dataclass(frozen=True)
+class MailComplaint:
+    """A mail read and found to be a complaint, ready for the commit."""
+
+    raw: RawInput
+    draft: ComplaintDraft
+
+
 def ingest_mail(services: Services, arrival: MailArrival) -> MailResult:
     """Turn one raw message into a durable complaint, event or quarantine entry."""
+    read = read_mail(services, arrival)
+    if isinstance(read, MailResult):
+        return read
+    return complaint_result(hand_off(services, read.raw, read.draft))
+
+
+def commit_mails(
+    services: Services, complaints: Sequence[MailComplaint]
+) -> list[MailResult | Exception]:
+    """The complaints of a batch (an IMAP fetch) in one group commit; one outcome per mail.
+
+    A mail whose commit failed gets its exception as its outcome; the others
+    are committed all the same.
+    """
+    outcomes = hand_off_many(services, [(item.raw, item.draft) for item in complaints])
+    return [
+        outcome if isinstance(outcome, Exception) else complaint_result(outcome)
+        for outcome in outcomes
+    ]
+
+
+def read_mail(services: Services, arrival: MailArrival) -> MailResult | MailComplaint:
+    """Everything before the complaint's commit.
+
+    A rejected mail is quarantined and an auto-reply stored as an event here
+    (both durable when this returns their ``MailResult``); a complaint comes
+    back as a ``MailComplaint`` for ``hand_off`` or ``commit_mails``.
+    """
     try:
         parsed = parse_arrival(services.settings, arrival)
     except EmailRejected as exc:
@@ -185,7 +228,10 @@ def ingest_mail(services: Services, arrival: MailArrival) -> MailResult:
     draft = build_draft(parsed, arrival.received_at)
     if draft.follow_up_of is None:
         draft.follow_up_of = _replied_complaint(services, parsed)
-    result = hand_off(services, raw, draft)
+    return MailComplaint(raw, draft)
+
+
+def complaint_result(result: IntakeResult) -> MailResult:
     return MailResult(
         MailOutcome.COMPLAINT,
         created=result.created,

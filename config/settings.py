@@ -157,10 +157,24 @@ class Settings(BaseSettings):
     ack_from: str = "contact@cashplus.ma"
     ack_max_per_recipient_per_day: int = Field(default=3, ge=1)
 
+    # -- operations (issue: several instances, operators) -------------------
+    # text: readable lines (development); json: one JSON object per line.
+    log_format: Literal["text", "json"] = "text"
+    # Seconds a leader lease (the one active IMAP poller of a mailbox) lasts
+    # unrenewed: a standby takes over about this long after the holder died.
+    leader_lease_seconds: float = Field(default=10.0, ge=1)
+    # Seconds a relay keeps a claimed outbox batch (at least 2 x confirm_timeout).
+    relay_lease_seconds: float = Field(default=60.0, ge=1)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("smtp_port", mode="before")
     @classmethod

@@ -16,6 +16,7 @@ from channels.api import ComplaintIn
 from config.settings import Settings
 from gateway import health
 from gateway.errors import BodySizeLimit, install_error_handlers
+from gateway.security import SecurityHeaders
 from gateway.services import Services
 
 TITLE = "Cash Plus complaints intake gateway"
@@ -40,6 +41,9 @@ def create_app(services: Services) -> FastAPI:
         BodySizeLimit,
         limit=services.settings.max_request_bytes,
         overrides=route_body_limits(services.settings),
+    )
+    app.add_middleware(
+        SecurityHeaders, https=services.settings.public_base_url.startswith("https:")
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -72,7 +72,85 @@ def _safe_db(settings: Settings) -> str:
     return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Language tools, imported only when run (and absent if their packages are).
+_LANGUAGE_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "detect-language": (
+        "normalizer.langid.cli",
+        "detect_language",
+        "Print the language of TEXT as JSON; without TEXT, one JSON line per stdin line.",
+    ),
+    "langid-eval": (
+        "normalizer.langid.cli",
+        "langid_eval",
+        "Accuracy per label, macro accuracy, confusions and speed on FILE, next to langdetect.",
+    ),
+}
+
+
+def lazy_command_help() -> dict[str, str]:
+    """Commands ``intake`` imports on use, with their one-line help."""
+    from channels import CHANNELS
+
+    return {
+        **CHANNELS.command_help(),
+        **{name: entry[2] for name, entry in _LANGUAGE_COMMANDS.items()},
+    }
+
+
+def _lazy_command(name: str) -> click.Command | None:
+    if name in _LANGUAGE_COMMANDS:
+        import importlib
+
+        module, attribute, _help = _LANGUAGE_COMMANDS[name]
+        try:
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+        except ImportError:
+            return None
+        return command
+    from channels import CHANNELS
+
+    return CHANNELS.command(name)
+
+
+class IntakeGroup(click.Group):
+    """``intake``: its own commands, plus the channels' and the language tools', imported on use.
+
+    Start-up is paid by every command an operator or a Procfile runs: a
+    command imports only what it needs, and ``--help`` imports no channel.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *lazy_command_help()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            command = _lazy_command(cmd_name)
+            if command is not None:
+                self.add_command(command, cmd_name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """As click's, but commands not imported yet show the help from their table."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        lazy = lazy_command_help()
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            command = self.commands.get(name)
+            if command is None:
+                # click's own shortening, on the help text from the table.
+                stand_in = click.Command(name, help=lazy[name])
+                rows.append((name, stand_in.get_short_help_str(limit)))
+            elif not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=IntakeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cashplus-intake")
 def main() -> None:
     """Cash Plus complaints intake gateway."""
@@ -241,8 +319,14 @@ def check_config() -> None:
 
 
 @main.command()
-def migrate() -> None:
+@click.option(
+    "--blobs",
+    is_flag=True,
+    help="Also move evidence stored in the old ab/cd/ folders to ab/ (once, after an upgrade).",
+)
+def migrate(blobs: bool) -> None:
     """Bring the database schema to the newest version."""
+    from gateway.store.blobs import BlobStore
     from gateway.store.db import create_store_engine
     from gateway.store.db import migrate as upgrade
 
@@ -253,6 +337,9 @@ def migrate() -> None:
     finally:
         engine.dispose()
     click.echo("schema up to date", err=True)
+    if blobs:
+        moved = BlobStore(settings.blob_dir).migrate_layout()
+        click.echo(f"moved {moved} blob(s) to the current layout", err=True)
 
 
 @main.command()
@@ -279,23 +366,6 @@ def schema(folder: Path | None) -> None:
 def render_schema(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
-
-def _register_optional_commands() -> None:
-    """Commands of the channels (from their table) and of language identification."""
-    from channels import CHANNELS
-
-    for channel in CHANNELS:
-        for command in channel.commands:
-            main.add_command(command)
-    try:
-        from normalizer.langid import cli as langid_cli
-    except ImportError:
-        return
-    main.add_command(langid_cli.detect_language, "detect-language")
-    main.add_command(langid_cli.langid_eval, "langid-eval")
-
-
-_register_optional_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

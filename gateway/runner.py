@@ -42,6 +42,7 @@ def build_relay(services: Services) -> Relay:
             poll_interval=settings.relay_poll_interval,
             max_backoff=settings.relay_max_backoff,
             max_message_bytes=settings.max_message_bytes,
+            claim_seconds=max(settings.relay_lease_seconds, 2 * settings.confirm_timeout),
         ),
     )
 

@@ -17,6 +17,7 @@ import magic
 
 from normalizer.deadlines import compute_deadlines
 from normalizer.draft import ComplaintDraft
+from normalizer.email.attachments import sanitize_filename
 from normalizer.language import declared_language, detect_text_language
 from normalizer.reference import find_references
 
@@ -43,10 +44,32 @@ def clean_text(text: str) -> str:
     return _BLANK_RUN.sub("\n\n", text).strip()
 
 
+def _one_line(value: str | None) -> str | None:
+    return (" ".join(clean_text(value).split()) or None) if value is not None else None
+
+
 def clean_fields(draft: ComplaintDraft, _context: PipelineContext) -> None:
+    """Every free-text field the customer typed, not only the body: a NUL in a name
+    breaks consumers (and PostgreSQL) just as well."""
     draft.body = clean_text(draft.body)
     if draft.subject is not None:
         draft.subject = clean_text(draft.subject).replace("\n", " ") or None
+    address = draft.customer.postal_address
+    draft.customer = draft.customer.model_copy(
+        update={
+            "name": _one_line(draft.customer.name),
+            "postal_address": (clean_text(address) or None) if address is not None else None,
+        }
+    )
+    draft.product = _one_line(draft.product)
+    draft.transaction_reference = _one_line(draft.transaction_reference)
+
+
+def safe_attachment_names(draft: ComplaintDraft, _context: PipelineContext) -> None:
+    """Whatever the channel: no directories, controls or bidi tricks in a stored name."""
+    draft.attachments = [
+        replace(item, name=sanitize_filename(item.name)) for item in draft.attachments
+    ]
 
 
 def sniff_attachments(draft: ComplaintDraft, _context: PipelineContext) -> None:
@@ -90,6 +113,7 @@ def stamp_deadlines(draft: ComplaintDraft, context: PipelineContext) -> None:
 
 STEPS: tuple[Step, ...] = (
     clean_fields,
+    safe_attachment_names,
     sniff_attachments,
     tag_language,
     find_follow_up,

@@ -62,12 +62,16 @@ def build_router(services: Services) -> APIRouter:
             raise ApiError(404, "not_found", f"no acknowledgement letter {ack_id}")
         return record
 
-    @router.get("/letters", response_model=list[LetterOut])
+    @router.get("/letters", response_model=list[LetterOut], responses={401: {}})
     async def list_letters(_client: Client) -> list[LetterOut]:
         records = await run_in_threadpool(acknowledger.acks.letters, QUEUED)
         return [_out(record) for record in records]
 
-    @router.get("/letters/{ack_id}/pdf", response_class=Response)
+    @router.get(
+        "/letters/{ack_id}/pdf",
+        response_class=Response,
+        responses={200: {"content": {"application/pdf": {}}}, 401: {}, 404: {}},
+    )
     async def letter_pdf(ack_id: str, _client: Client) -> Response:
         record = await run_in_threadpool(letter, ack_id)
         data = await run_in_threadpool(services.store.blobs.get, str(record.document))
@@ -78,7 +82,9 @@ def build_router(services: Services) -> APIRouter:
             headers={"Content-Disposition": f'inline; filename="{filename}"'},
         )
 
-    @router.post("/letters/{ack_id}/posted", response_model=LetterOut)
+    @router.post(
+        "/letters/{ack_id}/posted", response_model=LetterOut, responses={401: {}, 404: {}, 409: {}}
+    )
     async def letter_posted(ack_id: str, _client: Client) -> LetterOut:
         record = await run_in_threadpool(letter, ack_id)
         if record.status == SENT:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 
-from channels.base import ChannelAdapter
+from channels.base import ChannelAdapter, lazy_replayer
 from channels.imap.cli import imap_group
 from gateway.services import Services
 
@@ -30,4 +30,7 @@ ADAPTER = ChannelAdapter(
     worker=_worker,
     enabled=lambda services: bool(services.settings.imap_host),
     commands=(imap_group,),
+    # Quarantined e-mail (IMAP, SMTP or imports) is replayed through the same parser.
+    replay=lazy_replayer("gateway.ops.replayers", "replay_email"),
+    replays=("email",),
 )

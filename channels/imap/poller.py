@@ -2,9 +2,10 @@
 
 IMAP inbox -> **poller** (connection -> InboxSync -> wait) -> store + outbox.
 Started by ``intake run`` when ``INTAKE_IMAP_HOST`` is set, and by the
-Procfile's ``imap: intake imap poll``. One active poller per mailbox is the
-intended deployment; two would only waste work (dedup keeps complaints single
-and a MOVE of a UID already gone is harmless).
+Procfile's ``imap: intake imap poll``. One poller per mailbox is active at a
+time: ``run_poller`` works only while it holds the mailbox's leader lease
+(``gateway.store.leases``); another instance's poller stands by and takes
+over within ``INTAKE_LEADER_LEASE_SECONDS`` when the active one dies.
 
 Failures, in one table: a network error, a refused login, the store down or
 a bug all end the session; the poller logs the outage once, backs off
@@ -26,6 +27,7 @@ from channels.imap.connection import (
     TokenProvider,
     close_quietly,
     command_token,
+    mailbox_name,
     open_session,
 )
 from channels.imap.outcomes import OUR_FAILURES, Tally
@@ -155,7 +157,13 @@ class ImapPoller:
 
 def run_poller(services: Services, stop: threading.Event) -> None:
     """The channel worker: ``(services, stop)``, returns soon after ``stop`` is set."""
-    ImapPoller(services, stop).run()
+    from gateway.store.leases import LeaseKeeper, Leases, run_as_leader
+
+    settings = services.settings
+    # Keyed like the checkpoint: the lease and the checkpoint guard the same mailbox.
+    name = f"poller:{mailbox_name(settings).key}"
+    keeper = LeaseKeeper(Leases(services.store.engine), name, settings.leader_lease_seconds)
+    run_as_leader(keeper, lambda step_down: ImapPoller(services, step_down).run(), stop)
 
 
 def poll_once(services: Services, token_provider: TokenProvider = command_token) -> Tally:

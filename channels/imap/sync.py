@@ -1,8 +1,9 @@
 """One connection's work on the inbox: find messages, commit them, then move them.
 
 IMAP inbox -> connection -> **InboxSync** (search -> fetch ``BODY.PEEK[]`` +
-INTERNALDATE in batches -> ``ingest_mail`` commits evidence, complaint and
-outbox -> MOVE to the processed or quarantine folder -> checkpoint).
+INTERNALDATE in batches -> ``read_mail`` each, then ``commit_mails`` commits
+the batch's evidence, complaints and outbox rows in one group commit -> MOVE
+the batch to the processed or quarantine folder -> checkpoint).
 
 The order is the durability promise: a message leaves the inbox only after
 the store committed it. If we die in between, the message is still in the
@@ -14,14 +15,23 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from imapclient import IMAPClient
 
 from channels.imap.checkpoint import start_checkpoint
 from channels.imap.connection import ImapConfigError, mailbox_name
-from channels.imap.mailbox import Mailbox
-from channels.imap.outcomes import DESTINATIONS, Destination, Tally, ingest_fetched
+from channels.imap.mailbox import FETCH_BYTES, FetchedMessage, Mailbox
+from channels.imap.outcomes import DESTINATIONS, OUR_FAILURES, Destination, Tally
+from channels.mail import (
+    MailArrival,
+    MailComplaint,
+    MailOutcome,
+    MailResult,
+    commit_mails,
+    read_mail,
+)
+from gateway.logs import complaint_context
 from gateway.services import Services
 from gateway.store.checkpoints import ImapCheckpoints
 
@@ -80,19 +90,76 @@ class InboxSync:
     def _batch(self, uids: Sequence[int], tally: Tally) -> None:
         done: dict[Destination, list[int]] = {destination: [] for destination in Destination}
         try:
-            for message in self.mailbox.fetch(uids):
-                result = ingest_fetched(
-                    self.services, self.name.folder, self.mailbox.uidvalidity, message
-                )
-                if result is None:
-                    tally.failed += 1
-                    self.failed.add(message.uid)
-                    continue
-                tally.count(result)
-                done[DESTINATIONS[result.outcome]].append(message.uid)
+            for group in _by_size(self.mailbox.fetch(uids)):
+                outcomes, stop = self._ingest(group)
+                for uid, result in outcomes:
+                    if result is None:
+                        tally.failed += 1
+                        self.failed.add(uid)
+                        continue
+                    tally.count(result)
+                    done[DESTINATIONS[result.outcome]].append(uid)
+                if stop is not None:
+                    raise stop
         finally:
             # Also when the store failed half-way: what it committed is acknowledged.
             self._acknowledge(done)
+
+    def _ingest(
+        self, messages: Sequence[FetchedMessage]
+    ) -> tuple[list[tuple[int, MailResult | None]], Exception | None]:
+        """Read each mail, then commit the complaints among them in one group commit.
+
+        Outcomes in UID order, ``None`` for a mail a bug of ours failed on
+        (left in place). Our own failure (``OUR_FAILURES``) ends the list at
+        that mail and is returned: nothing from it on may be acknowledged,
+        though complaints after it may be committed already (the next pass
+        finds them by their dedup key).
+        """
+        read: list[tuple[int, MailResult | MailComplaint | None]] = []
+        stop: Exception | None = None
+        for message in messages:
+            try:
+                read.append((message.uid, read_mail(self.services, self._arrival(message))))
+            except OUR_FAILURES as exc:
+                stop = exc
+                break
+            except Exception:
+                log.exception(
+                    "UID %s in %s could not be processed; it is left in place",
+                    message.uid,
+                    self.name.folder,
+                )
+                read.append((message.uid, None))
+        complaints = [item for _, item in read if isinstance(item, MailComplaint)]
+        committed = iter(commit_mails(self.services, complaints))
+        outcomes: list[tuple[int, MailResult | None]] = []
+        for uid, item in read:
+            outcome = next(committed) if isinstance(item, MailComplaint) else item
+            if isinstance(outcome, OUR_FAILURES):
+                return outcomes, outcome
+            if isinstance(outcome, Exception):
+                log.error(
+                    "UID %s in %s could not be committed; it is left in place",
+                    uid,
+                    self.name.folder,
+                    exc_info=outcome,
+                )
+                outcome = None
+            _log_outcome(uid, outcome)
+            outcomes.append((uid, outcome))
+        return outcomes, stop
+
+    def _arrival(self, message: FetchedMessage) -> MailArrival:
+        return MailArrival(
+            raw=message.raw,
+            received_at=message.internal_date,
+            source_ids={
+                "imap_uidvalidity": self.mailbox.uidvalidity,
+                "imap_uid": message.uid,
+                "imap_folder": self.name.folder,
+            },
+        )
 
     def _acknowledge(self, done: dict[Destination, list[int]]) -> None:
         moved: list[int] = []
@@ -109,3 +176,34 @@ class InboxSync:
 def _batches(uids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(uids), size):
         yield uids[start : start + size]
+
+
+def _by_size(messages: Iterable[FetchedMessage]) -> Iterator[list[FetchedMessage]]:
+    """Messages in groups of at most ``FETCH_BYTES``: one group commit each, bounded memory."""
+    group: list[FetchedMessage] = []
+    total = 0
+    for message in messages:
+        if group and total + len(message.raw) > FETCH_BYTES:
+            yield group
+            group, total = [], 0
+        group.append(message)
+        total += len(message.raw)
+    if group:
+        yield group
+
+
+def _log_outcome(uid: int, result: MailResult | None) -> None:
+    if result is None:
+        return
+    if result.outcome is MailOutcome.COMPLAINT and result.complaint_id:
+        with complaint_context(result.complaint_id):
+            log.info(
+                "UID %s: %s complaint %s",
+                uid,
+                "new" if result.created else "already recorded",
+                result.reference,
+            )
+    elif result.outcome is MailOutcome.REJECTED:
+        log.warning("UID %s quarantined: %s", uid, result.reason_code)
+    else:
+        log.info("UID %s: auto-reply, stored as an event", uid)

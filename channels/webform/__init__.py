@@ -14,7 +14,12 @@ and the language of the text.
 
 from __future__ import annotations
 
-from channels.base import ChannelAdapter
+from channels.base import ChannelAdapter, lazy_replayer
 from channels.webform.routes import body_limits, build_router
 
-ADAPTER = ChannelAdapter(name="webform", routes=build_router, body_limits=body_limits)
+ADAPTER = ChannelAdapter(
+    name="webform",
+    routes=build_router,
+    body_limits=body_limits,
+    replay=lazy_replayer("gateway.ops.replayers", "replay_webform"),
+)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import hmac
 import secrets
 import weakref
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from sqlalchemy import Engine
 
 from gateway.errors import ApiError
@@ -32,6 +33,9 @@ CSRF_HEADER = "x-csrf-token"
 _PROCESS_SECRET = secrets.token_bytes(32)
 _accounts: weakref.WeakKeyDictionary[Engine, StaffAccounts] = weakref.WeakKeyDictionary()
 _pages = Pages()
+# Files the staff pages load (a fixed list: nothing else under static/ is served).
+STATIC = {"staff.css": "text/css; charset=utf-8"}
+STATIC_DIR = Path(__file__).with_name("static")
 
 
 def accounts_for(services: Services) -> StaffAccounts:
@@ -114,6 +118,14 @@ def build_router(services: Services) -> APIRouter:
         response.set_cookie(
             LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request)
         )
+        return response
+
+    @router.get("/static/{name}")
+    async def static(name: str) -> Response:
+        if name not in STATIC:
+            raise ApiError(404, "not_found", "no such file")
+        response = FileResponse(STATIC_DIR / name, media_type=STATIC[name])
+        response.headers["Cache-Control"] = "public, max-age=3600"
         return response
 
     @router.get("/login")

@@ -5,20 +5,33 @@ API request body) is kept here before anything is acknowledged. Files are
 named by their sha256, so storing the same input twice costs nothing and a
 stored file can always be checked against the hash in the message.
 
-A write goes to a temporary file in the destination folder, is fsynced,
-renamed into place, and the folder is fsynced: after ``put`` returns, the
-bytes survive a power cut.
+A write goes to a temporary file in the destination folder, is fsynced and
+renamed into place (``stage``); the folder is then fsynced (``settle``).
+``put`` does both: after it returns, the bytes survive a power cut. The
+group commit (``gateway.store.groupcommit``) stages each caller's blobs in
+the caller's thread and settles the folders of a whole batch once, before
+the rows that point at them commit.
+
+Layout: ``root/ab/<sha256>``, 256 fan-out folders made (and fsynced) once,
+so a new blob never costs a new folder. Blobs written before this layout
+live in ``root/ab/cd/<sha256>``; they are found there, and ``migrate_layout``
+(``intake migrate --blobs``) moves them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 SCHEME = "blob:sha256:"
+_FANOUT = tuple(f"{index:02x}" for index in range(256))
 
 
 @dataclass(frozen=True)
@@ -28,53 +41,174 @@ class StoredBlob:
     location: str  # "blob:sha256:<hex>", what messages carry
 
 
+@dataclass(frozen=True)
+class StagedBlob:
+    """Bytes fsynced under their final name; the folder entry is durable after ``settle``."""
+
+    blob: StoredBlob
+    folder: Path
+
+
 class BlobStore:
-    """Files under ``root/ab/cd/<sha256>``; immutable once written."""
+    """Files under ``root/ab/<sha256>`` (older ones under ``root/ab/cd/<sha256>``); immutable."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._layout_ready = False
+        self._layout_lock = threading.Lock()
 
+    # -- where a blob is ------------------------------------------------------
     def path_for(self, sha256: str) -> Path:
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        """Where the blob is: its current place, or the legacy one if only that exists."""
+        current = self._current_path(sha256)
+        if current.exists():
+            return current
+        legacy = self._legacy_path(sha256)
+        # Neither: not stored, or moved here by ``migrate_layout`` between the two looks.
+        return legacy if legacy.exists() else current
 
-    def put(self, data: bytes) -> StoredBlob:
-        digest = hashlib.sha256(data).hexdigest()
-        target = self.path_for(digest)
-        if not (target.exists() and target.stat().st_size == len(data)):
-            self._write_durably(target, data)
-        return StoredBlob(sha256=digest, size=len(data), location=SCHEME + digest)
+    def _current_path(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256
+
+    def _legacy_path(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def get(self, location_or_sha: str) -> bytes:
         digest = location_or_sha.removeprefix(SCHEME)
-        return self.path_for(digest).read_bytes()
+        try:
+            return self._current_path(digest).read_bytes()
+        except FileNotFoundError:
+            pass
+        try:
+            return self._legacy_path(digest).read_bytes()
+        except FileNotFoundError:
+            # Moved by a layout migration while we looked.
+            return self._current_path(digest).read_bytes()
 
     def exists(self, location_or_sha: str) -> bool:
-        return self.path_for(location_or_sha.removeprefix(SCHEME)).exists()
+        digest = location_or_sha.removeprefix(SCHEME)
+        return self.path_for(digest).exists()
 
-    def _write_durably(self, target: Path, data: bytes) -> None:
-        folder = target.parent
-        if not folder.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            # New folders must reach the disk too, or the file could vanish
-            # with the directory entry that leads to it.
-            _fsync_dir(folder.parent)
-            _fsync_dir(folder.parent.parent)
-        handle, temp_name = tempfile.mkstemp(dir=folder, prefix=".incoming-")
+    # -- writing --------------------------------------------------------------
+    def put(self, data: bytes) -> StoredBlob:
+        """Store ``data`` durably (file and folder fsynced) and say where it is."""
+        staged = self.stage(data)
+        settle([staged.folder])
+        return staged.blob
+
+    def stage(self, data: bytes) -> StagedBlob:
+        """Write and fsync the bytes under their final name; ``settle`` the folder before use."""
+        return self.stage_many([data])[0]
+
+    def stage_many(self, items: Sequence[bytes]) -> list[StagedBlob]:
+        """``stage`` for several blobs: all written first, then all fsynced.
+
+        The first fsync's journal commit carries every file written before
+        it, so the others find little left to flush (an IMAP batch).
+        """
+        staged: list[StagedBlob] = []
+        pending: list[tuple[BinaryIO, str, Path]] = []
         try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-                stream.flush()
+            for data in items:
+                digest = hashlib.sha256(data).hexdigest()
+                target = self._current_path(digest)
+                blob = StoredBlob(sha256=digest, size=len(data), location=SCHEME + digest)
+                # Settled even when the file is there: a concurrent writer may
+                # not have fsynced the folder yet.
+                staged.append(StagedBlob(blob, target.parent))
+                if _holds(target, len(data)) or _holds(self._legacy_path(digest), len(data)):
+                    continue
+                self.ensure_layout()
+                pending.append(_write_unsynced(target, data))
+            for stream, _temp, _target in pending:
                 os.fsync(stream.fileno())
-            os.replace(temp_name, target)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
-        _fsync_dir(folder)
+            while pending:
+                stream, temp, target = pending[0]
+                stream.close()
+                os.replace(temp, target)
+                pending.pop(0)
+        finally:
+            for stream, temp, _target in pending:  # not renamed: a failure on the way
+                stream.close()
+                Path(temp).unlink(missing_ok=True)
+        return staged
+
+    def ensure_layout(self) -> None:
+        """Make the 256 fan-out folders that do not exist yet (looked at once per process)."""
+        if self._layout_ready:
+            return
+        with self._layout_lock:
+            # An old-layout store has some ab/ folders, not necessarily all 256.
+            missing = [folder for folder in self._fanout_folders() if not folder.is_dir()]
+            for folder in missing:
+                folder.mkdir(parents=True, exist_ok=True)
+            if missing:
+                # New folders reach the disk once, here, not with each blob.
+                settle([self.root, self.root.parent])
+            self._layout_ready = True
+
+    def _fanout_folders(self) -> Iterator[Path]:
+        return (self.root / name for name in _FANOUT)
+
+    # -- one-time move of blobs stored before the 256-folder layout -----------
+    def migrate_layout(self) -> int:
+        """Move ``ab/cd/<sha>`` blobs to ``ab/<sha>``; returns how many moved. Safe to rerun."""
+        self.ensure_layout()
+        moved = 0
+        for fanout in self._fanout_folders():
+            legacy_folders = [entry for entry in fanout.iterdir() if entry.is_dir()]
+            for legacy in legacy_folders:
+                moved += _move_blobs(legacy, fanout)
+            if legacy_folders:
+                settle([fanout])
+                for legacy in legacy_folders:
+                    _remove_if_empty(legacy)
+                settle([fanout])
+        return moved
 
 
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
+def settle(folders: Iterable[Path]) -> None:
+    """fsync each distinct folder once, so the entries renamed into it survive a power cut."""
+    for folder in dict.fromkeys(folders):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _holds(path: Path, size: int) -> bool:
     try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+        return path.stat().st_size == size
+    except FileNotFoundError:
+        return False
+
+
+def _write_unsynced(target: Path, data: bytes) -> tuple[BinaryIO, str, Path]:
+    """The bytes in a temporary file beside ``target``, written but neither fsynced nor renamed."""
+    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+    stream = os.fdopen(handle, "wb")
+    try:
+        stream.write(data)
+        stream.flush()
+    except BaseException:
+        stream.close()
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return stream, temp_name, target
+
+
+def _move_blobs(legacy: Path, fanout: Path) -> int:
+    moved = 0
+    for path in legacy.iterdir():
+        if path.name.startswith(".incoming-"):
+            continue  # an interrupted write of the old layout: never referenced
+        # rename within one file system: the blob is always at one of its two places.
+        os.replace(path, fanout / path.name)
+        moved += 1
+    return moved
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # a leftover temporary file: harmless, kept
+        folder.rmdir()

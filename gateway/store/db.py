@@ -8,15 +8,18 @@ read-to-write lock upgrade. PostgreSQL is used as configured.
 
 from __future__ import annotations
 
+import ast
 import logging
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("intake.store")
@@ -73,30 +76,55 @@ _writer_locks: dict[Engine, threading.Lock] = {}
 _registry_lock = threading.Lock()
 
 
-@contextmanager
-def writing(engine: Engine) -> Iterator[Session]:
-    """A session in a write transaction, committed on exit.
-
-    On SQLite, writers of one process queue on a lock here rather than in
-    SQLite's busy handler, whose growing sleeps would add latency spikes.
-    """
-    lock: AbstractContextManager[Any] = nullcontext()
-    if engine.dialect.name == "sqlite":
+def _writer_lock(engine: Engine) -> AbstractContextManager[Any]:
+    """On SQLite, writers of one process queue on a lock here rather than in
+    SQLite's busy handler, whose growing sleeps would add latency spikes."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    lock = _writer_locks.get(engine)
+    if lock is None:
         with _registry_lock:
             lock = _writer_locks.setdefault(engine, threading.Lock())
-    with lock, Session(engine) as session, session.begin():
+    return lock
+
+
+def _reader(engine: Engine) -> Engine:
+    reader = _readers.get(engine)
+    if reader is None:
+        with _registry_lock:
+            reader = _readers.setdefault(engine, engine.execution_options(**{_READ_OPTION: True}))
+    return reader
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Session]:
+    """A session in a write transaction, committed on exit."""
+    with _writer_lock(engine), Session(engine) as session, session.begin():
         yield session
+
+
+@contextmanager
+def committing(engine: Engine) -> Iterator[Connection]:
+    """A Core connection in a write transaction, committed on exit (rolled back on error).
+
+    For the hot path (the group commit): no ORM unit of work, same lock as ``writing``.
+    """
+    with _writer_lock(engine), engine.begin() as connection:
+        yield connection
 
 
 @contextmanager
 def reading(engine: Engine) -> Iterator[Session]:
     """A session for reads only (no write lock on SQLite)."""
-    with _registry_lock:
-        reader = _readers.get(engine)
-        if reader is None:
-            reader = _readers[engine] = engine.execution_options(**{_READ_OPTION: True})
-    with Session(reader) as session:
+    with Session(_reader(engine)) as session:
         yield session
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A Core connection for reads only (no write lock on SQLite)."""
+    with _reader(engine).connect() as connection:
+        yield connection
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -118,6 +146,9 @@ def migrate(engine: Engine) -> None:
     "heads": features developed side by side add migrations on branches of
     their own; a merge revision joins them when convenient.
     """
+    if at_newest_schema(engine):
+        # Nothing to do: spare every process start alembic and the models it imports.
+        return
     from alembic import command
 
     config = alembic_config(engine)
@@ -134,3 +165,55 @@ def migrate(engine: Engine) -> None:
                 connection.commit()
         return
     command.upgrade(config, "heads")
+
+
+def at_newest_schema(engine: Engine) -> bool:
+    """Whether the database already stands at every head of the migration scripts."""
+    try:
+        with read_connection(engine) as connection:
+            stamped = {row[0] for row in connection.execute(text(_VERSIONS_QUERY))}
+    except SQLAlchemyError:
+        return False  # no alembic_version table yet: a new database
+    return bool(stamped) and stamped == script_heads()
+
+
+_VERSIONS_QUERY = "SELECT version_num FROM alembic_version"
+
+
+@lru_cache(maxsize=1)
+def script_heads() -> frozenset[str]:
+    """The head revisions of ``migrations/versions``, read from the files, not imported.
+
+    Empty when a file does not say its revisions as plain literals: then
+    ``migrate`` asks alembic.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = _literal_assignments(path, ("revision", "down_revision"))
+        if found is None:
+            return frozenset()
+        if "revision" not in found:
+            continue  # not a revision (the package's __init__)
+        revisions.add(str(found["revision"]))
+        down = found.get("down_revision")
+        parents.update(down if isinstance(down, tuple | list) else [] if down is None else [down])
+    return frozenset(revisions - parents)
+
+
+def _literal_assignments(path: Path, names: tuple[str, ...]) -> dict[str, Any] | None:
+    values: dict[str, Any] = {}
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                target, value = node.target, node.value
+            else:
+                continue
+            if isinstance(target, ast.Name) and target.id in names:
+                values[target.id] = ast.literal_eval(value)
+    except (SyntaxError, ValueError, OSError):
+        return None
+    return values

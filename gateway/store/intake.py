@@ -5,41 +5,54 @@ once the raw input is fsynced in the blob store and the three rows are
 committed; only then may a channel acknowledge its source (SMTP 250, HTTP
 2xx, IMAP move, TwiML). A repeated input (same dedup key) returns the
 complaint already recorded, with ``created=False``.
+
+channel -> **record_complaint** (stage the blobs, render the message, in the
+caller's thread) -> ``groupcommit.GroupCommit`` (concurrent callers share
+one transaction: ``complaint_rows.write_batch``) -> the caller's own result.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from gateway.store.blobs import BlobStore
-from gateway.store.db import reading, writing
+from gateway.store.blobs import BlobStore, StagedBlob, settle
+from gateway.store.complaint_rows import (
+    EVENT_CONTENT_TYPE,
+    PendingComplaint,
+    Written,
+    evidence_for,
+    pending_complaint,
+    stored_under,
+    write_batch,
+)
+from gateway.store.db import committing, read_connection, reading, writing
+from gateway.store.groupcommit import GroupCommit
 from gateway.store.models import ComplaintRow, EventRow, EvidenceRow, OutboxRow, QuarantineRow
-from normalizer.assemble import assemble_message
 from normalizer.contract import (
-    Attachment,
-    ComplaintEvent,
     ComplaintMessage,
     Evidence,
     IntakeEvent,
     IntakeEventEnvelope,
 )
-from normalizer.draft import AttachmentDraft, ComplaintDraft, RawInput
+from normalizer.draft import ComplaintDraft, RawInput
 from normalizer.reference import new_reference
-from router.topology import event_routing_key, routing_key_for
+from router.topology import event_routing_key
 
 log = logging.getLogger("intake.store")
 
-EVENT_CONTENT_TYPE = "application/cloudevents+json"
 _REFERENCE_ATTEMPTS = 8
+# Items one transaction commits at most (an IMAP batch is 100 by default).
+GROUP_MAX_BATCH = 128
 T = TypeVar("T")
 
 
@@ -75,96 +88,100 @@ class ComplaintStore:
         self.engine = engine
         self.blobs = blobs
         self.event_source = event_source
+        # Now rather than in the first request, whose caller would wait for 256 mkdirs.
+        blobs.ensure_layout()
+        # Concurrent callers (SMTP ingest threads, the web server's threadpool)
+        # share one transaction and one fsync.
+        self.group: GroupCommit[PendingComplaint, IntakeResult] = GroupCommit(
+            self._commit_batch, max_batch=GROUP_MAX_BATCH
+        )
 
     # -- writing ----------------------------------------------------------
     def record_complaint(
         self, raw: RawInput, draft: ComplaintDraft, available_at: datetime | None = None
     ) -> IntakeResult:
         """``available_at``: hold the outbox row until then (a call waiting for its transcript)."""
-        return guarded(lambda: self._record(raw, draft, available_at))
+        return guarded(lambda: self.group.submit(self._prepare(raw, draft, available_at)))
 
-    def _record(
-        self, raw: RawInput, draft: ComplaintDraft, available_at: datetime | None = None
-    ) -> IntakeResult:
-        existing = self._find(raw.dedup_key, raw.request_hash)
-        if existing is not None:
-            return IntakeResult(existing, created=False)
-        if draft.follow_up_of and not self.reference_exists(draft.follow_up_of):
-            # A well-formed reference we never issued: keep the text, drop the link.
-            log.info("follow-up reference %s is unknown, not linked", draft.follow_up_of)
-            draft.follow_up_of = None
-        # Bytes reach the disk before any row points at them.
-        stored = self.blobs.put(raw.data)
-        attachments = [self._store_attachment(item) for item in draft.attachments]
-        evidence = _evidence_for(raw, stored.location, stored.sha256, stored.size)
-        for _attempt in range(_REFERENCE_ATTEMPTS):
-            message = assemble_message(
-                draft,
-                complaint_id=str(uuid.uuid4()),
-                reference=new_reference(),
-                evidence=evidence,
-                attachments=attachments,
-                processed_at=datetime.now(UTC),
-            )
-            try:
-                self._insert(raw, message, available_at)
-            except IntegrityError as exc:
-                log.debug("insert refused: %s", exc.orig)
-                existing = self._find(raw.dedup_key, raw.request_hash)
-                if existing is not None:  # a concurrent twin won the race
-                    return IntakeResult(existing, created=False)
-                continue  # the reference was taken: draw another
-            return IntakeResult(message, created=True)
-        raise StoreUnavailable("could not draw a free reference")
+    def record_complaints(
+        self, items: Sequence[tuple[RawInput, ComplaintDraft]]
+    ) -> list[IntakeResult | Exception]:
+        """Several complaints in one group commit (an IMAP batch); one outcome per item.
 
-    def _store_attachment(self, item: AttachmentDraft) -> Attachment:
-        stored = self.blobs.put(item.data)
-        return Attachment(
-            name=item.name,
-            content_type=item.content_type or "application/octet-stream",
-            declared_type=item.declared_type,
-            size=stored.size,
-            sha256=stored.sha256,
-            stored_at=stored.location,
-            ocr_text=item.ocr_text,
+        An item's outcome is its result or its own error (``IdempotencyConflict``,
+        ``StoreUnavailable``); the others are committed all the same.
+        """
+        # All the batch's bytes written, then fsynced: one journal commit serves them all.
+        staged = iter(
+            self.blobs.stage_many([data for raw, draft in items for data in _datas(raw, draft)])
+        )
+        prepared = [
+            _capture(partial(self._assemble, raw, draft, None, _take(staged, raw, draft)))
+            for raw, draft in items
+        ]
+        ready = [item for item in prepared if isinstance(item, PendingComplaint)]
+        committed = iter(self.group.submit_many(ready))
+        return [
+            _store_error(next(committed) if isinstance(item, PendingComplaint) else item)
+            for item in prepared
+        ]
+
+    def _prepare(
+        self, raw: RawInput, draft: ComplaintDraft, available_at: datetime | None
+    ) -> PendingComplaint:
+        """Stage the bytes and render the message, in the caller's thread (no lock held)."""
+        staged = self.blobs.stage_many(_datas(raw, draft))
+        return self._assemble(raw, draft, available_at, staged)
+
+    def _assemble(
+        self,
+        raw: RawInput,
+        draft: ComplaintDraft,
+        available_at: datetime | None,
+        staged: Sequence[StagedBlob],
+    ) -> PendingComplaint:
+        return pending_complaint(
+            raw,
+            draft,
+            staged,
+            reference=new_reference(),
+            event_source=self.event_source,
+            available_at=available_at,
         )
 
-    def _insert(
-        self, raw: RawInput, message: ComplaintMessage, available_at: datetime | None = None
-    ) -> None:
-        event = ComplaintEvent.wrap(message, self.event_source)
-        with writing(self.engine) as session:
-            evidence_id = _add_evidence(session, raw, message.evidence)
-            session.add(
-                ComplaintRow(
-                    id=message.id,
-                    reference=message.reference,
-                    dedup_key=raw.dedup_key,
-                    request_hash=raw.request_hash,
-                    channel=message.channel.value,
-                    origin=message.origin.value,
-                    language=message.language.tag,
-                    received_at=message.received_at,
-                    ack_due_at=message.ack_due_at,
-                    answer_due_at=message.answer_due_at,
-                    follow_up_of=message.follow_up_of,
-                    evidence_id=evidence_id,
-                    message=message.model_dump_json(),
-                )
-            )
-            session.flush()  # surface a duplicate key before the outbox row
-            session.add(
-                OutboxRow(
-                    event_id=message.id,
-                    complaint_id=message.id,
-                    routing_key=routing_key_for(message),
-                    payload=event.model_dump_json().encode(),
-                    content_type=EVENT_CONTENT_TYPE,
-                    attempts=0,
-                    held=False,
-                    available_at=available_at,
-                )
-            )
+    def _commit_batch(self, items: Sequence[PendingComplaint]) -> list[IntakeResult | Exception]:
+        # Bytes reach the disk before any row points at them: each file was
+        # fsynced by its caller, the folders are fsynced here once per batch.
+        settle(folder for item in items for folder in item.folders)
+        if len(items) > 1:
+            try:
+                with committing(self.engine) as connection:
+                    written = write_batch(connection, items)
+                return [
+                    _capture(partial(_result, item, outcome))
+                    for item, outcome in zip(items, written, strict=True)
+                ]
+            except IntegrityError as exc:
+                # One item's race or reference collision: the others must not fail with it.
+                log.debug("batch of %s refused (%s): one by one", len(items), exc.orig)
+        return [_capture(partial(self._commit_one, item)) for item in items]
+
+    def _commit_one(self, item: PendingComplaint) -> IntakeResult:
+        for attempt in range(_REFERENCE_ATTEMPTS):
+            if attempt:
+                item.change(reference=new_reference())
+            try:
+                with committing(self.engine) as connection:
+                    (written,) = write_batch(connection, [item])
+                return _result(item, written)
+            except IntegrityError as exc:
+                log.debug("insert refused: %s", exc.orig)
+                with read_connection(self.engine) as connection:
+                    twin = stored_under(connection, [item.raw.dedup_key]).get(item.raw.dedup_key)
+                if twin is not None:  # a concurrent writer won the race
+                    return _result(item, twin)
+                # else the reference was taken: draw another
+        raise StoreUnavailable("could not draw a free reference")
 
     def record_event(
         self, raw: RawInput, kind: str, details: dict[str, Any]
@@ -188,7 +205,7 @@ class ComplaintStore:
             channel=raw.channel,
             received_at=raw.received_at,
             details=details,
-            evidence=_evidence_for(raw, stored.location, stored.sha256, stored.size),
+            evidence=evidence_for(raw, stored),
         )
         envelope = IntakeEventEnvelope.wrap(event, self.event_source)
         try:
@@ -288,30 +305,21 @@ class ComplaintStore:
         return guarded(lambda: self._find(dedup_key, request_hash))
 
     def _find(self, dedup_key: str, request_hash: str | None) -> ComplaintMessage | None:
-        with reading(self.engine) as session:
-            row = session.scalars(
-                select(ComplaintRow).where(ComplaintRow.dedup_key == dedup_key)
-            ).first()
-        if row is None:
+        with read_connection(self.engine) as connection:
+            written = stored_under(connection, [dedup_key]).get(dedup_key)
+        if written is None:
             return None
-        message = ComplaintMessage.model_validate_json(row.message)
-        if request_hash and row.request_hash and request_hash != row.request_hash:
-            raise IdempotencyConflict(message)
-        return message
+        if request_hash and written.request_hash and request_hash != written.request_hash:
+            raise IdempotencyConflict(written.message)
+        return written.message
 
     def get_by_reference(self, reference: str) -> ComplaintMessage | None:
-        def action() -> ComplaintMessage | None:
-            with reading(self.engine) as session:
-                row = session.scalars(
-                    select(ComplaintRow).where(ComplaintRow.reference == reference)
-                ).first()
-            return None if row is None else ComplaintMessage.model_validate_json(row.message)
-
-        return guarded(action)
+        found = self.status(reference)
+        return None if found is None else found[0]
 
     def reference_exists(self, reference: str) -> bool:
-        with reading(self.engine) as session:
-            found = session.scalar(
+        with read_connection(self.engine) as connection:
+            found = connection.scalar(
                 select(ComplaintRow.id).where(ComplaintRow.reference == reference)
             )
         return found is not None
@@ -320,30 +328,53 @@ class ComplaintStore:
         """The complaint and whether the broker has confirmed it at least once."""
 
         def action() -> tuple[ComplaintMessage, bool] | None:
-            with reading(self.engine) as session:
-                row = session.scalars(
-                    select(ComplaintRow).where(ComplaintRow.reference == reference)
+            sent = OutboxRow.published_at.is_not(None)
+            published = select(OutboxRow.id).where(OutboxRow.complaint_id == ComplaintRow.id, sent)
+            with read_connection(self.engine) as connection:
+                row = connection.execute(
+                    select(ComplaintRow.message, published.exists()).where(
+                        ComplaintRow.reference == reference
+                    )
                 ).first()
-                if row is None:
-                    return None
-                published = session.scalar(
-                    select(OutboxRow.id)
-                    .where(OutboxRow.complaint_id == row.id, OutboxRow.published_at.is_not(None))
-                    .limit(1)
-                )
-            return ComplaintMessage.model_validate_json(row.message), published is not None
+            if row is None:
+                return None
+            return ComplaintMessage.model_validate_json(row[0]), bool(row[1])
 
         return guarded(action)
 
 
-def _evidence_for(raw: RawInput, location: str, sha256: str, size: int) -> Evidence:
-    return Evidence(
-        stored_at=location,
-        sha256=sha256,
-        size=size,
-        content_type=raw.content_type,
-        **{k: v for k, v in raw.source_ids.items() if k in Evidence.model_fields},
-    )
+def _datas(raw: RawInput, draft: ComplaintDraft) -> list[bytes]:
+    """What a complaint stores as blobs: the raw input, then each attachment."""
+    return [raw.data, *(item.data for item in draft.attachments)]
+
+
+def _take(staged: Iterator[StagedBlob], raw: RawInput, draft: ComplaintDraft) -> list[StagedBlob]:
+    return [next(staged) for _ in range(1 + len(draft.attachments))]
+
+
+def _result(item: PendingComplaint, written: Written) -> IntakeResult:
+    """What the caller gets: its complaint, or the first one under its key."""
+    request_hash = item.raw.request_hash
+    if not written.created and request_hash and written.request_hash not in (None, request_hash):
+        raise IdempotencyConflict(written.message)
+    return IntakeResult(written.message, created=written.created)
+
+
+def _capture(action: Callable[[], T]) -> T | Exception:
+    try:
+        return action()
+    except Exception as exc:
+        return exc
+
+
+def _store_error(outcome: T | Exception) -> T | Exception:
+    """Database and disk failures become ``StoreUnavailable``, as ``guarded`` makes them."""
+    if isinstance(outcome, SQLAlchemyError | OSError):
+        log.error("store failure: %s", type(outcome).__name__)
+        unavailable = StoreUnavailable(type(outcome).__name__)
+        unavailable.__cause__ = outcome
+        return unavailable
+    return outcome
 
 
 def _add_evidence(session: Session, raw: RawInput, evidence: Evidence) -> str:

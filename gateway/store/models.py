@@ -137,6 +137,10 @@ class OutboxRow(Base):
     # Held rows are not retried (e.g. larger than the broker accepts) until an
     # operator replays them.
     held: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Which relay is publishing the row, and until when (migration 0008): several
+    # relays claim disjoint rows; a claim whose relay died lapses at claimed_until.
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None]
 
 
 class QuarantineRow(Base):

@@ -45,6 +45,11 @@ USEFUL_HEADERS = (
     "Delivered-To",
 )
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
+# An id is a lookup key in the store (an indexed column, part of the dedup key):
+# one with control characters (PostgreSQL refuses NUL in text) or longer than
+# any real mailer writes is the sender's noise, and is dropped, not stored.
+MAX_MESSAGE_ID = 400
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def raw_header(message: Message, name: str) -> str | None:
@@ -135,7 +140,8 @@ def message_ids(value: str | None) -> tuple[str, ...]:
     found = [f"<{match}>" for match in _MSG_ID.findall(value)]
     if not found and value.strip() and " " not in value.strip():
         found = [f"<{value.strip().strip('<>')}>"]
-    return tuple(dict.fromkeys(found))
+    usable = (item for item in found if len(item) <= MAX_MESSAGE_ID and not _CONTROL.search(item))
+    return tuple(dict.fromkeys(usable))
 
 
 def parse_date(value: str | None) -> datetime | None:

@@ -9,6 +9,7 @@ import channels.letters.models  # noqa: F401 (letters and staff tables, migratio
 import gateway.store.calls  # phone line: calls and media, migration 0006
 import gateway.store.customer_facing  # noqa: F401  (web form limits, acknowledgements)
 from gateway.store import checkpoints  # noqa: F401  (registers the IMAP checkpoint table)
+from gateway.store.leases import LeaseRow  # noqa: F401  (leader leases, migration 0008)
 from gateway.store.models import Base
 
 config = context.config
