@@ -12,16 +12,17 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-
-import uvicorn
+from typing import TYPE_CHECKING
 
 from channels import CHANNELS
 from channels.base import Worker
-from gateway.app import create_app
 from gateway.services import Services
 from router.broker import connect, topology_for
 from router.publisher import Publisher, make_publisher
 from router.relay import Relay, RelayPolicy
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("intake.runner")
 
@@ -48,6 +49,11 @@ def build_relay(services: Services) -> Relay:
 
 
 def web_server(services: Services) -> uvicorn.Server:
+    # Imported here: the relay and the workers start without the web stack.
+    import uvicorn
+
+    from gateway.app import create_app
+
     config = uvicorn.Config(
         create_app(services),
         host=services.settings.http_host,
