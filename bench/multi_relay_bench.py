@@ -25,7 +25,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -37,12 +36,12 @@ from gateway.runner import build_relay
 from gateway.services import build_services
 from gateway.store.db import writing
 from gateway.store.models import OutboxRow
-from normalizer.contract import Channel, Customer
-from normalizer.draft import ComplaintDraft, RawInput
-from normalizer.pipeline import normalize
 from router.broker import topology_for
 from router.publisher import declare_topology
 from router.relay import Relay
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from relay_bench import fill_outbox
 
 RABBITMQ = os.environ.get("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -50,26 +49,8 @@ INTAKE = str(Path(sys.executable).with_name("intake"))
 
 
 def fill(settings: Settings, count: int) -> None:
-    services = build_services(settings)
-    template = normalize(
-        ComplaintDraft(
-            channel=Channel.API,
-            received_at=datetime.now(UTC),
-            body="Bonjour, mon transfert de 1500 DH n'est pas arrivé depuis trois jours.",
-            customer=Customer(name="Bench", phone="+212661234567"),
-        )
-    )
-    for index in range(count):
-        draft = ComplaintDraft(**{**template.__dict__, "attachments": []})
-        raw = RawInput(
-            channel=Channel.API,
-            data=f"bench {index}".encode(),
-            content_type="text/plain",
-            received_at=draft.received_at,
-            dedup_key=f"bench:{index}",
-        )
-        services.store.complaints.record_complaint(raw, draft)
-    services.close()
+    """The same backlog as the single-relay benchmark."""
+    fill_outbox(settings, count)
 
 
 def reset(settings: Settings) -> None:
