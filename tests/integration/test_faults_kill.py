@@ -216,7 +216,7 @@ def test_inputs_answered_before_random_sigkills_are_all_on_the_queue_once(
     assert not any(thread.is_alive() for thread in threads), "a client still retrying"
     assert load.smtp_ok == load.smtp_sent and load.api_ok == load.api_sent
     try:
-        wait_until(lambda: dovecot.count(account, "INBOX") == 0, "the inbox emptied", timeout=120)
+        wait_until(lambda: dovecot.count(account, "INBOX") == 0, "the inbox emptied", timeout=240)
     except AssertionError:
         imap_lines = [line for line in gateway.process.stderr().splitlines() if "imap" in line]
         raise AssertionError("\n".join(imap_lines[-40:])) from None
