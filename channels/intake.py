@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 from gateway.logs import complaint_context
 from gateway.services import Services
@@ -23,10 +24,18 @@ from normalizer.pipeline import normalize
 log = logging.getLogger("intake.channels")
 
 
-def hand_off(services: Services, raw: RawInput, draft: ComplaintDraft) -> IntakeResult:
-    """Normalize and commit; returns only after evidence, complaint and outbox are durable."""
+def hand_off(
+    services: Services,
+    raw: RawInput,
+    draft: ComplaintDraft,
+    available_at: datetime | None = None,
+) -> IntakeResult:
+    """Normalize and commit; returns only after evidence, complaint and outbox are durable.
+
+    ``available_at`` holds publication until then (a call waiting for its transcript).
+    """
     normalize(draft, services.pipeline)
-    result = services.store.complaints.record_complaint(raw, draft)
+    result = services.store.complaints.record_complaint(raw, draft, available_at=available_at)
     _log_result(result)
     return result
 

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from channels.intake import hand_off
 from channels.twilio.texts import IvrTable, ivr_table
 from config.settings import Settings
 from gateway.errors import ApiError
@@ -29,7 +30,6 @@ from gateway.store.revisions import (
 from normalizer.contact import InvalidContact, to_e164
 from normalizer.contract import ComplaintMessage
 from normalizer.draft import ComplaintDraft, RawInput
-from normalizer.pipeline import normalize
 
 log = logging.getLogger("intake.twilio")
 
@@ -93,20 +93,10 @@ def record_held(
     A repeat (same dedup key) returns the complaint recorded the first time;
     the store looks it up before writing anything, so no lookup here.
     """
-    complaints = line.services.store.complaints
-    normalize(draft, line.services.pipeline)
     available_at = (
         None if hold_seconds is None else datetime.now(UTC) + timedelta(seconds=hold_seconds)
     )
-    result = complaints.record_complaint(raw, draft, available_at=available_at)
-    with complaint_context(result.message.id):
-        log.info(
-            "%s complaint %s via %s (%s)",
-            "recorded" if result.created else "repeated",
-            result.message.reference,
-            result.message.channel.value,
-            result.message.language.tag,
-        )
+    result = hand_off(line.services, raw, draft, available_at)
     return result.message, result.created
 
 
