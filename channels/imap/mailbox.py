@@ -44,8 +44,19 @@ class Mailbox:
         selected = client.select_folder(folder, readonly=readonly)
         self.uidvalidity = int(selected[b"UIDVALIDITY"])
         self._warned_expunge = False
+        self.arrivals_reported()  # what SELECT said is already known
 
     # -- what is there ----------------------------------------------------
+    def arrivals_reported(self) -> bool:
+        """Whether the server announced new mail (``* n EXISTS``) since the last call.
+
+        Servers tell of mail that arrived during a command in that command's
+        response (a SEARCH, FETCH or MOVE of the sync): such mail is not in
+        the SEARCH that ran before it, and IDLE will not announce it again.
+        imaplib keeps those untagged responses; we take them here.
+        """
+        return bool(self.client._imap.untagged_responses.pop("EXISTS", None))
+
     def all_uids(self) -> list[int]:
         return sorted(self.client.search("ALL"))
 

@@ -70,14 +70,20 @@ class InboxSync:
         """
         if full:
             self.failed.clear()
-            uids = self.mailbox.all_uids()
-        else:
-            uids = self.mailbox.uids_after(self.checkpoint.last_uid)
         tally = Tally()
-        for batch in _batches([uid for uid in uids if uid not in self.failed], self.batch_size):
-            if self.stop.is_set():
+        self.mailbox.arrivals_reported()
+        last = self.checkpoint.last_uid
+        uids = self.mailbox.all_uids() if full else self.mailbox.uids_after(last)
+        while True:
+            for batch in _batches([uid for uid in uids if uid not in self.failed], self.batch_size):
+                if self.stop.is_set():
+                    break
+                self._batch(batch, tally)
+            # Mail that arrived while we worked was announced in the answers to
+            # our own commands; IDLE would not announce it again.
+            if self.stop.is_set() or not self.mailbox.arrivals_reported():
                 break
-            self._batch(batch, tally)
+            uids = self.mailbox.uids_after(self.checkpoint.last_uid)
         if tally.total:
             log.info(
                 "%s sync of %s: %s",

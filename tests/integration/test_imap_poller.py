@@ -128,6 +128,35 @@ def test_auto_reply_is_stored_as_an_event_and_moved_to_processed(
     assert dovecot.count(account, services.settings.imap_processed_folder) == 1
 
 
+def test_mail_arriving_during_a_sync_is_taken_by_that_sync(
+    services: Services,
+    dovecot: DovecotServer,
+    account: ImapAccount,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The server announces it in its answer to one of the sync's own commands;
+    # IDLE will not announce it again, so the sync must not leave it behind.
+    import channels.imap.sync as sync_module
+
+    read = sync_module.read_mail
+    late: list[int] = []
+
+    def read_and_receive_more(*args: object, **kwargs: object) -> object:
+        if len(late) < 3:
+            late.append(1)
+            dovecot.append(account, complaint_mail(100 + len(late)), ARRIVED)
+        return read(*args, **kwargs)  # type: ignore[arg-type]
+
+    dovecot.append(account, complaint_mail(1), ARRIVED)
+    monkeypatch.setattr(sync_module, "read_mail", read_and_receive_more)
+
+    tally = poll_once(services)
+
+    assert tally.complaints == 4
+    assert dovecot.count(account, "INBOX") == 0
+    assert dovecot.count(account, services.settings.imap_processed_folder) == 4
+
+
 def test_mail_committed_but_not_moved_is_moved_without_a_second_complaint(
     services: Services,
     dovecot: DovecotServer,
