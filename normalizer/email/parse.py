@@ -4,7 +4,7 @@ Flow: IMAP poller / SMTP receiver (raw bytes already stored as evidence)
 -> **parse_email** -> the e-mail channel builds the ``ComplaintMessage``.
 
 Pure: no database, no network, no blob store. The steps, in order: check
-limits on the raw bytes, parse with ``email.policy.default``, walk the MIME
+limits on the raw bytes, parse with ``email.policy.default`` (``mimepolicy``), walk the MIME
 tree, decode headers, decide what the body is, strip quotes and signature,
 find references, detect auto-replies, classify the origin.
 
@@ -22,7 +22,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
 from email.errors import MessageError
 from email.message import Message
 from email.parser import BytesParser
@@ -38,6 +37,7 @@ from normalizer.email.headers import (
     useful_headers,
 )
 from normalizer.email.limits import EmailLimits, PartBudget, precheck
+from normalizer.email.mimepolicy import POLICY
 from normalizer.email.origin import CUSTOMER, classify_origin
 from normalizer.email.quotes import clean_body, normalize_whitespace
 from normalizer.email.walk import Collected, Forwarded, walk_message
@@ -102,7 +102,7 @@ def parse_email(
     limits = limits or EmailLimits()
     precheck(raw, limits)
     try:
-        message = BytesParser(policy=policy.default).parsebytes(raw)
+        message = BytesParser(policy=POLICY).parsebytes(raw)
         return _build(message, PartBudget(limits), envelope_sender, origin_rules)
     except EmailError:
         raise
