@@ -10,9 +10,10 @@ Message-ID), then in the same run:
    the mailbox into a Maildir (delivered as the ``vmail`` user: getmail will
    not deliver as root). It leaves the mailbox as it was.
 2. ``intake imap poll --once`` commits every mail (evidence, complaint,
-   outbox) and moves it to the processed folder, then ``intake relay --once``
-   publishes the outbox to RabbitMQ with publisher confirms. The clock stops
-   when the relay has exited: every complaint committed and confirmed.
+   outbox), moves it to the processed folder and publishes the outbox to
+   RabbitMQ with publisher confirms (a relay beside the intake, then a final
+   drain). The clock stops when it has exited: every complaint committed and
+   confirmed.
 
 Both are timed as the subprocesses an operator runs (interpreter start-up
 included). Needs root (Dovecot), dovecot-imapd, getmail6 in the venv and the
@@ -58,12 +59,7 @@ ARRIVED = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
 @dataclass
 class Run:
     getmail: float
-    poll: float
-    relay: float
-
-    @property
-    def ours(self) -> float:
-        return self.poll + self.relay
+    ours: float
 
 
 def mails(count: int) -> list[bytes]:
@@ -131,7 +127,7 @@ def queued(prefix: str, data_dir: Path) -> int:
         return int(connection.channel().queue_declare(queue, passive=True).message_count)
 
 
-def time_intake(account: ImapAccount, folder: Path, count: int) -> tuple[float, float]:
+def time_intake(account: ImapAccount, folder: Path, count: int) -> float:
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
     env = {key: value for key, value in os.environ.items() if not key.startswith("INTAKE_")}
     env.update(
@@ -147,15 +143,13 @@ def time_intake(account: ImapAccount, folder: Path, count: int) -> tuple[float, 
         INTAKE_IMAP_BATCH_SIZE="100",
     )
     try:
-        poll, said = intake(env, "imap", "poll", "--once")
+        ours, said = intake(env, "imap", "poll", "--once")
         assert f"{count} complaint(s) (0 already recorded)" in said, said
-        relay, said = intake(env, "relay", "--once")
-        assert f"published {count} message(s)" in said, said
         depth = queued(prefix, folder / "var")
         assert depth == count, f"{depth} of {count} messages on RabbitMQ"
     finally:
         delete_rabbitmq_namespace(prefix)
-    return poll, relay
+    return ours
 
 
 def one_run(server: DovecotServer, count: int) -> Run:
@@ -164,10 +158,10 @@ def one_run(server: DovecotServer, count: int) -> Run:
         # getmail's delivery child runs as vmail: it must reach the Maildir.
         Path(folder).chmod(0o755)
         getmail = time_getmail(account, Path(folder) / "getmail", count)
-        poll, relay = time_intake(account, Path(folder), count)
+        ours = time_intake(account, Path(folder), count)
     moved = server.count(account, "Processed")
     assert moved == count, f"{moved} of {count} mails in the processed folder"
-    return Run(getmail, poll, relay)
+    return Run(getmail, ours)
 
 
 def report(runs: list[Run], count: int) -> str:
@@ -175,8 +169,6 @@ def report(runs: list[Run], count: int) -> str:
         return statistics.median(values)
 
     getmail = median([run.getmail for run in runs])
-    poll = median([run.poll for run in runs])
-    relay = median([run.relay for run in runs])
     ours = median([run.ours for run in runs])
     each = ", ".join(f"{run.ours:.2f} vs {run.getmail:.2f}" for run in runs)
     return "\n".join(
@@ -187,9 +179,8 @@ def report(runs: list[Run], count: int) -> str:
             "|---|---|---|",
             f"| getmail6 6.x: IMAP -> Maildir (fsync, one fork per mail) | {getmail:.2f} "
             f"| {count / getmail:.0f} |",
-            f"| `intake imap poll --once`: fetch, commit, MOVE | {poll:.2f} | {count / poll:.0f} |",
-            f"| `intake relay --once`: publish with confirms | {relay:.2f} | {count / relay:.0f} |",
-            f"| **ours, committed and confirmed on RabbitMQ** | **{ours:.2f}** "
+            f"| **`intake imap poll --once`: committed, moved, confirmed on RabbitMQ** "
+            f"| **{ours:.2f}** "
             f"| {count / ours:.0f} |",
             f"| **ours / getmail6** (goal <= 0.33) | **{ours / getmail:.2f}** | |",
         ]
@@ -213,8 +204,6 @@ def main() -> None:
             "messages": args.messages,
             "repeats": args.repeats,
             "getmail_s": median([run.getmail for run in runs]),
-            "poll_s": median([run.poll for run in runs]),
-            "relay_s": median([run.relay for run in runs]),
             "ours_s": median([run.ours for run in runs]),
             "runs": [[run.ours, run.getmail] for run in runs],
         }

@@ -91,17 +91,7 @@ def imap(f: Figures) -> Rendered:
             f"{count / f['getmail_s']:.0f}",
         ),
         (
-            "`intake imap poll --once`: fetch, commit, MOVE",
-            f"{f['poll_s']:.2f}",
-            f"{count / f['poll_s']:.0f}",
-        ),
-        (
-            "`intake relay --once`: publish with confirms",
-            f"{f['relay_s']:.2f}",
-            f"{count / f['relay_s']:.0f}",
-        ),
-        (
-            "**ours, committed and confirmed on RabbitMQ**",
+            "**`intake imap poll --once`: committed, moved, confirmed on RabbitMQ**",
             f"**{f['ours_s']:.2f}**",
             f"{count / f['ours_s']:.0f}",
         ),

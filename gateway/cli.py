@@ -185,28 +185,61 @@ def web() -> None:
 def relay(once: bool) -> None:
     """Publish the outbox to the broker (with confirms on AMQP)."""
     from gateway.runner import build_relay, run_relay
-    from router.broker import describe
 
     with _services() as services:
         if not once:
             _run_until_signal(lambda stop: run_relay(services, stop))
             return
-        relay_ = build_relay(services)
-        try:
-            result = relay_.publish_pending()
-        except Exception as exc:
-            raise CommandError(
-                f"broker {describe(services.settings.resolved_broker_url)} unavailable: "
-                f"{type(exc).__name__}: {exc}",
-                EX_UNAVAILABLE,
-            ) from None
-        finally:
-            relay_.close()
-        click.echo(f"published {result.published} message(s)", err=True)
-        if not result.complete:
-            raise CommandError(
-                "some messages were not confirmed; they stay in the outbox", EX_UNAVAILABLE
-            )
+        _drain_outbox(services, build_relay(services))
+
+
+@contextmanager
+def publishing(services: Any, enabled: bool = True) -> Iterator[None]:
+    """Publish the outbox while the body runs, then whatever it left, before returning.
+
+    For the one-shot intake commands (``intake imap poll --once``): their
+    complaints are on the broker when the command exits, as if a relay ran
+    beside them. Publishing starts with the first committed batch, so the
+    broker's confirms overlap with the intake. A broker that cannot be
+    reached is an error (exit 69) only after the body ran: what it committed
+    stays in the outbox for ``intake relay``.
+    """
+    if not enabled:
+        yield
+        return
+    from gateway.runner import build_relay
+
+    relay_ = build_relay(services)
+    stop = threading.Event()
+    beside = threading.Thread(target=relay_.run, args=(stop,), name="relay", daemon=True)
+    beside.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beside.join()
+    _drain_outbox(services, relay_)
+
+
+def _drain_outbox(services: Any, relay_: Any) -> None:
+    """Publish what the outbox holds now (``intake relay --once``); exit 69 on a broker failure."""
+    from router.broker import describe
+
+    try:
+        result = relay_.publish_pending()
+    except Exception as exc:
+        raise CommandError(
+            f"broker {describe(services.settings.resolved_broker_url)} unavailable: "
+            f"{type(exc).__name__}: {exc}; the complaints wait in the outbox",
+            EX_UNAVAILABLE,
+        ) from None
+    finally:
+        relay_.close()
+    click.echo(f"published {result.published} message(s)", err=True)
+    if not result.complete:
+        raise CommandError(
+            "some messages were not confirmed; they stay in the outbox", EX_UNAVAILABLE
+        )
 
 
 def _run_until_signal(loop: Callable[[threading.Event], None]) -> None:

@@ -25,19 +25,26 @@ def imap_group() -> None:
 
 @imap_group.command()
 @click.option("--once", is_flag=True, help="Process what the inbox holds now, then exit.")
-def poll(once: bool) -> None:
+@click.option(
+    "--publish/--no-publish",
+    default=True,
+    help="With --once: publish the new complaints to the broker before exiting (default), "
+    "or leave them in the outbox for `intake relay`.",
+)
+def poll(once: bool, publish: bool) -> None:
     """Ingest every message of the inbox, then move it to the processed folder; keep watching."""
     from channels.imap.poller import poll_once, run_poller
-    from gateway.cli import EX_FAILED, CommandError, _run_until_signal, _services
+    from gateway.cli import EX_FAILED, CommandError, _run_until_signal, _services, publishing
 
     with _services() as services:
         _require_host(services.settings)
         if not once:
             _run_until_signal(lambda stop: run_poller(services, stop))
             return
-        with _imap_errors(services.settings):
-            tally = poll_once(services)
-    click.echo(f"imap: {tally.describe()}", err=True)
+        with publishing(services, publish):
+            with _imap_errors(services.settings):
+                tally = poll_once(services)
+            click.echo(f"imap: {tally.describe()}", err=True)
     if tally.failed:
         raise CommandError(f"{tally.failed} message(s) failed and stay in the inbox", EX_FAILED)
 

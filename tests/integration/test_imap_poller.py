@@ -230,6 +230,34 @@ def test_complaints_reach_rabbitmq_with_their_imap_evidence(
     }
 
 
+@pytest.mark.parametrize("publish", [True, False])
+def test_poll_once_command_publishes_what_it_committed_unless_told_not_to(
+    amqp_settings: Settings,
+    dovecot: DovecotServer,
+    account: ImapAccount,
+    intake_processes: IntakeProcesses,
+    publish: bool,
+) -> None:
+    for number in range(3):
+        dovecot.append(account, complaint_mail(number), ARRIVED)
+    flag = "--publish" if publish else "--no-publish"
+
+    done = intake_processes.run(
+        "imap", "poll", "--once", flag, env=env_for(imap_settings(amqp_settings, account))
+    )
+
+    assert done.popen.returncode == 0, done.describe()
+    assert dovecot.count(account, "INBOX") == 0
+    bodies: list[str] = []
+    consume_messages(amqp_settings, bodies.append, count=3, timeout=3)
+    if publish:
+        assert "published 3 message(s)" in done.stderr()
+        assert len(bodies) == 3
+    else:
+        assert "published" not in done.stderr()
+        assert bodies == []
+
+
 def test_backfill_of_the_processed_folder_rebuilds_a_lost_store_and_moves_nothing(
     settings: Settings,
     services: Services,
