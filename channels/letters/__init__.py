@@ -5,14 +5,16 @@ one letter to ``intake.accept_letter``: type and safety checks
 (``normalizer.ocr.checks``), then the scans, the complaint (its outbox row
 held) and a ``pending`` row in the letters table, committed before the
 edge answers. The OCR ``worker`` takes letters from that table, reads them
-in a sandboxed job and releases the complaint with its text.
+in a sandboxed job and releases the complaint with its text. A refused
+letter waits in quarantine; ``replay`` runs it through the same path once
+the cause is fixed.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from channels.base import ChannelAdapter
+from channels.base import ChannelAdapter, lazy_replayer
 from channels.letters import api, page
 from channels.letters.cli import letters, ocr_worker, run_letter_workers
 from config.settings import Settings
@@ -42,4 +44,7 @@ ADAPTER = ChannelAdapter(
     worker=run_letter_workers,
     commands=(letters, ocr_worker),
     body_limits=body_limits,
+    # A refused letter is checked and recorded again, all its files together.
+    replay=lazy_replayer("channels.letters.replay", "replay_letter"),
+    replays=("letter",),
 )

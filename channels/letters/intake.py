@@ -3,8 +3,10 @@
 One letter (one or more scanned files, pages in order) in, one outcome out:
 accepted (a complaint with a reference, its outbox row held until OCR is
 done, and a ``pending`` letter row: the OCR work queue), or refused
-(``ScanRejected``: the file is quarantined with the reason, the caller
-answers in its own terms). Our own failures raise ``StoreUnavailable``.
+(``ScanRejected``: each file is quarantined with the reason and a manifest
+of the whole letter, so ``channels.letters.replay`` can run it again once
+the cause is fixed; the caller answers in its own terms). Our own failures
+raise ``StoreUnavailable``.
 
 The evidence is a manifest of the files (name, type, sha256) with what the
 mailroom typed; the scans themselves are stored as attachments, fsynced
@@ -27,6 +29,7 @@ from channels.letters.queue import LetterQueue
 from config.settings import Settings
 from gateway.logs import complaint_context
 from gateway.services import Services
+from gateway.store.intake import guarded
 from normalizer.contact import build_customer
 from normalizer.contract import Channel, ComplaintMessage
 from normalizer.draft import AttachmentDraft, ComplaintDraft, RawInput
@@ -145,14 +148,23 @@ def letter_key(upload: LetterUpload) -> str:
 
 def accept_letter(services: Services, upload: LetterUpload) -> LetterAccepted:
     """Check, store and queue one letter (blocking); raises ``ScanRejected`` after quarantine."""
-    settings = services.settings
     try:
-        infos = check_files(upload, scan_limits(settings))
+        infos = check_files(upload, scan_limits(services.settings))
     except ScanRejected as exc:
         _quarantine(services, upload, exc)
         raise
-    now = datetime.now(UTC)
-    received_at = received_at_for(upload.received_on, settings.timezone, now)
+    return record_letter(services, upload, infos, datetime.now(UTC))
+
+
+def record_letter(
+    services: Services, upload: LetterUpload, infos: list[ScanInfo], arrived_at: datetime
+) -> LetterAccepted:
+    """Store and queue a checked letter; the same scans again give the letter already there.
+
+    ``arrived_at``: when the upload reached us, the legal clock's start when
+    the mailroom gave no date (a quarantine replay passes the original time).
+    """
+    received_at = received_at_for(upload.received_on, services.settings.timezone, arrived_at)
     key = letter_key(upload)
     raw = RawInput(
         channel=Channel.LETTER,
@@ -162,7 +174,8 @@ def accept_letter(services: Services, upload: LetterUpload) -> LetterAccepted:
         dedup_key=f"letter:{key}",
         source_ids={"upload_id": f"sha256:{key}", **upload.source_ids},
     )
-    message, created = _record(services, raw, _draft(upload, infos, received_at), now + OCR_HOLD)
+    hold_until = datetime.now(UTC) + OCR_HOLD
+    message, created = _record(services, raw, _draft(upload, infos, received_at), hold_until)
     letter = LetterQueue(services.store.engine).add(_letter_row(upload, infos, message))
     return LetterAccepted(letter.id, message.reference, message.id, created, letter.pages)
 
@@ -231,13 +244,47 @@ def _record(
     return result.message, result.created
 
 
+def refused_manifest(upload: LetterUpload) -> bytes:
+    """What replaying a refused letter needs besides the scans: order, names, the typed fields."""
+    document = {
+        "files": [
+            {
+                "name": item.name,
+                "declared_type": item.declared_type,
+                "sha256": hashlib.sha256(item.data).hexdigest(),
+            }
+            for item in upload.files
+        ],
+        "received_on": upload.received_on.isoformat() if upload.received_on else None,
+        "sender_name": upload.sender_name,
+        "sender_address": upload.sender_address,
+        "source": upload.source,
+        "uploaded_by": upload.uploaded_by,
+        "source_ids": upload.source_ids,
+    }
+    return json.dumps(document, ensure_ascii=False, sort_keys=True, default=str).encode()
+
+
 def _quarantine(services: Services, upload: LetterUpload, exc: ScanRejected) -> None:
-    for item in upload.files or [LetterFile(name=None, data=b"")]:
+    """One item per file (each file's own bytes), all pointing at the letter's manifest.
+
+    The manifest is stored once in the blob store: replaying any of the items
+    rebuilds the whole letter, pages in order, with its date and sender.
+    """
+    manifest = guarded(lambda: services.store.blobs.put(refused_manifest(upload)))
+    for position, item in enumerate(upload.files or [LetterFile(name=None, data=b"")]):
         services.store.complaints.quarantine(
             channel=Channel.LETTER.value,
             data=item.data,
             content_type=item.declared_type or "application/octet-stream",
             reason_code=exc.code,
             reason=exc.message("fr"),
-            source_ids={"file_name": item.name, "source": upload.source, **upload.source_ids},
+            source_ids={
+                "file_name": item.name,
+                "source": upload.source,
+                **upload.source_ids,
+                "letter_manifest": manifest.sha256,
+                "position": position,
+                "refused_file": exc.file_name,
+            },
         )

@@ -3,6 +3,7 @@
 - ``routes``: the webhooks and the transcript API, thin, signature first;
 - ``voice`` / ``messaging`` / ``transcripts``: what each webhook changes;
 - ``worker``: downloads recordings and photos, publishes missed calls;
+- ``replay``: quarantined webhooks and transcripts, through their handler again;
 - ``texts`` + ``ivr.json``: every sentence the line says or writes, per language;
 - ``twiml``: the answers, built with twilio's TwiML builder.
 
@@ -11,7 +12,7 @@ State lives in ``gateway.store.calls`` / ``media`` / ``revisions``.
 
 from __future__ import annotations
 
-from channels.base import ChannelAdapter
+from channels.base import ChannelAdapter, lazy_replayer
 from channels.twilio.routes import build_router
 from channels.twilio.worker import run_worker, twilio_worker, worker_enabled
 
@@ -21,4 +22,8 @@ ADAPTER = ChannelAdapter(
     worker=run_worker,
     enabled=worker_enabled,
     commands=(twilio_worker,),
+    # Signed webhooks and transcripts refused for their content, run through
+    # the same handler again (never a request Twilio did not sign).
+    replay=lazy_replayer("channels.twilio.replay", "replay_twilio"),
+    replays=("phone", "sms", "whatsapp"),
 )

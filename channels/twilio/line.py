@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from channels.intake import hand_off
+from channels.twilio.signature import FORM_TYPE, TwilioRequest
 from channels.twilio.texts import IvrTable, ivr_table
 from config.settings import Settings
 from gateway.errors import ApiError
@@ -43,6 +44,9 @@ class PhoneLine:
     media: MediaStore
     revisions: ComplaintRevisions
     table: IvrTable
+    # False while a quarantined webhook is replayed: a refusal then leaves the
+    # item where it is instead of quarantining the same input again.
+    keeps_refusals: bool = True
 
     @classmethod
     def of(cls, services: Services) -> PhoneLine:
@@ -110,16 +114,45 @@ def phone_or_none(raw: str) -> str | None:
         return None
 
 
-def reject(
-    line: PhoneLine, channel: str, body: bytes, code: str, message: str, *, ids: dict[str, object]
-) -> ApiError:
-    """Quarantine a webhook we cannot use; the returned error is the answer (400)."""
+def keep_refused(
+    line: PhoneLine,
+    channel: str,
+    request: TwilioRequest,
+    code: str,
+    message: str,
+    *,
+    ids: dict[str, object],
+) -> None:
+    """Quarantine a signed webhook we cannot use, with what replaying it needs.
+
+    The path says which handler it was for; ``received_at`` is when Twilio
+    posted it, the legal clock's start if a replay makes it a complaint.
+    """
+    if not line.keeps_refusals:
+        return
     line.services.store.complaints.quarantine(
         channel=channel,
-        data=body,
-        content_type="application/x-www-form-urlencoded",
+        data=request.body,
+        content_type=FORM_TYPE,
         reason_code=code,
         reason=message,
-        source_ids=ids,
+        source_ids={
+            "path": request.path,
+            "received_at": request.received_at.isoformat(),
+            **ids,
+        },
     )
+
+
+def reject(
+    line: PhoneLine,
+    channel: str,
+    request: TwilioRequest,
+    code: str,
+    message: str,
+    *,
+    ids: dict[str, object],
+) -> ApiError:
+    """Quarantine a webhook we cannot use; the returned error is the answer (400)."""
+    keep_refused(line, channel, request, code, message, ids=ids)
     return ApiError(400, code, message)

@@ -10,16 +10,17 @@ written in, carries the reference.
 
 from __future__ import annotations
 
-from channels.twilio.line import PhoneLine, record_held, reject
+from channels.twilio.line import PhoneLine, keep_refused, record_held, reject
 from channels.twilio.signature import FORM_TYPE, TwilioRequest
 from gateway.store.media import NewMedia
 from normalizer.contact import build_customer
-from normalizer.contract import Channel
+from normalizer.contract import Channel, ComplaintMessage
 from normalizer.draft import ComplaintDraft, RawInput
 
 WHATSAPP_PREFIX = "whatsapp:"
 # Twilio sends at most 10 media per message; anything above is not Twilio.
 MAX_MEDIA = 10
+EMPTY, EMPTY_REASON = "empty_message", "a message with neither text nor media"
 
 
 def channel_of(sender: str) -> Channel:
@@ -48,6 +49,19 @@ def announced_media(request: TwilioRequest, complaint_key: str, message_sid: str
 
 def receive_message(line: PhoneLine, request: TwilioRequest) -> str:
     """Record the message as a complaint; returns the reply to send back."""
+    recorded = record_message(line, request)
+    if recorded is None:
+        return line.table.reply_texts("und").sms_empty
+    message, _created = recorded
+    texts = line.table.reply_texts(message.language.tag)
+    return texts.sms_reply.format(reference=message.reference)
+
+
+def record_message(line: PhoneLine, request: TwilioRequest) -> tuple[ComplaintMessage, bool] | None:
+    """The message's complaint and whether it is new; None for an empty message (quarantined).
+
+    A retried webhook (same ``MessageSid``) gives the complaint recorded the first time.
+    """
     message_sid = request.get("MessageSid") or request.get("SmsSid")
     sender = request.get("From")
     channel = channel_of(sender)
@@ -55,24 +69,19 @@ def receive_message(line: PhoneLine, request: TwilioRequest) -> str:
         raise reject(
             line,
             channel.value,
-            request.body,
+            request,
             "missing_parameter",
             "message webhook without MessageSid or From",
-            ids={"path": request.path},
+            ids={},
         )
     key = f"twilio:message:{message_sid}"
     media = announced_media(request, key, message_sid)
     body = request.get("Body")
     if not body and not media:
-        line.services.store.complaints.quarantine(
-            channel=channel.value,
-            data=request.body,
-            content_type=FORM_TYPE,
-            reason_code="empty_message",
-            reason="a message with neither text nor media",
-            source_ids={"message_sid": message_sid},
+        keep_refused(
+            line, channel.value, request, EMPTY, EMPTY_REASON, ids={"message_sid": message_sid}
         )
-        return line.table.reply_texts("und").sms_empty
+        return None
     # Rows for the downloads first: if we die before the complaint, a retry finds them.
     line.media.add(media)
     raw = RawInput(
@@ -92,6 +101,4 @@ def receive_message(line: PhoneLine, request: TwilioRequest) -> str:
         ),
     )
     hold = line.settings.message_media_wait if media else None
-    message, _created = record_held(line, raw, draft, hold)
-    texts = line.table.reply_texts(message.language.tag)
-    return texts.sms_reply.format(reference=message.reference)
+    return record_held(line, raw, draft, hold)

@@ -81,9 +81,7 @@ def _voice_routes(router: APIRouter, line: PhoneLine) -> None:
 def _callback_routes(router: APIRouter, line: PhoneLine) -> None:
     @router.post(twiml.VOICE_RECORDING_STATUS, response_class=Response)
     async def recording_status(request: Verified) -> Response:
-        # The action request is the usual way in; this one covers a lost action.
-        if request.get("RecordingStatus") == "completed":
-            await run_in_threadpool(voice.recording_ready, line, request)
+        await run_in_threadpool(voice.recording_status, line, request)
         return twiml.empty()
 
     @router.post(twiml.VOICE_TRANSCRIPTION, response_class=Response)

@@ -46,10 +46,10 @@ def required(line: PhoneLine, request: TwilioRequest, *names: str) -> list[str]:
             raise reject(
                 line,
                 Channel.PHONE.value,
-                request.body,
+                request,
                 "missing_parameter",
                 f"webhook on {request.path} without {name}",
-                ids={"path": request.path, "call_sid": request.get("CallSid") or None},
+                ids={"call_sid": request.get("CallSid") or None},
             )
     return values
 
@@ -121,6 +121,12 @@ def recording_ready(line: PhoneLine, request: TwilioRequest) -> tuple[ComplaintM
         refresh(line, call.complaint_key)
     spoken = call.language if call.language in line.table.languages else None
     return message, spoken or line.table.default_choice.language
+
+
+def recording_status(line: PhoneLine, request: TwilioRequest) -> None:
+    """The recording-status callback: a completed recording, in case its action request was lost."""
+    if request.get("RecordingStatus") == "completed":
+        recording_ready(line, request)
 
 
 def _raw_call(

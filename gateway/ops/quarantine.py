@@ -52,6 +52,9 @@ class ReplayResult:
     detail: str
     complaint_id: str | None = None
     reference: str | None = None
+    # Other quarantined items the same replay settled (the other files of one
+    # refused letter): resolved with the same complaint.
+    also_resolves: tuple[str, ...] = ()
 
 
 def _item(row: QuarantineRow) -> QuarantineItem:
@@ -98,6 +101,18 @@ class Quarantine:
                 row = rows[0] if len(rows) == 1 else None
             return None if row is None else _item(row)
 
+    def unresolved_holding(self, channel: str, sha256s: list[str]) -> list[QuarantineItem]:
+        """Unresolved items of ``channel`` whose stored input is one of these hashes."""
+        if not sha256s:
+            return []
+        query = select(QuarantineRow).where(
+            QuarantineRow.channel == channel,
+            QuarantineRow.sha256.in_(sha256s),
+            QuarantineRow.resolved_at.is_(None),
+        )
+        with reading(self.engine) as session:
+            return [_item(row) for row in session.scalars(query)]
+
     def resolve(self, item_id: str, complaint_id: str | None) -> None:
         with writing(self.engine) as session:
             session.execute(
@@ -137,7 +152,9 @@ def replay(services: Services, item: QuarantineItem) -> ReplayResult:
         return ReplayResult(False, f"inputs of channel {item.channel!r} cannot be replayed")
     result: ReplayResult = hook(services, item)
     if result.ok:
-        Quarantine(services.store.engine).resolve(item.id, result.complaint_id)
+        quarantine = Quarantine(services.store.engine)
+        for item_id in (item.id, *result.also_resolves):
+            quarantine.resolve(item_id, result.complaint_id)
         with complaint_context(result.complaint_id or "-"):
             log.info("quarantined %s input %s replayed: %s", item.channel, item.id, result.detail)
     else:

@@ -6,6 +6,10 @@ replayed input is recorded exactly as if it had been accepted the first
 time: same dedup key where the channel has a stable one, the original
 receipt time (when it was quarantined) as the start of the legal clock.
 
+The letters and phone channels keep their hooks with their own code
+(``channels.letters.replay``, ``channels.twilio.replay``): they rebuild a
+whole letter from its manifest, or pick the webhook's handler by its path.
+
 A hook never quarantines again: an input still refused returns
 ``ReplayResult(ok=False)`` with the reason and stays where it is. Store
 failures propagate (the caller answers 503 / exit 75).

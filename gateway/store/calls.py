@@ -187,8 +187,11 @@ def insert_ignoring_duplicates(session: Session, model: type[Base], values: dict
 
 
 class CallStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, first_seen_at: datetime | None = None) -> None:
         self.engine = engine
+        # When a call this store sees for the first time started; None: now. A
+        # replayed webhook passes the time Twilio first posted it (the legal clock).
+        self.first_seen_at = first_seen_at
 
     def get(self, call_sid: str) -> Call | None:
         def action() -> Call | None:
@@ -306,8 +309,8 @@ class CallStore:
         return guarded(action)
 
     # -- helpers -----------------------------------------------------------
-    @staticmethod
     def _ensure(
+        self,
         session: Session,
         call_sid: str,
         account_sid: str | None,
@@ -324,7 +327,7 @@ class CallStore:
                 "caller": caller,
                 "called": called,
                 "state": CallState.MENU.value,
-                "started_at": now,
+                "started_at": self.first_seen_at or now,
                 "updated_at": now,
             },
         )

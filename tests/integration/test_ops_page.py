@@ -1,8 +1,9 @@
 """The operator page in a real headless browser (Debian chromium via Playwright).
 
 ``intake run`` on RabbitMQ serves ``/ops/``; a staff member logs in, sees
-the charts and the lists, replays a quarantined API call (it becomes a
-complaint) and a dead letter (it goes back to its queue). Screenshots go
+the charts and the lists, replays a quarantined API call and a text
+message (they become complaints), is told why a refused letter is still
+refused, and replays a dead letter (it goes back to its queue). Screenshots go
 to tests/artifacts/ops-*.png.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
 import pytest
 from kombu import Producer
@@ -78,6 +80,22 @@ def gateway_url(amqp_settings: Settings, intake_processes: IntakeProcesses) -> I
             reason_code="unsupported_type",
             reason="not a PDF, TIFF, JPEG or PNG file",
         )
+        services.store.complaints.quarantine(
+            channel="sms",
+            data=urlencode(
+                {
+                    "MessageSid": "SM" + "5" * 32,
+                    "From": "+212661234567",
+                    "To": "+212520020915",
+                    "Body": "Bghit nbloqui la carte dyali, tsre9at",
+                    "NumMedia": "0",
+                }
+            ).encode(),
+            content_type="application/x-www-form-urlencoded",
+            reason_code="missing_parameter",
+            reason="message webhook refusé par une règle corrigée depuis",
+            source_ids={"path": "/twilio/messaging"},
+        )
     finally:
         services.close()
     _dead_letter(amqp_settings, "evt-dead-1")
@@ -112,8 +130,8 @@ def test_operator_sees_charts_and_lists_then_replays_a_quarantined_call(
     log_in(page, gateway_url)
     assert page.locator("svg.chart").count() == 4
     assert page.locator("#plot-channels rect title").all_inner_texts()  # bars with figures
-    assert page.locator("tr.quarantined").count() == 2
-    assert page.locator("#quarantine-count").inner_text() == "2"
+    assert page.locator("tr.quarantined").count() == 3
+    assert page.locator("#quarantine-count").inner_text() == "3"
     assert page.locator("tr.dead-letter").count() == 1
     screenshot(page, "ops-fr")
 
@@ -122,9 +140,25 @@ def test_operator_sees_charts_and_lists_then_replays_a_quarantined_call(
     page.wait_for_url("**/ops/?*")
     notice = page.locator("#notice").inner_text()
     assert "CP-" in notice, notice
-    assert page.locator("tr.quarantined").count() == 1  # the letter, not replayable
-    assert page.locator("tr.quarantined button.replay").count() == 0
+    assert page.locator("tr.quarantined").count() == 2  # the letter and the text message
     screenshot(page, "ops-fr-replayed")
+
+
+def test_operator_replays_a_text_message_and_is_told_why_a_letter_is_still_refused(
+    page, gateway_url: str
+) -> None:
+    log_in(page, gateway_url)
+
+    page.locator("tr.quarantined", has_text="sms").locator("button.replay").click()
+    page.wait_for_url("**/ops/?*")
+    assert "complaint recorded CP-" in page.locator("#notice").inner_text()
+    assert page.locator("tr.quarantined", has_text="sms").count() == 0
+
+    page.locator("tr.quarantined", has_text="unsupported_type").locator("button.replay").click()
+    page.wait_for_url("**/ops/?*")
+    notice = page.locator("#notice").inner_text()
+    assert "Toujours refusée : unsupported_type" in notice, notice
+    assert page.locator("tr.quarantined", has_text="unsupported_type").count() == 1
 
 
 def test_operator_replays_a_dead_letter_back_to_its_queue(page, gateway_url: str) -> None:
