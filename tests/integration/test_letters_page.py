@@ -6,7 +6,6 @@ of OCR text. The Arabic page is right-to-left; screenshots go to
 tests/artifacts/.
 """
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import pytest
 from config.settings import Settings
 from tests.peers import scans
 from tests.peers.browser import screenshot
-from tests.peers.processes import INTAKE, IntakeProcesses, env_for, free_port, wait_for_port
+from tests.peers.processes import IntakeProcesses, env_for, free_port
+from tests.peers.staff import serve_with_staff
 
 PASSWORD = "courrier-2025-casa"
 OCR_WAIT_MS = 120_000
@@ -25,17 +25,7 @@ OCR_WAIT_MS = 120_000
 def gateway_url(settings: Settings, intake_processes: IntakeProcesses) -> Iterator[str]:
     port = free_port()
     env = env_for(settings, http_port=port, max_request_bytes=60 * 1024 * 1024)
-    subprocess.run(
-        [INTAKE, "users", "add", "amina", "--password-stdin"],
-        input=f"{PASSWORD}\n".encode(),
-        env=env,
-        check=True,
-        timeout=60,
-        capture_output=True,
-    )
-    process = intake_processes.start("run", env=env)
-    wait_for_port(port, process, timeout=60)
-    yield f"http://127.0.0.1:{port}"
+    yield serve_with_staff(intake_processes, env, port, ("amina", PASSWORD))
 
 
 @pytest.fixture

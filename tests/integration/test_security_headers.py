@@ -10,7 +10,6 @@ fails on any policy violation the browser reports.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,8 @@ from gateway.app import create_app
 from gateway.security import DOCS_POLICY, PAGE_POLICY
 from gateway.services import build_services
 from tests.peers import scans
-from tests.peers.processes import INTAKE, IntakeProcesses, env_for, free_port, wait_for_port
+from tests.peers.processes import IntakeProcesses, env_for, free_port
+from tests.peers.staff import serve_with_staff
 
 PAGES = ("/", "/ar/", "/en/", "/es/", "/staff/login")
 ALWAYS = {
@@ -120,17 +120,7 @@ document.addEventListener("securitypolicyviolation", (e) => {
 def site(settings: Settings, intake_processes: IntakeProcesses) -> Iterator[str]:
     port = free_port()
     env = env_for(settings, http_port=port, max_request_bytes=60 * 1024 * 1024)
-    subprocess.run(
-        [INTAKE, "users", "add", "amina", "--password-stdin"],
-        input=f"{PASSWORD}\n".encode(),
-        env=env,
-        check=True,
-        timeout=60,
-        capture_output=True,
-    )
-    process = intake_processes.start("web", env=env)
-    wait_for_port(port, process, timeout=60)
-    yield f"http://127.0.0.1:{port}"
+    yield serve_with_staff(intake_processes, env, port, ("amina", PASSWORD), "web")
 
 
 @pytest.fixture

@@ -1,0 +1,36 @@
+"""A gateway process with a staff account, for the pages behind the staff login.
+
+The account is made the way an operator makes one (``intake users add NAME
+--password-stdin``), then the process is started and waited for.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.peers.processes import INTAKE, IntakeProcesses, wait_for_port
+
+
+def add_staff_user(env: dict[str, str], name: str, password: str) -> None:
+    subprocess.run(
+        [INTAKE, "users", "add", name, "--password-stdin"],
+        input=f"{password}\n".encode(),
+        env=env,
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+
+
+def serve_with_staff(
+    processes: IntakeProcesses,
+    env: dict[str, str],
+    port: int,
+    user: tuple[str, str],
+    command: str = "run",
+) -> str:
+    """Add ``user`` (name, password), start ``intake COMMAND`` on ``port``; its base URL."""
+    add_staff_user(env, *user)
+    process = processes.start(command, env=env)
+    wait_for_port(port, process, timeout=60)
+    return f"http://127.0.0.1:{port}"
