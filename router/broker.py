@@ -32,8 +32,15 @@ def topology_for(settings: Settings) -> Topology:
     )
 
 
-def connect(settings: Settings) -> Connection:
-    """A kombu connection (not yet opened) for the configured broker."""
+def connect(
+    settings: Settings, *, heartbeat: float = 0, reply_timeout: float | None = None
+) -> Connection:
+    """A kombu connection (not yet opened) for the configured broker.
+
+    AMQP only: ``reply_timeout`` bounds every wait for the broker's answer
+    (py-amqp's socket read and write timeouts; by default it waits for ever),
+    ``heartbeat`` lets a consumer notice a broker that went silent.
+    """
     url = settings.resolved_broker_url
     options: dict[str, object] = {}
     if scheme_of(url) == "filesystem":
@@ -47,7 +54,11 @@ def connect(settings: Settings) -> Connection:
             "control_folder": str(folder / "control"),
             "store_processed": False,
         }
-    return Connection(url, connect_timeout=CONNECT_TIMEOUT, transport_options=options)
+    elif is_amqp(url) and reply_timeout is not None:
+        options = {"read_timeout": reply_timeout, "write_timeout": reply_timeout}
+    return Connection(
+        url, connect_timeout=CONNECT_TIMEOUT, heartbeat=heartbeat, transport_options=options
+    )
 
 
 def describe(url: str) -> str:

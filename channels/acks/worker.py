@@ -15,12 +15,10 @@ half-done in its hands.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from enum import StrEnum
 
-from kombu import Connection, Consumer
 from kombu.message import Message
 from pydantic import ValidationError
 
@@ -28,8 +26,8 @@ from channels.acks.acknowledger import Acknowledger, RetryLater
 from gateway.services import Services
 from gateway.store import StoreUnavailable
 from normalizer.contract import ComplaintEvent
-from router.broker import connect, topology_for
-from router.publisher import declare_topology
+from router.broker import topology_for
+from router.consumer import subscribe
 
 log = logging.getLogger("intake.acks")
 
@@ -93,25 +91,14 @@ class AckWorker:
 
     def _consume(self, stop: threading.Event) -> None:
         settings = self.services.settings
-        topology = topology_for(settings)
-        with connect(settings) as connection:
-            connection.ensure_connection(max_retries=1)
-            declare_topology(connection, topology)
-            channel = connection.channel()
-            consumer = Consumer(
-                channel,
-                queues=[topology.acks],
-                on_message=lambda message: self._on_message(message, stop),
-                prefetch_count=1,
-            )
-            with consumer:
-                while not stop.is_set():
-                    self._drain(connection)
-
-    @staticmethod
-    def _drain(connection: Connection) -> None:
-        with contextlib.suppress(TimeoutError):  # nothing arrived: look at the stop flag
-            connection.drain_events(timeout=POLL_SECONDS)
+        # The subscription's goodbye is bounded: on a broker gone silent the
+        # loop still ends within seconds of ``stop``, and the one delivery it
+        # may hold unacknowledged goes back to the queue.
+        with subscribe(settings, topology_for(settings).acks, prefetch_count=1) as subscription:
+            while not stop.is_set():
+                message = subscription.get(POLL_SECONDS)
+                if message is not None:
+                    self._on_message(message, stop)
 
     def _on_message(self, message: Message, stop: threading.Event) -> None:
         verdict = judge(self.acknowledger, message.body)
