@@ -3,6 +3,12 @@
 A key is shown once, when created; only its sha256 is stored. Keys carry a
 short readable prefix (``cpk_ab12…``) so an operator can tell them apart in
 lists without ever seeing the secret.
+
+A key that authenticated is remembered for ``CACHE_SECONDS``, so a busy
+partner does not cost a database read per request; a key revoked in another
+process stops working within that time (at once in the revoking process).
+Refusals are never remembered: a new key works at once, and guessing fills
+no memory.
 """
 
 from __future__ import annotations
@@ -10,7 +16,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,6 +30,9 @@ from gateway.store.db import reading, writing
 from gateway.store.models import ApiKeyRow
 
 KEY_PREFIX = "cpk_"
+CACHE_SECONDS = 5.0
+# Far more than there are partners; past it the memory starts over.
+_CACHE_LIMIT = 1000
 
 
 class ApiKeyExists(ValueError):
@@ -39,8 +51,11 @@ def hash_key(key: str) -> str:
 
 
 class ApiKeys:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
+        self._clock = clock
+        self._known: dict[str, tuple[ApiClient, float]] = {}
+        self._lock = threading.Lock()
 
     def create(self, name: str) -> str:
         """A new key for ``name``; the only time the clear key exists."""
@@ -61,6 +76,22 @@ class ApiKeys:
 
     def authenticate(self, key: str) -> ApiClient | None:
         digest = hash_key(key)
+        now = self._clock()
+        with self._lock:
+            known = self._known.get(digest)
+        if known is not None and known[1] > now:
+            return known[0]
+        client = self._lookup(digest)
+        with self._lock:
+            if client is None:
+                self._known.pop(digest, None)
+            else:
+                if len(self._known) >= _CACHE_LIMIT:
+                    self._known.clear()
+                self._known[digest] = (client, now + CACHE_SECONDS)
+        return client
+
+    def _lookup(self, digest: str) -> ApiClient | None:
         with reading(self.engine) as session:
             row = session.scalars(
                 select(ApiKeyRow).where(
@@ -74,6 +105,8 @@ class ApiKeys:
         return ApiClient(id=row.id, name=row.name, prefix=row.prefix)
 
     def revoke(self, name: str) -> bool:
+        with self._lock:
+            self._known.clear()
         with writing(self.engine) as session:
             result = session.execute(
                 update(ApiKeyRow)
