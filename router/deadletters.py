@@ -40,6 +40,9 @@ from router.topology import Topology
 
 DEFAULT_LIMIT = 100
 _CONFIRM_TIMEOUT = 10.0
+# Every wait for the broker's answer (and the goodbye) ends after this: a broker
+# gone silent makes `intake dead-letters`, the ops page and /metrics fail, not hang.
+_REPLY_TIMEOUT = 5.0
 # Longest wait for a quorum queue to count the messages a look gave back.
 _SETTLE_SECONDS = 3.0
 
@@ -128,7 +131,7 @@ class DeadLetters:
 
     @contextmanager
     def _connection(self) -> Iterator[Connection]:
-        with connect(self.settings) as connection:
+        with connect(self.settings, reply_timeout=_REPLY_TIMEOUT) as connection:
             try:
                 connection.ensure_connection(max_retries=1, timeout=5)
                 declare_topology(connection, self.topology)

@@ -145,3 +145,20 @@ def test_missed_heartbeats_end_a_subscription_waiting_on_a_silent_broker(
         with pytest.raises(ConnectionForced):
             while time.monotonic() < deadline:
                 link.get(0.5)
+
+
+def test_dead_letter_look_ups_fail_instead_of_hanging_on_a_silent_broker(
+    proxied: Settings, rabbitmq_proxy: TcpProxy
+) -> None:
+    # `intake dead-letters`, the ops page and /metrics look at the dead letters.
+    from router.deadletters import DeadLetters
+
+    dead = DeadLetters(proxied)
+    assert dead.count() == 0
+
+    def silenced_mid_look() -> None:
+        with pytest.raises(Exception), dead._connection() as connection:
+            rabbitmq_proxy.blackhole()
+            dead._depth(connection)
+
+    finishes(silenced_mid_look, within=30.0)
