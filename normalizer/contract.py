@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-SCHEMA_VERSION: Literal["1.1"] = "1.1"
+SCHEMA_VERSION: Literal["1.2"] = "1.2"
 # Versions a reader of this code still accepts (messages stored before an upgrade).
-SchemaVersion = Literal["1.0", "1.1"]
+SchemaVersion = Literal["1.0", "1.1", "1.2"]
 EVENT_TYPE: Literal["ma.cashplus.complaint.received.v1"] = "ma.cashplus.complaint.received.v1"
 DATA_SCHEMA: Literal["urn:cashplus:schema:complaint:1"] = "urn:cashplus:schema:complaint:1"
 AMENDED_EVENT_TYPE: Literal["ma.cashplus.complaint.amended.v1"] = "ma.cashplus.complaint.amended.v1"
@@ -116,6 +116,12 @@ class Attachment(_Model):
     sha256: Sha256
     stored_at: str = Field(description="Blob store location of the bytes")
     ocr_text: str | None = None
+    ocr_confidence: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Lowest page confidence of the OCR text (0-1; 1 for a PDF's own text layer)",
+    )
 
 
 class Evidence(_Model):
@@ -155,7 +161,8 @@ class ComplaintMessage(_Model):
         default=SCHEMA_VERSION,
         description=(
             "1.0: first version. 1.1: adds customer.preferred_language, "
-            "customer.preferred_contact, evidence.recording_url, evidence.missing_media"
+            "customer.preferred_contact, evidence.recording_url, evidence.missing_media. "
+            "1.2: adds needs_review and attachments[].ocr_confidence"
         ),
     )
     id: str = Field(description="Stable identifier (UUID); the same on every redelivery")
@@ -173,6 +180,13 @@ class ComplaintMessage(_Model):
     product: str | None = Field(default=None, description="Product or service concerned")
     transaction_reference: str | None = None
     attachments: list[Attachment] = Field(default_factory=list)
+    needs_review: bool = Field(
+        default=False,
+        description=(
+            "A person should read the source: the text was machine-read below the review "
+            "confidence (INTAKE_OCR_REVIEW_CONFIDENCE), or could not be read at all"
+        ),
+    )
     follow_up_of: Reference | None = Field(
         default=None, description="Reference of an earlier complaint this one continues"
     )
@@ -254,7 +268,8 @@ class IntakeEvent(_Model):
         default=SCHEMA_VERSION,
         description=(
             "1.0: first version. 1.1: adds customer.preferred_language, "
-            "customer.preferred_contact, evidence.recording_url, evidence.missing_media"
+            "customer.preferred_contact, evidence.recording_url, evidence.missing_media. "
+            "1.2: adds needs_review and attachments[].ocr_confidence"
         ),
     )
     id: str

@@ -73,13 +73,18 @@ def finished_message(
         pages = result.pages[start : start + int(item["pages"])]
         start += int(item["pages"])
         text = "\n\n".join(page.text for page in pages).strip() or None
-        attachments.append(attachment.model_copy(update={"ocr_text": text}))
+        lowest = min((page.confidence for page in pages), default=None)
+        confidence = None if lowest is None else round(lowest / 100, 3)
+        attachments.append(
+            attachment.model_copy(update={"ocr_text": text, "ocr_confidence": confidence})
+        )
     message = complaint.model_copy(
         update={
             "body": draft.body,
             "language": draft.language,
             "follow_up_of": follow_up,
             "subject": subject if low else None,
+            "needs_review": bool(low),
             "attachments": attachments,
             "processed_at": datetime.now(UTC),
         }
@@ -132,7 +137,11 @@ def _fail(
 ) -> str:
     reason = exc.reason("fr")
     message = complaint.model_copy(
-        update={"subject": FAILED_SUBJECT.format(reason=reason), "processed_at": datetime.now(UTC)}
+        update={
+            "subject": FAILED_SUBJECT.format(reason=reason),
+            "needs_review": True,
+            "processed_at": datetime.now(UTC),
+        }
     )
     queue.complete(row.id, Outcome(FAILED, message, None, None, exc.code, reason))
     log.warning("letter %s could not be read: %s", row.reference, exc.code)

@@ -135,6 +135,7 @@ def test_ocr_job_over_its_time_limit_fails_the_letter_not_the_worker(
         assert thread.is_alive()
         complaint = tight.store.complaints.get_by_reference(accepted.reference)
         assert complaint is not None and "illisible" in (complaint.subject or "")
+        assert complaint.needs_review
         stop.set()
         thread.join(timeout=30)
     finally:

@@ -85,6 +85,36 @@ def test_read_letter_is_published_on_rabbitmq(amqp_settings: Settings) -> None:
         assert event["data"]["channel"] == "letter"
         assert event["data"]["language"]["tag"] == "fr"
         assert "Casablanca" in event["data"]["body"]
+        # A clean page reads well above the review threshold.
+        (attachment,) = event["data"]["attachments"]
+        assert 0.6 < attachment["ocr_confidence"] <= 1.0
+        assert event["data"]["needs_review"] is False
+    finally:
+        stop.set()
+        if worker.is_alive():
+            worker.join(timeout=30)
+        services.close()
+
+
+def test_letter_read_below_the_review_confidence_is_flagged_for_a_person(
+    settings: Settings,
+) -> None:
+    # No page reaches a threshold of 100 %: the letter must be read by a person.
+    services = build_services(settings.model_copy(update={"ocr_review_confidence": 100.0}))
+    stop = threading.Event()
+    worker = threading.Thread(target=work, args=(services, stop), daemon=True)
+    try:
+        page = scans.encode(scans.render_page(scans.FRENCH_LETTER), "png")
+        accepted = accept_letter(
+            services, LetterUpload(files=[LetterFile("p1.png", page)], source="api")
+        )
+        worker.start()
+        queue = LetterQueue(services.store.engine)
+        wait_until(lambda: queue.get(accepted.letter_id).status == "done", "OCR", timeout=120)
+        complaint = services.store.complaints.get_by_reference(accepted.reference)
+        assert complaint is not None and complaint.needs_review
+        assert "page(s) 1" in (complaint.subject or "")
+        assert complaint.attachments[0].ocr_confidence is not None
     finally:
         stop.set()
         if worker.is_alive():
