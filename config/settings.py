@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     auto_migrate: bool = True
+    # Seconds a write waits for SQLite's write lock (another process holding it)
+    # before the input is refused as our failure: HTTP 503, SMTP 451, IMAP mail left.
+    store_lock_timeout: float = Field(default=5.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     timezone: str = "Africa/Casablanca"
     ack_days: int = Field(default=10, ge=1)

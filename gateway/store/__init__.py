@@ -38,7 +38,9 @@ class Store:
 
 
 def open_store(settings: Settings, *, migrate_schema: bool | None = None) -> Store:
-    engine = create_store_engine(settings.resolved_database_url)
+    engine = create_store_engine(
+        settings.resolved_database_url, lock_timeout=settings.store_lock_timeout
+    )
     if settings.auto_migrate if migrate_schema is None else migrate_schema:
         migrate(engine)
     blobs = BlobStore(settings.blob_dir)

@@ -4,15 +4,34 @@ SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` so a
 committed complaint survives a power cut, and every transaction starts with
 ``BEGIN IMMEDIATE`` so two processes (web and relay) never deadlock on a
 read-to-write lock upgrade. PostgreSQL is used as configured.
+
+Waiting for SQLite's write lock is bounded (``INTAKE_STORE_LOCK_TIMEOUT``):
+a writer that cannot have it in time fails with a database error, which the
+intake paths answer as our failure (HTTP 503, SMTP 451, IMAP mail left in the
+inbox) instead of holding the sender while another process (a stuck
+migration, a backup tool) keeps the database locked. The bound covers both
+waits of a write: for the other writers of this process (``_writer_lock``)
+and in SQLite's busy handler, which gets only what is left of it.
+
+Every writer of a running process shares that bound, background jobs (relay,
+lease renewal, workers) included: while one of them waited in SQLite's busy
+handler it would hold this process's writer lock, and the requests queued
+behind it would wait as long; a background job that gives up simply tries
+again on its next pass. Only migrations wait longer
+(``MIGRATION_LOCK_TIMEOUT``): they run at start, before anything is served,
+and a process starting beside another that is migrating should wait for it
+rather than fail to start.
 """
 
 from __future__ import annotations
 
 import ast
 import logging
+import math
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,7 +44,18 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger("intake.store")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Seconds a write waits for the write lock (Settings.store_lock_timeout).
+DEFAULT_LOCK_TIMEOUT = 5.0
+# Seconds a migration waits for it: see the module docstring.
+MIGRATION_LOCK_TIMEOUT = 30.0
+
+
+class WriteLockTimeout(SQLAlchemyError):
+    """The write lock was not ours within the wait: another writer of this process kept it.
+
+    A database error like SQLite's own "database is locked", so every handler of
+    database failures (``guarded``, the lease keeper, the relay) treats both alike.
+    """
 
 
 def normalize_url(url: str) -> str:
@@ -36,56 +66,103 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_store_engine(url: str) -> Engine:
+def create_store_engine(url: str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Engine:
+    """The engine of the store; on SQLite a write waits ``lock_timeout`` seconds for the lock."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+            url,
+            connect_args={"timeout": lock_timeout, "check_same_thread": False},
+            execution_options={_LOCK_WAIT_OPTION: lock_timeout},
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, lock_timeout)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def lock_timeout(engine: Engine) -> float:
+    """Seconds a write on ``engine`` waits for the write lock (SQLite; elsewhere unused)."""
+    return float(engine.get_execution_options().get(_LOCK_WAIT_OPTION, DEFAULT_LOCK_TIMEOUT))
+
+
+def _configure_sqlite(engine: Engine, lock_timeout: float) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy's "begin" event, not pysqlite, open transactions.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        busy_ms = _busy_ms(lock_timeout)
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        record.info[_BUSY_MS_KEY] = busy_ms
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Readers take no lock (WAL lets them run beside the writer); writers
-        # take the write lock up front.
-        reader = connection.get_execution_options().get(_READ_OPTION)
-        connection.exec_driver_sql("BEGIN" if reader else "BEGIN IMMEDIATE")
+        # take the write lock up front, waiting at most what their wait allows.
+        options = connection.get_execution_options()
+        if options.get(_READ_OPTION):
+            connection.exec_driver_sql("BEGIN")
+            return
+        _set_busy_timeout(connection, _busy_ms(options.get(_LOCK_WAIT_OPTION, lock_timeout)))
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _busy_ms(seconds: float) -> int:
+    """SQLite's busy timeout for a wait of ``seconds``, rounded up to a tenth of a second.
+
+    Rounded so that the usual write, whose wait is the whole timeout less a few
+    microseconds, finds the connection already set and costs no extra statement.
+    """
+    return max(0, math.ceil(round(seconds * 10, 6)) * 100)
+
+
+def _set_busy_timeout(connection: Connection, busy_ms: int) -> None:
+    # The value stays on the pooled connection: set it only when it changes.
+    if connection.info.get(_BUSY_MS_KEY) != busy_ms:
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={busy_ms}")
+        connection.info[_BUSY_MS_KEY] = busy_ms
 
 
 _READ_OPTION = "intake_read"
+# Seconds a write transaction may still wait for SQLite's write lock.
+_LOCK_WAIT_OPTION = "intake_lock_wait"
+_BUSY_MS_KEY = "intake_busy_ms"
 _readers: dict[Engine, Engine] = {}
 _writer_locks: dict[Engine, threading.Lock] = {}
 _registry_lock = threading.Lock()
 
 
-def _writer_lock(engine: Engine) -> AbstractContextManager[Any]:
-    """On SQLite, writers of one process queue on a lock here rather than in
-    SQLite's busy handler, whose growing sleeps would add latency spikes."""
+@contextmanager
+def _write_lock(engine: Engine, lock_wait: float | None) -> Iterator[dict[str, float]]:
+    """Take this process's writer lock within ``lock_wait`` seconds (default: the engine's).
+
+    On SQLite, writers of one process queue on a lock here rather than in
+    SQLite's busy handler, whose growing sleeps would add latency spikes.
+    Yields the execution options of the transaction: what is left of the wait,
+    for SQLite's busy handler. A wait of 0 still tries once, without waiting.
+    """
     if engine.dialect.name != "sqlite":
-        return nullcontext()
+        yield {}
+        return
+    wait = max(0.0, lock_timeout(engine) if lock_wait is None else lock_wait)
+    deadline = time.monotonic() + wait
     lock = _writer_locks.get(engine)
     if lock is None:
         with _registry_lock:
             lock = _writer_locks.setdefault(engine, threading.Lock())
-    return lock
+    if not lock.acquire(timeout=wait):
+        raise WriteLockTimeout(f"no write lock within {wait:.1f} s")
+    try:
+        yield {_LOCK_WAIT_OPTION: max(0.0, deadline - time.monotonic())}
+    finally:
+        lock.release()
 
 
 def _reader(engine: Engine) -> Engine:
@@ -97,20 +174,31 @@ def _reader(engine: Engine) -> Engine:
 
 
 @contextmanager
-def writing(engine: Engine) -> Iterator[Session]:
-    """A session in a write transaction, committed on exit."""
-    with _writer_lock(engine), Session(engine) as session, session.begin():
+def writing(engine: Engine, *, lock_wait: float | None = None) -> Iterator[Session]:
+    """A session in a write transaction, committed on exit.
+
+    ``lock_wait``: seconds to wait for the write lock (default: the engine's
+    lock timeout); past it, a database error (``WriteLockTimeout`` or SQLite's
+    "database is locked").
+    """
+    with _write_lock(engine, lock_wait) as options, Session(engine) as session, session.begin():
+        if options:
+            session.connection(execution_options=options)  # before the BEGIN that needs them
         yield session
 
 
 @contextmanager
-def committing(engine: Engine) -> Iterator[Connection]:
+def committing(engine: Engine, *, lock_wait: float | None = None) -> Iterator[Connection]:
     """A Core connection in a write transaction, committed on exit (rolled back on error).
 
-    For the hot path (the group commit): no ORM unit of work, same lock as ``writing``.
+    For the hot path (the group commit): no ORM unit of work, same lock and
+    same ``lock_wait`` as ``writing``.
     """
-    with _writer_lock(engine), engine.begin() as connection:
-        yield connection
+    with _write_lock(engine, lock_wait) as options, engine.connect() as connection:
+        if options:
+            connection.execution_options(**options)
+        with connection.begin():
+            yield connection
 
 
 @contextmanager
@@ -136,7 +224,9 @@ def alembic_config(engine: Engine) -> Any:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["engine"] = engine
+    config.attributes["engine"] = engine.execution_options(
+        **{_LOCK_WAIT_OPTION: MIGRATION_LOCK_TIMEOUT}
+    )
     return config
 
 

@@ -16,7 +16,12 @@ stop or lose at fork.
 ``commit`` returns one outcome per item (a result, or that item's own
 exception: a dedup conflict of one item must not fail the others). If it
 raises, the error is every item's outcome of that batch: our own failure,
-nothing of it was acknowledged.
+nothing of it was acknowledged. A failed item is never tried again here (its
+caller answers 503 / 451 and the sender retries), and the items queued
+behind a failing batch form the next one, whose commit is bounded by their
+own deadline (``ComplaintStore`` waits for the write lock only until its
+oldest item's): a locked database costs each caller at most its own wait,
+not the sum of the batches ahead of it.
 """
 
 from __future__ import annotations

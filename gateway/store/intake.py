@@ -9,11 +9,19 @@ complaint already recorded, with ``created=False``.
 channel -> **record_complaint** (stage the blobs, render the message, in the
 caller's thread) -> ``groupcommit.GroupCommit`` (concurrent callers share
 one transaction: ``complaint_rows.write_batch``) -> the caller's own result.
+
+A caller waits for the write lock at most the store's lock timeout
+(``INTAKE_STORE_LOCK_TIMEOUT``), counted from when it queued: a batch waits
+only until the deadline of its oldest item, so a caller queued behind a batch
+that waits for a locked database is not made to wait a second time as long.
+Past it, the database error becomes ``StoreUnavailable`` (HTTP 503, SMTP 451,
+IMAP mail left in place): nothing was acknowledged.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,7 +43,7 @@ from gateway.store.complaint_rows import (
     stored_under,
     write_batch,
 )
-from gateway.store.db import committing, read_connection, reading, writing
+from gateway.store.db import committing, lock_timeout, read_connection, reading, writing
 from gateway.store.groupcommit import GroupCommit
 from gateway.store.models import ComplaintRow, EventRow, EvidenceRow, OutboxRow, QuarantineRow
 from normalizer.contract import (
@@ -74,6 +82,14 @@ class IntakeResult:
     created: bool
 
 
+@dataclass(frozen=True)
+class _Queued:
+    """A complaint waiting for the group commit, and when its wait for the write lock ends."""
+
+    pending: PendingComplaint
+    deadline: float  # time.monotonic()
+
+
 def guarded(action: Callable[[], T]) -> T:
     """Run a store action, turning database and disk failures into ``StoreUnavailable``."""
     try:
@@ -92,7 +108,7 @@ class ComplaintStore:
         blobs.ensure_layout()
         # Concurrent callers (SMTP ingest threads, the web server's threadpool)
         # share one transaction and one fsync.
-        self.group: GroupCommit[PendingComplaint, IntakeResult] = GroupCommit(
+        self.group: GroupCommit[_Queued, IntakeResult] = GroupCommit(
             self._commit_batch, max_batch=GROUP_MAX_BATCH
         )
 
@@ -101,7 +117,9 @@ class ComplaintStore:
         self, raw: RawInput, draft: ComplaintDraft, available_at: datetime | None = None
     ) -> IntakeResult:
         """``available_at``: hold the outbox row until then (a call waiting for its transcript)."""
-        return guarded(lambda: self.group.submit(self._prepare(raw, draft, available_at)))
+        return guarded(
+            lambda: self.group.submit(self._queued(self._prepare(raw, draft, available_at)))
+        )
 
     def record_complaints(
         self, items: Sequence[tuple[RawInput, ComplaintDraft]]
@@ -119,7 +137,7 @@ class ComplaintStore:
             _capture(partial(self._assemble, raw, draft, None, _take(staged, raw, draft)))
             for raw, draft in items
         ]
-        ready = [item for item in prepared if isinstance(item, PendingComplaint)]
+        ready = [self._queued(item) for item in prepared if isinstance(item, PendingComplaint)]
         committed = iter(self.group.submit_many(ready))
         return [
             _store_error(next(committed) if isinstance(item, PendingComplaint) else item)
@@ -149,13 +167,19 @@ class ComplaintStore:
             available_at=available_at,
         )
 
-    def _commit_batch(self, items: Sequence[PendingComplaint]) -> list[IntakeResult | Exception]:
+    def _queued(self, item: PendingComplaint) -> _Queued:
+        return _Queued(item, time.monotonic() + lock_timeout(self.engine))
+
+    def _commit_batch(self, queued: Sequence[_Queued]) -> list[IntakeResult | Exception]:
+        items = [entry.pending for entry in queued]
+        # The oldest caller's deadline bounds the batch: nobody waits past their own.
+        deadline = min(entry.deadline for entry in queued)
         # Bytes reach the disk before any row points at them: each file was
         # fsynced by its caller, the folders are fsynced here once per batch.
         settle(folder for item in items for folder in item.folders)
         if len(items) > 1:
             try:
-                with committing(self.engine) as connection:
+                with committing(self.engine, lock_wait=_left(deadline)) as connection:
                     written = write_batch(connection, items)
                 return [
                     _capture(partial(_result, item, outcome))
@@ -164,14 +188,14 @@ class ComplaintStore:
             except IntegrityError as exc:
                 # One item's race or reference collision: the others must not fail with it.
                 log.debug("batch of %s refused (%s): one by one", len(items), exc.orig)
-        return [_capture(partial(self._commit_one, item)) for item in items]
+        return [_capture(partial(self._commit_one, item, deadline)) for item in items]
 
-    def _commit_one(self, item: PendingComplaint) -> IntakeResult:
+    def _commit_one(self, item: PendingComplaint, deadline: float) -> IntakeResult:
         for attempt in range(_REFERENCE_ATTEMPTS):
             if attempt:
                 item.change(reference=new_reference())
             try:
-                with committing(self.engine) as connection:
+                with committing(self.engine, lock_wait=_left(deadline)) as connection:
                     (written,) = write_batch(connection, [item])
                 return _result(item, written)
             except IntegrityError as exc:
@@ -341,6 +365,11 @@ class ComplaintStore:
             return ComplaintMessage.model_validate_json(row[0]), bool(row[1])
 
         return guarded(action)
+
+
+def _left(deadline: float) -> float:
+    """Seconds left until ``deadline``, 0 once past it (a wait of 0 still tries the lock once)."""
+    return max(0.0, deadline - time.monotonic())
 
 
 def _datas(raw: RawInput, draft: ComplaintDraft) -> list[bytes]:

@@ -144,7 +144,12 @@ class Leases:
 
 
 class LeaseKeeper:
-    """Holds one lease for this process: acquires, renews in a thread, notices loss."""
+    """Holds one lease for this process: acquires, renews in a thread, notices loss.
+
+    A store outage is logged once, not at every renewal: a warning when the
+    first attempt fails, debug lines while it lasts, and one info line with
+    its length when an attempt reaches the database again.
+    """
 
     def __init__(self, leases: Leases, name: str, ttl: float, holder: str | None = None) -> None:
         self.leases = leases
@@ -152,6 +157,7 @@ class LeaseKeeper:
         self.ttl = ttl
         self.holder = holder or process_identity()
         self._valid_until = 0.0
+        self._unavailable_since: float | None = None  # time.monotonic() of the first failure
 
     def try_acquire(self) -> bool:
         """Take or renew the lease; False if another process holds it or the store failed.
@@ -163,11 +169,25 @@ class LeaseKeeper:
         try:
             taken = self.leases.acquire(self.name, self.holder, self.ttl)
         except SQLAlchemyError as exc:
-            log.warning("lease %s: database unavailable (%s)", self.name, type(exc).__name__)
+            self._note_unavailable(started, exc)
             return False
+        self._note_available()
         # Counted from before the call: the database may have stamped it a little later.
         self._valid_until = started + self.ttl if taken else 0.0
         return taken
+
+    def _note_unavailable(self, started: float, exc: SQLAlchemyError) -> None:
+        if self._unavailable_since is None:
+            self._unavailable_since = started
+            log.warning("lease %s: database unavailable (%s)", self.name, type(exc).__name__)
+        else:
+            log.debug("lease %s: database still unavailable (%s)", self.name, type(exc).__name__)
+
+    def _note_available(self) -> None:
+        if self._unavailable_since is not None:
+            lasted = time.monotonic() - self._unavailable_since
+            self._unavailable_since = None
+            log.info("lease %s: database available again after %.1f s", self.name, lasted)
 
     def valid(self) -> bool:
         """Whether our lease certainly still runs (by our own clock, from the last renewal)."""
