@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from gateway.store.leases import process_identity
 from gateway.store.outbox import Counters, Outbox, OutboxItem
 from router.publisher import Publisher
@@ -66,6 +68,7 @@ class Relay:
         self._publisher: Publisher | None = None
         self._failures = 0
         self._outage_started: float | None = None
+        self._outage_of = "broker"
 
     # -- one pass ---------------------------------------------------------
     def publish_pending(self) -> PassResult:
@@ -167,8 +170,11 @@ class Relay:
         self._failures += 1
         if self._outage_started is None:
             self._outage_started = time.monotonic()
+            # The outbox's own database failing is not the broker's fault: say which.
+            self._outage_of = "store" if isinstance(exc, SQLAlchemyError) else "broker"
             log.warning(
-                "broker unavailable (%s: %s); messages stay in the outbox, retrying with backoff",
+                "%s unavailable (%s: %s); messages stay in the outbox, retrying with backoff",
+                self._outage_of,
                 type(exc).__name__,
                 exc,
             )
@@ -181,7 +187,8 @@ class Relay:
     def _on_success(self) -> None:
         if self._outage_started is not None:
             log.warning(
-                "broker reachable again after %.1f s and %d failed attempt(s)",
+                "%s reachable again after %.1f s and %d failed attempt(s)",
+                self._outage_of,
                 time.monotonic() - self._outage_started,
                 self._failures,
             )
