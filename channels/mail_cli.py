@@ -65,9 +65,11 @@ def smtp_serve() -> None:
         _run_until_signal,
         _services,
     )
+    from normalizer.language import warm_up_in_background
 
     with _services() as services:
         settings = services.settings
+        warm_up_in_background()
         try:
             server = SmtpServer(services)
         except SmtpConfigError as exc:

@@ -87,6 +87,9 @@ def _bind(worker: Worker, services: Services, stop: threading.Event) -> Callable
 
 def run_all(services: Services) -> None:
     """Web, relay and every enabled channel worker in one process, until interrupted."""
+    from normalizer.language import warm_up_in_background
+
+    warm_up_in_background()
     stop = threading.Event()
     threads = [_thread("relay", lambda: run_relay(services, stop))]
     for channel in CHANNELS:
@@ -112,6 +115,9 @@ def run_all(services: Services) -> None:
 
 def serve_web(services: Services) -> None:
     """The HTTP server alone, until SIGINT or SIGTERM (exit 0 on either)."""
+    from normalizer.language import warm_up_in_background
+
+    warm_up_in_background()
     _stop_on_signals(threading.Event())
     web_server(services).run()
 

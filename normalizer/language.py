@@ -7,7 +7,24 @@ detector in ``normalizer.langid`` decides from the text.
 
 from __future__ import annotations
 
+import threading
+
 from normalizer.contract import Language, SecondaryLanguage
+
+
+def warm_up_in_background() -> threading.Thread:
+    """Load the detector's word lists and models beside a long-running process's start.
+
+    For the services that tag complaints as they come (web, SMTP, IMAP):
+    the statistical models take most of a second to load, which would
+    otherwise fall on the first complaint that needs them. The load runs
+    in native code that leaves the interpreter free.
+    """
+    from normalizer.langid.detector import warm_up
+
+    thread = threading.Thread(target=warm_up, name="langid-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def detect_text_language(text: str) -> Language:

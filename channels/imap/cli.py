@@ -39,6 +39,9 @@ def poll(once: bool, publish: bool) -> None:
     with _services() as services:
         _require_host(services.settings)
         if not once:
+            from normalizer.language import warm_up_in_background
+
+            warm_up_in_background()
             _run_until_signal(lambda stop: run_poller(services, stop))
             return
         with publishing(services, publish):
