@@ -27,7 +27,7 @@ from router.consumer import consume_messages
 from tests.peers.complaints import count_rows
 from tests.peers.dovecot import DovecotServer, ImapAccount
 from tests.peers.imap import ARRIVED, NOT_A_MAIL, complaint_mail, complaints, imap_settings
-from tests.peers.processes import IntakeProcesses, env_for
+from tests.peers.processes import IntakeProcesses, env_for, free_port
 
 
 @pytest.fixture
@@ -256,6 +256,31 @@ def test_poll_once_command_publishes_what_it_committed_unless_told_not_to(
     else:
         assert "published" not in done.stderr()
         assert bodies == []
+
+
+def test_poll_once_with_the_broker_away_exits_69_and_keeps_the_complaints_in_the_outbox(
+    settings: Settings,
+    dovecot: DovecotServer,
+    account: ImapAccount,
+    intake_processes: IntakeProcesses,
+) -> None:
+    dovecot.append(account, complaint_mail(1), ARRIVED)
+    config = imap_settings(settings, account).model_copy(
+        update={"broker_url": f"amqp://guest:guest@127.0.0.1:{free_port()}//"}
+    )
+
+    done = intake_processes.run("imap", "poll", "--once", env=env_for(config))
+
+    assert done.popen.returncode == 69, done.describe()
+    assert "the complaints wait in the outbox" in done.stderr()
+    # The mail was committed before it left the inbox: nothing to fetch again.
+    assert dovecot.count(account, "INBOX") == 0
+    services = build_services(settings)
+    try:
+        assert count_rows(services.store, OutboxRow) == 1
+        assert len(services.store.outbox.pending(10)) == 1
+    finally:
+        services.close()
 
 
 def test_backfill_of_the_processed_folder_rebuilds_a_lost_store_and_moves_nothing(
