@@ -58,13 +58,6 @@ def gateway(settings: Settings, media: MediaServer) -> Iterator[RunningGateway]:
         yield running
 
 
-@pytest.fixture
-def hooks(gateway: RunningGateway) -> Iterator[TwilioWebhooks]:
-    webhooks = TwilioWebhooks(target=gateway.base_url)
-    yield webhooks
-    webhooks.close()
-
-
 def kept(
     gateway: RunningGateway,
     channel: str,

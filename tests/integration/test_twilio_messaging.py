@@ -28,13 +28,6 @@ def gateway(settings: Settings) -> Iterator[RunningGateway]:
         yield running
 
 
-@pytest.fixture
-def hooks(gateway: RunningGateway) -> Iterator[TwilioWebhooks]:
-    webhooks = TwilioWebhooks(target=gateway.base_url)
-    yield webhooks
-    webhooks.close()
-
-
 def message(hooks: TwilioWebhooks, sender: str, body: str, **extra: str) -> str:
     response = hooks.post(
         "/twilio/messaging",

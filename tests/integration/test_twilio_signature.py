@@ -35,13 +35,6 @@ def gateway(settings: Settings) -> Iterator[RunningGateway]:
         yield running
 
 
-@pytest.fixture
-def hooks(gateway: RunningGateway) -> Iterator[TwilioWebhooks]:
-    webhooks = TwilioWebhooks(target=gateway.base_url)
-    yield webhooks
-    webhooks.close()
-
-
 def calls_recorded(gateway: RunningGateway) -> int:
     with reading(gateway.services.store.engine) as session:
         return int(session.scalar(select(func.count()).select_from(CallRow)) or 0)

@@ -31,13 +31,6 @@ def gateway(settings: Settings) -> Iterator[RunningGateway]:
         yield running
 
 
-@pytest.fixture
-def hooks(gateway: RunningGateway) -> Iterator[TwilioWebhooks]:
-    webhooks = TwilioWebhooks(target=gateway.base_url)
-    yield webhooks
-    webhooks.close()
-
-
 def verbs(
     hooks: TwilioWebhooks, path: str, params: dict[str, str], query: str = ""
 ) -> list[ET.Element]:

@@ -11,6 +11,9 @@ Twilio's cloud cannot be reached from here, so:
   a given number of times first;
 - ``RunningGateway`` runs the real app under uvicorn in a thread, with the
   relay and the phone worker beside it when a test wants the whole flow.
+
+The ``hooks`` fixture (a plugin of ``tests/conftest.py``) signs and posts to
+the ``gateway`` fixture of the test module that asks for it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from pydantic import SecretStr
 from twilio.request_validator import RequestValidator
@@ -249,3 +253,11 @@ def running_gateway(settings: Settings, *, relay: bool = False) -> Iterator[Runn
         for thread in threads:
             thread.join(15)
         services.close()
+
+
+@pytest.fixture
+def hooks(gateway: RunningGateway) -> Iterator[TwilioWebhooks]:
+    """Signed webhooks to the test module's own ``gateway`` fixture."""
+    webhooks = TwilioWebhooks(target=gateway.base_url)
+    yield webhooks
+    webhooks.close()
