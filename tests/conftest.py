@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings, load_settings
+from gateway.services import Services, build_services
 from tests.peers.processes import IntakeProcesses, intake_env
 from tests.peers.services import (
     RABBITMQ_URL,
@@ -59,6 +60,16 @@ def data_dir(tmp_path: Path) -> Path:
 def settings(data_dir: Path) -> Settings:
     """Embedded defaults (SQLite, filesystem broker) in a temp folder."""
     return load_settings(data_dir=data_dir, relay_poll_interval=0.05, relay_max_backoff=1.0)
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    """The gateway's services on ``settings`` (a module may define its own)."""
+    built = build_services(settings)
+    try:
+        yield built
+    finally:
+        built.close()
 
 
 @pytest.fixture

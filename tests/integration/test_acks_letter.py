@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from channels.acks.acknowledger import Acknowledger
 from config.settings import Settings
-from gateway.services import Services, build_services
+from gateway.services import Services
 from normalizer.contract import Channel, Customer
 from tests.peers.acks import ack_row, other_complaint
 from tests.peers.browser import ARTIFACTS
@@ -31,15 +29,6 @@ SENDER = Customer(
     postal_address="12 rue des Orangers, appartement 4\nHay Riad\n10100 Rabat",
 )
 LETTER_TEXT = "Monsieur, je conteste les frais prélevés sur mon transfert du 2 novembre."
-
-
-@pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
-    built = build_services(settings)
-    try:
-        yield built
-    finally:
-        built.close()
 
 
 def pdf_text(pdf: bytes, folder: Path) -> str:

@@ -6,10 +6,7 @@ starts there); the command runs as a real subprocess on the same store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-
-import pytest
 
 from channels.acks.acknowledger import Acknowledger
 from config.settings import Settings
@@ -20,15 +17,6 @@ from tests.peers.processes import IntakeProcesses, env_for
 
 TEXT = "Bonjour, mon transfert n'est pas arrivé."
 LETTER_SENDER = Customer(name="Amina", postal_address="3 rue Allal Ben Abdellah\nFès")
-
-
-@pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
-    built = build_services(settings)
-    try:
-        yield built
-    finally:
-        built.close()
 
 
 def report_lines(processes: IntakeProcesses, settings: Settings, *args: str) -> tuple[int, list]:  # type: ignore[type-arg]

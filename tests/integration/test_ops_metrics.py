@@ -8,30 +8,18 @@ checked against a real ``/metrics`` answer of the embedded gateway.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from config.settings import Settings
 from gateway.app import create_app
-from gateway.services import Services, build_services
+from gateway.services import Services
 from gateway.store.leases import Leases
 from tests.peers.complaints import record
 
 ALERTS = Path(__file__).resolve().parents[2] / "docs" / "alerts.yml"
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{|\s)")
-
-
-@pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
-    built = build_services(settings)
-    try:
-        yield built
-    finally:
-        built.close()
 
 
 def exposed(client: TestClient) -> tuple[set[str], str]:

@@ -10,7 +10,6 @@ key (the scans' sha256) keeps it to one complaint however often it comes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -32,15 +31,6 @@ from tests.peers.processes import IntakeProcesses, env_for
 LINES = ("Casablanca, le 3 mars", "Objet : transfert non recu", "Madame, Monsieur,")
 SENDER = "Fatima Zahra El Idrissi"
 ADDRESS = "12 rue Ibn Batouta, Casablanca"
-
-
-@pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
-    built = build_services(settings)
-    try:
-        yield built
-    finally:
-        built.close()
 
 
 def three_page_letter(received_on: date) -> LetterUpload:
