@@ -1,6 +1,5 @@
 """The letter upload API end to end: upload, OCR worker, complaint released to the queue."""
 
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -8,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from channels.letters.worker import work
 from config.settings import Settings
 from gateway.app import create_app
 from gateway.services import Services, build_services
 from gateway.store.models import QuarantineRow
 from tests.peers import scans
 from tests.peers.complaints import count_rows, outbox_rows
+from tests.peers.ocr import ocr_worker as running_ocr_worker
 from tests.peers.processes import wait_until
 
 MB = 1024 * 1024
@@ -36,12 +35,8 @@ def client(services: Services) -> TestClient:
 
 @pytest.fixture
 def ocr_worker(services: Services) -> Iterator[None]:
-    stop = threading.Event()
-    thread = threading.Thread(target=work, args=(services, stop), daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=60)
+    with running_ocr_worker(services):
+        yield
 
 
 def two_pages() -> list[tuple[str, tuple[str, bytes, str]]]:

@@ -1,16 +1,15 @@
 """Hostile files: each is refused cleanly, and the service still reads the next letter."""
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
-from channels.letters.worker import work
 from config.settings import Settings
 from gateway.app import create_app
 from gateway.services import Services, build_services
 from tests.peers import scans
+from tests.peers.ocr import ocr_worker
 from tests.peers.processes import wait_until
 
 
@@ -22,12 +21,8 @@ def huge_png(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 @pytest.fixture
 def services(settings: Settings) -> Iterator[Services]:
     built = build_services(settings.model_copy(update={"max_request_bytes": 60 * 1024 * 1024}))
-    stop = threading.Event()
-    thread = threading.Thread(target=work, args=(built, stop), daemon=True)
-    thread.start()
-    yield built
-    stop.set()
-    thread.join(timeout=60)
+    with ocr_worker(built):
+        yield built
     built.close()
 
 
@@ -121,22 +116,18 @@ def test_ocr_job_over_its_time_limit_fails_the_letter_not_the_worker(
             tight,
             LetterUpload(files=[LetterFile("long.tif", scans.multipage_tiff(pages))], source="api"),
         )
-        stop = threading.Event()
-        thread = threading.Thread(target=work, args=(tight, stop), daemon=True)
-        thread.start()
         queue = LetterQueue(tight.store.engine)
 
         def failed():
             row = queue.get(accepted.letter_id)
             return row if row is not None and row.status == "failed" else None
 
-        row = wait_until(failed, "the letter to fail on its time limit", timeout=60)
-        assert row.error_code == "timeout"
-        assert thread.is_alive()
+        with ocr_worker(tight) as thread:
+            row = wait_until(failed, "the letter to fail on its time limit", timeout=60)
+            assert row.error_code == "timeout"
+            assert thread.is_alive()
         complaint = tight.store.complaints.get_by_reference(accepted.reference)
         assert complaint is not None and "illisible" in (complaint.subject or "")
         assert complaint.needs_review
-        stop.set()
-        thread.join(timeout=30)
     finally:
         tight.close()

@@ -10,12 +10,12 @@ import pytest
 
 from channels.letters.intake import LetterFile, LetterUpload, accept_letter
 from channels.letters.queue import LetterQueue
-from channels.letters.worker import work
 from config.settings import Settings
 from gateway.runner import build_relay
 from gateway.services import Services, build_services
 from router.consumer import consume_messages
 from tests.peers import scans
+from tests.peers.ocr import ocr_worker
 from tests.peers.processes import IntakeProcesses, env_for, wait_until
 
 
@@ -64,8 +64,6 @@ def test_letter_whose_worker_died_is_claimed_again(pg_services: Services) -> Non
 
 def test_read_letter_is_published_on_rabbitmq(amqp_settings: Settings) -> None:
     services = build_services(amqp_settings)
-    stop = threading.Event()
-    worker = threading.Thread(target=work, args=(services, stop), daemon=True)
     try:
         page = scans.encode(scans.render_page(scans.FRENCH_LETTER), "png")
         accepted = accept_letter(
@@ -73,9 +71,9 @@ def test_read_letter_is_published_on_rabbitmq(amqp_settings: Settings) -> None:
         )
         relay = build_relay(services)
         assert relay.publish_pending().published == 0  # held while OCR runs
-        worker.start()
         queue = LetterQueue(services.store.engine)
-        wait_until(lambda: queue.get(accepted.letter_id).status == "done", "OCR", timeout=120)
+        with ocr_worker(services):
+            wait_until(lambda: queue.get(accepted.letter_id).status == "done", "OCR", timeout=120)
         wait_until(lambda: relay.publish_pending().published == 1, "the relay to publish")
         relay.close()
         received: list[str] = []
@@ -90,9 +88,6 @@ def test_read_letter_is_published_on_rabbitmq(amqp_settings: Settings) -> None:
         assert 0.6 < attachment["ocr_confidence"] <= 1.0
         assert event["data"]["needs_review"] is False
     finally:
-        stop.set()
-        if worker.is_alive():
-            worker.join(timeout=30)
         services.close()
 
 
@@ -101,24 +96,19 @@ def test_letter_read_below_the_review_confidence_is_flagged_for_a_person(
 ) -> None:
     # No page reaches a threshold of 100 %: the letter must be read by a person.
     services = build_services(settings.model_copy(update={"ocr_review_confidence": 100.0}))
-    stop = threading.Event()
-    worker = threading.Thread(target=work, args=(services, stop), daemon=True)
     try:
         page = scans.encode(scans.render_page(scans.FRENCH_LETTER), "png")
         accepted = accept_letter(
             services, LetterUpload(files=[LetterFile("p1.png", page)], source="api")
         )
-        worker.start()
         queue = LetterQueue(services.store.engine)
-        wait_until(lambda: queue.get(accepted.letter_id).status == "done", "OCR", timeout=120)
+        with ocr_worker(services):
+            wait_until(lambda: queue.get(accepted.letter_id).status == "done", "OCR", timeout=120)
         complaint = services.store.complaints.get_by_reference(accepted.reference)
         assert complaint is not None and complaint.needs_review
         assert "page(s) 1" in (complaint.subject or "")
         assert complaint.attachments[0].ocr_confidence is not None
     finally:
-        stop.set()
-        if worker.is_alive():
-            worker.join(timeout=30)
         services.close()
 
 
