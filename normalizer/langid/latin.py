@@ -13,7 +13,9 @@ and langdetect are good at.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from normalizer.langid.cleaning import arabizi_key, latin_key
 from normalizer.langid.lexicon import lexicon
@@ -40,6 +42,9 @@ _GEMINATE_START = re.compile(r"^([bcdfgkmnqrstwxzɣ])\1")
 # A text of at least this many words whose best Romance score reaches
 # _DECISIVE_SCORE, at least twice the runner-up's, is decided by the lists.
 _DECISIVE_WORDS = 6
+# Word scores kept for reuse: far more than a day's distinct words; short words only.
+_WORDS_REMEMBERED = 65_536
+_LONGEST_REMEMBERED = 40
 _DECISIVE_SCORE = 4.0
 # Letters of other Latin alphabets (Turkish, German, Nordic, Central European):
 # a word carrying one is neither Darija nor Tamazight, whatever its shape.
@@ -69,8 +74,21 @@ def score_words(words: list[str]) -> LatinEvidence:
     return LatinEvidence(totals=totals, word_tags=tuple(tags))
 
 
-def word_scores(word: str) -> dict[str, float]:
-    """Evidence one word gives each Latin-script language (missing means 0)."""
+def word_scores(word: str) -> Mapping[str, float]:
+    """Evidence one word gives each Latin-script language (missing means 0).
+
+    Remembered per word: complaints repeat the same few thousand words, and
+    scoring one (keys, lists, spelling rules) costs more than the rest of
+    the step. The answer depends on the word alone, so it is shared and
+    must not be changed by callers. Long words are not remembered (bounded
+    memory whatever a sender writes).
+    """
+    if len(word) > _LONGEST_REMEMBERED:
+        return _score_word(word)
+    return _remembered_scores(word)
+
+
+def _score_word(word: str) -> dict[str, float]:
     plain = latin_key(word)
     head = plain.split("-", 1)[0]
     scores: dict[str, float] = {}
@@ -83,6 +101,9 @@ def word_scores(word: str) -> dict[str, float]:
         scores[ARY] = ary
     _add_shape_evidence(word, plain, scores)
     return scores
+
+
+_remembered_scores = lru_cache(maxsize=_WORDS_REMEMBERED)(_score_word)
 
 
 def _add_shape_evidence(word: str, plain: str, scores: dict[str, float]) -> None:
@@ -107,7 +128,7 @@ def _add_shape_evidence(word: str, plain: str, scores: dict[str, float]) -> None
         scores[ES] = scores.get(ES, 0.0) + 0.5
 
 
-def _clear_winner(scores: dict[str, float]) -> str | None:
+def _clear_winner(scores: Mapping[str, float]) -> str | None:
     if not scores:
         return None
     ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
