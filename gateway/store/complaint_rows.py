@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from gateway.store.blobs import StagedBlob, StoredBlob
 from gateway.store.models import ComplaintRow, EvidenceRow, OutboxRow
@@ -37,6 +37,11 @@ _EVIDENCE_FIELDS = frozenset(Evidence.model_fields)
 _INSERT_EVIDENCE = insert(EvidenceRow.__table__)  # type: ignore[arg-type]
 _INSERT_COMPLAINTS = insert(ComplaintRow.__table__)  # type: ignore[arg-type]
 _INSERT_OUTBOX = insert(OutboxRow.__table__)  # type: ignore[arg-type]
+# Built once: every commit looks its dedup keys up, and building the query
+# each time cost more than running it.
+_STORED = select(ComplaintRow.dedup_key, ComplaintRow.message, ComplaintRow.request_hash)
+_STORED_ONE = _STORED.where(ComplaintRow.dedup_key == bindparam("key"))
+_STORED_MANY = _STORED.where(ComplaintRow.dedup_key.in_(bindparam("keys", expanding=True)))
 
 # The envelope is spliced around the message's JSON: that only works while
 # ``data`` is its last field (a unit test compares with model_dump_json).
@@ -170,15 +175,10 @@ def stored_under(connection: Connection, keys: Collection[str]) -> dict[str, Wri
     if not keys:
         return {}
     # One key (most commits): "=" spares rendering an expanding IN each time.
-    condition = (
-        ComplaintRow.dedup_key == next(iter(keys))
+    rows = (
+        connection.execute(_STORED_ONE, {"key": next(iter(keys))})
         if len(keys) == 1
-        else ComplaintRow.dedup_key.in_(list(keys))
-    )
-    rows = connection.execute(
-        select(ComplaintRow.dedup_key, ComplaintRow.message, ComplaintRow.request_hash).where(
-            condition
-        )
+        else connection.execute(_STORED_MANY, {"keys": list(keys)})
     )
     return {
         key: Written(ComplaintMessage.model_validate_json(message), False, request_hash)
