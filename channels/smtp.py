@@ -244,8 +244,10 @@ class SmtpServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        # reuse_port: several receivers may listen on one port, the kernel
+        # spreading connections among them (one receiver uses one core).
         self._server = await loop.create_server(
-            self._protocol, self.settings.smtp_host, self.port, reuse_address=True
+            self._protocol, self.settings.smtp_host, self.port, reuse_address=True, reuse_port=True
         )
         log.info(
             "SMTP receiver listening on %s:%s (STARTTLS %s, at most %s connections)",

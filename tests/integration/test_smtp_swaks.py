@@ -143,3 +143,32 @@ def test_serve_on_a_busy_port_exits_69_with_one_line(
     lines = process.stderr().strip().splitlines()
     assert process.popen.returncode == 69
     assert len(lines) == 1 and lines[0].startswith(f"Error: cannot listen on 127.0.0.1:{port}")
+
+
+def test_several_receivers_share_one_port_and_one_store(
+    intake_processes: IntakeProcesses, settings: Settings
+) -> None:
+    # More receivers on one host, more cores used: the kernel spreads the
+    # connections (SO_REUSEPORT); the store is shared as between any processes.
+    import smtplib
+    from email.message import EmailMessage
+
+    port = free_port()
+    env = env_for(settings, smtp_port=port, log_level="INFO")
+    receivers = [intake_processes.start("smtp", "serve", env=env) for _ in range(2)]
+    for process in receivers:
+        wait_for_port(port, process)
+    for number in range(30):
+        mail = EmailMessage()
+        mail["From"], mail["To"] = "amina@example.ma", "contact@cashplus.ma"
+        mail["Subject"], mail["Message-ID"] = f"Transfert {number}", f"<share-{number}@example.ma>"
+        mail.set_content(f"Bonjour, mon transfert numero {number} n'est pas arrive.")
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.send_message(mail)
+
+    assert rows(settings, ComplaintRow) == 30
+    for process in receivers:
+        process.signal(signal.SIGTERM)
+        process.wait()
+    handled = [process.stderr().count("recorded complaint") for process in receivers]
+    assert sum(handled) == 30 and all(handled), handled
