@@ -168,7 +168,7 @@ def run() -> None:
                 "No API key yet: create one with `intake api-key create NAME` to call /v1/.",
                 err=True,
             )
-        run_all(services)
+        run_all(services, _http_listener(services.settings))
 
 
 @main.command()
@@ -177,7 +177,20 @@ def web() -> None:
     from gateway.runner import serve_web
 
     with _services() as services:
-        serve_web(services)
+        serve_web(services, _http_listener(services.settings))
+
+
+def _http_listener(settings: Settings) -> Any:
+    """The HTTP socket; a port that cannot be listened on is one line and exit 69."""
+    from gateway.runner import listening_socket
+
+    try:
+        return listening_socket(settings.http_host, settings.http_port)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot listen on {settings.http_host}:{settings.http_port}: {exc.strerror or exc}",
+            EX_UNAVAILABLE,
+        ) from None
 
 
 @main.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -65,6 +66,29 @@ def web_server(services: Services) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The HTTP port, shareable: several web processes on one host, one per core.
+
+    ``SO_REUSEPORT`` lets the kernel spread connections among every process
+    listening on the port (same user only). Raises ``OSError`` when the port
+    is held by something else. Bound, not yet listening: the server listens
+    once it serves, after the signal handlers are in place, so a client that
+    got through is never dropped by a process not ready to stop cleanly.
+    """
+    family, kind, proto, _name, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind(address)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
 def _thread(name: str, target: Callable[[], None]) -> threading.Thread:
     def guarded() -> None:
         try:
@@ -85,8 +109,11 @@ def _bind(worker: Worker, services: Services, stop: threading.Event) -> Callable
     return lambda: worker(services, stop)
 
 
-def run_all(services: Services) -> None:
-    """Web, relay and every enabled channel worker in one process, until interrupted."""
+def run_all(services: Services, listener: socket.socket | None = None) -> None:
+    """Web, relay and every enabled channel worker in one process, until interrupted.
+
+    ``listener``: the HTTP socket, when the caller bound it (``listening_socket``).
+    """
     from normalizer.language import warm_up_in_background
 
     warm_up_in_background()
@@ -96,6 +123,9 @@ def run_all(services: Services) -> None:
         worker = channel.worker
         if worker is not None and channel.enabled(services):
             threads.append(_thread(channel.name, _bind(worker, services, stop)))
+    listener = listener or listening_socket(
+        services.settings.http_host, services.settings.http_port
+    )
     server = web_server(services)
     log.info(
         "gateway listening on http://%s:%s (workers: %s)",
@@ -105,7 +135,7 @@ def run_all(services: Services) -> None:
     )
     _stop_on_signals(stop)
     try:
-        server.run()
+        server.run(sockets=[listener])
     finally:
         stop.set()
         for thread in threads:
@@ -113,13 +143,16 @@ def run_all(services: Services) -> None:
         log.info("gateway stopped")
 
 
-def serve_web(services: Services) -> None:
+def serve_web(services: Services, listener: socket.socket | None = None) -> None:
     """The HTTP server alone, until SIGINT or SIGTERM (exit 0 on either)."""
     from normalizer.language import warm_up_in_background
 
+    listener = listener or listening_socket(
+        services.settings.http_host, services.settings.http_port
+    )
     warm_up_in_background()
     _stop_on_signals(threading.Event())
-    web_server(services).run()
+    web_server(services).run(sockets=[listener])
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
