@@ -294,6 +294,25 @@ def soak(f: Figures) -> Rendered:
     return {"table": table}, summary
 
 
+def soak_production(f: Figures) -> Rendered:
+    """The soak on PostgreSQL + RabbitMQ: the soak's table, the memory trend and the load."""
+    values, _ = soak(f)
+    trend = f.get("rss_trend_mb_per_hour")
+    slope = "—" if trend is None else f"{trend:+.1f} MB/h"
+    values["table"] += "\n" + rows(
+        ("gateway RSS trend after warm-up (least-squares slope)", slope),
+        ("load average during the run: mean / max", f"{f['load_mean']} / {f['load_max']}"),
+    )
+    rss_growth = (f["rss_end_mb"] or 0) - (f["rss_start_mb"] or 0)
+    summary = (
+        f"soak on PostgreSQL + RabbitMQ, {f['minutes']:g} min",
+        f"{f['throughput']:.1f} inputs/s, lost {f['lost']}",
+        "—",
+        f"RSS {rss_growth:+.0f} MB over the run ({slope})",
+    )
+    return values, summary
+
+
 RENDERERS: dict[str, Callable[[Figures], Rendered]] = {
     "relay": relay,
     "smtp": smtp,
@@ -303,4 +322,5 @@ RENDERERS: dict[str, Callable[[Figures], Rendered]] = {
     "ocr": ocr,
     "langid": langid,
     "soak": soak,
+    "soak_production": soak_production,
 }

@@ -1,9 +1,10 @@
 """Soak: mixed load on one ``intake run`` for a long time; throughput and memory over time.
 
     .venv/bin/python bench/soak.py --minutes 30            # embedded defaults
+    .venv/bin/python bench/soak.py --minutes 30 --production   # this machine's servers
     .venv/bin/python bench/soak.py --minutes 30 \\
         --postgres postgresql://postgres@127.0.0.1:5432/postgres \\
-        --rabbitmq amqp://guest:guest@127.0.0.1:5672//
+        --rabbitmq amqp://guest:guest@127.0.0.1:5672//     # the same, servers named
     .venv/bin/python bench/soak.py --redraw /tmp/soak-XXXX.json   # a saved run, drawn again
 
 One gateway process (``intake run``: web, relay, SMTP receiver, OCR and
@@ -17,11 +18,15 @@ consumed, the request latency, and the resident memory (RSS) of the gateway
 and of its children (OCR jobs).
 
 At the end: ``docs/soak.png`` (throughput, memory and latency over time) and
-the soak's figures in ``docs/benchmarks.json``, from which ``docs/benchmarks.md``
-is rendered again (``bench/suite.py``). Needs nothing but this machine
-(tesseract for the scans); ``--rabbitmq``/``--postgres`` put the store and
-the queue on the machine's servers instead (a fresh database and a private
-topology prefix, both removed at the end).
+the soak's figures under ``soak`` in ``docs/benchmarks.json``, from which
+``docs/benchmarks.md`` is rendered again (``bench/suite.py``). Needs nothing
+but this machine (tesseract for the scans). ``--production`` (or both
+``--postgres`` and ``--rabbitmq``) puts the store and the queue on
+PostgreSQL and RabbitMQ, the configuration Cash Plus runs: a fresh database
+and a private topology prefix, both removed at the end, and the figures
+recorded apart, under ``soak_production`` with ``docs/soak-production.png``,
+so that neither run overwrites the other. A run with only one of the two
+servers matches neither record and is only printed.
 """
 
 from __future__ import annotations
@@ -63,6 +68,14 @@ from bench.soak_load import (  # noqa: E402
 from bench.soak_plot import plot  # noqa: E402
 
 INTAKE = str(Path(sys.executable).with_name("intake"))
+# The servers ``--production`` means: this machine's, as the tests use them.
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
+# Where each configuration's figures and picture are kept (key in docs/benchmarks.json).
+RECORDS = {
+    ("SQLite", "filesystem"): ("soak", ROOT / "docs" / "soak.png"),
+    ("PostgreSQL", "RabbitMQ"): ("soak_production", ROOT / "docs" / "soak-production.png"),
+}
 
 
 @contextmanager
@@ -200,6 +213,7 @@ def summarize(
     seconds = samples[-1]["t"] if samples else 0.0
     warm = [s for s in samples if s["t"] >= min(120.0, seconds / 4)] or samples
     accepted = sum(t.ok for t in tallies.values())
+    loads = [s["load"] for s in samples]
     return {
         "minutes": args.minutes,
         "store": "PostgreSQL" if args.postgres else "SQLite",
@@ -218,9 +232,30 @@ def summarize(
         "p99_median_ms": statistics.median([s["p99_ms"] or 0 for s in samples])
         if samples
         else None,
+        "rss_trend_mb_per_hour": rss_trend(warm),
+        "load_mean": round(statistics.fmean(loads), 2) if loads else None,
+        "load_max": round(max(loads), 2) if loads else None,
         "gateway_exit": crashed,
         "samples": samples,
     }
+
+
+def rss_trend(samples: list[dict[str, Any]]) -> float | None:
+    """Least-squares slope of the gateway's RSS after warm-up, in MB per hour.
+
+    The start and end figures alone tell a step from a leak badly; the slope
+    over every sample says how fast memory would grow over a day.
+    """
+    if len(samples) < 3:
+        return None
+    hours = [s["t"] / 3600 for s in samples]
+    fit = statistics.linear_regression(hours, [s["rss_mb"] for s in samples])
+    return round(fit.slope, 1)
+
+
+def record(result: dict[str, Any]) -> tuple[str, Path] | None:
+    """The key and picture this run's configuration is recorded under (None: not recorded)."""
+    return RECORDS.get((result["store"], result["broker"]))
 
 
 @contextmanager
@@ -251,31 +286,54 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="sender threads per kind")
     parser.add_argument("--postgres", metavar="ADMIN_URL")
     parser.add_argument("--rabbitmq", metavar="AMQP_URL")
-    parser.add_argument("--png", type=Path, default=ROOT / "docs" / "soak.png")
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help=f"PostgreSQL and RabbitMQ (default {POSTGRES} and {RABBITMQ}); "
+        "recorded as soak_production",
+    )
+    parser.add_argument(
+        "--png", type=Path, help="the picture (default docs/soak.png or docs/soak-production.png)"
+    )
     parser.add_argument("--no-docs", action="store_true", help="print the figures only")
     parser.add_argument(
         "--redraw", type=Path, metavar="FIGURES.json", help="draw a saved run again, run nothing"
     )
     args = parser.parse_args()
+    if args.production:
+        args.postgres = args.postgres or POSTGRES
+        args.rabbitmq = args.rabbitmq or RABBITMQ
     if args.redraw:
         result = json.loads(args.redraw.read_text(encoding="utf-8"))
     else:
+        began, load = time.monotonic(), round(os.getloadavg()[0], 2)
         with tempfile.TemporaryDirectory(prefix="soak-") as name, database(args.postgres) as url:
             result = run(args, Path(name), url)
         result["date"] = machine.today()
         result["command"] = ".venv/bin/python bench/soak.py " + " ".join(sys.argv[1:])
+        result["load"], result["seconds"] = load, round(time.monotonic() - began, 1)
         # Kept whatever happens next: half an hour of figures is not lost to a plotting error.
         backup = Path(tempfile.gettempdir()) / f"soak-{uuid.uuid4().hex[:6]}.json"
         backup.write_text(json.dumps(result), encoding="utf-8")
         print(f"figures saved in {backup} (--redraw it)", file=sys.stderr)
-    plot(result, args.png)
+    kept = record(result)
+    # Only a recorded run draws over the picture in docs/.
+    drawn = kept[1] if kept and not args.no_docs else Path(tempfile.gettempdir()) / "soak.png"
+    png = args.png or drawn
+    plot(result, png)
+    print(f"plot drawn in {png}", file=sys.stderr)
     summary = {k: v for k, v in result.items() if k != "samples"}
     print(json.dumps(summary, indent=2))
     if not args.no_docs:
+        if kept is None:
+            raise SystemExit(f"{result['store']} + {result['broker']} is not a recorded soak")
         from bench import suite
 
-        suite.store_result("soak", result)
+        suite.store_result(kept[0], result)
         suite.write_document()
+    # Recorded either way; the exit status says whether the soak kept its promise.
+    if result["lost"] or result["gateway_exit"] is not None:
+        raise SystemExit(f"lost {result['lost']}, gateway exit {result['gateway_exit']}")
 
 
 if __name__ == "__main__":

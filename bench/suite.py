@@ -4,6 +4,7 @@
     scripts/bench --only smtp,imap      # some; the others keep their last figures
     scripts/bench --quick               # smaller runs, to check that everything works
     scripts/bench --soak 30             # also the 30-minute soak (bench/soak.py)
+    scripts/bench --soak 30 --production  # the soak on PostgreSQL + RabbitMQ instead
     scripts/bench --render              # rewrite docs/benchmarks.md from the stored figures
 
 Each benchmark script runs as its own process with ``--json`` (its yardstick
@@ -42,6 +43,7 @@ DOCUMENT = DOCS / "benchmarks.md"
 TEMPLATES = Path(__file__).parent / "templates"
 SHARED = ROOT.parent / "shared" / "data"
 PYTHON = ".venv/bin/python"  # how the document spells the interpreter
+SOAKS = ("soak", "soak_production")  # bench/soak.py records these itself, after the others
 
 
 @dataclass(frozen=True)
@@ -120,10 +122,10 @@ def load_results() -> dict[str, Any]:
 def store_result(name: str, result: dict[str, Any]) -> None:
     """Keep one benchmark's figures (a failed run keeps the previous figures beside its error)."""
     stored = load_results()
-    if name == "soak":  # the soak gives its figures flat, with its samples (drawn in the PNG)
-        skip = ("samples", "date", "command")
-        figures = {key: value for key, value in result.items() if key not in skip}
-        entry = {"date": result["date"], "command": result["command"], "figures": figures}
+    if name in SOAKS:  # a soak gives its figures flat, with its samples (drawn in the PNG)
+        outside = ("date", "command", "load", "seconds")
+        figures = {k: v for k, v in result.items() if k not in ("samples", *outside)}
+        entry = {k: result[k] for k in outside if k in result} | {"figures": figures}
     elif "figures" in result:
         entry = result
     else:
@@ -169,7 +171,7 @@ def render_section(name: str, entry: dict[str, Any], document_date: str | None) 
 def write_document() -> None:
     stored = load_results()
     results, date = stored["results"], stored.get("date")
-    order = [benchmark.name for benchmark in BENCHMARKS] + ["soak"]
+    order = [benchmark.name for benchmark in BENCHMARKS] + list(SOAKS)
     sections, summaries = [], []
     for name in order:
         if name not in results:
@@ -198,6 +200,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", help="comma-separated: " + ",".join(RENDERERS))
     parser.add_argument("--quick", action="store_true", help="smaller runs, a smoke test")
     parser.add_argument("--soak", type=float, metavar="MINUTES", help="also run the soak")
+    parser.add_argument(
+        "--production",
+        action="store_true",
+        help="with --soak: the soak on this machine's PostgreSQL and RabbitMQ",
+    )
     parser.add_argument("--render", action="store_true", help="only rewrite the document")
     return parser.parse_args(argv)
 
@@ -217,11 +224,9 @@ def main(argv: list[str] | None = None) -> int:
             store_result(benchmark.name, result)
             write_document()  # after each one: an interrupted suite keeps what it measured
     if args.soak:
-        code = subprocess.run(
-            [sys.executable, str(ROOT / "bench" / "soak.py"), "--minutes", str(args.soak)],
-            cwd=ROOT,
-            check=False,
-        ).returncode
+        soak = [sys.executable, str(ROOT / "bench" / "soak.py"), "--minutes", f"{args.soak:g}"]
+        soak += ["--production"] if args.production else []
+        code = subprocess.run(soak, cwd=ROOT, check=False).returncode
         failures += code != 0
     write_document()
     return 1 if failures else 0
