@@ -109,6 +109,19 @@ def imap(f: Figures) -> Rendered:
     return {"table": table}, summary
 
 
+def _spread_row(spread: Figures | None, load: str) -> list[tuple[str, str, str]]:
+    """The same stack as several web processes on one port, when it was measured."""
+    if not spread:
+        return []
+    return [
+        (
+            f"full stack, {spread['processes']:.0f} web processes on one port ({load})",
+            f"{spread['rate']:,.0f} req/s",
+            f"p50 {spread['p50']:.1f} ms, p99 {spread['p99']:.1f} ms",
+        )
+    ]
+
+
 def twilio(f: Figures) -> Rendered:
     full, bare = f["full"], f["bare"]
     store = f.get("store") or "SQLite"
@@ -127,6 +140,7 @@ def twilio(f: Figures) -> Rendered:
             f"p50 {bare['p50']:.1f} ms, p99 {bare['p99']:.1f} ms",
         ),
         ("**ratio full / bare** (goal ≥ 0.5×)", f"**{ratio:.2f}×**", ""),
+        *_spread_row(f.get("spread"), load),
         (
             f"full stack ({store}), {steady}",
             "",

@@ -120,7 +120,8 @@ def signed_requests(count: int) -> list[tuple[str, str]]:
 
 
 @contextmanager
-def server(kind: str, folder: Path, database_url: str = "") -> Iterator[str]:
+def server(kind: str, folder: Path, database_url: str = "", processes: int = 1) -> Iterator[str]:
+    """``processes`` > 1: that many ``intake web`` sharing the port (full stack only)."""
     port = free_port()
     env = {
         **os.environ,
@@ -138,7 +139,7 @@ def server(kind: str, folder: Path, database_url: str = "") -> Iterator[str]:
         if kind == "full"
         else [str(python), __file__, "--serve-bare", str(port)]
     )
-    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    started = [subprocess.Popen(command, env=env, cwd=ROOT) for _ in range(processes)]
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -147,13 +148,16 @@ def server(kind: str, folder: Path, database_url: str = "") -> Iterator[str]:
                 httpx.post(base + PATH, timeout=2)
                 break
             except httpx.HTTPError:
-                if time.monotonic() > deadline or process.poll() is not None:
+                if time.monotonic() > deadline or any(p.poll() is not None for p in started):
                     raise RuntimeError(f"{kind} server did not start") from None
                 time.sleep(0.2)
+        time.sleep(2.0 if processes > 1 else 0.0)  # every process listening, not only the first
         yield base
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        for process in started:
+            process.terminate()
+        for process in started:
+            process.wait(timeout=30)
 
 
 def free_port() -> int:
@@ -297,6 +301,12 @@ def main() -> None:
         help="store on PostgreSQL (a fresh database there) instead of SQLite, "
         "e.g. postgresql://postgres@127.0.0.1:5432/postgres",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="also measure this many `intake web` processes sharing the port (1: skip)",
+    )
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
@@ -318,15 +328,33 @@ def main() -> None:
         with postgres_database(args.postgres) as database_url:
             full = measure("full", args, folder, database_url)
         bare = measure("bare", args, folder)
+        spread = None
+        if args.processes > 1:
+            # The same stack as several processes on one port, at max rate only.
+            data = folder / "spread"
+            data.mkdir()
+            with (
+                postgres_database(args.postgres) as database_url,
+                server("full", data, database_url, args.processes) as base,
+            ):
+                requests = signed_requests(args.pool)
+                spread = run_wrk(base, requests, args.seconds, args.connections, folder)
+                spread["processes"] = args.processes
     if args.json:
         settings = {"seconds": args.seconds, "connections": args.connections, "rate": args.rate}
+        settings |= {"spread": spread} if spread else {}
         settings |= {"rate_seconds": args.rate_seconds, "store": args.postgres and "PostgreSQL"}
         print(json.dumps({"full": full, "bare": bare, **settings}))
         return
-    report(full, bare, args)
+    report(full, bare, spread, args)
 
 
-def report(full: dict[str, float], bare: dict[str, float], args: argparse.Namespace) -> None:
+def report(
+    full: dict[str, float],
+    bare: dict[str, float],
+    spread: dict[str, float] | None,
+    args: argparse.Namespace,
+) -> None:
     load = f"wrk, {args.connections} connections, {args.seconds} s"
     store = "PostgreSQL" if args.postgres else "SQLite"
     steady = f"open loop at {args.rate:.0f} req/s, {args.rate_seconds:.0f} s"
@@ -353,6 +381,15 @@ def report(full: dict[str, float], bare: dict[str, float], args: argparse.Namesp
             f"p50 {bare['rate_p50']:.1f} ms, p99 {bare['rate_p99']:.1f} ms",
         ),
     ]
+    if spread:
+        rows.insert(
+            3,
+            (
+                f"full stack, {spread['processes']:.0f} web processes on one port ({load})",
+                f"{spread['rate']:,.0f} req/s",
+                f"p50 {spread['p50']:.1f} ms, p99 {spread['p99']:.1f} ms",
+            ),
+        )
     print("| what | rate | latency |\n|---|---|---|")
     print("\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows))
     print(
