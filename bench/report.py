@@ -101,7 +101,7 @@ def imap(f: Figures) -> Rendered:
         f"\n\n{count:,} mails, median of {f['repeats']} runs (ours vs getmail6 per run: {each} s)."
     )
     summary = (
-        "IMAP poller + relay",
+        "IMAP `poll --once` to RabbitMQ",
         f"{count / f['ours_s']:.0f} mails/s",
         f"getmail6 {count / f['getmail_s']:.0f}/s",
         f"time {ratio:.2f}× getmail's (goal ≤ 0.33)",
