@@ -30,7 +30,7 @@ CHANNELS = AdapterTable(
     ChannelEntry("webform", "channels.webform"),
     ChannelEntry(
         "letters",
-        "channels.letters",
+        "channels.letters.adapter",
         {
             "letters": "Postal letters: the scanner's hot folder and backlog imports.",
             "ocr-worker": "Read letters waiting for OCR and release their complaints "

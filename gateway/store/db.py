@@ -247,14 +247,58 @@ def migrate(engine: Engine) -> None:
         with engine.connect() as connection:
             connection.execute(text("SELECT pg_advisory_lock(7201020915)"))
             try:
-                config.attributes["connection"] = connection
-                command.upgrade(config, "heads")
                 connection.commit()
+                if not create_new_schema(engine, connection):
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "heads")
+                    connection.commit()
             finally:
                 connection.execute(text("SELECT pg_advisory_unlock(7201020915)"))
                 connection.commit()
         return
-    command.upgrade(config, "heads")
+    with config.attributes["engine"].connect() as connection:
+        created = create_new_schema(engine, connection)
+    if not created:
+        command.upgrade(config, "heads")
+
+
+def create_new_schema(engine: Engine, connection: Connection) -> bool:
+    """Build a database that has no table yet in one step; False if it has tables.
+
+    The models declare exactly what the migrations build (a test compares
+    the two schemas, table by table), so a new database gets the whole
+    schema at once and is stamped at the newest revision, instead of
+    replaying every migration: a fresh ``intake`` command or test starts
+    about half a second sooner. One transaction, checked inside it: of two
+    processes starting together, the second finds the tables and migrates
+    (nothing left to do).
+    """
+    from alembic import command
+    from sqlalchemy import inspect
+
+    with connection.begin():
+        if inspect(connection).get_table_names():
+            return False
+        schema_metadata().create_all(connection)
+        config = alembic_config(engine)
+        config.attributes["connection"] = connection
+        command.stamp(config, "heads")
+    return True
+
+
+def schema_metadata() -> Any:
+    """Every table of the store, as the models declare them (what env.py imports)."""
+    # Imported for the tables they declare: letters and staff, the phone line's
+    # calls and media, IMAP checkpoints, web-form limits and acknowledgements,
+    # leader leases.
+    import channels.letters.models  # noqa: F401
+    import gateway.store.calls
+    import gateway.store.checkpoints
+    import gateway.store.customer_facing
+    import gateway.store.leases  # noqa: F401
+    from gateway.store.models import Base
+
+    return Base.metadata
 
 
 def at_newest_schema(engine: Engine) -> bool:

@@ -5,15 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import channels.letters.models  # noqa: F401 (letters and staff tables, migration 0005)
-import gateway.store.calls  # phone line: calls and media, migration 0006
-import gateway.store.customer_facing  # noqa: F401  (web form limits, acknowledgements)
-from gateway.store import checkpoints  # noqa: F401  (registers the IMAP checkpoint table)
-from gateway.store.leases import LeaseRow  # noqa: F401  (leader leases, migration 0008)
-from gateway.store.models import Base
+from gateway.store.db import schema_metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = schema_metadata()
 
 
 def run_migrations_online() -> None:

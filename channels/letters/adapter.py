@@ -1,0 +1,40 @@
+"""The letters channel's adapter: its routes, workers, commands and replay."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from channels.base import ChannelAdapter, lazy_replayer
+from channels.letters import api, page
+from channels.letters.cli import letters, ocr_worker, run_letter_workers
+from config.settings import Settings
+from gateway.services import Services
+
+
+def build_routes(services: Services) -> APIRouter:
+    router = APIRouter()
+    router.include_router(api.build_router(services))
+    router.include_router(page.build_router(services))
+    return router
+
+
+# One upload carries every page of a letter, each page file up to
+# INTAKE_LETTER_MAX_BYTES; the per-file and per-page checks do the rest.
+_FILES_PER_UPLOAD = 4
+
+
+def body_limits(settings: Settings) -> dict[str, int]:
+    limit = settings.letter_max_bytes * _FILES_PER_UPLOAD
+    return {"/v1/letters": limit, "/letters/upload": limit}
+
+
+ADAPTER = ChannelAdapter(
+    name="letters",
+    routes=build_routes,
+    worker=run_letter_workers,
+    commands=(letters, ocr_worker),
+    body_limits=body_limits,
+    # A refused letter is checked and recorded again, all its files together.
+    replay=lazy_replayer("channels.letters.replay", "replay_letter"),
+    replays=("letter",),
+)
