@@ -8,6 +8,8 @@ the relay publishes.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from kombu import Connection
 
 from config.settings import Settings
@@ -44,6 +46,8 @@ def connect(
     url = settings.resolved_broker_url
     options: dict[str, object] = {}
     if scheme_of(url) == "filesystem":
+        # kombu warns on every connection to a filesystem URL without a host.
+        url = url if urlsplit(url).hostname else "filesystem://localhost/"
         folder = settings.broker_dir.resolve()
         for sub in ("messages", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
