@@ -95,11 +95,12 @@ def ingest_fetched(
             "UID %s in %s could not be processed; it is left in place", message.uid, folder
         )
         return None
-    _log_result(message.uid, result)
+    log_result(message.uid, result)
     return result
 
 
-def _log_result(uid: int, result: MailResult) -> None:
+def log_result(uid: int, result: MailResult) -> None:
+    """One line per mail of a sync or backfill, with the complaint id when there is one."""
     if result.outcome is MailOutcome.COMPLAINT and result.complaint_id:
         with complaint_context(result.complaint_id):
             log.info(

@@ -22,16 +22,14 @@ from imapclient import IMAPClient
 from channels.imap.checkpoint import start_checkpoint
 from channels.imap.connection import ImapConfigError, mailbox_name
 from channels.imap.mailbox import FETCH_BYTES, FetchedMessage, Mailbox
-from channels.imap.outcomes import DESTINATIONS, OUR_FAILURES, Destination, Tally
+from channels.imap.outcomes import DESTINATIONS, OUR_FAILURES, Destination, Tally, log_result
 from channels.mail import (
     MailArrival,
     MailComplaint,
-    MailOutcome,
     MailResult,
     commit_mails,
     read_mail,
 )
-from gateway.logs import complaint_context
 from gateway.services import Services
 from gateway.store.checkpoints import ImapCheckpoints
 
@@ -152,7 +150,8 @@ class InboxSync:
                     exc_info=outcome,
                 )
                 outcome = None
-            _log_outcome(uid, outcome)
+            if outcome is not None:
+                log_result(uid, outcome)
             outcomes.append((uid, outcome))
         return outcomes, stop
 
@@ -196,20 +195,3 @@ def _by_size(messages: Iterable[FetchedMessage]) -> Iterator[list[FetchedMessage
         total += len(message.raw)
     if group:
         yield group
-
-
-def _log_outcome(uid: int, result: MailResult | None) -> None:
-    if result is None:
-        return
-    if result.outcome is MailOutcome.COMPLAINT and result.complaint_id:
-        with complaint_context(result.complaint_id):
-            log.info(
-                "UID %s: %s complaint %s",
-                uid,
-                "new" if result.created else "already recorded",
-                result.reference,
-            )
-    elif result.outcome is MailOutcome.REJECTED:
-        log.warning("UID %s quarantined: %s", uid, result.reason_code)
-    else:
-        log.info("UID %s: auto-reply, stored as an event", uid)
