@@ -27,7 +27,6 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import psycopg
 from kombu import Connection
 from sqlalchemy import update
 
@@ -41,7 +40,10 @@ from router.publisher import declare_topology
 from router.relay import Relay
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from relay_bench import fill_outbox
+
+from bench.databases import postgres_database
 
 RABBITMQ = os.environ.get("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 POSTGRES = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -126,13 +128,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=200)
     args = parser.parse_args()
-    name = f"bench_relays_{uuid.uuid4().hex[:8]}"
     prefix = f"bench-{uuid.uuid4().hex[:6]}."
-    with psycopg.connect(POSTGRES, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    database = POSTGRES.rsplit("/", 1)[0] + "/" + name
     try:
-        with tempfile.TemporaryDirectory() as folder:
+        with (
+            postgres_database(POSTGRES, "bench_relays") as database,
+            tempfile.TemporaryDirectory() as folder,
+        ):
             settings = load_settings(
                 data_dir=Path(folder),
                 database_url=database,
@@ -179,8 +180,6 @@ def main() -> None:
             channel = connection.default_channel
             for queue in topology_for(load_settings(topology_prefix=prefix)).queues:
                 channel.queue_delete(queue.name)
-        with psycopg.connect(POSTGRES, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def report(rows: list[tuple[str, float, int]], args: argparse.Namespace) -> None:

@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import machine  # noqa: E402
+from bench.databases import postgres_database  # noqa: E402
 from bench.soak_load import (  # noqa: E402
     ACCOUNT,
     KINDS,
@@ -258,23 +259,6 @@ def record(result: dict[str, Any]) -> tuple[str, Path] | None:
     return RECORDS.get((result["store"], result["broker"]))
 
 
-@contextmanager
-def database(admin_url: str | None) -> Iterator[str]:
-    if not admin_url:
-        yield ""
-        return
-    import psycopg
-
-    name = f"intake_soak_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
@@ -307,7 +291,10 @@ def main() -> None:
         result = json.loads(args.redraw.read_text(encoding="utf-8"))
     else:
         began, load = time.monotonic(), round(os.getloadavg()[0], 2)
-        with tempfile.TemporaryDirectory(prefix="soak-") as name, database(args.postgres) as url:
+        with (
+            tempfile.TemporaryDirectory(prefix="soak-") as name,
+            postgres_database(args.postgres, "intake_soak") as url,
+        ):
             result = run(args, Path(name), url)
         result["date"] = machine.today()
         result["command"] = ".venv/bin/python bench/soak.py " + " ".join(sys.argv[1:])

@@ -46,6 +46,10 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.databases import postgres_database  # noqa: E402
+
 TOKEN = "bench-auth-token-0123456789abcdef"
 ACCOUNT = "AC" + "b" * 32
 PUBLIC = "https://intake.cashplus.example"
@@ -247,24 +251,6 @@ def complaints_in(folder: Path, database_url: str) -> int:
             return int(connection.execute(query).fetchone()[0])  # type: ignore[index]
     with sqlite3.connect(folder / "intake.db") as connection:
         return int(connection.execute(query).fetchone()[0])
-
-
-@contextmanager
-def postgres_database(admin_url: str | None) -> Iterator[str]:
-    """A fresh database on the given server (dropped afterwards), or "" for SQLite."""
-    if not admin_url:
-        yield ""
-        return
-    import psycopg
-
-    name = f"intake_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def measure(
