@@ -109,10 +109,10 @@ def _bind(worker: Worker, services: Services, stop: threading.Event) -> Callable
     return lambda: worker(services, stop)
 
 
-def run_all(services: Services, listener: socket.socket | None = None) -> None:
+def run_all(services: Services, listener: socket.socket) -> None:
     """Web, relay and every enabled channel worker in one process, until interrupted.
 
-    ``listener``: the HTTP socket, when the caller bound it (``listening_socket``).
+    ``listener``: the HTTP socket, bound by the caller (``listening_socket``).
     """
     from normalizer.language import warm_up_in_background
 
@@ -123,9 +123,6 @@ def run_all(services: Services, listener: socket.socket | None = None) -> None:
         worker = channel.worker
         if worker is not None and channel.enabled(services):
             threads.append(_thread(channel.name, _bind(worker, services, stop)))
-    listener = listener or listening_socket(
-        services.settings.http_host, services.settings.http_port
-    )
     server = web_server(services)
     log.info(
         "gateway listening on http://%s:%s (workers: %s)",
@@ -143,13 +140,10 @@ def run_all(services: Services, listener: socket.socket | None = None) -> None:
         log.info("gateway stopped")
 
 
-def serve_web(services: Services, listener: socket.socket | None = None) -> None:
-    """The HTTP server alone, until SIGINT or SIGTERM (exit 0 on either)."""
+def serve_web(services: Services, listener: socket.socket) -> None:
+    """The HTTP server alone on ``listener``, until SIGINT or SIGTERM (exit 0 on either)."""
     from normalizer.language import warm_up_in_background
 
-    listener = listener or listening_socket(
-        services.settings.http_host, services.settings.http_port
-    )
     warm_up_in_background()
     _stop_on_signals(threading.Event())
     web_server(services).run(sockets=[listener])
