@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from channels.intake import hand_off
 from channels.letters.models import PENDING, LetterRow
 from channels.letters.queue import LetterQueue
 from config.settings import Settings
@@ -35,7 +36,6 @@ from normalizer.contract import Channel, ComplaintMessage
 from normalizer.draft import AttachmentDraft, ComplaintDraft, RawInput
 from normalizer.ocr import ScanLimits, ScanRejected, inspect_scan
 from normalizer.ocr.checks import ScanInfo
-from normalizer.pipeline import normalize
 
 log = logging.getLogger("intake.letters")
 
@@ -232,15 +232,15 @@ def _letter_row(
 def _record(
     services: Services, raw: RawInput, draft: ComplaintDraft, hold_until: datetime
 ) -> tuple[ComplaintMessage, bool]:
-    """``channels.intake.hand_off`` with the outbox row held until OCR releases it."""
-    complaints = services.store.complaints
-    existing = complaints.find_by_dedup_key(raw.dedup_key)
-    if existing is not None:
-        return existing, False
-    normalize(draft, services.pipeline)
-    result = complaints.record_complaint(raw, draft, available_at=hold_until)
-    with complaint_context(result.message.id):
-        log.info("letter %s recorded, waiting for OCR", result.message.reference)
+    """The complaint committed with its outbox row held until OCR releases it.
+
+    A letter uploaded again gets the complaint recorded the first time (the
+    store's dedup on the scans' sha256).
+    """
+    result = hand_off(services, raw, draft, available_at=hold_until)
+    if result.created:
+        with complaint_context(result.message.id):
+            log.info("letter %s recorded, waiting for OCR", result.message.reference)
     return result.message, result.created
 
 
