@@ -15,6 +15,7 @@ from config.settings import Settings
 from tests.peers import scans
 from tests.peers.browser import screenshot
 from tests.peers.processes import IntakeProcesses, env_for, free_port
+from tests.peers.staff import log_in as staff_log_in
 from tests.peers.staff import serve_with_staff
 
 PASSWORD = "courrier-2025-casa"
@@ -39,12 +40,7 @@ def letter_pages(tmp_path: Path) -> list[str]:
 
 
 def log_in(page, base: str, path: str = "/letters/") -> None:
-    page.goto(base + path)
-    assert "/staff/login" in page.url
-    page.fill("#name", "amina")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"**{path}")
+    staff_log_in(page, base, path, ("amina", PASSWORD))
 
 
 def test_staff_uploads_two_pages_and_sees_reference_and_ocr_text(

@@ -32,6 +32,7 @@ from tests.peers.processes import (
     wait_for_port,
     wait_until,
 )
+from tests.peers.staff import log_in as staff_log_in
 
 PASSWORD = "exploitation-2025-casa"
 
@@ -115,12 +116,7 @@ def gateway_url(amqp_settings: Settings, intake_processes: IntakeProcesses) -> I
 
 
 def log_in(page, base: str) -> None:
-    page.goto(base + "/ops/")
-    assert "/staff/login" in page.url
-    page.fill("#name", "karim")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/ops/")
+    staff_log_in(page, base, "/ops/", ("karim", PASSWORD))
 
 
 def test_operator_sees_charts_and_lists_then_replays_a_quarantined_call(

@@ -23,6 +23,7 @@ from gateway.security import DOCS_POLICY, PAGE_POLICY
 from gateway.services import build_services
 from tests.peers import scans
 from tests.peers.processes import IntakeProcesses, env_for, free_port
+from tests.peers.staff import log_in as staff_log_in
 from tests.peers.staff import serve_with_staff
 
 PAGES = ("/", "/ar/", "/en/", "/es/", "/staff/login")
@@ -144,11 +145,7 @@ def violations(page: Any) -> list[str]:
 
 
 def log_in(page: Any, base: str, path: str) -> None:
-    page.goto(base + path)
-    page.fill("#name", "amina")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"**{path}")
+    staff_log_in(page, base, path, ("amina", PASSWORD))
 
 
 def test_public_form_runs_its_script_under_the_policy(watched: Any, site: str) -> None:

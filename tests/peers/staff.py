@@ -7,6 +7,7 @@ The account is made the way an operator makes one (``intake users add NAME
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 
 from tests.peers.processes import INTAKE, IntakeProcesses, wait_for_port
 
@@ -34,3 +35,13 @@ def serve_with_staff(
     process = processes.start(command, env=env)
     wait_for_port(port, process, timeout=60)
     return f"http://127.0.0.1:{port}"
+
+
+def log_in(page: Any, base: str, path: str, user: tuple[str, str]) -> None:
+    """Open ``path`` in the browser, sign in on the staff login it leads to, land on ``path``."""
+    page.goto(base + path)
+    assert "/staff/login" in page.url
+    page.fill("#name", user[0])
+    page.fill("#password", user[1])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**{path}")
