@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -151,7 +151,10 @@ class Settings(BaseSettings):
     letter_hot_folder: str = ""
 
     # -- web form and acknowledgements (issue: customer-facing) -------------
+    # Complaints accepted per client address per hour; refused posts do not count.
     webform_max_per_hour: int = Field(default=10, ge=1)
+    # Every post with a valid form token, whatever its outcome: a flood guard.
+    webform_max_posts_per_hour: int = Field(default=60, ge=1)
     # Largest attachment of the web form (at most five); letters' type and page checks apply.
     webform_max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # smtp://user:password@host:port (smtps:// for TLS, ?starttls=true to upgrade);
@@ -195,6 +198,20 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _loadable_database(cls, value: str) -> str:
+        if value:
+            check_database_url(value)
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _loadable_broker(cls, value: str) -> str:
+        if value:
+            check_broker_url(value)
+        return value
+
     # -- derived values ---------------------------------------------------
     @property
     def resolved_database_url(self) -> str:
@@ -231,6 +248,61 @@ def _split(value: str) -> list[str]:
     return [item.strip().lower() for item in value.split(",") if item.strip()]
 
 
+# Messages about URLs name their scheme, never the URL: it may hold a password.
+def check_database_url(url: str) -> None:
+    """Refuse a database URL the store could not open, at start-up rather than at first use.
+
+    Read the way the store reads it (plain ``postgresql://`` means psycopg 3),
+    so what passes here is what ``open_store`` can open. Imported on use: the
+    store's modules are heavy, and only a process given a URL pays for them.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from gateway.store.db import normalize_url
+
+    try:
+        parsed = make_url(normalize_url(url))
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            "not a database URL (dialect+driver://user:password@host:port/database)"
+        ) from None
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ValueError(f"unknown database dialect {parsed.drivername!r}") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise ValueError(f"the driver of {parsed.drivername!r} is not installed ({exc})") from None
+
+
+def check_broker_url(url: str) -> None:
+    """Refuse a broker URL kombu has no transport for, at start-up.
+
+    Left to kombu, it fails only when the relay first connects, and reads as
+    a broker outage. Building the transport imports its client library but
+    connects to nothing.
+    """
+    from kombu import Connection
+
+    scheme, found, _rest = url.partition("://")
+    if not found:
+        raise ValueError("not a broker URL (transport://user:password@host:port/vhost)")
+    name = scheme.split("+", 1)[0]
+    try:
+        Connection(url).transport  # noqa: B018 (resolves and loads the transport)
+    except KeyError as exc:
+        hint = str(exc.args[0]).partition("Did you mean ")[2].rstrip("?")
+        raise ValueError(
+            f"unknown transport {name!r}" + (f" (did you mean {hint!r}?)" if hint else "")
+        ) from None
+    except ValueError:
+        raise ValueError(f"unknown transport {name!r}") from None
+    except Exception as exc:
+        raise ValueError(f"transport {name!r} cannot be loaded: {type(exc).__name__}") from None
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the environment into ``Settings``; raise ``ConfigError`` naming the bad key."""
     try:
@@ -240,8 +312,15 @@ def load_settings(**overrides: object) -> Settings:
         for error in exc.errors():
             name = "_".join(str(part) for part in error["loc"])
             key = name if name.isupper() else ENV_PREFIX + name.upper()
-            problems.append(f"{key}: {error['msg']}")
+            problems.append(f"{key}: {_message(error)}")
         raise ConfigError("; ".join(problems)) from None
+
+
+def _message(error: Any) -> str:
+    """Pydantic's message, without the "Value error, " it puts before our validators' own."""
+    if error["type"] == "value_error":
+        return str(error["ctx"]["error"])
+    return str(error["msg"])
 
 
 @lru_cache(maxsize=1)

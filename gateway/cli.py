@@ -1,13 +1,18 @@
 """The ``intake`` command: run the gateway's processes and operate it from a shell.
 
-Exit codes follow sysexits: 0 success, 1 a check failed or a wait timed out,
-64 usage, 65 bad input data, 69 a peer (broker) unavailable, 75 temporary
-failure (store), 78 configuration error. Errors are one line on stderr.
+Exit codes follow sysexits: 0 success, 1 a check or part of the work failed
+or a wait timed out, 64 usage, 65 bad input data, 69 a peer (broker, IMAP
+server) unavailable, 75 temporary failure (the database unreachable or
+refusing writes), 78 configuration error: a wrong setting, or a target not
+prepared for this version (a database ``intake migrate`` has not brought to
+the newest schema, a data folder that cannot be written). Errors are one
+line on stderr.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -21,6 +26,7 @@ import click
 from config.settings import ConfigError, Settings, get_settings
 
 EX_FAILED = 1
+EX_USAGE = 64
 EX_DATAERR = 65
 EX_UNAVAILABLE = 69
 EX_TEMPFAIL = 75
@@ -55,8 +61,7 @@ def _services() -> Iterator[Any]:
         services = build_services(settings)
     except Exception as exc:
         raise CommandError(
-            f"cannot open the store at {_safe_db(settings)}: {type(exc).__name__}: {exc}",
-            EX_TEMPFAIL,
+            f"cannot open the store at {_safe_db(settings)}: {_one_line(exc)}", EX_TEMPFAIL
         ) from None
     try:
         yield services
@@ -70,6 +75,13 @@ def _safe_db(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error's first line: SQLAlchemy's add the statement and a link on lines of their own."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 # Language tools, imported only when run (and absent if their packages are).
@@ -288,13 +300,35 @@ def consume(count: int | None, timeout: float | None, dead_letters: bool) -> Non
 
 
 @main.command()
-@click.option("--since", required=True, help="Date (YYYY-MM-DD, local) or ISO 8601 time.")
-def replay(since: str) -> None:
-    """Publish again every message published since a date (consumers drop repeats by id)."""
+@click.option(
+    "--since",
+    required=True,
+    help="Messages published at or after this date (YYYY-MM-DD, local) or ISO 8601 time.",
+)
+@click.option(
+    "--publish/--no-publish",
+    default=True,
+    help="Publish them before exiting (default), or leave that to a running relay.",
+)
+def replay(since: str, publish: bool) -> None:
+    """Publish again every message published since a date (consumers drop repeats by id).
+
+    The messages are queued in the outbox again, then the outbox is published
+    as `intake relay --once` does. A message whose earlier copy still waits
+    in the outbox is not queued a second time.
+    """
+    from gateway.runner import build_relay
+
     moment = _parse_since(since)
     with _services() as services:
         queued = services.store.outbox.replay_since(moment)
-    click.echo(f"queued {queued} message(s) for publication again", err=True)
+        click.echo(
+            f"queued {queued} message(s) published since {moment.isoformat()} "
+            "for publication again",
+            err=True,
+        )
+        if publish:
+            _drain_outbox(services, build_relay(services))
 
 
 def _parse_since(text: str) -> datetime:
@@ -306,7 +340,7 @@ def _parse_since(text: str) -> datetime:
             return datetime.combine(datetime.fromisoformat(text).date(), time(0), tzinfo=zone)
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise CommandError(f"--since: not a date or time: {text!r}", 64) from None
+        raise CommandError(f"--since: not a date or time: {text!r}", EX_USAGE) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=zone).astimezone(UTC)
 
 
@@ -348,20 +382,68 @@ def api_key_revoke(name: str) -> None:
             raise CommandError(f"no active API key named {name!r}", EX_FAILED)
 
 
+# A failed check: its exit code and its one line.
+Problem = tuple[int, str]
+
+
 @main.command("check-config")
 def check_config() -> None:
-    """Read the configuration, reach the store and the broker, and say what is wrong."""
+    """Read the configuration, reach the database and the broker, and say what is wrong.
+
+    Changes nothing: no migration, no folder, no exchange or queue. Each
+    check prints its line; the first problem gives the exit code (78 a
+    schema not at the newest revision or a folder that cannot be written,
+    75 the database unreachable, 69 the broker unreachable).
+    """
+    settings = _settings()
+    checks = (_check_database, _check_blobs, _check_broker)
+    problems = [problem for check in checks if (problem := check(settings)) is not None]
+    if problems:
+        raise CommandError("; ".join(message for _code, message in problems), problems[0][0])
+
+
+def _check_database(settings: Settings) -> Problem | None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.store import inspect_schema
+
+    where = _safe_db(settings)
+    try:
+        state = inspect_schema(settings)
+    except SQLAlchemyError as exc:
+        click.echo(f"database: {where}: UNREACHABLE")
+        return EX_TEMPFAIL, f"database unreachable: {_one_line(exc)}"
+    click.echo(f"database: {where}: {state.describe()}")
+    return None if state.up_to_date else (EX_CONFIG, f"database: {state.describe()}")
+
+
+def _check_blobs(settings: Settings) -> Problem | None:
+    return _check_folder("blobs", settings.blob_dir)
+
+
+def _check_broker(settings: Settings) -> Problem | None:
+    """Connect, declare nothing; the embedded broker is a folder, looked at only."""
     from gateway.services import BrokerProbe
 
-    settings = _settings()
-    click.echo(f"database: {_safe_db(settings)}")
-    with _services() as services:
-        services.store.ping()
-        click.echo("database: reachable, schema up to date")
-        ok, detail = BrokerProbe(settings, ttl=0).check()
+    if settings.uses_embedded_broker:
+        return _check_folder("broker (embedded)", settings.broker_dir)
+    ok, detail = BrokerProbe(settings, ttl=0).check()
     click.echo(f"broker: {detail}: {'reachable' if ok else 'UNREACHABLE'}")
-    if not ok:
-        raise CommandError("broker unreachable", EX_UNAVAILABLE)
+    return None if ok else (EX_UNAVAILABLE, "broker unreachable")
+
+
+def _check_folder(name: str, folder: Path) -> Problem | None:
+    """Could the gateway write in ``folder``? A missing one is made at first start, not here."""
+    folder = folder.resolve()
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        click.echo(f"{name}: {folder}: NOT WRITABLE ({existing})")
+        return EX_CONFIG, f"{name} folder {folder} cannot be written"
+    state = "writable" if existing == folder else "writable (created at first start)"
+    click.echo(f"{name}: {folder}: {state}")
+    return None
 
 
 @main.command()
@@ -372,16 +454,23 @@ def check_config() -> None:
 )
 def migrate(blobs: bool) -> None:
     """Bring the database schema to the newest version."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from gateway.store.blobs import BlobStore
     from gateway.store.db import create_store_engine
     from gateway.store.db import migrate as upgrade
 
     settings = _settings()
-    engine = create_store_engine(settings.resolved_database_url)
     try:
-        upgrade(engine)
-    finally:
-        engine.dispose()
+        engine = create_store_engine(settings.resolved_database_url)
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, OSError) as exc:
+        raise CommandError(
+            f"cannot migrate the database at {_safe_db(settings)}: {_one_line(exc)}", EX_TEMPFAIL
+        ) from None
     click.echo("schema up to date", err=True)
     if blobs:
         moved = BlobStore(settings.blob_dir).migrate_layout()

@@ -2,22 +2,43 @@
 
 ``open_store(settings)`` gives every process the same view: the complaint
 store (intake and quarantine), the outbox, the API keys and shared counters.
+``inspect_schema(settings)`` says where the database's schema stands, for
+``intake check-config``, and changes nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.engine import make_url
 
 from config.settings import Settings
 from gateway.store.apikeys import ApiKeys
 from gateway.store.blobs import BlobStore
-from gateway.store.db import create_store_engine, migrate
+from gateway.store.db import (
+    MIGRATIONS,
+    create_store_engine,
+    migrate,
+    normalize_url,
+    read_connection,
+)
 from gateway.store.intake import ComplaintStore, IdempotencyConflict, StoreUnavailable
 from gateway.store.outbox import Counters, Outbox
 
-__all__ = ["IdempotencyConflict", "Store", "StoreUnavailable", "open_store"]
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
+
+__all__ = [
+    "IdempotencyConflict",
+    "SchemaState",
+    "Store",
+    "StoreUnavailable",
+    "inspect_schema",
+    "open_store",
+]
 
 
 @dataclass
@@ -52,3 +73,86 @@ def open_store(settings: Settings, *, migrate_schema: bool | None = None) -> Sto
         api_keys=ApiKeys(engine),
         counters=Counters(engine),
     )
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where the database's schema stands against the migrations of this version."""
+
+    # Alembic revisions the database is stamped at; empty: never migrated.
+    revisions: frozenset[str]
+    # The newest revisions this version's migrations reach.
+    heads: frozenset[str]
+    # Stamped revisions this version has no migration for (a newer one ran).
+    unknown: frozenset[str]
+    has_tables: bool
+
+    @property
+    def up_to_date(self) -> bool:
+        return bool(self.revisions) and self.revisions == self.heads
+
+    def describe(self) -> str:
+        """One line for an operator, naming the command that fixes it."""
+        at, newest = _names(self.revisions), _names(self.heads)
+        if self.up_to_date:
+            return f"schema up to date (revision {at})"
+        if self.unknown:
+            return f"schema at revision {at}, newer than this version ({newest}): upgrade intake"
+        if self.revisions:
+            return f"schema at revision {at}, behind {newest}: run `intake migrate`"
+        if self.has_tables:
+            return "tables but no schema revision: not an intake database?"
+        return "empty, no schema yet: run `intake migrate`"
+
+
+def inspect_schema(settings: Settings) -> SchemaState:
+    """The schema's state, read without creating or changing anything.
+
+    A SQLite file that does not exist is an empty database, and stays absent:
+    connecting would create it. Raises SQLAlchemy's error when the database
+    cannot be reached.
+    """
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS))
+    heads = frozenset(script.get_heads())
+    url = settings.resolved_database_url
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() == "sqlite" and not _sqlite_file_exists(parsed.database):
+        return SchemaState(frozenset(), heads, frozenset(), has_tables=False)
+    engine = create_store_engine(url, lock_timeout=settings.store_lock_timeout)
+    try:
+        with read_connection(engine) as connection:
+            revisions, has_tables = _stamped(connection)
+    finally:
+        engine.dispose()
+    unknown = frozenset(revision for revision in revisions if not _known(script, revision))
+    return SchemaState(revisions, heads, unknown, has_tables)
+
+
+def _stamped(connection: Connection) -> tuple[frozenset[str], bool]:
+    """The revisions the database is stamped at, and whether it has any table."""
+    from alembic.runtime.migration import MigrationContext
+
+    revisions = MigrationContext.configure(connection).get_current_heads()
+    return frozenset(revisions), bool(inspect(connection).get_table_names())
+
+
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    from alembic.util import CommandError
+
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def _sqlite_file_exists(database: str | None) -> bool:
+    """In-memory databases always "exist": there is no file to spare."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return True
+    return Path(database).exists()
+
+
+def _names(revisions: frozenset[str]) -> str:
+    return ", ".join(sorted(revisions)) or "none"

@@ -196,12 +196,19 @@ class Outbox:
 
         New rows are added (same event id and payload), so the history of what
         was sent when stays intact and consumers can drop the repeats by id.
-        A message is queued once even if it was already replayed before.
+        Each message is queued once, however often it was published in the
+        period, and not at all while a copy of it still waits in the outbox:
+        a replay run twice before the relay caught up queues nothing more.
         """
+        waiting = select(OutboxRow.event_id).where(OutboxRow.published_at.is_(None))
         with writing(self.engine) as session:
             firsts = (
                 select(func.min(OutboxRow.id))
-                .where(OutboxRow.published_at.is_not(None), OutboxRow.published_at >= since)
+                .where(
+                    OutboxRow.published_at.is_not(None),
+                    OutboxRow.published_at >= since,
+                    OutboxRow.event_id.not_in(waiting),
+                )
                 .group_by(OutboxRow.event_id)
             )
             originals = session.scalars(
