@@ -135,7 +135,9 @@ class Settings(BaseSettings):
 
     # -- postal letters (issue: letters and OCR) ----------------------------
     ocr_workers: int = Field(default=2, ge=1)
-    ocr_timeout: float = Field(default=120.0, gt=0)
+    # Seconds one page's OCR may take (rendering, orientation, recognition); a letter's
+    # job gets this once per page, plus once. A dense page takes 5-15 s on one core.
+    ocr_timeout: float = Field(default=60.0, gt=0)
     ocr_memory_mb: int = Field(default=1024, ge=128)
     letter_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     letter_max_pages: int = Field(default=50, ge=1)

@@ -12,6 +12,10 @@ The evidence is a manifest of the files (name, type, sha256) with what the
 mailroom typed; the scans themselves are stored as attachments, fsynced
 before any row points at them. Dedup: the hashes of the files, in order,
 so the same scans sent twice are the same letter.
+
+The complaint and the letter row are committed one after the other; a
+letter left without its row by a crash in between is queued again from its
+manifest (``requeue_orphans``, run by the OCR workers).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from normalizer.contact import build_customer
 from normalizer.contract import Channel, ComplaintMessage
 from normalizer.draft import AttachmentDraft, ComplaintDraft, RawInput
 from normalizer.ocr import ScanLimits, ScanRejected, inspect_scan
-from normalizer.ocr.checks import ScanInfo
+from normalizer.ocr.checks import ACCEPTED, ScanInfo
 
 log = logging.getLogger("intake.letters")
 
@@ -176,8 +180,45 @@ def record_letter(
     )
     hold_until = datetime.now(UTC) + OCR_HOLD
     message, created = _record(services, raw, _draft(upload, infos, received_at), hold_until)
-    letter = LetterQueue(services.store.engine).add(_letter_row(upload, infos, message))
+    # A second transaction: a crash right here leaves a held complaint with no
+    # letter row, which ``requeue_orphans`` finds and queues from its evidence.
+    row = _letter_row(message, infos, upload.source, upload.uploaded_by)
+    letter = LetterQueue(services.store.engine).add(row)
     return LetterAccepted(letter.id, message.reference, message.id, created, letter.pages)
+
+
+def requeue_orphans(services: Services, older_than: timedelta) -> int:
+    """Queue the letters whose complaint was recorded but whose letter row never was.
+
+    The complaint (held in the outbox) and the letter row are two commits;
+    a process killed between them would leave the complaint to be published
+    unread when its hold ran out. Its manifest (the evidence) says which
+    stored scans to read, so the row is rebuilt from it. ``older_than``
+    keeps clear of uploads still between their two commits.
+    """
+    queue = LetterQueue(services.store.engine)
+    orphans = queue.held_without_letter(datetime.now(UTC) - older_than)
+    for message in orphans:
+        row = letter_row_from_evidence(services, message)
+        queue.add(row)
+        with complaint_context(message.id):
+            log.warning("letter %s had no OCR job: queued from its evidence", message.reference)
+    return len(orphans)
+
+
+def letter_row_from_evidence(services: Services, message: ComplaintMessage) -> LetterRow:
+    """The OCR job of a recorded letter, rebuilt from its stored manifest."""
+    manifest = json.loads(services.store.blobs.get(message.evidence.sha256))
+    infos = [
+        ScanInfo(
+            mime=item["content_type"],
+            kind=ACCEPTED[item["content_type"]][0],
+            pages=int(item["pages"]),
+            max_pixels=0,
+        )
+        for item in manifest["files"]
+    ]
+    return _letter_row(message, infos, manifest["source"], manifest.get("uploaded_by"))
 
 
 def _draft(upload: LetterUpload, infos: list[ScanInfo], received_at: datetime) -> ComplaintDraft:
@@ -203,7 +244,7 @@ def _draft(upload: LetterUpload, infos: list[ScanInfo], received_at: datetime) -
 
 
 def _letter_row(
-    upload: LetterUpload, infos: list[ScanInfo], message: ComplaintMessage
+    message: ComplaintMessage, infos: list[ScanInfo], source: str, uploaded_by: str | None
 ) -> LetterRow:
     """The OCR job: which stored scans to read, in order, with their kind and page count."""
     files = [
@@ -222,10 +263,10 @@ def _letter_row(
         complaint_id=message.id,
         reference=message.reference,
         status=PENDING,
-        source=upload.source,
+        source=source,
         files=files,
         pages=sum(info.pages for info in infos),
-        uploaded_by=upload.uploaded_by,
+        uploaded_by=uploaded_by,
     )
 
 

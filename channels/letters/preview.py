@@ -1,8 +1,10 @@
 """``normalize_scan_file``: the complaint a scan would become, without storing anything.
 
 Used by ``intake normalize FILE`` for scans: the same checks and the same
-OCR job as the worker, then the normalizer pipeline; the id and reference
-are drawn for the preview only.
+OCR job as the worker, then the normalizer pipeline and the worker's review
+step (``with_ocr_review``: needs_review, the low-confidence subject, each
+attachment's OCR text and confidence); the id and reference are drawn for
+the preview only.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from channels.letters.intake import scan_limits
+from channels.letters.worker import with_ocr_review
 from config.settings import Settings
 from gateway.store.blobs import SCHEME
 from normalizer.assemble import assemble_message
@@ -31,7 +34,7 @@ def normalize_scan_file(settings: Settings, path: Path) -> ComplaintMessage:
     data = path.read_bytes()
     limits = scan_limits(settings)
     info = inspect_scan(data, path.name, limits)
-    result = run_ocr([ScanFile(path.resolve(), info.kind)], limits)
+    result = run_ocr([ScanFile(path.resolve(), info.kind, info.pages)], limits)
     now = datetime.now(UTC)
     draft = ComplaintDraft(channel=Channel.LETTER, received_at=now, body=result.text)
     normalize(
@@ -47,7 +50,6 @@ def normalize_scan_file(settings: Settings, path: Path) -> ComplaintMessage:
         size=len(data),
         sha256=digest,
         stored_at=SCHEME + digest,
-        ocr_text=result.text or None,
     )
     evidence = Evidence(
         stored_at=SCHEME + digest,
@@ -56,7 +58,7 @@ def normalize_scan_file(settings: Settings, path: Path) -> ComplaintMessage:
         content_type=info.mime,
         upload_id=f"sha256:{digest}",
     )
-    return assemble_message(
+    message = assemble_message(
         draft,
         complaint_id=str(uuid.uuid4()),
         reference=_preview_reference(),
@@ -64,6 +66,8 @@ def normalize_scan_file(settings: Settings, path: Path) -> ComplaintMessage:
         attachments=[attachment],
         processed_at=now,
     )
+    reviewed, _ = with_ocr_review(message, [info.pages], result, settings.ocr_review_confidence)
+    return reviewed
 
 
 def _preview_reference() -> str:

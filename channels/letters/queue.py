@@ -3,8 +3,9 @@
 Claiming is one write transaction: on PostgreSQL ``SELECT ... FOR UPDATE
 SKIP LOCKED`` lets workers on several machines take different rows; on
 SQLite the transaction holds the database's write lock (``BEGIN
-IMMEDIATE``), so the select-then-update cannot race. A ``running`` row whose
-worker died is taken again once it is older than ``stale_after``.
+IMMEDIATE``), so the select-then-update cannot race. A worker renews its
+claim (``touch``) while it reads a letter, however long; a ``running`` row
+whose worker died is taken again once its claim is older than ``stale_after``.
 
 ``finish`` and ``fail`` rewrite the complaint (text, language, attachments)
 and release its outbox row in the same transaction as the letter's status,
@@ -24,7 +25,7 @@ from channels.letters.models import DONE, FAILED, PENDING, RUNNING, LetterRow
 from gateway.store.db import reading, writing
 from gateway.store.intake import EVENT_CONTENT_TYPE
 from gateway.store.models import ComplaintRow, OutboxRow
-from normalizer.contract import ComplaintEvent, ComplaintMessage
+from normalizer.contract import Channel, ComplaintEvent, ComplaintMessage
 from router.topology import routing_key_for
 
 # A letter whose worker died this many times is failed rather than retried forever.
@@ -93,6 +94,32 @@ class LetterQueue:
             session.flush()
             session.expunge(row)
             return row
+
+    def touch(self, letter_id: str) -> None:
+        """Renew a running letter's claim: its worker is alive, so it is not stale."""
+        with writing(self.engine) as session:
+            session.execute(
+                update(LetterRow)
+                .where(LetterRow.id == letter_id, LetterRow.status == RUNNING)
+                .values(claimed_at=datetime.now(UTC))
+            )
+
+    def held_without_letter(self, recorded_before: datetime) -> list[ComplaintMessage]:
+        """Letter complaints still held in the outbox that have no letter row."""
+        with reading(self.engine) as session:
+            found = session.scalars(
+                select(ComplaintRow.message)
+                .join(OutboxRow, OutboxRow.complaint_id == ComplaintRow.id)
+                .outerjoin(LetterRow, LetterRow.complaint_id == ComplaintRow.id)
+                .where(
+                    ComplaintRow.channel == Channel.LETTER.value,
+                    ComplaintRow.created_at < recorded_before,
+                    OutboxRow.published_at.is_(None),
+                    LetterRow.id.is_(None),
+                )
+                .distinct()
+            ).all()
+        return [ComplaintMessage.model_validate_json(message) for message in found]
 
     def retry_later(self, letter_id: str) -> None:
         """Our failure (not the file's): back to the queue."""

@@ -5,7 +5,9 @@
 time, so with two workers both cores are busy and a hostile file costs one
 of them a few seconds. The finished complaint carries the OCR text as its
 body, the per-file text on each attachment, the language of the text, and a
-subject flagging pages under the review confidence for a human.
+subject flagging pages under the review confidence for a human (blank pages
+do not count, unless the whole letter is blank). A worker renews its claim
+while it reads, so a long letter is never taken by a second worker.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from channels.letters.intake import scan_limits
+from channels.letters.intake import requeue_orphans, scan_limits
 from channels.letters.models import DONE, FAILED, LetterRow
 from channels.letters.queue import LetterQueue, Outcome
 from gateway.logs import complaint_context
@@ -24,13 +28,16 @@ from gateway.services import Services
 from gateway.store import StoreUnavailable
 from normalizer.contract import ComplaintMessage
 from normalizer.draft import ComplaintDraft
-from normalizer.ocr import DocumentResult, OcrFailed, run_ocr
+from normalizer.ocr import DocumentResult, OcrFailed, PageResult, run_ocr
 from normalizer.ocr.job import ScanFile
 from normalizer.pipeline import normalize
 
 log = logging.getLogger("intake.ocr")
 
 IDLE_WAIT = 0.5
+# How often, and past what age, held letter complaints without an OCR job are queued.
+ORPHAN_SWEEP = timedelta(minutes=5)
+ORPHAN_GRACE = timedelta(minutes=1)
 REVIEW_SUBJECT = (
     "Courrier postal, OCR à vérifier : page(s) {pages} sous {threshold:g} % de confiance"
 )
@@ -47,8 +54,48 @@ def _queue(services: Services) -> LetterQueue:
 
 def read_letter(services: Services, row: LetterRow, thumbnail: Path) -> DocumentResult:
     blobs = services.store.blobs
-    files = [ScanFile(blobs.path_for(item["sha256"]), item["kind"]) for item in row.files]
+    files = [
+        ScanFile(blobs.path_for(item["sha256"]), item["kind"], int(item["pages"]))
+        for item in row.files
+    ]
     return run_ocr(files, scan_limits(services.settings), thumbnail)
+
+
+def with_ocr_review(
+    complaint: ComplaintMessage, file_pages: list[int], result: DocumentResult, threshold: float
+) -> tuple[ComplaintMessage, list[int]]:
+    """The review flag, its subject, and each attachment's OCR text and confidence.
+
+    Shared by the worker and ``intake normalize SCAN``, so the preview is the
+    complaint the worker publishes. ``file_pages``: pages of each attachment,
+    in order. Returns the complaint and the pages under ``threshold``.
+    """
+    low = result.low_confidence_pages(threshold)
+    subject = REVIEW_SUBJECT.format(pages=", ".join(map(str, low)), threshold=threshold)
+    attachments, start = [], 0
+    for attachment, count in zip(complaint.attachments, file_pages, strict=False):
+        pages = result.pages[start : start + count]
+        start += count
+        text = "\n\n".join(page.text for page in pages).strip() or None
+        attachments.append(
+            attachment.model_copy(
+                update={"ocr_text": text, "ocr_confidence": _file_confidence(pages)}
+            )
+        )
+    message = complaint.model_copy(
+        update={
+            "subject": subject if low else None,
+            "needs_review": bool(low),
+            "attachments": attachments,
+        }
+    )
+    return message, low
+
+
+def _file_confidence(pages: list[PageResult]) -> float | None:
+    """A file's lowest page confidence (0-1); None when it has no written page to rate."""
+    written = [page.confidence for page in pages if not page.blank]
+    return round(min(written) / 100, 3) if written else None
 
 
 def finished_message(
@@ -65,31 +112,16 @@ def finished_message(
     follow_up = draft.follow_up_of
     if follow_up and not services.store.complaints.reference_exists(follow_up):
         follow_up = None
-    threshold = services.settings.ocr_review_confidence
-    low = result.low_confidence_pages(threshold)
-    subject = REVIEW_SUBJECT.format(pages=", ".join(map(str, low)), threshold=threshold)
-    attachments, start = [], 0
-    for attachment, item in zip(complaint.attachments, row.files, strict=False):
-        pages = result.pages[start : start + int(item["pages"])]
-        start += int(item["pages"])
-        text = "\n\n".join(page.text for page in pages).strip() or None
-        lowest = min((page.confidence for page in pages), default=None)
-        confidence = None if lowest is None else round(lowest / 100, 3)
-        attachments.append(
-            attachment.model_copy(update={"ocr_text": text, "ocr_confidence": confidence})
-        )
-    message = complaint.model_copy(
+    read = complaint.model_copy(
         update={
             "body": draft.body,
             "language": draft.language,
             "follow_up_of": follow_up,
-            "subject": subject if low else None,
-            "needs_review": bool(low),
-            "attachments": attachments,
             "processed_at": datetime.now(UTC),
         }
     )
-    return message, low
+    file_pages = [int(item["pages"]) for item in row.files]
+    return with_ocr_review(read, file_pages, result, services.settings.ocr_review_confidence)
 
 
 def process_letter(services: Services, row: LetterRow) -> str:
@@ -101,7 +133,8 @@ def process_letter(services: Services, row: LetterRow) -> str:
     with tempfile.TemporaryDirectory(prefix="intake-thumb-") as folder:
         thumbnail = Path(folder) / "thumbnail.png"
         try:
-            result = read_letter(services, row, thumbnail)
+            with _claim_kept(queue, row.id, stale_after(services) / 3):
+                result = read_letter(services, row, thumbnail)
         except OcrFailed as exc:
             if exc.internal and not queue.give_up_on(row):
                 log.error("OCR job failed on our side, letter %s goes back: %s", row.id, exc)
@@ -126,6 +159,28 @@ def process_letter(services: Services, row: LetterRow) -> str:
         result.min_confidence,
     )
     return DONE
+
+
+@contextmanager
+def _claim_kept(queue: LetterQueue, letter_id: str, every: timedelta) -> Iterator[None]:
+    """Renew the claim while the letter is read: a long letter takes longer than
+    ``stale_after``, and no other worker may take it meanwhile."""
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(every.total_seconds()):
+            try:
+                queue.touch(letter_id)
+            except Exception as exc:  # the next renewal may get through
+                log.warning("could not renew the claim on letter %s: %s", letter_id, exc)
+
+    keeper = threading.Thread(target=renew, name=f"claim-{letter_id[:8]}", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        done.set()
+        keeper.join()
 
 
 def _fail(
@@ -177,7 +232,11 @@ def work(services: Services, stop: threading.Event) -> None:
 
 
 def run_ocr_workers(services: Services, stop: threading.Event, count: int | None = None) -> None:
-    """``count`` (default ``settings.ocr_workers``) workers in threads, until ``stop``."""
+    """``count`` (default ``settings.ocr_workers``) workers in threads, until ``stop``.
+
+    Meanwhile this thread queues any letter left without its OCR job
+    (``requeue_orphans``): at start, then every ``ORPHAN_SWEEP``.
+    """
     threads = [
         threading.Thread(target=work, args=(services, stop), name=f"ocr-{index}", daemon=True)
         for index in range(count or services.settings.ocr_workers)
@@ -185,5 +244,16 @@ def run_ocr_workers(services: Services, stop: threading.Event, count: int | None
     for thread in threads:
         thread.start()
     log.info("%d OCR worker(s) started", len(threads))
+    while True:
+        _sweep_orphans(services)
+        if stop.wait(ORPHAN_SWEEP.total_seconds()):
+            break
     for thread in threads:
         thread.join()
+
+
+def _sweep_orphans(services: Services) -> None:
+    try:
+        requeue_orphans(services, ORPHAN_GRACE)
+    except Exception:  # the next sweep tries again; the workers go on meanwhile
+        log.exception("looking for letters without an OCR job failed")

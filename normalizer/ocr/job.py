@@ -3,7 +3,10 @@
 ``python -m normalizer.ocr.job inspect|ocr`` reads a JSON spec on stdin and
 writes a JSON answer on stdout. It is what decodes untrusted files, so it
 always runs under ``sandbox.run_limited`` (timeout, memory cap); a file
-that crashes or exhausts it costs this process, never the worker.
+that crashes or exhausts it costs this process, never the worker. The
+timeout (``ScanLimits.timeout``) is per page: each page spends at most that
+inside the job, and the job as a whole gets it once per page plus once for
+starting and opening the files, so a long honest letter is read to the end.
 Exit 70 means our own code failed (not the file's fault).
 """
 
@@ -53,12 +56,25 @@ class OcrFailed(Exception):
 class ScanFile:
     path: Path
     kind: str  # pdf, tiff, jpeg, png
+    # As counted by the upload checks; None counts as the page cap (the job's time budget).
+    pages: int | None = None
+
+
+def letter_timeout(files: list[ScanFile], limits: ScanLimits) -> float:
+    """The whole job's time: one page budget per page, and one for start-up."""
+    pages = sum(item.pages or limits.max_pages for item in files)
+    return limits.timeout * (pages + 1)
 
 
 def run_ocr(
     files: list[ScanFile], limits: ScanLimits, thumbnail: Path | None = None
 ) -> DocumentResult:
-    """OCR every page of ``files`` in one sandboxed job; ``OcrFailed`` if it cannot."""
+    """OCR every page of ``files`` in one sandboxed job; ``OcrFailed`` if it cannot.
+
+    A page that runs out of its budget comes back unread (``PageResult.error``)
+    and the letter keeps its other pages; only a letter of which no page
+    could be read fails.
+    """
     with tempfile.TemporaryDirectory(prefix="intake-ocr-") as workdir:
         spec = {
             "files": [{"path": str(item.path.resolve()), "kind": item.kind} for item in files],
@@ -72,7 +88,7 @@ def run_ocr(
         try:
             out = run_limited(
                 [sys.executable, "-m", "normalizer.ocr.job", "ocr"],
-                Limits(timeout=limits.timeout, memory_mb=limits.memory_mb),
+                Limits(timeout=letter_timeout(files, limits), memory_mb=limits.memory_mb),
                 stdin=json.dumps(spec).encode(),
                 cwd=workdir,
             )
@@ -86,7 +102,11 @@ def run_ocr(
     if "rejected" in answer:
         params = answer.get("params", {})
         raise OcrFailed(answer["rejected"], json.dumps(params), params=params)
-    return DocumentResult.from_json(answer)
+    result = DocumentResult.from_json(answer)
+    if result.unread:
+        code = str(result.pages[0].error)
+        raise OcrFailed(code, f"no page could be read: {code}", params={"detail": code})
+    return result
 
 
 def _main(mode: str) -> int:

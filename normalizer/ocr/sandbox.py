@@ -13,8 +13,9 @@ import os
 import resource
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 class SandboxError(Exception):
@@ -31,6 +32,20 @@ class SandboxError(Exception):
 class Limits:
     timeout: float
     memory_mb: int
+    # time.monotonic() by which every call sharing these limits must be done
+    # (one page's budget, spent over its OSD and recognition calls); None: each
+    # call gets the whole ``timeout``.
+    deadline: float | None = None
+
+    def until(self, deadline: float) -> Limits:
+        """The same limits, with calls cut short at ``deadline``."""
+        return replace(self, deadline=deadline)
+
+    def seconds_left(self) -> float:
+        """What the next call may take: ``timeout``, or less when the deadline is nearer."""
+        if self.deadline is None:
+            return self.timeout
+        return min(self.timeout, self.deadline - time.monotonic())
 
 
 def _limiter(memory_mb: int, cpu_seconds: int) -> Callable[[], None]:
@@ -59,6 +74,9 @@ def run_limited(
     env: Mapping[str, str] | None = None,
 ) -> bytes:
     """Run ``args``; return stdout, or raise ``SandboxError`` (timeout, memory, exit != 0)."""
+    seconds = limits.seconds_left()
+    if seconds <= 0:
+        raise SandboxError("timeout", f"{args[0]} not started: its time was spent")
     # The program is ours (tesseract, poppler, our job); only its input is untrusted.
     process = subprocess.Popen(  # noqa: S603
         list(args),
@@ -68,13 +86,13 @@ def run_limited(
         cwd=cwd,
         env=child_env(env),
         start_new_session=True,
-        preexec_fn=_limiter(limits.memory_mb, int(limits.timeout) + 1),  # noqa: PLW1509
+        preexec_fn=_limiter(limits.memory_mb, int(seconds) + 1),  # noqa: PLW1509
     )
     try:
-        out, err = process.communicate(stdin, timeout=limits.timeout)
+        out, err = process.communicate(stdin, timeout=seconds)
     except subprocess.TimeoutExpired:
         _kill_group(process)
-        raise SandboxError("timeout", f"{args[0]} took longer than {limits.timeout:g} s") from None
+        raise SandboxError("timeout", f"{args[0]} took longer than {seconds:.3g} s") from None
     if process.returncode != 0:
         detail = err.decode("utf-8", "replace").strip()[-500:]
         if process.returncode in (-signal.SIGKILL, -signal.SIGXCPU) or "MemoryError" in detail:

@@ -1,18 +1,25 @@
-"""The letters table as a work queue (PostgreSQL, SKIP LOCKED), and a letter reaching RabbitMQ."""
+"""The letters table as a work queue (PostgreSQL, SKIP LOCKED), and a letter reaching RabbitMQ.
+
+Also the queue's repairs: a claim renewed by a live worker, and a letter
+whose row was lost between its two commits queued again from its evidence.
+"""
 
 import json
 import signal
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import delete, update
 
-from channels.letters.intake import LetterFile, LetterUpload, accept_letter
+from channels.letters.intake import LetterFile, LetterUpload, accept_letter, requeue_orphans
+from channels.letters.models import LetterRow
 from channels.letters.queue import LetterQueue
 from config.settings import Settings
 from gateway.runner import build_relay
 from gateway.services import Services, build_services
+from gateway.store.db import writing
 from router.consumer import consume_messages
 from tests.peers import scans
 from tests.peers.ocr import ocr_worker
@@ -125,3 +132,47 @@ def test_ocr_worker_process_reads_waiting_letters_and_stops_on_sigterm(
         assert worker.wait(30) == 0, worker.describe()
     finally:
         services.close()
+
+
+def _claimed_long_ago(services: Services, letter_id: str) -> None:
+    with writing(services.store.engine) as session:
+        session.execute(
+            update(LetterRow)
+            .where(LetterRow.id == letter_id)
+            .values(claimed_at=datetime.now(UTC) - timedelta(hours=1))
+        )
+
+
+def test_running_letter_whose_worker_renews_its_claim_is_not_taken_again(
+    pg_services: Services,
+) -> None:
+    accept_letter(pg_services, small_letter("Lettre longue a lire page par page " * 3))
+    queue = LetterQueue(pg_services.store.engine)
+    row = queue.claim(timedelta(minutes=5))
+    assert row is not None
+    _claimed_long_ago(pg_services, row.id)  # a long letter, read for an hour already
+    queue.touch(row.id)
+    assert queue.claim(timedelta(minutes=5)) is None
+
+
+def test_letter_recorded_without_its_ocr_job_is_queued_from_its_evidence(
+    pg_services: Services,
+) -> None:
+    accepted = accept_letter(pg_services, small_letter("Lettre dont le job OCR fut perdu " * 3))
+    queue = LetterQueue(pg_services.store.engine)
+    lost = queue.get(accepted.letter_id)
+    assert lost is not None
+    # A crash between the complaint's commit and the letter row's.
+    with writing(pg_services.store.engine) as session:
+        session.execute(delete(LetterRow).where(LetterRow.id == accepted.letter_id))
+    # A fresh upload may still be between its two commits: left alone.
+    assert requeue_orphans(pg_services, timedelta(hours=1)) == 0
+    assert requeue_orphans(pg_services, timedelta(0)) == 1
+    assert requeue_orphans(pg_services, timedelta(0)) == 0
+    found = queue.by_complaint(accepted.complaint_id)
+    assert found is not None
+    assert (found.files, found.pages, found.source) == (lost.files, lost.pages, lost.source)
+    with ocr_worker(pg_services):
+        wait_until(lambda: queue.get(found.id).status == "done", "OCR", timeout=120)
+    complaint = pg_services.store.complaints.get_by_reference(accepted.reference)
+    assert complaint is not None and "job OCR" in complaint.body

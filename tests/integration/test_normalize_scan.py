@@ -15,8 +15,10 @@ from tests.peers import scans
 INTAKE = str(Path(sys.executable).with_name("intake"))
 
 
-def _normalize(settings: Settings, path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "INTAKE_DATA_DIR": str(settings.data_dir)}
+def _normalize(
+    settings: Settings, path: Path, **extra_env: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "INTAKE_DATA_DIR": str(settings.data_dir), **extra_env}
     return subprocess.run(
         [INTAKE, "normalize", str(path)],
         env=env,
@@ -40,6 +42,26 @@ def test_normalize_of_a_scanned_letter_prints_its_ocr_text_as_a_letter(
     assert "réclamation" in message.body.lower() or "virement" in message.body.lower()
     assert "not stored" in ran.stderr
     assert not (settings.data_dir / "intake.db").exists()
+    # As the worker would publish it: a clean page needs no review.
+    assert message.needs_review is False
+    assert message.subject is None
+    (attachment,) = message.attachments
+    assert attachment.ocr_confidence is not None and attachment.ocr_confidence > 0.6
+    assert attachment.ocr_text and "Casablanca" in attachment.ocr_text
+
+
+def test_normalize_of_a_scan_under_the_review_confidence_prints_it_flagged(
+    settings: Settings, tmp_path: Path
+) -> None:
+    page = tmp_path / "lettre.png"
+    page.write_bytes(scans.encode(scans.render_page(scans.FRENCH_LETTER), "png"))
+    # No page reaches 100 %: the worker would flag it, so the preview must too.
+    ran = _normalize(settings, page, INTAKE_OCR_REVIEW_CONFIDENCE="100")
+    assert ran.returncode == 0, ran.stderr
+    message = ComplaintMessage.model_validate(json.loads(ran.stdout))
+    assert message.needs_review is True
+    assert "page(s) 1" in (message.subject or "")
+    assert message.attachments[0].ocr_confidence is not None
 
 
 def test_normalize_of_a_file_that_lies_about_being_a_scan_exits_65(
