@@ -5,12 +5,17 @@ for ``settle`` seconds (a scanner writing over the network pauses between
 pages), and is checked again after reading; the result goes to ``done/``
 (with ``NAME.reference.txt``) or ``rejected/`` (with ``NAME.reason.txt``,
 in French and Arabic). Our own failure (store down) leaves the file where it
-is, to be tried again. Names starting with ``.`` or ending in ``.part``,
-``.tmp`` are the scanner's work in progress and are never touched.
+is, to be tried again after a pause; any other failure on one file sets it
+aside in ``rejected/`` as unreadable, and the folder goes on with the next.
+A file over the size cap is refused from its size, never read. Names
+starting with ``.`` or ending in ``.part``, ``.tmp`` are the scanner's work
+in progress and are never touched. A refused file later replayed from
+quarantine is moved on to ``done/`` (``settle_replayed``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -22,6 +27,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from channels.letters.intake import LetterFile, LetterUpload, ScanRejectedDate, accept_letter
+from gateway.logs import mask_personal_data
 from gateway.services import Services
 from gateway.store import StoreUnavailable
 from normalizer.ocr import ScanRejected
@@ -30,7 +36,13 @@ log = logging.getLogger("intake.letters.hotfolder")
 
 DONE, REJECTED = "done", "rejected"
 IN_PROGRESS_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial")
+NOTE_SUFFIXES = (".reason.txt", ".reference.txt")
 POLL_INTERVAL = 0.5
+# After our own failure on a file, it is tried again after these pauses (doubling).
+RETRY_FIRST, RETRY_LONGEST = 5.0, 300.0
+STILL_WRITING = "still being written"
+# The key of the upload's source_ids naming the hot folder a file came from.
+HOT_FOLDER_ID = "hot_folder"
 
 
 @dataclass(frozen=True)
@@ -90,24 +102,25 @@ def _move(path: Path, folder: Path, note_suffix: str, note: str) -> Path:
 def process_file(services: Services, root: Path, path: Path) -> FileOutcome:
     """Turn one complete file into a letter and move it; never raises for a bad file."""
     before = path.stat()
+    limit = services.settings.letter_max_bytes
+    if before.st_size > limit:  # refused from its size: never read into memory
+        return _refuse(root, path, ScanRejected("too_large", size=before.st_size, limit=limit))
     data = path.read_bytes()
     after = path.stat()
     if len(data) != after.st_size or before.st_mtime_ns != after.st_mtime_ns:
-        return FileOutcome(path, "retry", "still being written")
+        return FileOutcome(path, "retry", STILL_WRITING)
     zone = ZoneInfo(services.settings.timezone)
     upload = LetterUpload(
         files=[LetterFile(path.name, data)],
         source="hotfolder",
         received_on=datetime.fromtimestamp(after.st_mtime, zone).date(),
-        source_ids={"file_name": path.name},
+        # The folder, so that a replay of this file from quarantine can find it in rejected/.
+        source_ids={"file_name": path.name, HOT_FOLDER_ID: str(root.resolve())},
     )
     try:
         accepted = accept_letter(services, upload)
     except ScanRejected as exc:
-        note = f"{exc.code}\n{exc.message('fr')}\n{exc.message('ar')}"
-        _move(path, root / REJECTED, ".reason.txt", note)
-        log.warning("hot folder: %s refused: %s", path.name, exc.code)
-        return FileOutcome(path, REJECTED, exc.code)
+        return _refuse(root, path, exc)
     except ScanRejectedDate as exc:  # a clock in the future: keep it for a person
         _move(path, root / REJECTED, ".reason.txt", f"invalid_date\n{exc}")
         return FileOutcome(path, REJECTED, "invalid_date")
@@ -116,29 +129,95 @@ def process_file(services: Services, root: Path, path: Path) -> FileOutcome:
     return FileOutcome(path, DONE, accepted.reference)
 
 
+def _refuse(root: Path, path: Path, exc: ScanRejected) -> FileOutcome:
+    note = f"{exc.code}\n{exc.message('fr')}\n{exc.message('ar')}"
+    _move(path, root / REJECTED, ".reason.txt", note)
+    log.warning("hot folder: %s refused: %s", path.name, exc.code)
+    return FileOutcome(path, REJECTED, exc.code)
+
+
 def _safely(services: Services, root: Path, path: Path) -> FileOutcome:
+    """``process_file`` that never raises: one file must not stop the folder.
+
+    Our own failure (store down, disk) leaves the file in place for a later
+    try; anything else that goes wrong on this file sets it aside in
+    ``rejected/`` as unreadable, with a reason file, and the next file is read.
+    """
     try:
         return process_file(services, root, path)
     except (StoreUnavailable, OSError) as exc:
         log.error("hot folder: %s left in place: %s", path.name, type(exc).__name__)
         return FileOutcome(path, "retry", type(exc).__name__)
+    except Exception as exc:
+        detail = mask_personal_data(f"{type(exc).__name__}: {exc}")[:200]
+        log.error("hot folder: %s could not be read, set aside in rejected/: %s", path.name, detail)
+        return _set_aside(root, path, detail)
+
+
+def _set_aside(root: Path, path: Path, detail: str) -> FileOutcome:
+    try:
+        return _refuse(root, path, ScanRejected("unreadable", detail=detail))
+    except OSError as exc:  # cannot even move it: leave it, tried again after a pause
+        log.error("hot folder: %s left in place: %s", path.name, type(exc).__name__)
+        return FileOutcome(path, "retry", type(exc).__name__)
+
+
+@dataclass
+class RetryDelay:
+    """When a file our own failure left in place may be tried again (doubling pauses)."""
+
+    first: float = RETRY_FIRST
+    longest: float = RETRY_LONGEST
+    waits: dict[Path, tuple[float, float]] = field(default_factory=dict)
+
+    def allows(self, path: Path, now: float) -> bool:
+        wait = self.waits.get(path)
+        return wait is None or now >= wait[0]
+
+    def failed(self, path: Path, now: float) -> None:
+        previous = self.waits.get(path)
+        pause = self.first if previous is None else min(previous[1] * 2, self.longest)
+        self.waits[path] = (now + pause, pause)
+
+    def forget(self, path: Path) -> None:
+        self.waits.pop(path, None)
 
 
 def watch(services: Services, root: Path, stop: threading.Event, settle: float = 2.0) -> None:
     """Process files as they become complete, until ``stop`` is set."""
     root.mkdir(parents=True, exist_ok=True)
-    stability = Stability(settle)
+    stability, delay = Stability(settle), RetryDelay()
     log.info("watching %s (settle %.1f s)", root, settle)
     while not stop.is_set():
-        for path in candidates(root):
-            try:
-                ready = stability.ready(path, time.monotonic())
-            except FileNotFoundError:
-                stability.forget(path)
-                continue
-            if ready and _safely(services, root, path).status != "retry":
-                stability.forget(path)
+        try:
+            found = candidates(root)
+        except OSError as exc:  # the folder itself went away (a network share): wait
+            log.error("hot folder: %s cannot be listed: %s", root, type(exc).__name__)
+            found = []
+        for path in found:
+            _visit(services, root, path, stability, delay)
         stop.wait(POLL_INTERVAL)
+
+
+def _visit(
+    services: Services, root: Path, path: Path, stability: Stability, delay: RetryDelay
+) -> None:
+    """One pass over one file: read it if complete and not waiting out a failure."""
+    now = time.monotonic()
+    try:
+        ready = stability.ready(path, now)
+    except OSError:  # gone (moved by a person) or unreadable metadata: seen afresh later
+        stability.forget(path)
+        delay.forget(path)
+        return
+    if not ready or not delay.allows(path, now):
+        return
+    outcome = _safely(services, root, path)
+    if outcome.status != "retry":
+        stability.forget(path)
+        delay.forget(path)
+    elif outcome.detail != STILL_WRITING:
+        delay.failed(path, now)
 
 
 def import_folder(
@@ -148,3 +227,33 @@ def import_folder(
 ) -> list[FileOutcome]:
     """Process every file in ``root`` once (a backlog); ``on_progress`` wraps the iteration."""
     return [_safely(services, root, path) for path in on_progress(candidates(root))]
+
+
+def settle_replayed(folder: str, data: bytes, reference: str) -> Path | None:
+    """A refused file that a quarantine replay has now recorded: from rejected/ to done/.
+
+    Found by its content (it may carry a time stamp in its name), moved to
+    ``done/`` with its reference note; its reason note is removed. None when
+    it is not there (moved by hand, or the folder not reachable from here).
+    """
+    rejected = Path(folder) / REJECTED
+    found = _rejected_copy(rejected, data)
+    if found is None:
+        return None
+    target = _move(found, Path(folder) / DONE, ".reference.txt", reference)
+    found.with_name(found.name + ".reason.txt").unlink(missing_ok=True)
+    log.info("hot folder: %s replayed as letter %s, moved to done/", found.name, reference)
+    return target
+
+
+def _rejected_copy(rejected: Path, data: bytes) -> Path | None:
+    digest = hashlib.sha256(data).digest()
+    for entry in sorted(rejected.iterdir()):
+        if entry.name.endswith(NOTE_SUFFIXES) or not entry.is_file():
+            continue
+        if (
+            entry.stat().st_size == len(data)
+            and hashlib.sha256(entry.read_bytes()).digest() == digest
+        ):
+            return entry
+    return None

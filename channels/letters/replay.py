@@ -19,10 +19,12 @@ already recorded, never a second complaint.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from channels.letters.hotfolder import HOT_FOLDER_ID, settle_replayed
 from channels.letters.intake import (
     LetterFile,
     LetterUpload,
@@ -36,6 +38,8 @@ from gateway.services import Services
 from gateway.store.intake import guarded
 from normalizer.contract import Channel
 from normalizer.ocr import ScanRejected
+
+log = logging.getLogger("intake.letters.replay")
 
 UNTYPED = "application/octet-stream"
 # What an item kept before the manifest existed tells about its upload.
@@ -61,6 +65,7 @@ def replay_letter(services: Services, item: QuarantineItem) -> ReplayResult:
         return ReplayResult(False, f"{exc.code}: {exc.message('en')}{where}")
     except ScanRejectedDate as exc:
         return ReplayResult(False, f"invalid_date: {exc}")
+    _settle_hot_folder(stored.upload, accepted.reference)
     return ReplayResult(
         True,
         "letter recorded, waiting for OCR" if accepted.created else "letter already recorded",
@@ -113,6 +118,26 @@ def _legacy_letter(services: Services, item: QuarantineItem) -> StoredLetter:
         },
     )
     return StoredLetter(upload, None, [item.sha256])
+
+
+def _settle_hot_folder(upload: LetterUpload, reference: str) -> None:
+    """A letter the hot folder refused leaves its ``rejected/`` for ``done/`` once recorded."""
+    folder = upload.source_ids.get(HOT_FOLDER_ID)
+    if not isinstance(folder, str):
+        return
+    for item in upload.files:
+        try:
+            moved = settle_replayed(folder, item.data, reference)
+        except OSError as exc:  # the folder is another machine's, or gone: the letter stands
+            log.warning(
+                "hot folder %s not reachable (%s): %s left in rejected/",
+                folder,
+                type(exc).__name__,
+                item.name,
+            )
+            continue
+        if moved is None:
+            log.info("hot folder %s: %s no longer in rejected/", folder, item.name)
 
 
 def _other_files(services: Services, item: QuarantineItem, stored: StoredLetter) -> tuple[str, ...]:

@@ -1,12 +1,15 @@
 """Type and safety checks on a scan, before anything decodes it.
 
 Order matters: python-magic reads the first bytes and decides the type (the
-file name and the declared content type are only compared with it); then
-the size cap; then a sandboxed inspection (``job inspect``) reads the
-structure: page count, pixels per page, PDF encryption and JavaScript, and
-decodes every image page once so a truncated file is refused here rather
-than in the OCR worker. Refusals are ``ScanRejected`` with a code from
-``reasons.json``, whose texts exist in French, Arabic and English.
+file name's extension is only compared with it, and the declared content
+type is not trusted at all); then the size cap; then a sandboxed inspection
+(``job inspect``) reads the structure: page count, pixels per page, PDF
+encryption and JavaScript, and decodes every image page once so a truncated
+file is refused here rather than in the OCR worker. Whatever the decoders
+raise on the file's bytes comes back as a refusal (``unreadable``); only an
+exception outside them (exit 70) is our own failure. Refusals are
+``ScanRejected`` with a code from ``reasons.json``, whose texts exist in
+French, Arabic and English.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import itertools
 import re
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image, ImageChops, ImageFile, ImageFilter, ImageOps
@@ -45,26 +46,49 @@ def guard_pixels(max_pixels: int) -> None:
 def open_frames(path: Path, max_pages: int, max_pixels: int) -> Iterator[Image.Image]:
     """Every page of an image file (TIFF may hold several), checked before decoding."""
     guard_pixels(max_pixels)
-    try:
-        with Image.open(path) as image:
+    with _decoding(max_pixels):
+        image = Image.open(path)
+    with image:
+        with _decoding(max_pixels):
             count = getattr(image, "n_frames", 1)
-            if count > max_pages:
-                raise ImageRefused("too_many_pages", pages=count, limit=max_pages)
-            for index in range(count):
-                image.seek(index)
-                pixels = image.width * image.height
-                if pixels > max_pixels:
-                    raise ImageRefused("too_many_pixels", pixels=pixels, limit=max_pixels)
-                frame = image.copy()
-                frame.load()
-                yield frame
+        if count > max_pages:
+            raise ImageRefused("too_many_pages", pages=count, limit=max_pages)
+        for index in range(count):
+            with _decoding(max_pixels):
+                frame = _frame(image, index, max_pixels)
+            yield frame
+
+
+def _frame(image: Image.Image, index: int, max_pixels: int) -> Image.Image:
+    image.seek(index)
+    pixels = image.width * image.height
+    if pixels > max_pixels:
+        raise ImageRefused("too_many_pixels", pixels=pixels, limit=max_pixels)
+    frame = image.copy()
+    frame.load()
+    return frame
+
+
+@contextmanager
+def _decoding(max_pixels: int) -> Iterator[None]:
+    """Whatever Pillow raises on the file's bytes is the file's fault: a refusal.
+
+    A truncated multi-page TIFF, for one, fails in ``n_frames`` with a
+    ``TypeError``; such errors are the file's, not a bug of ours (only the
+    decoding calls run in here). ``MemoryError`` stays itself: the sandbox
+    reports it as a file too costly to read.
+    """
+    try:
+        yield
+    except (ImageRefused, MemoryError):
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         found = re.search(r"(\d+) pixels", str(exc))
         raise ImageRefused(
             "too_many_pixels", pixels=found.group(1) if found else "?", limit=max_pixels
         ) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageRefused("unreadable", detail=str(exc)[:200]) from None
+    except Exception as exc:
+        raise ImageRefused("unreadable", detail=f"{type(exc).__name__}: {exc}"[:200]) from None
 
 
 def to_gray(image: Image.Image) -> Image.Image:

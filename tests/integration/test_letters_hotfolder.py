@@ -1,4 +1,9 @@
-"""The scanner hot folder: complete files only, done/ or rejected/ with a note, backlog import."""
+"""The scanner hot folder: complete files only, done/ or rejected/ with a note, backlog import.
+
+One file must never stop the folder: a file that breaks the decoder, or
+that makes our own code raise, is set aside and the next file is read; a
+file our own failure (store down) leaves in place waits before its next try.
+"""
 
 import threading
 import time
@@ -7,9 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from channels.letters.hotfolder import watch
+from channels.letters import hotfolder
+from channels.letters.hotfolder import RetryDelay, import_folder, watch
+from channels.letters.intake import LetterAccepted, LetterUpload
 from config.settings import Settings
+from gateway.ops.quarantine import Quarantine
 from gateway.services import Services, build_services
+from gateway.store import StoreUnavailable
 from tests.peers import scans
 from tests.peers.processes import IntakeProcesses, env_for, wait_until
 
@@ -24,15 +33,36 @@ def services(settings: Settings) -> Iterator[Services]:
 
 
 @pytest.fixture
-def hot_folder(tmp_path: Path, services: Services) -> Iterator[Path]:
+def watcher(tmp_path: Path, services: Services) -> Iterator[tuple[Path, threading.Thread]]:
+    """A watched folder, and the watcher's thread (to see that it is still running)."""
     folder = tmp_path / "scanner"
     folder.mkdir()
     stop = threading.Event()
     thread = threading.Thread(target=watch, args=(services, folder, stop, SETTLE), daemon=True)
     thread.start()
-    yield folder
+    yield folder, thread
     stop.set()
     thread.join(timeout=30)
+
+
+@pytest.fixture
+def hot_folder(watcher: tuple[Path, threading.Thread]) -> Path:
+    return watcher[0]
+
+
+def failing_on(monkeypatch: pytest.MonkeyPatch, name: str, error: Exception) -> list[LetterUpload]:
+    """``accept_letter`` raising ``error`` for the file ``name``; the uploads it saw."""
+    real = hotfolder.accept_letter
+    seen: list[LetterUpload] = []
+
+    def accept(services: Services, upload: LetterUpload) -> LetterAccepted:
+        seen.append(upload)
+        if upload.files[0].name == name:
+            raise error
+        return real(services, upload)
+
+    monkeypatch.setattr(hotfolder, "accept_letter", accept)
+    return seen
 
 
 def letter_pdf() -> bytes:
@@ -102,3 +132,98 @@ def test_backlog_import_command_sorts_every_file(
     assert (backlog / "done" / "two.png").exists()
     assert (backlog / "rejected" / "bad.jpg.reason.txt").exists()
     assert "2 letter(s) recorded, 1 refused" in process.stderr()
+
+
+def test_truncated_multipage_tiffs_are_set_aside_and_the_next_file_read(
+    watcher: tuple[Path, threading.Thread],
+) -> None:
+    folder, thread = watcher
+    cuts = scans.truncated_multipage_tiffs()
+    for number, data in enumerate(cuts):
+        (folder / f"coupee-{number}.tif").write_bytes(data)
+    (folder / "suivante.pdf").write_bytes(scans.text_pdf(scans.FRENCH_LETTER_PAGE_2))
+    wait_until((folder / "done" / "suivante.pdf").exists, "the next letter in done/", timeout=60)
+    for number in range(len(cuts)):
+        note = folder / "rejected" / f"coupee-{number}.tif.reason.txt"
+        wait_until(note.exists, f"the reason for cut {number}", timeout=30)
+        assert note.read_text(encoding="utf-8").splitlines()[0] == "unreadable"
+    assert thread.is_alive()
+
+
+def test_unexpected_error_on_one_file_sets_it_aside_and_the_watcher_goes_on(
+    watcher: tuple[Path, threading.Thread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, thread = watcher
+    failing_on(monkeypatch, "piege.pdf", RuntimeError("no such page for 0612345678"))
+    (folder / "piege.pdf").write_bytes(scans.text_pdf(scans.FRENCH_LETTER))
+    note = folder / "rejected" / "piege.pdf.reason.txt"
+    wait_until(note.exists, "the failing file set aside in rejected/", timeout=30)
+    lines = note.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "unreadable"
+    assert "RuntimeError" in lines[1] and "0612345678" not in lines[1]
+    (folder / "suivante.pdf").write_bytes(scans.text_pdf(scans.FRENCH_LETTER_PAGE_2))
+    wait_until((folder / "done" / "suivante.pdf").exists, "the next letter in done/", timeout=30)
+    assert thread.is_alive()
+
+
+def test_file_our_failure_leaves_in_place_does_not_hold_up_the_next(
+    watcher: tuple[Path, threading.Thread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, thread = watcher
+    seen = failing_on(monkeypatch, "attente.pdf", StoreUnavailable("database down"))
+    (folder / "attente.pdf").write_bytes(scans.text_pdf(scans.FRENCH_LETTER))
+    wait_until(lambda: seen, "a first try of the file")
+    (folder / "suivante.pdf").write_bytes(scans.text_pdf(scans.FRENCH_LETTER_PAGE_2))
+    wait_until((folder / "done" / "suivante.pdf").exists, "the next letter in done/", timeout=30)
+    assert (folder / "attente.pdf").exists()
+    assert not (folder / "rejected").exists()
+    assert thread.is_alive()
+
+
+def test_retry_after_our_failure_waits_longer_each_time() -> None:
+    delay, path = RetryDelay(first=5.0, longest=12.0), Path("attente.pdf")
+    assert delay.allows(path, 100.0)
+    delay.failed(path, 100.0)
+    assert not delay.allows(path, 104.9) and delay.allows(path, 105.0)
+    delay.failed(path, 105.0)
+    assert not delay.allows(path, 114.9) and delay.allows(path, 115.0)
+    delay.failed(path, 115.0)
+    assert not delay.allows(path, 126.9) and delay.allows(path, 127.0)  # at most 12 s
+    delay.forget(path)
+    assert delay.allows(path, 0.0)
+
+
+def test_backlog_import_goes_on_after_an_unexpected_error(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing_on(monkeypatch, "a-piege.pdf", ValueError("bug"))
+    (tmp_path / "a-piege.pdf").write_bytes(scans.text_pdf(scans.FRENCH_LETTER))
+    (tmp_path / "b-bonne.pdf").write_bytes(scans.text_pdf(scans.FRENCH_LETTER_PAGE_2))
+
+    outcomes = import_folder(services, tmp_path)
+
+    assert sorted((o.path.name, o.status) for o in outcomes) == [
+        ("a-piege.pdf", "rejected"),
+        ("b-bonne.pdf", "done"),
+    ]
+    assert (tmp_path / "rejected" / "a-piege.pdf.reason.txt").exists()
+
+
+def test_file_over_the_size_cap_is_refused_without_being_read(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = build_services(settings.model_copy(update={"letter_max_bytes": 1024}))
+    try:
+        seen = failing_on(monkeypatch, "-", RuntimeError("never"))
+        big = tmp_path / "gros.pdf"
+        big.write_bytes(scans.text_pdf(scans.FRENCH_LETTER) + b"%" * 2048)
+
+        (outcome,) = import_folder(small, tmp_path)
+
+        assert (outcome.status, outcome.detail) == ("rejected", "too_large")
+        assert seen == []  # never handed to the letter intake
+        note = tmp_path / "rejected" / "gros.pdf.reason.txt"
+        assert note.read_text(encoding="utf-8").splitlines()[0] == "too_large"
+        assert Quarantine(small.store.engine).entries() == []
+    finally:
+        small.close()

@@ -6,15 +6,21 @@ of its items records the whole letter, pages in order, dated from the day
 the mailroom gave, with the sender typed at upload, a ``pending`` letter
 for the OCR workers; every item of the letter is resolved. The letter's own
 key (the scans' sha256) keeps it to one complaint however often it comes.
+A file the scanner's hot folder refused leaves its ``rejected/`` for
+``done/`` once replayed.
 """
 
 from __future__ import annotations
 
+import logging
+import shutil
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from channels.letters.hotfolder import import_folder
 from channels.letters.intake import LetterFile, LetterUpload, accept_letter
 from channels.letters.models import PENDING, LetterRow
 from channels.letters.queue import LetterQueue
@@ -175,3 +181,55 @@ def test_cli_replays_a_refused_letter_and_prints_its_reference(
         "quarantine", "list", "--channel", "letter", env=env_for(settings)
     )
     assert listing.stdout().strip() == ""
+
+
+def refused_in_hot_folder(settings: Settings, folder: Path, name: str, data: bytes) -> Path:
+    """``data`` dropped in the hot folder of a gateway with a one-page limit; where it went."""
+    (folder / name).write_bytes(data)
+    strict = build_services(load_settings(data_dir=settings.data_dir, letter_max_pages=1))
+    try:
+        (outcome,) = import_folder(strict, folder)
+    finally:
+        strict.close()
+    assert outcome.status == "rejected" and outcome.detail == "too_many_pages"
+    (kept,) = [p for p in (folder / "rejected").iterdir() if p.read_bytes() == data]
+    return kept
+
+
+def test_hot_folder_scan_replayed_moves_from_rejected_to_done(
+    settings: Settings, services: Services, tmp_path: Path
+) -> None:
+    folder = tmp_path / "scanner"
+    (folder / "rejected").mkdir(parents=True)
+    # An older refusal of the same name: the new one is kept under a stamped name.
+    (folder / "rejected" / "courrier.pdf").write_bytes(scans.executable_bytes())
+    data = scans.text_pdf(LINES, pages=2)
+    kept = refused_in_hot_folder(settings, folder, "courrier.pdf", data)
+    assert kept.name != "courrier.pdf"
+    (item,) = Quarantine(services.store.engine).entries(channel="letter")
+
+    result = replay(services, item)
+
+    assert result.ok, result.detail
+    done = folder / "done" / kept.name
+    assert done.read_bytes() == data
+    assert (folder / "done" / f"{kept.name}.reference.txt").read_text().strip() == result.reference
+    assert not kept.exists()
+    assert not kept.with_name(f"{kept.name}.reason.txt").exists()
+    assert (folder / "rejected" / "courrier.pdf").exists()  # the other refusal stays
+
+
+def test_hot_folder_scan_replayed_where_its_folder_is_gone_is_recorded_all_the_same(
+    settings: Settings, services: Services, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "scanner"
+    folder.mkdir()
+    refused_in_hot_folder(settings, folder, "courrier.pdf", scans.text_pdf(LINES, pages=2))
+    (item,) = Quarantine(services.store.engine).entries(channel="letter")
+    shutil.rmtree(folder)  # another machine's folder, or gone
+
+    with caplog.at_level(logging.WARNING, logger="intake.letters.replay"):
+        result = replay(services, item)
+
+    assert result.ok, result.detail
+    assert [r.message for r in caplog.records if "not reachable" in r.message] != []

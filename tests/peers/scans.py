@@ -4,8 +4,9 @@ Pages are rendered with real fonts (Debian's fonts-noto-core), turned a few
 degrees and sprinkled with noise, so tesseract meets what a scanner makes.
 The hostile files are built byte by byte: a PNG that claims 50,000 x 50,000
 pixels (valid, highly compressible), a PDF with thousands of pages, an
-executable named ``.pdf``, a truncated TIFF, PDFs with an /Encrypt
-dictionary or JavaScript.
+executable named ``.pdf``, truncated TIFFs (one page and two), PDFs with an
+/Encrypt dictionary, or with JavaScript and launch actions, spelled plainly,
+with ``#xx`` escapes, or inside an object stream.
 """
 
 from __future__ import annotations
@@ -133,6 +134,11 @@ def _pdf(objects: list[bytes], trailer_extra: bytes = b"") -> bytes:
 
 def text_pdf(lines: tuple[str, ...], pages: int = 1, catalog_extra: bytes = b"") -> bytes:
     """A born-digital PDF (a real text layer in Helvetica) with ``pages`` pages."""
+    return _pdf(_pdf_objects(lines, pages, catalog_extra))
+
+
+def _pdf_objects(lines: tuple[str, ...], pages: int, catalog_extra: bytes) -> list[bytes]:
+    """Catalog, page tree, font, content, then the pages (objects 1, 2, ...)."""
     stream = (
         b"BT /F1 14 Tf 72 760 Td 18 TL "
         + b" ".join(
@@ -149,22 +155,94 @@ def text_pdf(lines: tuple[str, ...], pages: int = 1, catalog_extra: bytes = b"")
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
         b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
     ]
-    objects += [
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-        b"/Resources << /Font << /F1 3 0 R >> >> /Contents 4 0 R >>"
-    ] * pages
-    return _pdf(objects)
+    return (
+        objects
+        + [
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+            b"/Resources << /Font << /F1 3 0 R >> >> /Contents 4 0 R >>"
+        ]
+        * pages
+    )
 
 
 def many_pages_pdf(pages: int = 5000) -> bytes:
     return text_pdf(("Page",), pages=pages)
 
 
-def javascript_pdf() -> bytes:
-    return text_pdf(
-        FRENCH_LETTER,
-        catalog_extra=b"/OpenAction << /S /JavaScript /JS (app.alert\\('hello'\\);) >> ",
+# What a PDF may carry to run code when opened: a document-level script (the
+# Names tree), a script run on opening, a program launched on opening.
+ACTIVE_CONTENT = {
+    "names": b"/Names << /JavaScript << /Names [(a) << /S /JavaScript /JS (app.alert\\(1\\);) >>] "
+    b">> >> ",
+    "open_action": b"/OpenAction << /S /JavaScript /JS (app.alert\\('hello'\\);) >> ",
+    "launch": b"/OpenAction << /S /Launch /F (cmd.exe) >> ",
+}
+# The same names written with ``#xx`` escapes, as the PDF syntax allows.
+_ESCAPED_NAMES = {b"/JavaScript": b"/J#61vaScript", b"/JS ": b"/J#53 ", b"/Launch": b"/L#61unch"}
+
+
+def escape_names(catalog_extra: bytes) -> bytes:
+    for plain, escaped in _ESCAPED_NAMES.items():
+        catalog_extra = catalog_extra.replace(plain, escaped)
+    return catalog_extra
+
+
+def _run_length(data: bytes) -> bytes:
+    """RunLengthDecode with a run per byte (a 0 length byte before each): no name stays whole."""
+    return b"".join(b"\x00" + bytes([byte]) for byte in data) + b"\x80"
+
+
+_OBJECT_STREAM_ENCODINGS = {
+    "flate": lambda body: (zlib.compress(body), b"/FlateDecode"),
+    "hex": lambda body: (
+        zlib.compress(body).hex().encode() + b">",
+        b"[/ASCIIHexDecode /FlateDecode]",
+    ),
+    "run_length": lambda body: (_run_length(body), b"/RunLengthDecode"),
+}
+
+
+def javascript_pdf(where: str = "open_action", *, escaped: bool = False) -> bytes:
+    extra = ACTIVE_CONTENT[where]
+    return text_pdf(FRENCH_LETTER, catalog_extra=escape_names(extra) if escaped else extra)
+
+
+def object_stream_pdf(catalog_extra: bytes = b"", *, encoding: str = "flate") -> bytes:
+    """``text_pdf`` (one page) with its catalog inside an object stream (PDF 1.5).
+
+    ``encoding``: ``flate`` (what writers use), ``hex`` (deflated, then in
+    hexadecimal) or ``run_length``, a filter every reader decodes but the
+    gateway's own scan does not (so only poppler's verdict stands).
+    """
+    objects = _pdf_objects(FRENCH_LETTER, 1, catalog_extra)
+    catalog, others = objects[0], objects[1:]
+    packed, filters = _OBJECT_STREAM_ENCODINGS[encoding](b"1 0 " + catalog)
+    out = io.BytesIO()
+    out.write(b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n")
+    offsets = {}
+    for number, text in enumerate(others, 2):
+        offsets[number] = out.tell()
+        out.write(b"%d 0 obj\n" % number + text + b"\nendobj\n")
+    stream_number = len(objects) + 1
+    offsets[stream_number] = out.tell()
+    out.write(
+        b"%d 0 obj\n<< /Type /ObjStm /N 1 /First 4 /Filter %s /Length %d >>\nstream\n"
+        % (stream_number, filters, len(packed))
+        + packed
+        + b"\nendstream\nendobj\n"
     )
+    xref_number = stream_number + 1
+    offsets[xref_number] = out.tell()
+    rows = [struct.pack(">BIH", 0, 0, 0xFFFF), struct.pack(">BIH", 2, stream_number, 0)]
+    rows += [struct.pack(">BIH", 1, offsets[n], 0) for n in range(2, xref_number + 1)]
+    table = b"".join(rows)
+    out.write(
+        b"%d 0 obj\n<< /Type /XRef /Size %d /W [1 4 2] /Root 1 0 R /Length %d >>\nstream\n"
+        % (xref_number, xref_number + 1, len(table))
+        + table
+        + b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % offsets[xref_number]
+    )
+    return out.getvalue()
 
 
 def encrypted_pdf() -> bytes:
@@ -209,3 +287,27 @@ def executable_bytes() -> bytes:
 def truncated_tiff() -> bytes:
     data = encode(render_page(FRENCH_LETTER, noise=0.0), "tiff")
     return data[: len(data) // 2]
+
+
+# Cut points of a two-page TIFF: from about 70 % on, Pillow no longer fails
+# with an OSError but with ``TypeError: Missing dimensions`` (in ``n_frames``).
+TIFF_CUTS = (0.5, 0.7, 0.8, 0.95)
+
+
+def truncated_multipage_tiffs() -> list[bytes]:
+    """A two-page letter as a TIFF, cut at each of ``TIFF_CUTS`` (a scan copied too early)."""
+    pages = [render_page(FRENCH_LETTER, noise=0.0), render_page(FRENCH_LETTER_PAGE_2, noise=0.0)]
+    data = multipage_tiff(pages)
+    return [data[: int(len(data) * cut)] for cut in TIFF_CUTS]
+
+
+def pillow_error(data: bytes) -> type[Exception] | None:
+    """The exception Pillow itself raises counting and decoding ``data``'s pages, if any."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            for index in range(getattr(image, "n_frames", 1)):
+                image.seek(index)
+                image.load()
+    except Exception as exc:
+        return type(exc)
+    return None
