@@ -142,7 +142,8 @@ def _pdf_page(
         return None, text, None
     rendered = pdf.rasterize(path, number, workdir / f"{path.stem}-p{number}", limits)
     images.guard_pixels(max_pixels)
-    with Image.open(rendered) as page:
+    # What poppler wrote is decoded like any scan: a bad file is a refusal.
+    with images.decoding(max_pixels), Image.open(rendered) as page:
         page.load()
         return page.copy(), None, float(pdf.RASTER_DPI)
 

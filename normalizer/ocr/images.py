@@ -46,15 +46,15 @@ def guard_pixels(max_pixels: int) -> None:
 def open_frames(path: Path, max_pages: int, max_pixels: int) -> Iterator[Image.Image]:
     """Every page of an image file (TIFF may hold several), checked before decoding."""
     guard_pixels(max_pixels)
-    with _decoding(max_pixels):
+    with decoding(max_pixels):
         image = Image.open(path)
     with image:
-        with _decoding(max_pixels):
+        with decoding(max_pixels):
             count = getattr(image, "n_frames", 1)
         if count > max_pages:
             raise ImageRefused("too_many_pages", pages=count, limit=max_pages)
         for index in range(count):
-            with _decoding(max_pixels):
+            with decoding(max_pixels):
                 frame = _frame(image, index, max_pixels)
             yield frame
 
@@ -70,7 +70,7 @@ def _frame(image: Image.Image, index: int, max_pixels: int) -> Image.Image:
 
 
 @contextmanager
-def _decoding(max_pixels: int) -> Iterator[None]:
+def decoding(max_pixels: int) -> Iterator[None]:
     """Whatever Pillow raises on the file's bytes is the file's fault: a refusal.
 
     A truncated multi-page TIFF, for one, fails in ``n_frames`` with a

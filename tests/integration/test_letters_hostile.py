@@ -151,12 +151,14 @@ def test_ocr_job_over_its_time_limit_fails_the_letter_not_the_worker(
     from channels.letters.intake import LetterFile, LetterUpload, accept_letter
     from channels.letters.queue import LetterQueue
 
-    # Two seconds pass the checks (a small page) but not the OCR of a dense one.
-    tight = build_services(settings.model_copy(update={"ocr_timeout": 2.0}))
+    # Accepted with the normal limits (upload checks use them too); read by a
+    # worker whose page budget no dense page fits in, on the same store.
+    normal = build_services(settings)
+    tight = build_services(settings.model_copy(update={"ocr_timeout": 0.3}))
     try:
         pages = [scans.render_page(scans.FRENCH_LETTER, angle=1.0) for _ in range(6)]
         accepted = accept_letter(
-            tight,
+            normal,
             LetterUpload(files=[LetterFile("long.tif", scans.multipage_tiff(pages))], source="api"),
         )
         queue = LetterQueue(tight.store.engine)
@@ -174,3 +176,4 @@ def test_ocr_job_over_its_time_limit_fails_the_letter_not_the_worker(
         assert complaint.needs_review
     finally:
         tight.close()
+        normal.close()
