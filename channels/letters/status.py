@@ -52,6 +52,10 @@ def letter_view(row: LetterRow, language: str, *, with_text: bool = False) -> di
             "languages": page.get("languages"),
             "rotation": page.get("rotation", 0),
             "skew": page.get("skew", 0.0),
+            # A blank page (back of a duplex scan) or one left unread ("timeout",
+            # "memory", "skipped"): not a bare 0 % confidence.
+            "blank": page.get("blank", False),
+            "error": page.get("error"),
         }
         for page in result.get("pages", [])
     ]

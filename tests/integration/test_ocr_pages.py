@@ -10,6 +10,7 @@ from PIL import Image
 
 from channels.letters.intake import LetterFile, LetterUpload, accept_letter
 from channels.letters.queue import LetterQueue
+from channels.letters.status import letter_view
 from config.settings import Settings
 from gateway.services import build_services
 from normalizer.ocr import DocumentResult, ScanLimits, engine, inspect_scan, run_ocr, tesseract
@@ -128,7 +129,8 @@ def _read_letter(settings: Settings, pages: list[Image.Image]):  # type: ignore[
         queue = LetterQueue(services.store.engine)
         with ocr_worker(services):
             wait_until(lambda: queue.get(accepted.letter_id).status == "done", "OCR", timeout=120)
-        return services.store.complaints.get_by_reference(accepted.reference)
+        view = letter_view(queue.get(accepted.letter_id), "fr")
+        return services.store.complaints.get_by_reference(accepted.reference), view
     finally:
         services.close()
 
@@ -136,16 +138,19 @@ def _read_letter(settings: Settings, pages: list[Image.Image]):  # type: ignore[
 def test_duplex_letter_with_a_blank_back_page_is_not_flagged_for_review(
     settings: Settings,
 ) -> None:
-    complaint = _read_letter(settings, [text_page(), blank_page()])
+    complaint, view = _read_letter(settings, [text_page(), blank_page()])
     assert complaint is not None
     assert complaint.needs_review is False
+    # The status page and API say the back page is blank, not "0 %".
+    assert [page["blank"] for page in view["page_results"]] == [False, True]
+    assert [page["error"] for page in view["page_results"]] == [None, None]
     assert complaint.subject is None
     assert complaint.attachments[0].ocr_confidence is not None
     assert complaint.attachments[0].ocr_confidence > 0.6
 
 
 def test_letter_with_nothing_but_blank_pages_is_flagged_for_review(settings: Settings) -> None:
-    complaint = _read_letter(settings, [blank_page(), blank_page()])
+    complaint, _view = _read_letter(settings, [blank_page(), blank_page()])
     assert complaint is not None
     assert complaint.needs_review is True
     assert "page(s) 1, 2" in (complaint.subject or "")
