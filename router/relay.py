@@ -7,8 +7,10 @@ relays may run, one per instance: each claims its own batches
 killed mid-batch leaves rows that another one takes once the claim lapses.
 When the broker is away the relay backs off (exponentially, with a cap) and
 logs the outage once when it starts and once when it ends, not once per
-message. A message larger than the broker accepts is held with the reason
-instead of being retried forever.
+message nor once per pass. A broker that refuses or drops the connection
+and one that stays silent (its confirms never come) are the same outage to
+an operator, and are logged the same way. A message larger than the broker
+accepts is held with the reason instead of being retried forever.
 """
 
 from __future__ import annotations
@@ -49,6 +51,32 @@ class RelayPolicy:
 class PassResult:
     published: int
     complete: bool
+    # Why the pass stopped short (messages the broker did not confirm), for the outage log.
+    problem: str | None = None
+
+
+# Any ceiling is reached long before 2 ** 62 s; without this cap, a long
+# outage (1,025 failed passes) grows the power past what a float holds and crashes.
+_MAX_DOUBLINGS = 62
+
+
+def backoff_delay(failures: int, first: float, ceiling: float) -> float:
+    """Seconds to wait after the ``failures``-th failed pass in a row (n >= 1).
+
+    Doubles from ``first`` up to ``ceiling`` and never goes past it, however
+    long the outage: a broker away for a weekend is retried every
+    ``ceiling`` seconds. The jitter (down to 80 %) keeps several relays from
+    retrying in step; it only shortens a delay, so the ceiling holds.
+    """
+    doublings = min(max(0, failures - 1), _MAX_DOUBLINGS)
+    base = min(ceiling, first * 2**doublings)
+    return base * random.uniform(0.8, 1.0)  # noqa: S311 (jitter, not security)
+
+
+def unconfirmed_problem(failed: dict[int, str]) -> str:
+    """One line for messages the broker did not confirm: how many, and the first reason."""
+    reason = next(iter(failed.values()))
+    return f"{len(failed)} message(s) not confirmed: {reason}"
 
 
 class Relay:
@@ -83,12 +111,12 @@ class Relay:
             if not batch:
                 return PassResult(published=total, complete=True)
             publishable = self._hold_oversized(batch)
-            confirmed, held = self._publish_batch(publishable) if publishable else (0, 0)
+            confirmed, failed = self._publish_batch(publishable) if publishable else (0, {})
             total += confirmed
-            if confirmed + held < len(publishable):
+            if failed:
                 # The rest waits for the next pass, after a backoff: retrying
                 # at once would hammer a broker that just refused.
-                return PassResult(published=total, complete=False)
+                return PassResult(total, complete=False, problem=unconfirmed_problem(failed))
 
     def _hold_oversized(self, batch: list[OutboxItem]) -> list[OutboxItem]:
         keep = []
@@ -105,8 +133,12 @@ class Relay:
                 keep.append(item)
         return keep
 
-    def _publish_batch(self, batch: list[OutboxItem]) -> tuple[int, int]:
-        """Publish one batch; returns (confirmed, held)."""
+    def _publish_batch(self, batch: list[OutboxItem]) -> tuple[int, dict[int, str]]:
+        """Publish one batch; returns how many were confirmed, and the rows to retry.
+
+        Rows to retry are the ones the broker did not confirm (timeout, nack,
+        unroutable), with the reason; ``step`` logs them as an outage.
+        """
         try:
             publisher = self._ensure_publisher()
             outcome = publisher.publish(batch)
@@ -132,13 +164,17 @@ class Relay:
             log.error("holding outbox row %s: %s", outbox_id, reason)
             self.outbox.record_failure([outbox_id], reason, hold=True, owner=self.owner)
             self.counters.add(HELD)
-        failed = {i: r for i, r in outcome.failed.items() if i not in outcome.held}
+        settled = {*outcome.published, *outcome.held}
+        failed = {
+            item.id: outcome.failed.get(item.id, "no answer from the broker")
+            for item in batch
+            if item.id not in settled
+        }
         if failed:
             for outbox_id, reason in failed.items():
                 self.outbox.record_failure([outbox_id], reason, owner=self.owner)
             self.counters.add(PUBLISH_ERRORS, len(failed))
-            log.warning("%d message(s) not confirmed by the broker", len(failed))
-        return len(outcome.published), len(outcome.held)
+        return len(outcome.published), failed
 
     def _ensure_publisher(self) -> Publisher:
         if self._publisher is None:
@@ -159,30 +195,29 @@ class Relay:
         try:
             result = self.publish_pending()
         except Exception as exc:
-            return self._on_failure(exc)
+            # The outbox's own database failing is not the broker's fault: say which.
+            culprit = "store" if isinstance(exc, SQLAlchemyError) else "broker"
+            return self._on_failure(culprit, f"{type(exc).__name__}: {exc}")
         if not result.complete:
-            self._failures += 1
-            return self._backoff()
+            # A silent broker raises nothing: its confirms just never come.
+            return self._on_failure("broker", result.problem or "messages not confirmed")
         self._on_success()
         return self.policy.poll_interval
 
-    def _on_failure(self, exc: Exception) -> float:
+    def _on_failure(self, culprit: str, problem: str) -> float:
+        """Count a failed pass; log it only if it starts an outage. Returns the delay."""
         self._failures += 1
         if self._outage_started is None:
             self._outage_started = time.monotonic()
-            # The outbox's own database failing is not the broker's fault: say which.
-            self._outage_of = "store" if isinstance(exc, SQLAlchemyError) else "broker"
+            self._outage_of = culprit
             log.warning(
-                "%s unavailable (%s: %s); messages stay in the outbox, retrying with backoff",
-                self._outage_of,
-                type(exc).__name__,
-                exc,
+                "%s unavailable (%s); messages stay in the outbox, retrying with backoff",
+                culprit,
+                problem,
             )
-        return self._backoff()
-
-    def _backoff(self) -> float:
-        delay = min(self.policy.max_backoff, self.policy.first_backoff * 2 ** (self._failures - 1))
-        return delay * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not security)
+        else:
+            log.debug("%s still unavailable (%s)", self._outage_of, problem)
+        return backoff_delay(self._failures, self.policy.first_backoff, self.policy.max_backoff)
 
     def _on_success(self) -> None:
         if self._outage_started is not None:

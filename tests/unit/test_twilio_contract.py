@@ -1,20 +1,11 @@
-"""The amendment event of the contract: its schema file, its identity."""
+"""The amendment event of the contract: its identity (its schema file: test_contract.py)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from gateway.cli import render_schema
-from normalizer.contract import ComplaintAmendedEvent, ComplaintEvent, schema_documents
+from normalizer.contract import ComplaintAmendedEvent, ComplaintEvent
 from tests.unit.test_contract import make_message
-
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
-
-
-def test_committed_amendment_schema_equals_the_one_generated_from_the_model() -> None:
-    committed = (SCHEMAS / "complaint-amended.v1.json").read_text(encoding="utf-8")
-    assert committed == render_schema(schema_documents()["complaint-amended.v1.json"])
 
 
 def test_amendment_carries_the_same_complaint_under_its_own_event_id() -> None:
