@@ -262,9 +262,8 @@ def _drain_outbox(services: Any, relay_: Any) -> None:
         relay_.close()
     click.echo(f"published {result.published} message(s)", err=True)
     if not result.complete:
-        raise CommandError(
-            "some messages were not confirmed; they stay in the outbox", EX_UNAVAILABLE
-        )
+        problem = result.problem or "some messages were not confirmed"
+        raise CommandError(f"{problem}; they stay in the outbox", EX_UNAVAILABLE)
 
 
 def _run_until_signal(loop: Callable[[threading.Event], None]) -> None:

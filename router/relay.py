@@ -16,7 +16,6 @@ accepts is held with the reason instead of being retried forever.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway import retry
 from gateway.store.leases import process_identity
 from gateway.store.outbox import Counters, Outbox, OutboxItem
 from router.publisher import Publisher
@@ -55,22 +55,12 @@ class PassResult:
     problem: str | None = None
 
 
-# Any ceiling is reached long before 2 ** 62 s; without this cap, a long
-# outage (1,025 failed passes) grows the power past what a float holds and crashes.
-_MAX_DOUBLINGS = 62
-
-
 def backoff_delay(failures: int, first: float, ceiling: float) -> float:
     """Seconds to wait after the ``failures``-th failed pass in a row (n >= 1).
 
-    Doubles from ``first`` up to ``ceiling`` and never goes past it, however
-    long the outage: a broker away for a weekend is retried every
-    ``ceiling`` seconds. The jitter (down to 80 %) keeps several relays from
-    retrying in step; it only shortens a delay, so the ceiling holds.
+    Jitter down to 80 % keeps several relays from retrying in step.
     """
-    doublings = min(max(0, failures - 1), _MAX_DOUBLINGS)
-    base = min(ceiling, first * 2**doublings)
-    return base * random.uniform(0.8, 1.0)  # noqa: S311 (jitter, not security)
+    return retry.backoff_delay(failures, first, ceiling, jitter=0.2)
 
 
 def unconfirmed_problem(failed: dict[int, str]) -> str:

@@ -16,7 +16,6 @@ resync. Messages that were not committed are still in the inbox then.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from channels.imap.connection import (
 from channels.imap.outcomes import OUR_FAILURES, Tally
 from channels.imap.sync import InboxSync
 from channels.imap.waiting import Wakeup, wait_for_mail
+from gateway.retry import backoff_delay
 from gateway.services import Services
 
 log = logging.getLogger("intake.imap")
@@ -53,9 +53,8 @@ class Backoff:
 
     def delay(self, failures: int) -> float:
         """Seconds to wait after the n-th failure in a row (n >= 1)."""
-        base = min(self.ceiling, self.first * 2 ** max(0, failures - 1))
-        # Jitter, not cryptography: pollers of several mailboxes do not retry in step.
-        return base * random.uniform(0.5, 1.0)  # noqa: S311
+        # Jitter: pollers of several mailboxes do not retry in step.
+        return backoff_delay(failures, self.first, self.ceiling, jitter=0.5)
 
 
 class Outage:

@@ -26,6 +26,7 @@ import magic
 from channels.twilio.line import PhoneLine, refresh
 from channels.twilio.voice import declare_missed
 from gateway.logs import complaint_context
+from gateway.retry import backoff_delay
 from gateway.services import Services
 from gateway.store import StoreUnavailable
 from gateway.store.media import MediaTask, mark_failed, mark_stored
@@ -69,7 +70,7 @@ def download(client: httpx.Client, line: PhoneLine, url: str) -> tuple[bytes, st
 
 def retry_delay(settings_backoff: float, attempt: int) -> float:
     """Seconds before attempt ``attempt + 1``: the backoff, doubling, capped."""
-    return float(min(settings_backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+    return backoff_delay(attempt, settings_backoff, MAX_BACKOFF_SECONDS)
 
 
 def fetch_one(line: PhoneLine, client: httpx.Client, task: MediaTask) -> None:
