@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,8 +99,16 @@ def normalize_file(file: str) -> None:
 
     raw = _read_input(file)
     settings = _settings()
-    if file != "-" and sniff_type(raw) in SCAN_TYPES:
-        _normalize_scan(settings, Path(file))
+    kind = sniff_type(raw)
+    if kind in SCAN_TYPES:
+        if file != "-":
+            _normalize_scan(settings, Path(file))
+            return
+        # OCR reads files: a scan piped in is written to a private temp file first.
+        with tempfile.TemporaryDirectory(prefix="intake-normalize-") as folder:
+            path = Path(folder) / f"stdin.{SCAN_TYPES[kind][0]}"
+            path.write_bytes(raw)
+            _normalize_scan(settings, path)
         return
     received, date = header_times(raw) if raw.strip() else (None, None)
     received_at, source = choose_received_at(

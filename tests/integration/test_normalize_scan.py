@@ -72,3 +72,20 @@ def test_normalize_of_a_file_that_lies_about_being_a_scan_exits_65(
     ran = _normalize(settings, fake)
     assert ran.returncode == 65
     assert len(ran.stderr.strip().splitlines()) == 1
+
+
+def test_normalize_reads_a_scan_piped_on_stdin(settings: Settings) -> None:
+    page = scans.encode(scans.render_page(scans.FRENCH_LETTER), "png")
+    ran = subprocess.run(
+        [INTAKE, "normalize", "-"],
+        env={**os.environ, "INTAKE_DATA_DIR": str(settings.data_dir)},
+        input=page,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr.decode()
+    message = ComplaintMessage.model_validate(json.loads(ran.stdout))
+    assert message.channel.value == "letter"
+    assert message.language.tag == "fr"
+    assert message.attachments[0].content_type == "image/png"
