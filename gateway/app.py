@@ -50,7 +50,7 @@ def create_app(services: Services) -> FastAPI:
 
 
 def route_body_limits(settings: Settings) -> dict[str, int]:
-    """Larger body limits the channels ask for on their upload routes."""
+    """Body limits the channels ask for on their upload routes (larger, or ``OWN_LIMIT``)."""
     limits: dict[str, int] = {}
     for channel in CHANNELS:
         if channel.body_limits is not None:

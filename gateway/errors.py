@@ -24,6 +24,10 @@ from gateway.store import StoreUnavailable
 log = logging.getLogger("intake.http")
 
 RETRY_AFTER_SECONDS = "5"
+# The body limit of a route that reads its body itself, under its own cap, and
+# answers an oversized one in its own terms (the web form: a page in the
+# customer's language that keeps what they typed). ``BodySizeLimit`` leaves it alone.
+OWN_LIMIT = 0
 
 
 class ApiError(Exception):
@@ -119,6 +123,7 @@ class BodySizeLimit:
 
     Checks ``Content-Length`` first and counts streamed (chunked) bodies as
     they arrive, so a client cannot make us buffer more than the limit.
+    Routes whose limit is ``OWN_LIMIT`` are passed through untouched.
     """
 
     def __init__(
@@ -140,6 +145,9 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope.get("path", ""))
+        if limit == OWN_LIMIT:
+            await self.app(scope, receive, send)
+            return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._refuse(limit, scope, receive, send)

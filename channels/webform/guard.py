@@ -68,9 +68,14 @@ class FormGuard:
             return None
         return nonce if hmac.compare_digest(nonce, cookie_nonce) else None
 
-    def client_key(self, address: str) -> str:
-        """A keyed hash of the client address: the rate limit counts it, logs never see it."""
-        return hmac.new(self.secret, b"webform-client:" + address.encode(), "sha256").hexdigest()
+    def client_key(self, address: str, counter: str = "client") -> str:
+        """A keyed hash of the client address: the rate limits count it, logs never see it.
+
+        Each ``counter`` (every post, recorded complaints) gets its own hash,
+        so the two limits count separately in one table.
+        """
+        label = f"webform-{counter}:".encode()
+        return hmac.new(self.secret, label + address.encode(), "sha256").hexdigest()
 
     def _mac(self, issued: str, nonce: str) -> str:
         digest = hmac.new(self.secret, f"{issued}.{nonce}".encode(), hashlib.sha256).digest()

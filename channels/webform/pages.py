@@ -77,10 +77,17 @@ class Pages:
         self,
         language: UiLanguage,
         token: str,
+        *,
         values: Mapping[str, str] | None = None,
         errors: Sequence[FieldError] = (),
         notice: Notice | None = None,
+        reattach: Sequence[str] = (),
     ) -> str:
+        """The form, blank or sent back with what was typed, its errors and a notice.
+
+        ``reattach`` names the files the customer had chosen: a page sent
+        back never holds them, so it says which ones to attach again.
+        """
         words = texts(language.code)
         described = [(error.field, _sentence(words, error.code, error.params)) for error in errors]
         by_field: dict[str, list[str]] = {}
@@ -94,10 +101,13 @@ class Pages:
             "token": token,
             "token_field": FIELD,
             "honeypot": HONEYPOT,
-            "values": {"preferred_language": language.code, **(values or {})},
+            # Not prefilled: left empty, the acknowledgement follows the language
+            # the complaint is written in, not the language of the page.
+            "values": values or {},
             "summary": [{"field": name, "text": sentence} for name, sentence in described],
             "field_errors": by_field,
             "notice": _sentence(words, notice.code, notice.params) if notice else None,
+            "reattach": list(reattach),
             "products": [(item["code"], item["label"][language.code]) for item in products()],
             "preferred_languages": [(item.code, _name(item)) for item in LANGUAGES],
             "contact_options": [(code, words["contact_options"][code]) for code in CONTACT_OPTIONS],

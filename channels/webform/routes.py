@@ -1,12 +1,15 @@
 """HTTP edge of the public form: ``/`` (French), ``/ar/``, ``/en/``, ``/es/``.
 
 browser --GET--> page with a CSRF token --POST--> **guards** (size, CSRF,
-honeypot, rate limit) -> validation -> ``hand_off`` (evidence, complaint,
-outbox in one commit) -> confirmation page with the reference.
+flood guard, honeypot) -> validation -> complaint limit -> ``hand_off``
+(evidence, complaint, outbox in one commit) -> confirmation page with the
+reference.
 
 Every answer is a page in the customer's language, never JSON: errors go
-back to the form with what was typed (422, 403, 429, 413), our own failures
-are a 503 page with ``Retry-After`` and nothing recorded. The raw multipart
+back to the form with what was typed (422, 403, 429, 413) and the names of
+the files to attach again, our own failures are a 503 page with
+``Retry-After`` and nothing recorded. The form enforces its own body cap
+(``body``), so the gateway's JSON 413 never answers a customer. The raw multipart
 body as received is the evidence; a refused submission is quarantined with
 its reason. A reloaded or double-clicked POST carries the same token nonce
 and content, so it finds the complaint already recorded (same reference).
@@ -15,36 +18,26 @@ and content, so it finds the complaint already recorded (same reference).
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
-from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
-from starlette.types import Message
 
 from channels.intake import hand_off
 from channels.webform.attachments import megabytes
-from channels.webform.form import (
-    MAX_FILES,
-    MAX_TEXT,
-    FieldError,
-    Submission,
-    Upload,
-    build_draft,
-    validate,
-)
+from channels.webform.body import max_body_bytes, parse_form, read_limited, uploads_of
+from channels.webform.form import FieldError, Submission, build_draft, validate
 from channels.webform.form import content_hash as hash_content
 from channels.webform.guard import COOKIE, FIELD, FormGuard
 from channels.webform.i18n import BY_CODE, DEFAULT, HERE, LANGUAGES, UiLanguage
 from channels.webform.pages import Notice, Pages
 from channels.webform.ratelimit import RateLimiter
 from config.settings import Settings
+from gateway.errors import OWN_LIMIT
 from gateway.services import Services
 from gateway.store import StoreUnavailable
 from normalizer.contract import Channel
@@ -57,19 +50,23 @@ LANGUAGE_COOKIE = "cp_lang"
 LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 RETRY_AFTER_SECONDS = "30"
 ASSET_TYPES = {"form.css": "text/css; charset=utf-8", "form.js": "text/javascript; charset=utf-8"}
-_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f]")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
 class Admitted:
-    """A submission past the guards: its raw body (the evidence) and who sent it."""
+    """A submission past the guards: its raw body (the evidence) and who sent it.
+
+    ``client`` counts every post (flood guard), ``complainant`` the complaints
+    recorded: two keyed hashes of the same address.
+    """
 
     body: bytes
     content_type: str
     sub: Submission
     nonce: str
     client: str
+    complainant: str
 
 
 class WebForm:
@@ -81,7 +78,12 @@ class WebForm:
         self.guard = FormGuard.from_secret(
             settings.session_secret.get_secret_value(), settings.session_max_age
         )
-        self.limiter = RateLimiter(services.store.engine, settings.webform_max_per_hour)
+        engine = services.store.engine
+        self.complaint_limit = RateLimiter(engine, settings.webform_max_per_hour)
+        # Every complaint is also a post: a flood guard below the complaint
+        # limit would lower that limit in disguise.
+        posts = max(settings.webform_max_posts_per_hour, settings.webform_max_per_hour)
+        self.flood_guard = RateLimiter(engine, posts)
         self.limits = ScanLimits(
             max_bytes=min(settings.webform_max_attachment_bytes, settings.letter_max_bytes),
             max_pages=settings.letter_max_pages,
@@ -112,6 +114,8 @@ class WebForm:
             values=sub.values if sub else None,
             errors=errors,
             notice=Notice(notice, params) if notice else None,
+            # A browser never keeps chosen files across a page: say which to attach again.
+            reattach=[upload.name for upload in sub.uploads] if sub else (),
         )
         response = HTMLResponse(html, status_code=status)
         self._cookies(response, nonce, language)
@@ -166,10 +170,9 @@ class WebForm:
 
     async def _admit(self, language: UiLanguage, request: Request) -> Admitted | Response:
         """The checks that need no store, cheapest first: size, form syntax, CSRF."""
-        body = await read_limited(request, self.max_body)
-        if body is None:
-            mb = megabytes(self.max_body)
-            return self.page(language, request, 413, notice="request_too_large", max_mb=mb)
+        body, whole = await read_limited(request, self.max_body)
+        if not whole:
+            return await self._too_large(language, request, body)
         try:
             form = await parse_form(request, body)
         except HTTPException:
@@ -178,28 +181,46 @@ class WebForm:
         nonce = self.guard.check(str(form.get(FIELD) or ""), request.cookies.get(COOKIE))
         if nonce is None:
             return self.page(language, request, 403, sub=sub, notice="form_expired")
+        address = request.client.host if request.client else "unknown"
         return Admitted(
             body=body,
             content_type=request.headers.get("content-type", "multipart/form-data"),
             sub=sub,
             nonce=nonce,
-            client=self.guard.client_key(request.client.host if request.client else "unknown"),
+            client=self.guard.client_key(address),
+            complainant=self.guard.client_key(address, "complaint"),
         )
 
+    async def _too_large(self, language: UiLanguage, request: Request, head: bytes) -> Response:
+        """The size error on the form, with the fields read before the cap (files are lost)."""
+        try:
+            sub: Submission | None = Submission.from_form(await parse_form(request, head), [])
+        except HTTPException:
+            sub = None  # the part read is not even a form: nothing to give back
+        mb = megabytes(self.max_body)
+        return self.page(language, request, 413, sub=sub, notice="request_too_large", max_mb=mb)
+
     async def _record(self, language: UiLanguage, request: Request, admitted: Admitted) -> Response:
-        """Honeypot, rate limit, validation, then the durable hand-off and the confirmation."""
+        """Flood guard, honeypot, validation, complaint limit, then hand-off and confirmation.
+
+        Only a recorded complaint counts against the complaint limit: a
+        customer who makes typos is sent back to the form, not locked out.
+        """
         sub = admitted.sub
+        if not await run_in_threadpool(self.flood_guard.allow, admitted.client):
+            log.warning("web form flood guard reached for a client")
+            return self.page(language, request, 429, sub=sub, notice="rate_limited")
         if sub.honeypot:
             await self._quarantine(admitted, "honeypot", "the hidden field was filled")
             return self.page(language, request, 400, sub=sub, notice="rejected")
-        if not await run_in_threadpool(self.limiter.allow, admitted.client):
-            log.warning("web form rate limit reached for a client")
-            return self.page(language, request, 429, sub=sub, notice="rate_limited")
         checked = await run_in_threadpool(validate, sub, self.limits)
         if checked.errors:
             codes = ", ".join(f"{error.field}:{error.code}" for error in checked.errors)
             await self._quarantine(admitted, "invalid_field", codes)
             return self.page(language, request, 422, sub=sub, errors=checked.errors)
+        if not await run_in_threadpool(self.complaint_limit.within, admitted.complainant):
+            log.warning("web form complaint limit reached for a client")
+            return self.page(language, request, 429, sub=sub, notice="rate_limited")
         received_at = datetime.now(UTC)
         raw = RawInput(
             channel=Channel.WEBFORM,
@@ -211,9 +232,18 @@ class WebForm:
         )
         draft = build_draft(sub, checked, received_at)
         result = await run_in_threadpool(hand_off, self.services, raw, draft)
+        if result.created:
+            await self._count_complaint(admitted)
         response = HTMLResponse(self.pages.confirmation(language, result.message))
         self._cookies(response, admitted.nonce, language)
         return response
+
+    async def _count_complaint(self, admitted: Admitted) -> None:
+        """Count a recorded complaint; a failure here must not hide its reference."""
+        try:
+            await run_in_threadpool(self.complaint_limit.record, admitted.complainant)
+        except StoreUnavailable:
+            log.warning("web form complaint recorded but not counted against the limit")
 
     async def _quarantine(self, admitted: Admitted, code: str, reason: str) -> None:
         await run_in_threadpool(
@@ -225,49 +255,6 @@ class WebForm:
             reason=reason,
             source_ids={"client": admitted.client[:16]},
         )
-
-
-async def read_limited(request: Request, limit: int) -> bytes | None:
-    """The whole body, or ``None`` as soon as it is over ``limit`` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def parse_form(request: Request, body: bytes) -> FormData:
-    """Parse the body already read (and kept as evidence) as a form, with part limits."""
-    delivered = False
-
-    async def replay() -> Message:
-        nonlocal delivered
-        if delivered:
-            return {"type": "http.disconnect"}
-        delivered = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    again = Request(request.scope, replay)
-    # Room for a few files too many, so the customer gets the friendly
-    # "five at most" error rather than a refusal of the whole request.
-    return await again.form(max_files=MAX_FILES * 2, max_fields=40, max_part_size=4 * MAX_TEXT)
-
-
-async def uploads_of(form: FormData) -> list[Upload]:
-    found: list[Upload] = []
-    for item in form.getlist("attachments"):
-        if not isinstance(item, UploadFile) or not item.filename:
-            continue  # the empty part browsers send when no file was chosen
-        data = await item.read()
-        name = _UNSAFE_NAME.sub("", Path(item.filename.replace("\\", "/")).name)[:200]
-        found.append(Upload(name=name or "attachment", data=data, declared_type=item.content_type))
-    return found
 
 
 def asset(name: str) -> Response:
@@ -287,15 +274,14 @@ def remember_french(_request: Request) -> Response:
     return response
 
 
-def max_body_bytes(settings: Settings) -> int:
-    """The largest form POST: five files at the cap, plus the text fields."""
-    per_file = min(settings.webform_max_attachment_bytes, settings.letter_max_bytes)
-    return MAX_FILES * per_file + 4 * MAX_TEXT + 64 * 1024
+def body_limits(_settings: Settings) -> dict[str, int]:
+    """The form's paths for the app-wide ``BodySizeLimit``: it enforces its own cap.
 
-
-def body_limits(settings: Settings) -> dict[str, int]:
-    """Body size per form path, for the app-wide ``BodySizeLimit`` (the form checks it too)."""
-    return {language.action: max_body_bytes(settings) for language in LANGUAGES}
+    The middleware's answer is the API's JSON 413; the form's own
+    (``read_limited``) is the page in the customer's language, with what
+    was typed.
+    """
+    return {language.action: OWN_LIMIT for language in LANGUAGES}
 
 
 def build_router(services: Services) -> APIRouter:

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from channels.webform.body import max_body_bytes
 from config.settings import Settings, load_settings
 from gateway.store import Store, open_store
 from gateway.store.db import reading
@@ -112,6 +113,74 @@ def test_posts_over_the_hourly_limit_get_a_429_page_in_the_customers_language(
         answers[2].text
     )
     assert answers[2].headers["Retry-After"] == "3600"
+
+
+def test_typing_mistakes_do_not_use_up_the_hourly_complaint_limit(
+    client: httpx.Client, store: Store
+) -> None:
+    token = fresh_form(client)
+    mistakes = [
+        client.post("/fr/", data=valid_fields(token, phone=f"06 12 {n}")).status_code
+        for n in range(11)
+    ]
+    accepted = client.post("/fr/", data=valid_fields(token))
+
+    assert mistakes == [422] * 11  # more than INTAKE_WEBFORM_MAX_PER_HOUR (10)
+    assert accepted.status_code == 200, html.unescape(accepted.text)[-1500:]
+    assert REFERENCE.search(accepted.text)
+    assert complaints(store) == 1
+
+
+def test_posts_over_the_flood_guard_get_a_429_page_whatever_their_outcome(
+    intake_processes: IntakeProcesses, settings: Settings
+) -> None:
+    web = start_web(
+        intake_processes, settings, webform_max_posts_per_hour=3, webform_max_per_hour=2
+    )
+    with httpx.Client(base_url=web.url) as client:
+        token = fresh_form(client, "/es/")
+        answers = [client.post("/es/", data=valid_fields(token, phone="12")) for _ in range(4)]
+
+    assert [answer.status_code for answer in answers] == [422, 422, 422, 429]
+    assert answers[3].headers["Retry-After"] == "3600"
+    assert 'lang="es"' in answers[3].text
+
+
+def test_an_oversized_post_gets_the_size_error_page_in_its_language_with_what_was_typed(
+    web: WebService, client: httpx.Client, settings: Settings, store: Store
+) -> None:
+    cap = max_body_bytes(settings.model_copy(update={"webform_max_attachment_bytes": 200_000}))
+    token = fresh_form(client, "/en/")
+    files = [("attachments", (f"scan{n}.png", b"\x00" * (cap // 5), "image/png")) for n in range(6)]
+    text = "My transfer of 900 dirhams to Tangier never arrived."
+    response = client.post("/en/", data=valid_fields(token, text=text), files=files)
+
+    page = html.unescape(response.text)
+    assert response.status_code == 413
+    assert response.headers["content-type"].startswith("text/html")
+    assert '<html lang="en"' in page
+    assert "What you sent is too large: 1 MB at most in total." in page
+    assert text in page and "Fatima Zahra" in page
+    assert complaints(store) == 0
+    assert client.post("/en/", data=valid_fields(token)).status_code == 200  # same connection
+
+
+def test_a_refused_form_names_the_attached_files_to_attach_again(
+    client: httpx.Client,
+) -> None:
+    token = fresh_form(client)
+    response = client.post(
+        "/fr/",
+        data=valid_fields(token, phone="12"),
+        files=[("attachments", ("reçu-agence.png", png(), "image/png"))],
+    )
+
+    page = html.unescape(response.text)
+    reattach = page[page.index('id="f-attachments-reattach"') :]
+    assert response.status_code == 422
+    assert "Vos pièces jointes n'ont pas été gardées : joignez de nouveau ces fichiers" in reattach
+    assert "<bdi>reçu-agence.png</bdi>" in reattach
+    assert '<a href="#f-attachments">Vos pièces jointes' in page  # in the error summary too
 
 
 def test_a_file_that_is_not_a_document_gets_an_error_on_the_attachments_field(
