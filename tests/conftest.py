@@ -49,6 +49,21 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_embedded_broker_state() -> None:
+    """Each test's embedded broker starts with no bindings known to this process.
+
+    kombu's filesystem transport keeps declared exchanges and bindings in one
+    process-wide table, and skips writing a binding to the broker's folder
+    when that table already has it. One process serves one data folder, so
+    the gateway never meets this; a test process meets a new folder in every
+    test, and would find a later test's events silently unroutable.
+    """
+    from kombu.transport import filesystem, virtual
+
+    filesystem.Transport.global_state = virtual.BrokerState()
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "var"
