@@ -164,6 +164,10 @@ class Settings(BaseSettings):
     smtp_relay_url: SecretStr = SecretStr("")
     ack_from: str = "contact@cashplus.ma"
     ack_max_per_recipient_per_day: int = Field(default=3, ge=1)
+    # Failed attempts (ours, not the recipient's) in a row before a complaint leaves the
+    # queue; it is then tried again every few minutes, then hourly, until its
+    # acknowledgement deadline, and only then recorded as failed.
+    ack_max_attempts: int = Field(default=5, ge=1)
 
     # -- operations (issue: several instances, operators) -------------------
     # text: readable lines (development); json: one JSON object per line.

@@ -14,7 +14,8 @@ letters), and ``router/`` stays the publishing machinery only.
 - ``acknowledger``: one complaint, idempotently.
 - ``policy``: whether and how (tables). ``texts``: in which languages.
 - ``mail``, ``sms``, ``letter``: the senders. ``store``: the table.
-- ``cli``: ``intake ack-worker``, ``intake ack report``, ``intake ack letters``.
+- ``cli``: ``intake ack-worker``, ``intake ack report``, ``intake ack retry``,
+  ``intake ack letters``.
 - ``routes``: ``/v1/acks/letters`` for the mailroom.
 """
 

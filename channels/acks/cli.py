@@ -4,6 +4,10 @@
 - ``intake ack report --days N``: complaints received more than N days ago
   without a sent acknowledgement, one per line (tab-separated), for the
   10-day obligation; exit 1 with ``--check`` when there is any.
+- ``intake ack retry [--reason R] [--since DATE] [REFERENCE ...]``: re-open
+  failed acknowledgements whose 10-day window is still open (once the cause,
+  say a wrong Twilio token, is fixed); a running ``intake ack-worker`` sends
+  them within seconds. One line per complaint: re-opened, or why not.
 - ``intake ack letters``: acknowledgement letters waiting for the mailroom.
 
 ``gateway.cli`` imports the channels table, so it is imported here only
@@ -62,6 +66,36 @@ def ack_report(days: int, check: bool) -> None:
     )
     if check and overdue:
         raise CommandError(f"{len(overdue)} complaint(s) not acknowledged", EX_FAILED)
+
+
+@ack_group.command("retry")
+@click.option(
+    "--reason",
+    help="Only those that failed for this reason (e.g. provider_account, relay_login).",
+)
+@click.option("--since", help="Only those that failed at or after this date or time (local time).")
+@click.argument("references", nargs=-1)
+def ack_retry(reason: str | None, since: str | None, references: tuple[str, ...]) -> None:
+    """Send again the failed acknowledgements still within their 10-day window."""
+    from channels.acks.store import AckStore
+    from gateway.cli import EX_FAILED, CommandError, _parse_since, _services
+
+    moment = _parse_since(since) if since else None
+    with _services() as services:
+        store = AckStore(services.store.engine, services.settings.timezone)
+        cap = services.settings.ack_max_per_recipient_per_day
+        failed = store.retryable(reason=reason, since=moment, references=references)
+        reopened = 0
+        for record in failed:
+            why_not = store.reopen(record.complaint_id, cap)
+            reopened += why_not is None
+            click.echo(f"{record.reference}\t{why_not or 'reopened'}\t{record.method or ''}")
+    asked = {reference.upper() for reference in references}
+    for reference in sorted(asked - {record.reference for record in failed}):
+        click.echo(f"{reference}\tnot failed, or past its 10-day window\t")
+    click.echo(f"{reopened} acknowledgement(s) re-opened for the worker", err=True)
+    if asked and reopened < len(asked):
+        raise CommandError("some acknowledgements were not re-opened", EX_FAILED)
 
 
 @ack_group.command("letters")

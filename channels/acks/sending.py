@@ -7,7 +7,10 @@ Two kinds of failure, as at every edge of the gateway: ``permanent`` (the
 recipient was refused, the number does not exist: retrying cannot help, the
 failure is recorded and published) and not permanent (the relay or Twilio
 is unreachable, our credentials are wrong: the complaint goes back on the
-queue and is tried again later).
+queue and is tried again later, a bounded number of times, after which it
+is recorded as failed and ``intake ack retry`` sends it once the cause is
+fixed). ``configuration`` marks what only an operator can fix (a wrong
+password, a From number not on the account): it is logged as an error.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ from normalizer.contract import ComplaintMessage
 
 
 class SendFailed(Exception):
-    def __init__(self, reason: str, detail: str, *, permanent: bool) -> None:
+    def __init__(
+        self, reason: str, detail: str, *, permanent: bool, configuration: bool = False
+    ) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
         self.permanent = permanent
+        self.configuration = configuration
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,13 @@ split. ``segments`` counts them, and a template that would take more than
 
 The client's base URL is ``INTAKE_TWILIO_API_BASE_URL`` (tests point it at a
 local stand-in): twilio's ``Domain`` builds every URL from ``base_url``.
+
+Twilio's refusals are told apart by its error code (``classify``): a
+number that is invalid, unreachable, not mobile, or has opted out is the
+recipient's (recorded as failed for that complaint); anything else in 4xx
+is ours, our credentials, account, sender number or region permissions
+(retried later, logged as an error once); 429 and 5xx are Twilio's own
+trouble (retried).
 """
 
 from __future__ import annotations
@@ -29,6 +36,21 @@ from config.settings import Settings
 
 MAX_SEGMENTS = 2
 TWILIO_TIMEOUT = 30.0
+# Twilio error codes that are about the recipient's number: retrying cannot help.
+RECIPIENT_CODES: dict[int, str] = {
+    21211: "invalid 'To' number",
+    21214: "'To' number cannot be reached",
+    21217: "number does not appear to be valid",
+    21401: "invalid phone number",
+    21407: "number type does not support SMS",
+    21421: "invalid phone number",
+    21610: "recipient unsubscribed (STOP)",
+    21612: "'To' number not reachable by this channel",
+    21614: "'To' number is not a mobile number",
+    63003: "WhatsApp: no account for this number",
+    63024: "WhatsApp: invalid recipient",
+}
+RECIPIENT, OURS, PROVIDER = "recipient_refused", "provider_account", "provider_unavailable"
 # GSM 03.38 basic character set, and the extension table (two septets each).
 GSM_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -44,6 +66,23 @@ def segments(text: str) -> tuple[str, int]:
         return "GSM-7", 1 if septets <= 160 else math.ceil(septets / 153)
     units = len(text.encode("utf-16-le")) // 2
     return "UCS-2", 1 if units <= 70 else math.ceil(units / 67)
+
+
+def classify(status: int, code: int | None) -> str:
+    """Whose problem a Twilio refusal is: the recipient's, ours, or Twilio's own."""
+    if status == 429 or status >= 500:
+        return PROVIDER
+    if code in RECIPIENT_CODES:
+        return RECIPIENT
+    # 401/403/404 (credentials, account SID, base URL) and account-side
+    # codes (21606 From number, 21408 region permission, 21608 trial...).
+    return OURS
+
+
+def refusal(exc: TwilioRestException) -> SendFailed:
+    reason = classify(exc.status, exc.code)
+    detail = f"{exc.status} {exc.code}: {exc.msg}"[:500]
+    return SendFailed(reason, detail, permanent=reason == RECIPIENT, configuration=reason == OURS)
 
 
 class TooLong(ValueError):
@@ -83,12 +122,9 @@ class TwilioSender:
         try:
             created = self.client.messages.create(to=to, from_=sender, body=body)
         except TwilioRestException as exc:
-            # 4xx (an invalid or unreachable number) is final; 429 and 5xx are Twilio's own trouble.
-            permanent = 400 <= exc.status < 500 and exc.status != 429
-            detail = f"{exc.status} {exc.code}: {exc.msg}"[:500]
-            raise SendFailed("recipient_refused", detail, permanent=permanent) from None
+            raise refusal(exc) from None
         except (TwilioException, OSError) as exc:
-            raise SendFailed("provider_unavailable", type(exc).__name__, permanent=False) from None
+            raise SendFailed(PROVIDER, type(exc).__name__, permanent=False) from None
         request = {"To": to, "From": sender, "Body": body, "Sid": created.sid}
         return Sent(
             evidence=json.dumps(request, ensure_ascii=False).encode(),

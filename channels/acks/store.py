@@ -1,24 +1,36 @@
 """The acknowledgements table: one row per complaint, what happened to its acknowledgement.
 
-``Acknowledger`` -> **AckStore** (claim, finish, skip; daily counts; letters
+``Acknowledger`` -> **AckStore** (claim a place under the daily cap, finish,
+skip; count attempts; re-open failed rows for ``intake ack retry``; letters
 waiting for the mailroom; complaints still unacknowledged) -> the
-``acknowledgements`` table (migration 0007).
+``acknowledgements`` table (migrations 0007, 0009).
 
 The row is unique per complaint: a complaint delivered twice finds its row
 and is not acknowledged twice. A row is ``sending`` while a message is on
 its way, then ``sent`` or ``failed``; a letter is ``queued`` until the
-mailroom marks it posted; ``skipped`` says why nothing was sent.
+mailroom marks it posted; ``skipped`` says why nothing was sent. A
+``sending`` row without a method is undecided: something went wrong before
+a method was chosen, and the row only counts the attempts.
+
+The per-recipient daily cap is exact with any number of workers: the count
+and the row that takes the place are one transaction, serialized per
+recipient (SQLite: its single writer, ``BEGIN IMMEDIATE``; PostgreSQL: a
+transaction-scoped advisory lock on the recipient).
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from gateway.store.customer_facing import AcknowledgementRow
 from gateway.store.db import reading, writing
@@ -46,6 +58,14 @@ class AckRecord:
     attempts: int
     sent_at: datetime | None
     created_at: datetime
+    # Set while ``intake ack retry`` has re-opened the row (a worker's poll sends it).
+    retry_at: datetime | None = None
+    reopened: int = 0
+
+    @property
+    def undecided(self) -> bool:
+        """Counted attempts only: no method was chosen yet."""
+        return self.status == SENDING and self.method is None
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,65 @@ def _record(row: AcknowledgementRow) -> AckRecord:
         attempts=row.attempts,
         sent_at=row.sent_at,
         created_at=row.created_at,
+        retry_at=row.retry_at,
+        reopened=row.reopened or 0,
+    )
+
+
+def _detail(text: str | None) -> str | None:
+    return (text or "")[:_DETAIL_LIMIT] or None
+
+
+def _row_of(session: Session, complaint_id: str) -> AcknowledgementRow | None:
+    return session.scalar(
+        select(AcknowledgementRow).where(AcknowledgementRow.complaint_id == complaint_id)
+    )
+
+
+def _put(session: Session, message: ComplaintMessage, values: dict[str, Any]) -> AckRecord:
+    """Insert the complaint's row, or fill in its undecided one; a decided row stays as it is."""
+    row = _row_of(session, message.id)
+    if row is None:
+        row = AcknowledgementRow(
+            id=str(uuid.uuid4()),
+            complaint_id=message.id,
+            reference=message.reference,
+            attempts=0,
+            reopened=0,
+            **values,
+        )
+        session.add(row)
+    elif _record(row).undecided:
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.updated_at = datetime.now(UTC)
+    session.flush()
+    return _record(row)
+
+
+def _lock_recipient(session: Session, recipient: str) -> None:
+    """Serialize the daily count of one recipient until the transaction ends.
+
+    SQLite needs nothing: a write transaction holds the database's only
+    write lock from its ``BEGIN IMMEDIATE``.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(recipient.encode()).digest()[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _counted_since(session: Session, recipient: str, since: datetime) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(AcknowledgementRow)
+            .where(
+                AcknowledgementRow.recipient == recipient,
+                AcknowledgementRow.status.in_(COUNTED),
+                AcknowledgementRow.claimed_at >= since,
+            )
+        )
+        or 0
     )
 
 
@@ -85,49 +164,52 @@ class AckStore:
     def get(self, complaint_id: str) -> AckRecord | None:
         def action() -> AckRecord | None:
             with reading(self.engine) as session:
-                row = session.scalar(
-                    select(AcknowledgementRow).where(
-                        AcknowledgementRow.complaint_id == complaint_id
-                    )
-                )
+                row = _row_of(session, complaint_id)
                 return None if row is None else _record(row)
 
         return guarded(action)
 
-    def open(
+    def skip(self, message: ComplaintMessage, reason: str, detail: str = "") -> AckRecord:
+        """Record why nothing is sent; a twin worker's decided row wins."""
+        values = {
+            "status": SKIPPED,
+            "reason": reason,
+            "detail": _detail(detail),
+            "languages": "",
+            "retry_at": None,
+        }
+        return self._write_row(message, lambda session: _put(session, message, values))
+
+    def claim(
         self,
         message: ComplaintMessage,
-        status: str,
-        *,
-        method: str | None = None,
-        recipient: str | None = None,
-        languages: tuple[str, ...] = (),
-        reason: str | None = None,
-        detail: str | None = None,
-        message_id: str | None = None,
-    ) -> AckRecord:
-        """Insert the complaint's row; if a twin worker was first, return its row."""
-        row = AcknowledgementRow(
-            id=str(uuid.uuid4()),
-            complaint_id=message.id,
-            reference=message.reference,
-            method=method,
-            recipient=recipient,
-            languages=",".join(languages),
-            status=status,
-            reason=reason,
-            detail=(detail or "")[:_DETAIL_LIMIT] or None,
-            message_id=message_id,
-            attempts=0,
-        )
+        values: dict[str, Any],
+        cap: int,
+        now: datetime | None = None,
+    ) -> AckRecord | None:
+        """Take one of today's ``cap`` places of the recipient and open the row ``sending``.
 
-        def action() -> AckRecord:
+        ``None`` when the day is full (another worker took the last place
+        since the decision). The count and the insert are one transaction,
+        serialized per recipient, so the cap holds with any number of workers.
+        """
+        moment = now or datetime.now(UTC)
+        recipient = str(values["recipient"])
+
+        def take(session: Session) -> AckRecord | None:
+            _lock_recipient(session, recipient)
+            if _counted_since(session, recipient, self._midnight(moment)) >= cap:
+                return None
+            return _put(session, message, {**values, "status": SENDING, "claimed_at": moment})
+
+        return self._write_row(message, take)
+
+    def _write_row(self, message: ComplaintMessage, write: Any) -> Any:
+        def action() -> Any:
             try:
                 with writing(self.engine) as session:
-                    session.add(row)
-                    session.flush()
-                    return _record(row)
-            except IntegrityError:
+                    return write(session)
+            except IntegrityError:  # a twin worker inserted the row first: its row wins
                 existing = self.get(message.id)
                 if existing is None:
                     raise
@@ -138,6 +220,8 @@ class AckStore:
     def finish(self, complaint_id: str, status: str, **fields: object) -> None:
         """Move the row to ``status``, setting any other column given."""
         values = {"status": status, "updated_at": datetime.now(UTC), **fields}
+        if status != SENDING:
+            values["retry_at"] = None  # no longer waiting for a worker's poll
         if isinstance(values.get("detail"), str):
             values["detail"] = str(values["detail"])[:_DETAIL_LIMIT]
 
@@ -151,40 +235,143 @@ class AckStore:
 
         guarded(action)
 
-    def count_attempt(self, complaint_id: str, error: str) -> None:
+    def count_attempt(self, message: ComplaintMessage, error: str) -> int:
+        """Count a failed attempt (opening an undecided row if there is none); the new count."""
+
+        def action() -> int:
+            with writing(self.engine) as session:
+                row = _row_of(session, message.id)
+                if row is None:
+                    _put(session, message, {"status": SENDING, "languages": ""})
+                    row = _row_of(session, message.id)
+                assert row is not None  # just written
+                row.attempts = (row.attempts or 0) + 1
+                row.detail = _detail(error)
+                row.updated_at = datetime.now(UTC)
+                return row.attempts
+
+        return guarded(action)
+
+    def sent_today(self, recipient: str, now: datetime | None = None) -> int:
+        """Acknowledgements to this recipient since local midnight (Africa/Casablanca)."""
+        since = self._midnight(now or datetime.now(UTC))
+
+        def action() -> int:
+            with reading(self.engine) as session:
+                return _counted_since(session, recipient, since)
+
+        return guarded(action)
+
+    def _midnight(self, moment: datetime) -> datetime:
+        local = moment.astimezone(self.zone)
+        return datetime.combine(local.date(), time(0), tzinfo=self.zone)
+
+    # -- intake ack retry ------------------------------------------------------
+    def retryable(
+        self,
+        *,
+        reason: str | None = None,
+        since: datetime | None = None,
+        references: Sequence[str] = (),
+        now: datetime | None = None,
+    ) -> list[AckRecord]:
+        """Failed acknowledgements of complaints whose 10-day window is still open."""
+        query = (
+            select(AcknowledgementRow)
+            .join(ComplaintRow, ComplaintRow.id == AcknowledgementRow.complaint_id)
+            .where(
+                AcknowledgementRow.status == FAILED,
+                ComplaintRow.ack_due_at > (now or datetime.now(UTC)),
+            )
+            .order_by(ComplaintRow.received_at)
+        )
+        if reason:
+            query = query.where(AcknowledgementRow.reason == reason)
+        if since:
+            query = query.where(AcknowledgementRow.updated_at >= since)
+        if references:
+            query = query.where(AcknowledgementRow.reference.in_([r.upper() for r in references]))
+
+        def action() -> list[AckRecord]:
+            with reading(self.engine) as session:
+                return [_record(row) for row in session.scalars(query)]
+
+        return guarded(action)
+
+    def reopen(self, complaint_id: str, cap: int, now: datetime | None = None) -> str | None:
+        """Put a failed row back to ``sending`` for a worker's poll; else say why not.
+
+        It takes one of the recipient's places for today, like a first send.
+        """
+        moment = now or datetime.now(UTC)
+
+        def action() -> str | None:
+            with writing(self.engine) as session:
+                row = _row_of(session, complaint_id)
+                if row is None or row.status != FAILED:
+                    return "no longer failed"
+                if row.recipient is not None:  # else undecided: the worker decides and claims
+                    _lock_recipient(session, row.recipient)
+                    if _counted_since(session, row.recipient, self._midnight(moment)) >= cap:
+                        return "recipient_daily_limit"
+                    row.claimed_at = moment
+                row.status, row.reason, row.attempts = SENDING, None, 0
+                row.retry_at = row.updated_at = moment
+                row.reopened = (row.reopened or 0) + 1
+                return None
+
+        return guarded(action)
+
+    def defer(self, complaint_id: str, retry_at: datetime) -> None:
+        """Leave a ``sending`` row to the workers' poll from ``retry_at`` (off the queue)."""
+
         def action() -> None:
             with writing(self.engine) as session:
                 session.execute(
                     update(AcknowledgementRow)
-                    .where(AcknowledgementRow.complaint_id == complaint_id)
-                    .values(
-                        attempts=AcknowledgementRow.attempts + 1,
-                        detail=error[:_DETAIL_LIMIT],
-                        updated_at=datetime.now(UTC),
+                    .where(
+                        AcknowledgementRow.complaint_id == complaint_id,
+                        AcknowledgementRow.status == SENDING,
                     )
+                    .values(retry_at=retry_at, updated_at=datetime.now(UTC))
                 )
 
         guarded(action)
 
-    def sent_today(self, recipient: str, now: datetime | None = None) -> int:
-        """Acknowledgements to this recipient since local midnight (Africa/Casablanca)."""
-        local = (now or datetime.now(UTC)).astimezone(self.zone)
-        midnight = datetime.combine(local.date(), time(0), tzinfo=self.zone)
+    def due_retries(self, limit: int, now: datetime | None = None) -> list[AckRecord]:
+        """Re-opened rows a worker may try now, oldest first."""
+        query = (
+            select(AcknowledgementRow)
+            .where(
+                AcknowledgementRow.status == SENDING,
+                AcknowledgementRow.retry_at <= (now or datetime.now(UTC)),
+            )
+            .order_by(AcknowledgementRow.retry_at)
+            .limit(limit)
+        )
 
-        def action() -> int:
+        def action() -> list[AckRecord]:
             with reading(self.engine) as session:
-                return int(
-                    session.scalar(
-                        select(func.count())
-                        .select_from(AcknowledgementRow)
-                        .where(
-                            AcknowledgementRow.recipient == recipient,
-                            AcknowledgementRow.status.in_(COUNTED),
-                            AcknowledgementRow.created_at >= midnight,
-                        )
+                return [_record(row) for row in session.scalars(query)]
+
+        return guarded(action)
+
+    def take_retry(self, complaint_id: str, lease: timedelta, now: datetime | None = None) -> bool:
+        """Make a due re-opened row this worker's for ``lease``; False if another took it."""
+        moment = now or datetime.now(UTC)
+
+        def action() -> bool:
+            with writing(self.engine) as session:
+                result = session.execute(
+                    update(AcknowledgementRow)
+                    .where(
+                        AcknowledgementRow.complaint_id == complaint_id,
+                        AcknowledgementRow.status == SENDING,
+                        AcknowledgementRow.retry_at <= moment,
                     )
-                    or 0
+                    .values(retry_at=moment + lease)
                 )
+                return int(result.rowcount or 0) == 1  # type: ignore[attr-defined]
 
         return guarded(action)
 

@@ -1,28 +1,36 @@
 """The acknowledgement worker: consume ``complaints.acks``, acknowledge each complaint.
 
 relay -> exchange ``complaints`` -> queue ``complaints.acks`` (its own, bound
-to ``complaint.#``) -> **this loop** -> ``Acknowledger.handle``.
+to ``complaint.#``) -> **this loop** -> ``Acknowledger.settle``.
 
 Manual acks: a delivery is acknowledged to the broker only after the
-acknowledgement was sent (or refused for good) and recorded. What cannot be
-done now (relay or Twilio down, store down, anything unexpected) is put back
-on the queue and the loop waits before the next one, longer each time;
-RabbitMQ dead-letters a complaint delivered ``ACK_DELIVERY_LIMIT`` times. A
-body that is not a complaint event is rejected to the dead-letter queue at
-once. One complaint at a time (prefetch 1): a stopped worker leaves nothing
+acknowledgement was sent (or refused for good, or given up) and recorded.
+What cannot be done now (relay or Twilio down, store down, anything
+unexpected) is put back on the queue and the loop waits before the next
+one, longer each time. A requeued delivery comes back near the head of the
+queue (RabbitMQ quorum queues), so the acknowledger counts the attempts of
+each complaint and gives it up after a few (``ack.failed`` published, the
+delivery acknowledged): one bad complaint cannot hold the queue.
+``ACK_DELIVERY_LIMIT`` stays as the broker's last resort. A body that is
+not a complaint event is rejected to the dead-letter queue at once. One
+complaint at a time (prefetch 1): a stopped worker leaves nothing
 half-done in its hands.
+
+Between deliveries, every ``REOPENED_POLL_SECONDS``, the loop also sends
+what ``intake ack retry`` re-opened.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from enum import StrEnum
 
 from kombu.message import Message
 from pydantic import ValidationError
 
-from channels.acks.acknowledger import Acknowledger, RetryLater
+from channels.acks.acknowledger import Acknowledger
 from gateway.services import Services
 from gateway.store import StoreUnavailable
 from normalizer.contract import ComplaintEvent
@@ -33,6 +41,7 @@ log = logging.getLogger("intake.acks")
 
 POLL_SECONDS = 1.0
 FIRST_BACKOFF = 1.0
+REOPENED_POLL_SECONDS = 5.0
 
 
 class Verdict(StrEnum):
@@ -48,14 +57,7 @@ def judge(acknowledger: Acknowledger, body: bytes | str) -> Verdict:
     except ValidationError as exc:
         log.error("not a complaint event, sent to the dead-letter queue: %s", exc.error_count())
         return Verdict.POISON
-    try:
-        acknowledger.handle(complaint)
-    except (RetryLater, StoreUnavailable):
-        return Verdict.RETRY
-    except Exception:
-        log.exception("acknowledgement of %s failed unexpectedly", complaint.reference)
-        return Verdict.RETRY
-    return Verdict.DONE
+    return Verdict.DONE if acknowledger.settle(complaint) else Verdict.RETRY
 
 
 class Backoff:
@@ -77,6 +79,7 @@ class AckWorker:
         self.acknowledger = acknowledger or Acknowledger(services)
         self.backoff = Backoff(services.settings.relay_max_backoff)
         self.handled = 0
+        self.next_reopened_poll = 0.0
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set, reconnecting to the broker as needed."""
@@ -99,6 +102,16 @@ class AckWorker:
                 message = subscription.get(POLL_SECONDS)
                 if message is not None:
                     self._on_message(message, stop)
+                self._resend_reopened()
+
+    def _resend_reopened(self) -> None:
+        if time.monotonic() < self.next_reopened_poll:
+            return
+        self.next_reopened_poll = time.monotonic() + REOPENED_POLL_SECONDS
+        try:
+            self.acknowledger.resend_reopened()
+        except StoreUnavailable:
+            log.warning("store unavailable: re-opened acknowledgements wait for the next poll")
 
     def _on_message(self, message: Message, stop: threading.Event) -> None:
         verdict = judge(self.acknowledger, message.body)

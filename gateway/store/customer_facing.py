@@ -10,14 +10,14 @@ unique complaint id is what makes a redelivered complaint harmless.
 
 The tables are declared on the store's ``Base`` so the Alembic migrations
 see them (``gateway/store/migrations/env.py`` imports this module); the
-schema itself is created by migration 0007.
+schema itself is created by migrations 0007 and 0009.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.store.models import Base
@@ -65,3 +65,13 @@ class AcknowledgementRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=_now, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
     sent_at: Mapped[datetime | None]
+    # When the row took one of its recipient's places for the day (the daily
+    # cap counts them); taken again when ``intake ack retry`` re-opens it
+    # (migration 0009).
+    claimed_at: Mapped[datetime | None]
+    # A re-opened row is sent by a worker's poll, not by a queue delivery: not
+    # before this time. Each try moves it on, so it is also a lease: a worker
+    # that died mid-send leaves it to another once it lapses.
+    retry_at: Mapped[datetime | None]
+    # Times ``intake ack retry`` re-opened it (each round publishes its own ``ack.failed``).
+    reopened: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))

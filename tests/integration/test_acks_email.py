@@ -11,13 +11,16 @@ from __future__ import annotations
 import re
 import signal
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid
 
 import pytest
 
+from channels.mail import MailArrival, ingest_mail
 from config.settings import Settings
 from gateway.services import Services, build_services
-from normalizer.contract import Channel, Customer
+from normalizer.contract import Channel, ComplaintMessage, Customer
 from tests.peers.acks import (
     ack_events,
     ack_row,
@@ -84,11 +87,50 @@ def test_email_complaint_gets_a_threaded_auto_reply_with_its_reference(
     assert re.fullmatch(
         rf"<ack\.{complaint.reference}\.[0-9a-f]{{16}}@intake\.cashplus\.ma>", headers["Message-ID"]
     )
-    assert complaint.reference in headers["Subject"]
+    # Their subject, unchanged: Gmail starts a new conversation when the subject changes.
+    assert headers["Subject"] == "Re: Réclamation transfert"
     assert headers["Content-Language"] == "fr"
-    assert complaint.reference in mail.part("plain")
+    # In the first sentence instead, which inbox previews show.
+    assert complaint.reference in "\n".join(mail.part("plain").splitlines()[:3])
     assert "40 jours" in mail.part("plain")
     assert "répondez simplement à ce message" in mail.part("plain")
+
+
+def test_the_reply_continues_the_customers_references_chain_and_subject(
+    services: Services, relay: SmtpCapture
+) -> None:
+    chain = [f"<earlier.{n}@example.ma>" for n in range(12)]
+    complaint = threaded_mail_complaint(services, "Re: Virement bloqué", chain)
+    publish(services)
+    with running_worker(services):
+        [mail] = delivered(relay, 1)
+
+    references = mail.message["References"].split()
+    # RFC 5322 3.6.4: their References, then their Message-ID; trimmed to the
+    # thread's root and the latest ids.
+    assert references == [chain[0], *chain[-8:], complaint.evidence.message_id]
+    assert mail.message["In-Reply-To"] == complaint.evidence.message_id
+    assert mail.message["Subject"] == "Re: Virement bloqué"  # not "Re: Re: ..."
+
+
+def threaded_mail_complaint(services: Services, subject: str, chain: list[str]) -> ComplaintMessage:
+    """A customer's e-mail answering a thread of their own (ids the gateway never sent)."""
+    mail = EmailMessage()
+    mail["From"] = "Fatima Alaoui <fatima.alaoui@example.ma>"
+    mail["To"] = "contact@cashplus.ma"
+    mail["Subject"] = subject
+    mail["Message-ID"] = make_msgid(domain="example.ma")
+    mail["In-Reply-To"] = chain[-1]
+    mail["References"] = " ".join(chain)
+    mail.set_content(FRENCH)
+    sender = "fatima.alaoui@example.ma"
+    arrival = MailArrival(
+        raw=mail.as_bytes(), received_at=datetime.now(UTC), envelope_sender=sender
+    )
+    result = ingest_mail(services, arrival)
+    found = services.store.complaints.get_by_reference(str(result.reference))
+    assert found is not None and found.follow_up_of is None
+    return found
 
 
 def test_darija_complaint_is_acknowledged_in_arabic_with_french_below_and_rtl_html(
@@ -269,7 +311,7 @@ def test_the_ack_worker_process_acknowledges_and_stops_cleanly_on_sigterm(
     finally:
         services.close()
 
-    assert complaint.reference in mail.message["Subject"]
+    assert complaint.reference in mail.part("plain")
     assert code == 0, worker.describe()
 
 
@@ -294,4 +336,4 @@ def test_the_worker_also_runs_on_the_embedded_broker(settings: Settings) -> None
         finally:
             services.close()
 
-    assert complaint.reference in mail.message["Subject"]
+    assert complaint.reference in mail.part("plain")

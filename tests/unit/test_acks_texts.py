@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from channels.acks.mail import SmtpRelay, compose
+from channels.acks.mail import SmtpRelay, Thread, compose, references_for
 from channels.acks.policy import Plan
 from channels.acks.sending import Outgoing
 from channels.acks.sms import MAX_SEGMENTS, segments, sms_text
@@ -91,6 +91,28 @@ def test_a_reply_to_an_email_threads_and_says_it_is_automatic() -> None:
     assert mail["Auto-Submitted"] == "auto-replied"
     assert mail["X-Auto-Response-Suppress"] == "All"
     assert mail.get_body(("html",)) is not None and mail.get_body(("plain",)) is not None
+
+
+def test_a_reply_continues_their_references_and_keeps_their_subject() -> None:
+    message = complaint()
+    thread = Thread(subject="Virement bloqué", references=("<root@x>", "<a@x>"))
+    parts = blocks(message, "email", ZONE, 40)
+    mail = compose(outgoing(message), parts, "contact@cashplus.ma", thread)
+    assert mail["References"] == "<root@x> <a@x> <m1@example.ma>"
+    assert mail["Subject"] == "Re: Virement bloqué"
+
+
+def test_a_subject_that_already_says_re_is_not_prefixed_again() -> None:
+    message = complaint()
+    thread = Thread(subject="RE: Virement bloqué")
+    mail = compose(outgoing(message), blocks(message, "email", ZONE, 40), "c@cashplus.ma", thread)
+    assert mail["Subject"] == "RE: Virement bloqué"
+
+
+def test_a_long_references_chain_keeps_its_root_and_the_latest_ids() -> None:
+    theirs = tuple(f"<{n}@x>" for n in range(30))
+    chain = references_for(theirs, "<mine@x>").split()
+    assert chain == ["<0@x>", *theirs[-8:], "<mine@x>"]
 
 
 def test_an_acknowledgement_of_a_non_email_complaint_is_auto_generated() -> None:

@@ -1,0 +1,224 @@
+"""Bounded attempts: one complaint that keeps failing cannot hold the acknowledgement queue.
+
+``judge`` says what to do with each delivery (``Verdict``): a body that is
+not a complaint goes to the dead-letter queue, a failure of ours is put
+back, and after the allowed attempts, unexpected errors included, the
+delivery is acknowledged and the complaint left to the workers' poll, tried
+again later on a schedule; only at its acknowledgement deadline is it
+recorded as failed and ``ack.failed`` published. The last test runs the
+worker on the machine's RabbitMQ (quorum queue: a requeued delivery comes
+back near its head) with a relay that keeps answering 451 for one customer:
+the next complaint is still acknowledged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select, update
+
+from channels.acks.acknowledger import INTERNAL_ERROR, Acknowledger
+from channels.acks.policy import EMAIL
+from channels.acks.sending import Outgoing, SendFailed, Sent
+from channels.acks.store import AckRecord
+from channels.acks.worker import Verdict, judge
+from config.settings import Settings
+from gateway.services import Services, build_services
+from gateway.store.customer_facing import AcknowledgementRow
+from gateway.store.db import reading, writing
+from gateway.store.models import EventRow
+from normalizer.contract import ComplaintEvent, ComplaintMessage
+from tests.peers.acks import (
+    ack_events,
+    ack_row,
+    mail_complaint,
+    publish,
+    running_worker,
+    wait_for_row,
+)
+from tests.peers.processes import wait_until
+from tests.peers.smtp_capture import REFUSED_FOR_NOW, smtp_capture
+
+TEXT = "Bonjour, mon transfert de 2000 dirhams vers Fès n'est jamais arrivé."
+ATTEMPTS = 3
+
+
+class Failing:
+    """A sender that fails every time, the way ``error`` says."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    def send(self, outgoing: Outgoing) -> Sent:
+        self.calls += 1
+        raise self.error
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    # A relay URL makes e-mail a configured method; the senders below replace the relay.
+    built = build_services(
+        settings.model_copy(update={"smtp_relay_url": SecretStr("smtp://127.0.0.1:9")})
+    )
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def body_of(complaint: ComplaintMessage) -> bytes:
+    return ComplaintEvent.wrap(complaint, "test").model_dump_json().encode()
+
+
+def verdicts(acknowledger: Acknowledger, complaint: ComplaintMessage) -> list[Verdict]:
+    return [judge(acknowledger, body_of(complaint)) for _ in range(ATTEMPTS)]
+
+
+class Sending:
+    """A sender that works."""
+
+    def send(self, outgoing: Outgoing) -> Sent:
+        return Sent(evidence=b"sent", content_type="text/plain", provider_id="test")
+
+
+def ack_row_due_now(services: Services, complaint_id: str) -> None:
+    """Bring a set-aside row's next try to now (the schedule's minutes, skipped)."""
+    with writing(services.store.engine) as session:
+        session.execute(
+            update(AcknowledgementRow)
+            .where(AcknowledgementRow.complaint_id == complaint_id)
+            .values(retry_at=datetime.now(UTC))
+        )
+
+
+def deferred(services: Services, complaint_id: str) -> AckRecord | None:
+    row = ack_row(services, complaint_id)
+    return row if row is not None and row.retry_at is not None else None
+
+
+def failed_events(services: Services) -> list[str]:
+    with reading(services.store.engine) as session:
+        return list(session.scalars(select(EventRow.kind).where(EventRow.kind == "ack.failed")))
+
+
+def test_a_body_that_is_not_a_complaint_event_is_sent_to_the_dead_letters(
+    services: Services,
+) -> None:
+    acknowledger = Acknowledger(services, senders={})
+
+    assert judge(acknowledger, b'{"type": "something else"}') is Verdict.POISON
+
+
+def test_a_failure_of_ours_leaves_the_queue_and_is_tried_again_later(
+    services: Services,
+) -> None:
+    sender = Failing(SendFailed("relay_unavailable", "ConnectionRefusedError", permanent=False))
+    acknowledger = Acknowledger(services, senders={EMAIL: sender}, max_attempts=ATTEMPTS)
+    complaint = mail_complaint(services, TEXT)
+
+    found = verdicts(acknowledger, complaint)
+    row = ack_row(services, complaint.id)
+
+    assert found == [Verdict.RETRY, Verdict.RETRY, Verdict.DONE]
+    # Not failed: a relay away for an afternoon delays the acknowledgement only.
+    assert row is not None and (row.status, row.attempts) == ("sending", ATTEMPTS)
+    assert row.retry_at is not None and row.retry_at > datetime.now(UTC)
+    assert row.retry_at < complaint.ack_due_at
+    assert failed_events(services) == []
+    assert judge(acknowledger, body_of(complaint)) is Verdict.DONE  # a redelivery: nothing more
+    assert sender.calls == ATTEMPTS
+    # The poll takes it when it is due, and the relay is back.
+    later = Acknowledger(services, senders={EMAIL: Sending()}, max_attempts=ATTEMPTS)
+    ack_row_due_now(services, complaint.id)
+    assert later.resend_reopened() == 1
+    assert ack_row(services, complaint.id).status == "sent"  # type: ignore[union-attr]
+
+
+def test_a_failure_of_ours_is_recorded_and_published_at_the_deadline(
+    services: Services,
+) -> None:
+    sender = Failing(SendFailed("relay_unavailable", "ConnectionRefusedError", permanent=False))
+    complaint = mail_complaint(services, TEXT)
+    near_deadline = complaint.ack_due_at - timedelta(minutes=1)
+    acknowledger = Acknowledger(
+        services, senders={EMAIL: sender}, max_attempts=ATTEMPTS, clock=lambda: near_deadline
+    )
+
+    found = verdicts(acknowledger, complaint)
+    row = ack_row(services, complaint.id)
+
+    assert found == [Verdict.RETRY, Verdict.RETRY, Verdict.DONE]
+    assert row is not None and (row.status, row.reason) == ("failed", "relay_unavailable")
+    assert failed_events(services) == ["ack.failed"]
+
+
+def test_an_unexpected_error_counts_as_an_attempt_too(services: Services) -> None:
+    sender = Failing(RuntimeError("a template the code did not expect"))
+    acknowledger = Acknowledger(services, senders={EMAIL: sender}, max_attempts=ATTEMPTS)
+    complaint = mail_complaint(services, TEXT)
+
+    found = verdicts(acknowledger, complaint)
+    row = ack_row(services, complaint.id)
+
+    assert found == [Verdict.RETRY, Verdict.RETRY, Verdict.DONE]
+    assert row is not None and (row.status, row.attempts) == ("sending", ATTEMPTS)
+    assert row.retry_at is not None and row.retry_at > datetime.now(UTC)
+    assert failed_events(services) == []
+
+
+def test_an_error_before_a_method_is_chosen_is_counted_on_an_undecided_row(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_policy(*_args: object) -> None:
+        raise KeyError("a channel the policy does not know")
+
+    monkeypatch.setattr("channels.acks.acknowledger.decide", broken_policy)
+    acknowledger = Acknowledger(services, senders={}, max_attempts=ATTEMPTS)
+    complaint = mail_complaint(services, TEXT)
+
+    found = verdicts(acknowledger, complaint)
+    row = ack_row(services, complaint.id)
+
+    assert found == [Verdict.RETRY, Verdict.RETRY, Verdict.DONE]
+    assert row is not None
+    assert (row.status, row.method, row.attempts) == ("sending", None, ATTEMPTS)
+    assert row.retry_at is not None
+    # At the deadline, the same error is recorded as ours.
+    near_deadline = complaint.ack_due_at - timedelta(minutes=1)
+    Acknowledger(services, senders={}, max_attempts=ATTEMPTS, clock=lambda: near_deadline).settle(
+        complaint, reopened=True
+    )
+    row = ack_row(services, complaint.id)
+    assert row is not None and (row.status, row.reason) == ("failed", INTERNAL_ERROR)
+
+
+def test_one_complaint_that_keeps_failing_does_not_hold_the_queue(
+    amqp_settings: Settings,
+) -> None:
+    with smtp_capture() as relay:
+        relay.handler.refuse["busy@example.ma"] = REFUSED_FOR_NOW
+        services = build_services(
+            amqp_settings.model_copy(update={"smtp_relay_url": SecretStr(relay.url)})
+        )
+        try:
+            stuck = mail_complaint(services, TEXT, sender="busy@example.ma")
+            behind = mail_complaint(services, f"{TEXT} Merci.", sender="karim@example.ma")
+            publish(services)
+            with running_worker(services):
+                sent = wait_for_row(services, behind.id, "sent")
+                set_aside = wait_until(
+                    lambda: deferred(services, stuck.id), "the stuck complaint to leave the queue"
+                )
+            events = ack_events(services, 1)
+        finally:
+            services.close()
+
+    assert sent.status == "sent"
+    assert set_aside.attempts == services.settings.ack_max_attempts
+    assert [e["data"]["details"]["reference"] for e in events] == [behind.reference]
+    assert events[0]["type"] == "ma.cashplus.intake.ack.sent.v1"
+    assert [mail.rcpt_tos for mail in relay.messages()] == [["karim@example.ma"]]
