@@ -1,9 +1,10 @@
 """Printable acknowledgement letters (PDF, French and Arabic) for the mailroom.
 
 ``Acknowledger`` -> **LetterSender** (render the PDF, keep it in the blob
-store) -> an acknowledgement row ``queued`` -> the mailroom lists it
-(``GET /v1/acks/letters``), prints and posts it, and marks it posted, which
-is when it counts as sent and ``ack.sent`` is published.
+store) -> an acknowledgement row ``queued`` -> **Mailroom** (the staff page
+``/letters/acks`` and the partner API ``/v1/acks/letters`` both use it):
+list, print, and mark posted, which is when the letter counts as sent and
+``ack.sent`` is published.
 
 Rendering: fpdf2 with HarfBuzz shaping (uharfbuzz), so Arabic letters join
 and run right to left, with Debian's Noto fonts (``fonts-noto-core``). The
@@ -14,21 +15,30 @@ shows it. Texts: ``templates/{fr,ar}/letter.txt`` and ``letterhead.json``.
 from __future__ import annotations
 
 import json
+import subprocess
+import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
+from channels.acks.policy import LETTER, Plan
 from channels.acks.sending import Outgoing, Sent
-from channels.acks.texts import TEMPLATES, render, variables
+from channels.acks.store import QUEUED, SENT, AckRecord
+from channels.acks.texts import TEMPLATES, languages_for, render, variables
 from channels.webform.i18n import format_date
 from config.settings import Settings
 from gateway.store.blobs import BlobStore
 from normalizer.contract import ComplaintMessage
+
+if TYPE_CHECKING:
+    from channels.acks.acknowledger import Acknowledger
+    from gateway.services import Services
 
 FONTS = Path("/usr/share/fonts/truetype/noto")
 LATIN, ARABIC = "NotoSans", "NotoNaskhArabic"
@@ -127,3 +137,112 @@ class LetterSender:
             status="queued",
             document=stored.location,
         )
+
+
+class NoSuchLetter(LookupError):
+    """No acknowledgement letter has this id."""
+
+
+class NotQueued(Exception):
+    """The letter is not waiting for the mailroom (nor already posted)."""
+
+
+@dataclass(frozen=True)
+class QueuedLetter:
+    """A letter waiting to be posted, with what the mailroom needs to see of it."""
+
+    record: AckRecord
+    name: str | None
+    address: list[str]
+    # The complaint's acknowledgement deadline (None if the complaint is gone).
+    due_at: datetime | None
+    # Local days until that deadline: 0 is today, negative is late.
+    days_left: int | None
+
+
+class Mailroom:
+    """The mailroom's side of acknowledgement letters: list, print, mark posted.
+
+    One path for the staff page and the partner API, so a letter posted
+    from either is recorded the same way: ``Acknowledger.record_sent``,
+    which publishes ``ack.sent`` with the posting time.
+    """
+
+    def __init__(self, services: Services, acknowledger: Acknowledger) -> None:
+        self.services = services
+        self.acknowledger = acknowledger
+        self.zone = ZoneInfo(services.settings.timezone)
+
+    def queued(self, now: datetime) -> list[QueuedLetter]:
+        """Letters to post, oldest first, each with its days left before the deadline."""
+        complaints = self.services.store.complaints
+        found = []
+        for record in self.acknowledger.acks.letters(QUEUED):
+            message = complaints.get_by_reference(record.reference)
+            due_at = message.ack_due_at if message else None
+            found.append(
+                QueuedLetter(
+                    record=record,
+                    name=message.customer.name if message else None,
+                    address=[line for line in (record.recipient or "").splitlines() if line],
+                    due_at=due_at,
+                    days_left=self._days_between(now, due_at) if due_at else None,
+                )
+            )
+        return found
+
+    def _days_between(self, now: datetime, due_at: datetime) -> int:
+        return (due_at.astimezone(self.zone).date() - now.astimezone(self.zone).date()).days
+
+    def letter(self, ack_id: str) -> AckRecord:
+        record = self.acknowledger.acks.by_id(ack_id)
+        if record is None or record.method != LETTER:
+            raise NoSuchLetter(f"no acknowledgement letter {ack_id}")
+        return record
+
+    def pdf(self, ack_id: str) -> tuple[AckRecord, bytes]:
+        """The letter as it was rendered when queued (the same bytes become the evidence)."""
+        record = self.letter(ack_id)
+        return record, self.services.store.blobs.get(str(record.document))
+
+    def all_queued_pdf(self) -> bytes | None:
+        """Every queued letter in one PDF, to print them at once; None when there is none."""
+        blobs = self.services.store.blobs
+        documents = [blobs.get(str(r.document)) for r in self.acknowledger.acks.letters(QUEUED)]
+        return combined_pdf(documents) if documents else None
+
+    def mark_posted(self, ack_id: str, posted_at: datetime) -> AckRecord:
+        """It went out: ``ack.sent`` with ``posted_at``. Posting it twice changes nothing."""
+        record = self.letter(ack_id)
+        if record.status == SENT:
+            return record
+        message = self.services.store.complaints.get_by_reference(record.reference)
+        if message is None or record.status != QUEUED:
+            raise NotQueued(f"letter {ack_id} is {record.status}, not queued")
+        pdf = self.services.store.blobs.get(str(record.document))
+        plan = Plan(LETTER, str(record.recipient), languages_for(message))
+        sent = Sent(evidence=pdf, content_type="application/pdf", document=record.document)
+        return self.acknowledger.record_sent(message, plan, sent, posted_at)
+
+
+def mailroom_for(services: Services) -> Mailroom:
+    """The ``Mailroom`` of a web process (it sends nothing itself: no senders)."""
+    # Imported here: the acknowledger imports this module for ``LetterSender``.
+    from channels.acks.acknowledger import Acknowledger
+
+    return Mailroom(services, Acknowledger(services, senders={}))
+
+
+def combined_pdf(documents: list[bytes]) -> bytes:
+    """Our own letters joined into one PDF with poppler's ``pdfunite`` (poppler reads scans too)."""
+    with tempfile.TemporaryDirectory(prefix="intake-letters-") as folder:
+        paths = []
+        for index, data in enumerate(documents):
+            path = Path(folder) / f"{index:04d}.pdf"
+            path.write_bytes(data)
+            paths.append(str(path))
+        target = Path(folder) / "all.pdf"
+        # poppler, as for scans; our own files, no shell.
+        command = ["pdfunite", *paths, str(target)]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)  # noqa: S603
+        return target.read_bytes()

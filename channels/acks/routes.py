@@ -1,16 +1,22 @@
-"""Letters waiting for the mailroom: list, download, mark posted (partner-API keys).
+"""Letters waiting for the mailroom, for partner scripts: list, download, mark posted.
 
-ack worker -> letter PDF in the blob store, row ``queued`` -> **these routes**
--> the mailroom page (another issue) or a script prints and posts it ->
-``POST .../posted`` -> ``ack.sent`` published with the posting time.
+ack worker -> letter PDF in the blob store, row ``queued`` -> the mailroom
+page (``/letters/acks``, staff session) or **these routes** (partner API
+key) -> ``Mailroom`` -> ``POST .../posted`` -> ``ack.sent`` published with
+the posting time.
 
 - ``GET /v1/acks/letters``: queued letters, oldest first.
 - ``GET /v1/acks/letters/{id}/pdf``: the letter to print.
 - ``POST /v1/acks/letters/{id}/posted``: it went out today; idempotent.
+
+``mailroom_errors`` and ``pdf_response`` say the same things the same way
+on the staff page.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -18,11 +24,8 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from channels.acks.acknowledger import Acknowledger
-from channels.acks.policy import LETTER, Plan
-from channels.acks.sending import Sent
-from channels.acks.store import QUEUED, SENT, AckRecord
-from channels.acks.texts import languages_for
+from channels.acks.letter import NoSuchLetter, NotQueued, mailroom_for
+from channels.acks.store import AckRecord
 from channels.api import require_client
 from gateway.errors import ApiError
 from gateway.services import Services
@@ -52,20 +55,37 @@ def _out(record: AckRecord) -> LetterOut:
     )
 
 
+@contextmanager
+def mailroom_errors() -> Iterator[None]:
+    """The mailroom's two refusals in HTTP terms: unknown letter 404, not queued 409."""
+    try:
+        yield
+    except NoSuchLetter as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    except NotQueued as exc:
+        raise ApiError(409, "not_queued", str(exc)) from None
+
+
+def pdf_response(data: bytes, name: str) -> Response:
+    """A letter to open in the browser's viewer and print; never cached (it holds an address)."""
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={
+            "Content-Disposition": f'inline; filename="{name}.pdf"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 def build_router(services: Services) -> APIRouter:
     router = APIRouter(prefix="/v1/acks", tags=["acknowledgements"])
-    acknowledger = Acknowledger(services, senders={})
-
-    def letter(ack_id: str) -> AckRecord:
-        record = acknowledger.acks.by_id(ack_id)
-        if record is None or record.method != LETTER:
-            raise ApiError(404, "not_found", f"no acknowledgement letter {ack_id}")
-        return record
+    mailroom = mailroom_for(services)
 
     @router.get("/letters", response_model=list[LetterOut], responses={401: {}})
     async def list_letters(_client: Client) -> list[LetterOut]:
-        records = await run_in_threadpool(acknowledger.acks.letters, QUEUED)
-        return [_out(record) for record in records]
+        letters = await run_in_threadpool(mailroom.queued, datetime.now(UTC))
+        return [_out(letter.record) for letter in letters]
 
     @router.get(
         "/letters/{ack_id}/pdf",
@@ -73,33 +93,16 @@ def build_router(services: Services) -> APIRouter:
         responses={200: {"content": {"application/pdf": {}}}, 401: {}, 404: {}},
     )
     async def letter_pdf(ack_id: str, _client: Client) -> Response:
-        record = await run_in_threadpool(letter, ack_id)
-        data = await run_in_threadpool(services.store.blobs.get, str(record.document))
-        filename = f"accuse-reception-{record.reference}.pdf"
-        return Response(
-            data,
-            media_type="application/pdf",
-            headers={"Content-Disposition": f'inline; filename="{filename}"'},
-        )
+        with mailroom_errors():
+            record, data = await run_in_threadpool(mailroom.pdf, ack_id)
+        return pdf_response(data, f"accuse-reception-{record.reference}")
 
     @router.post(
         "/letters/{ack_id}/posted", response_model=LetterOut, responses={401: {}, 404: {}, 409: {}}
     )
     async def letter_posted(ack_id: str, _client: Client) -> LetterOut:
-        record = await run_in_threadpool(letter, ack_id)
-        if record.status == SENT:
-            return _out(record)
-        message = await run_in_threadpool(
-            services.store.complaints.get_by_reference, record.reference
-        )
-        if message is None or record.status != QUEUED:
-            raise ApiError(409, "not_queued", f"letter {ack_id} is {record.status}, not queued")
-        pdf = await run_in_threadpool(services.store.blobs.get, str(record.document))
-        plan = Plan(LETTER, str(record.recipient), languages_for(message))
-        sent = Sent(evidence=pdf, content_type="application/pdf", document=record.document)
-        updated = await run_in_threadpool(
-            acknowledger.record_sent, message, plan, sent, datetime.now(UTC)
-        )
-        return _out(updated)
+        with mailroom_errors():
+            record = await run_in_threadpool(mailroom.mark_posted, ack_id, datetime.now(UTC))
+        return _out(record)
 
     return router

@@ -4,7 +4,8 @@ The PDF is rendered to PNG with ``pdftoppm`` (kept in ``tests/artifacts/``
 to be looked at) and its text extracted with ``pdftotext``: the recipient's
 address, the reference and both languages must be there, Arabic as Arabic
 text (shaped, in logical order). The mailroom's routes run in a real
-``intake web`` process.
+``intake web`` process: the partner API with its key here, the staff page
+(staff session only) in test_letters_page.py.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from channels.acks.acknowledger import Acknowledger
 from config.settings import Settings
 from gateway.services import Services
 from normalizer.contract import Channel, Customer
-from tests.peers.acks import ack_row, other_complaint
+from tests.peers.acks import ack_events, ack_row, other_complaint
 from tests.peers.browser import ARTIFACTS
 from tests.peers.processes import IntakeProcesses
 from tests.peers.webform import start_web
@@ -84,6 +85,29 @@ def test_the_mailroom_lists_downloads_and_marks_the_letter_posted(
     assert posted.json()["status"] == again.json()["status"] == "sent"
     assert after == []
     assert ack_row(services, complaint.id).sent_at is not None  # type: ignore[union-attr]
+    [event] = ack_events(services, 1)
+    assert event["type"] == "ma.cashplus.intake.ack.sent.v1"
+    assert event["data"]["details"]["method"] == "letter"
+
+
+def test_the_staff_page_letter_routes_refuse_a_partner_api_key(
+    services: Services, settings: Settings, intake_processes: IntakeProcesses
+) -> None:
+    complaint = other_complaint(services, Channel.LETTER, LETTER_TEXT, SENDER)
+    row = Acknowledger(services).handle(complaint)
+    web = start_web(intake_processes, settings)
+    created = intake_processes.run("api-key", "create", "mailroom", env=web.env)
+    auth = {"Authorization": f"Bearer {created.stdout().strip()}"}
+
+    with httpx.Client(base_url=web.url, headers=auth) as client:
+        listed = client.get("/letters/acks")
+        pdf = client.get(f"/letters/acks/{row.id}/pdf")
+        everything = client.get("/letters/acks/all.pdf")
+        posted = client.post(f"/letters/acks/{row.id}/posted")
+
+    assert [listed.status_code, pdf.status_code, everything.status_code] == [401, 401, 401]
+    assert posted.status_code == 401
+    assert ack_row(services, complaint.id).status == "queued"  # type: ignore[union-attr]
 
 
 def test_the_letter_routes_need_an_api_key(

@@ -1,6 +1,7 @@
 // Mailroom upload page: drop scans, send each letter with per-file progress,
 // then poll the letter until OCR is done and show reference, language,
-// thumbnail and the first lines of text (or why it was refused).
+// thumbnail and the first lines of text (or why it was refused). The language
+// comes named in the page's language (language_name), its tag in data-tag.
 (function () {
   "use strict";
   const form = document.getElementById("letter-form");
@@ -79,7 +80,11 @@
     const detail = el("div", {class: "detail"});
     detail.append(line(t.reference, letter.reference, {class: "reference"}));
     detail.append(line(t.pages, String(letter.pages)));
-    if (letter.language) detail.append(line(t.language, letter.language, {class: "language"}));
+    if (letter.language) {
+      const named = line(t.language, letter.language_name || letter.language, {class: "language"});
+      named.dataset.tag = letter.language;
+      detail.append(named);
+    }
     if (letter.review) detail.append(el("p", {class: "review"}, t.review));
     if (letter.error) detail.append(el("p", {class: "error"}, letter.error.message));
     if (letter.excerpt) {
