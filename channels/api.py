@@ -244,14 +244,15 @@ def build_router(services: Services) -> APIRouter:
         responses={401: {}, 404: {}, 422: {}},
     )
     async def get_complaint(
-        reference: str, _client: Annotated[ApiClient, Depends(require_client)]
+        reference: str, client: Annotated[ApiClient, Depends(require_client)]
     ) -> ComplaintStatus:
         try:
             canonical = parse_reference(reference)
         except InvalidReference as exc:
             raise ApiError(422, "invalid_reference", str(exc), field="reference") from None
         found = await run_in_threadpool(services.store.complaints.status, canonical)
-        if found is None:
+        # Another partner's complaint is answered as one that does not exist.
+        if found is None or not client.may_read(found[0].evidence.api_client):
             raise ApiError(404, "not_found", f"no complaint with reference {canonical}")
         message, published = found
         return ComplaintStatus(complaint=message, published=published)

@@ -351,13 +351,18 @@ def api_key() -> None:
 
 @api_key.command("create")
 @click.argument("name")
-def api_key_create(name: str) -> None:
+@click.option(
+    "--read-all",
+    is_flag=True,
+    help="The key may read back any complaint, not only those it submitted (a call centre).",
+)
+def api_key_create(name: str, read_all: bool) -> None:
     """Create a key for NAME and print it (shown only this once)."""
     from gateway.store.apikeys import ApiKeyExists
 
     with _services() as services:
         try:
-            key = services.store.api_keys.create(name)
+            key = services.store.api_keys.create(name, reads_all=read_all)
         except ApiKeyExists as exc:
             raise CommandError(str(exc), EX_DATAERR) from None
     click.echo(key)
@@ -367,9 +372,21 @@ def api_key_create(name: str) -> None:
 def api_key_list() -> None:
     """List keys (names and prefixes; the keys themselves are not stored)."""
     with _services() as services:
-        for name, prefix, created, revoked in services.store.api_keys.list():
+        for name, prefix, created, revoked, reads_all in services.store.api_keys.list():
             state = f"revoked {revoked:%Y-%m-%d}" if revoked else "active"
-            click.echo(f"{name}\t{prefix}…\tcreated {created:%Y-%m-%d}\t{state}")
+            scope = "reads all" if reads_all else "reads its own"
+            click.echo(f"{name}\t{prefix}…\tcreated {created:%Y-%m-%d}\t{state}\t{scope}")
+
+
+@api_key.command("rotate")
+@click.argument("name")
+def api_key_rotate(name: str) -> None:
+    """Give NAME a new key and print it; the old key stops working (within 5 s everywhere)."""
+    with _services() as services:
+        key = services.store.api_keys.rotate(name)
+    if key is None:
+        raise CommandError(f"no active API key named {name!r}", EX_FAILED)
+    click.echo(key)
 
 
 @api_key.command("revoke")

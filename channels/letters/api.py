@@ -98,11 +98,18 @@ def build_router(services: Services) -> APIRouter:
 
     @router.get("/letters/{letter_id}", name="get_letter", responses={401: {}, 404: {}})
     async def get_letter(
-        request: Request, letter_id: str, _client: Annotated[ApiClient, Depends(require_client)]
+        request: Request, letter_id: str, client: Annotated[ApiClient, Depends(require_client)]
     ) -> dict[str, Any]:
         row = await run_in_threadpool(LetterQueue(services.store.engine).get, letter_id)
-        if row is None:
+        if row is None or not await run_in_threadpool(_readable, client, row.reference):
             raise ApiError(404, "not_found", f"no letter with id {letter_id}")
         return letter_view(row, reason_language(request), with_text=True)
+
+    def _readable(client: ApiClient, reference: str) -> bool:
+        """Whether ``client`` submitted this letter, or may read every complaint."""
+        if client.reads_all:
+            return True
+        complaint = services.store.complaints.get_by_reference(reference)
+        return complaint is not None and client.may_read(complaint.evidence.api_client)
 
     return router

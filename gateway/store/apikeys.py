@@ -4,6 +4,12 @@ A key is shown once, when created; only its sha256 is stored. Keys carry a
 short readable prefix (``cpk_ab12…``) so an operator can tell them apart in
 lists without ever seeing the secret.
 
+A key reads back only the complaints it submitted itself, unless it was
+created to read all of them (``reads_all``: the call centre's CRM looking up
+the reference a caller reads out). Rotating a key gives its partner a new
+secret under the same identity, so an ``Idempotency-Key`` sent before the
+rotation still finds its complaint after it.
+
 A key that authenticated is remembered for ``CACHE_SECONDS``, so a busy
 partner does not cost a database read per request; a key revoked in another
 process stops working within that time (at once in the revoking process).
@@ -44,10 +50,23 @@ class ApiClient:
     id: str
     name: str
     prefix: str
+    reads_all: bool = False
+
+    def may_read(self, submitted_by: str | None) -> bool:
+        """Whether this key may read a complaint submitted by ``submitted_by`` (a key name)."""
+        return self.reads_all or submitted_by == self.name
 
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def _prefix(key: str) -> str:
+    return key[: len(KEY_PREFIX) + 6]
 
 
 class ApiKeys:
@@ -57,9 +76,9 @@ class ApiKeys:
         self._known: dict[str, tuple[ApiClient, float]] = {}
         self._lock = threading.Lock()
 
-    def create(self, name: str) -> str:
+    def create(self, name: str, *, reads_all: bool = False) -> str:
         """A new key for ``name``; the only time the clear key exists."""
-        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        key = _new_key()
         try:
             with writing(self.engine) as session:
                 session.add(
@@ -67,12 +86,27 @@ class ApiKeys:
                         id=str(uuid.uuid4()),
                         name=name,
                         key_hash=hash_key(key),
-                        prefix=key[: len(KEY_PREFIX) + 6],
+                        prefix=_prefix(key),
+                        reads_all=reads_all,
                     )
                 )
         except IntegrityError:
             raise ApiKeyExists(f"an API key named {name!r} already exists") from None
         return key
+
+    def rotate(self, name: str) -> str | None:
+        """A new secret for the active key ``name`` (the old one stops working); None if none."""
+        key = _new_key()
+        with self._lock:
+            self._known.clear()
+        with writing(self.engine) as session:
+            result = session.execute(
+                update(ApiKeyRow)
+                .where(ApiKeyRow.name == name, ApiKeyRow.revoked_at.is_(None))
+                .values(key_hash=hash_key(key), prefix=_prefix(key))
+            )
+            changed = bool(result.rowcount)  # type: ignore[attr-defined]
+        return key if changed else None
 
     def authenticate(self, key: str) -> ApiClient | None:
         digest = hash_key(key)
@@ -102,7 +136,7 @@ class ApiKeys:
         # comparison below is belt and braces.
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             return None
-        return ApiClient(id=row.id, name=row.name, prefix=row.prefix)
+        return ApiClient(id=row.id, name=row.name, prefix=row.prefix, reads_all=row.reads_all)
 
     def revoke(self, name: str) -> bool:
         with self._lock:
@@ -115,10 +149,10 @@ class ApiKeys:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def list(self) -> list[tuple[str, str, datetime, datetime | None]]:
+    def list(self) -> list[tuple[str, str, datetime, datetime | None, bool]]:
         with reading(self.engine) as session:
             return [
-                (row.name, row.prefix, row.created_at, row.revoked_at)
+                (row.name, row.prefix, row.created_at, row.revoked_at, row.reads_all)
                 for row in session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))
             ]
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -172,6 +173,9 @@ class ApiKeyRow(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=_now)
     revoked_at: Mapped[datetime | None]
+    # False: the key reads back only the complaints it submitted itself. True:
+    # any complaint (the call centre's CRM looking up a caller's reference).
+    reads_all: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class EventRow(Base):

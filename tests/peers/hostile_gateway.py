@@ -109,7 +109,7 @@ def running_hostile_gateway(root: Path, dovecot: DovecotServer) -> Iterator[Host
         env = gateway_env(data_dir, http_port, smtp_port, account, media.base_url)
         processes = IntakeProcesses(workdir=root, env=env)
         try:
-            created = processes.run("api-key", "create", "hostile-tests")
+            created = processes.run("api-key", "create", "hostile-tests", "--read-all")
             assert created.popen.returncode == 0, created.describe()
             process = processes.start("run")
             wait_for_port(http_port, process)
