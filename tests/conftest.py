@@ -109,6 +109,16 @@ def amqp_settings(data_dir: Path, topology_prefix: str) -> Settings:
 
 
 @pytest.fixture
+def amqp_services(amqp_settings: Settings) -> Iterator[Services]:
+    """The gateway's services on the machine's RabbitMQ, in this test's namespace."""
+    built = build_services(amqp_settings)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture
 def postgres_url() -> Iterator[str]:
     url, name = create_postgres_database()
     yield url

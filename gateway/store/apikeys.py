@@ -97,15 +97,7 @@ class ApiKeys:
     def rotate(self, name: str) -> str | None:
         """A new secret for the active key ``name`` (the old one stops working); None if none."""
         key = _new_key()
-        with self._lock:
-            self._known.clear()
-        with writing(self.engine) as session:
-            result = session.execute(
-                update(ApiKeyRow)
-                .where(ApiKeyRow.name == name, ApiKeyRow.revoked_at.is_(None))
-                .values(key_hash=hash_key(key), prefix=_prefix(key))
-            )
-            changed = bool(result.rowcount)  # type: ignore[attr-defined]
+        changed = self._update_active(name, key_hash=hash_key(key), prefix=_prefix(key))
         return key if changed else None
 
     def authenticate(self, key: str) -> ApiClient | None:
@@ -139,13 +131,17 @@ class ApiKeys:
         return ApiClient(id=row.id, name=row.name, prefix=row.prefix, reads_all=row.reads_all)
 
     def revoke(self, name: str) -> bool:
+        return self._update_active(name, revoked_at=datetime.now(UTC))
+
+    def _update_active(self, name: str, **values: object) -> bool:
+        """Change the active key ``name``; forget every remembered key first (at once here)."""
         with self._lock:
             self._known.clear()
         with writing(self.engine) as session:
             result = session.execute(
                 update(ApiKeyRow)
                 .where(ApiKeyRow.name == name, ApiKeyRow.revoked_at.is_(None))
-                .values(revoked_at=datetime.now(UTC))
+                .values(**values)
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -11,7 +11,6 @@ it, each message once however often it is run.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -22,7 +21,7 @@ from kombu import Connection
 from sqlalchemy import create_engine, inspect
 
 from config.settings import Settings, load_settings
-from gateway.services import Services, build_services
+from gateway.services import Services
 from gateway.store.db import normalize_url
 from router.broker import topology_for
 from tests.peers.complaints import outbox_rows, record
@@ -43,15 +42,6 @@ def assert_fails(process: IntakeProcess, code: int, error: str) -> None:
 def today(settings: Settings) -> str:
     """Today's date where the gateway runs, as ``--since`` takes it."""
     return datetime.now(ZoneInfo(settings.timezone)).date().isoformat()
-
-
-@pytest.fixture
-def amqp_services(amqp_settings: Settings) -> Iterator[Services]:
-    built = build_services(amqp_settings)
-    try:
-        yield built
-    finally:
-        built.close()
 
 
 # -- relay and consume --------------------------------------------------------

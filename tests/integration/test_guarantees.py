@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,15 +30,6 @@ from tests.peers.complaints import record
 from tests.peers.processes import IntakeProcesses, env_for
 
 SQLITE_SYNCHRONOUS_FULL = 2
-
-
-@pytest.fixture
-def amqp_services(amqp_settings: Settings) -> Iterator[Services]:
-    built = build_services(amqp_settings)
-    try:
-        yield built
-    finally:
-        built.close()
 
 
 def broker_listing(what: str, *columns: str) -> list[dict[str, Any]]:
