@@ -1,6 +1,13 @@
-"""Hostile files: each is refused cleanly (and kept in quarantine), and the next letter is read."""
+"""Hostile files: each is refused cleanly (and kept in quarantine), and the next letter is read.
 
-from collections.abc import Iterator
+The last part runs the PDF checks directly (``pdf_info``, with poppler and
+qpdf, as the sandboxed inspection does): every way of hiding an action, and
+the everyday PDFs that must still pass.
+"""
+
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -9,6 +16,8 @@ from config.settings import Settings
 from gateway.app import create_app
 from gateway.ops.quarantine import Quarantine
 from gateway.services import Services, build_services
+from normalizer.ocr import pdf
+from normalizer.ocr.sandbox import Limits
 from tests.peers import scans
 from tests.peers.ocr import ocr_worker
 from tests.peers.processes import wait_until
@@ -119,14 +128,18 @@ def test_pdf_with_escaped_script_names_is_refused(client: TestClient, where: str
     assert answer.json()["error"]["code"] == "pdf_javascript"
 
 
-@pytest.mark.parametrize("encoding", ["flate", "run_length"])
-def test_pdf_with_document_script_in_an_object_stream_is_refused(
-    client: TestClient, encoding: str
+@pytest.mark.parametrize("where", sorted(scans.ACTIVE_CONTENT))
+@pytest.mark.parametrize(
+    ("encoding", "dictionary"), [("flate", "name_with_obj"), ("run_length", "over_4_kib")]
+)
+def test_pdf_with_script_or_launch_in_an_object_stream_is_refused(
+    client: TestClient, where: str, encoding: str, dictionary: str
 ) -> None:
-    # run_length: a filter the gateway's own scan does not decode; poppler's verdict
-    # ("JavaScript: yes") refuses it.
-    data = scans.object_stream_pdf(scans.ACTIVE_CONTENT["names"], encoding=encoding)
+    data = scans.object_stream_pdf(
+        scans.ACTIVE_CONTENT[where], encoding=encoding, dictionary=dictionary
+    )
     answer = upload(client, "script.pdf", data, "application/pdf")
+    assert answer.status_code == 422
     assert answer.json()["error"]["code"] == "pdf_javascript"
 
 
@@ -177,3 +190,92 @@ def test_ocr_job_over_its_time_limit_fails_the_letter_not_the_worker(
     finally:
         tight.close()
         normal.close()
+
+
+# -- the PDF checks themselves, as the sandboxed inspection runs them (no upload) ---
+LIMITS = Limits(timeout=20.0, memory_mb=1024)
+
+
+def pdf_refusal(tmp_path: Path, data: bytes) -> str | None:
+    """The code ``pdf_info`` refuses ``data`` with, or None when the file is accepted."""
+    path = tmp_path / "lettre.pdf"
+    path.write_bytes(data)
+    try:
+        pdf.pdf_info(path, max_pages=50, limits=LIMITS)
+    except pdf.PdfRefused as exc:
+        return exc.code
+    return None
+
+
+@pytest.mark.parametrize("where", ["open_action", "launch"])
+@pytest.mark.parametrize("encoding", ["flate", "hex", "run_length", "predictor"])
+@pytest.mark.parametrize("dictionary", sorted(scans.OBJECT_STREAM_DICTIONARIES))
+@pytest.mark.parametrize("escaped", [False, True], ids=["plain", "escaped"])
+def test_pdf_action_inside_an_object_stream_is_refused(
+    tmp_path: Path, where: str, encoding: str, dictionary: str, escaped: bool
+) -> None:
+    # Actions on opening: poppler does not report them, so qpdf's listing must.
+    catalog = scans.ACTIVE_CONTENT[where]
+    catalog = scans.escape_names(catalog) if escaped else catalog
+    data = scans.object_stream_pdf(catalog, encoding=encoding, dictionary=dictionary)
+    assert b"Launch" not in data and b"JS" not in data  # nothing a plain byte scan could see
+    assert pdf_refusal(tmp_path, data) == "pdf_javascript"
+
+
+@pytest.mark.parametrize("where", sorted(scans.ACTIVE_CONTENT))
+@pytest.mark.parametrize("escaped", [False, True], ids=["plain", "escaped"])
+def test_qpdf_listing_finds_every_kind_of_active_content(
+    tmp_path: Path, where: str, escaped: bool
+) -> None:
+    # The document-level script too, without poppler's "JavaScript: yes" in front.
+    path = tmp_path / "script.pdf"
+    path.write_bytes(scans.javascript_pdf(where, escaped=escaped))
+    with pytest.raises(pdf.PdfRefused) as caught:
+        pdf.refuse_active_content(path, LIMITS)
+    assert caught.value.code == "pdf_javascript"
+
+
+# PDFs a mailroom sends every day, built when their test runs.
+CLEAN_PDFS: dict[str, Callable[[], bytes]] = {
+    "text": lambda: scans.text_pdf(scans.FRENCH_LETTER),
+    "scan": lambda: scans.encode(scans.render_page(scans.FRENCH_LETTER), "pdf"),
+    # Names spelled in the page's text and in a string are words, not actions.
+    "words": lambda: scans.text_pdf(
+        ("Menu /JavaScript /JS /Launch",), catalog_extra=b"/Lang (/JS) "
+    ),
+} | {
+    f"{encoding}-{shape}": partial(scans.object_stream_pdf, encoding=encoding, dictionary=shape)
+    for encoding in ("flate", "hex", "run_length", "predictor")
+    for shape in scans.OBJECT_STREAM_DICTIONARIES
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CLEAN_PDFS))
+def test_pdf_without_active_content_is_accepted(tmp_path: Path, kind: str) -> None:
+    assert pdf_refusal(tmp_path, CLEAN_PDFS[kind]()) is None
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(
+            partial(scans.object_stream_pdf, encoding="image_filter", packed=3), id="filter"
+        ),
+        pytest.param(scans.nested_action_pdf, id="nesting"),
+    ],
+)
+def test_pdf_with_an_object_qpdf_could_not_read_is_refused_as_unreadable(
+    tmp_path: Path, make: Callable[[], bytes]
+) -> None:
+    # qpdf only warns and lists the object as null (a font in a stream no
+    # reader decodes; a script behind arrays nested past its limit): what the
+    # object holds is unknown, so the file is not judged safe.
+    assert pdf_refusal(tmp_path, make()) == "unreadable"
+
+
+def test_file_qpdf_cannot_parse_is_refused_as_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "abime.pdf"
+    path.write_bytes(scans.text_pdf(scans.FRENCH_LETTER)[:300])
+    with pytest.raises(pdf.PdfRefused) as caught:
+        pdf.refuse_active_content(path, LIMITS)
+    assert caught.value.code == "unreadable"

@@ -6,7 +6,8 @@ The hostile files are built byte by byte: a PNG that claims 50,000 x 50,000
 pixels (valid, highly compressible), a PDF with thousands of pages, an
 executable named ``.pdf``, truncated TIFFs (one page and two), PDFs with an
 /Encrypt dictionary, or with JavaScript and launch actions, spelled plainly,
-with ``#xx`` escapes, or inside an object stream.
+with ``#xx`` escapes, or inside an object stream (any filter, predictor or
+dictionary shape).
 """
 
 from __future__ import annotations
@@ -192,6 +193,14 @@ def _run_length(data: bytes) -> bytes:
     return b"".join(b"\x00" + bytes([byte]) for byte in data) + b"\x80"
 
 
+def _png_rows(data: bytes, columns: int = 5) -> bytes:
+    """Rows of ``columns`` bytes, each behind a PNG predictor tag (0): names cut every 5 bytes."""
+    rows = (data[i : i + columns].ljust(columns, b" ") for i in range(0, len(data), columns))
+    return b"".join(b"\x00" + row for row in rows)
+
+
+# How an object stream's data is written: the packed bytes, and its /Filter
+# (with /DecodeParms when a predictor is used).
 _OBJECT_STREAM_ENCODINGS = {
     "flate": lambda body: (zlib.compress(body), b"/FlateDecode"),
     "hex": lambda body: (
@@ -199,6 +208,20 @@ _OBJECT_STREAM_ENCODINGS = {
         b"[/ASCIIHexDecode /FlateDecode]",
     ),
     "run_length": lambda body: (_run_length(body), b"/RunLengthDecode"),
+    "predictor": lambda body: (
+        zlib.compress(_png_rows(body)),
+        b"/FlateDecode /DecodeParms << /Predictor 12 /Columns 5 >>",
+    ),
+    # A real filter, but for images: no reader decodes objects with it.
+    "image_filter": lambda body: (zlib.compress(body), b"/JBIG2Decode"),
+}
+# Extra entries in the object stream's dictionary (after /Type /ObjStm): a
+# name that contains "obj", and a dictionary over 4 KiB. Neither changes what
+# the stream holds.
+OBJECT_STREAM_DICTIONARIES = {
+    "plain": b"",
+    "name_with_obj": b"/Xobj 1 ",
+    "over_4_kib": b"/Padding [" + b"0 " * 2100 + b"] ",
 }
 
 
@@ -207,34 +230,53 @@ def javascript_pdf(where: str = "open_action", *, escaped: bool = False) -> byte
     return text_pdf(FRENCH_LETTER, catalog_extra=escape_names(extra) if escaped else extra)
 
 
-def object_stream_pdf(catalog_extra: bytes = b"", *, encoding: str = "flate") -> bytes:
-    """``text_pdf`` (one page) with its catalog inside an object stream (PDF 1.5).
+def object_stream_pdf(
+    catalog_extra: bytes = b"",
+    *,
+    encoding: str = "flate",
+    dictionary: str = "plain",
+    packed: int = 1,
+) -> bytes:
+    """``text_pdf`` (one page) with one of its objects inside an object stream (PDF 1.5).
 
-    ``encoding``: ``flate`` (what writers use), ``hex`` (deflated, then in
-    hexadecimal) or ``run_length``, a filter every reader decodes but the
-    gateway's own scan does not (so only poppler's verdict stands).
+    ``packed``: the object put in the stream, the catalog (1, where
+    ``catalog_extra`` goes) by default, or the font (3). ``encoding``: one of
+    ``_OBJECT_STREAM_ENCODINGS``; ``flate`` is what writers use. ``dictionary``:
+    one of ``OBJECT_STREAM_DICTIONARIES``.
     """
     objects = _pdf_objects(FRENCH_LETTER, 1, catalog_extra)
-    catalog, others = objects[0], objects[1:]
-    packed, filters = _OBJECT_STREAM_ENCODINGS[encoding](b"1 0 " + catalog)
+    prefix = b"%d 0 " % packed
+    data, filters = _OBJECT_STREAM_ENCODINGS[encoding](prefix + objects[packed - 1])
     out = io.BytesIO()
     out.write(b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n")
     offsets = {}
-    for number, text in enumerate(others, 2):
-        offsets[number] = out.tell()
-        out.write(b"%d 0 obj\n" % number + text + b"\nendobj\n")
+    for number, text in enumerate(objects, 1):
+        if number != packed:
+            offsets[number] = out.tell()
+            out.write(b"%d 0 obj\n" % number + text + b"\nendobj\n")
     stream_number = len(objects) + 1
     offsets[stream_number] = out.tell()
     out.write(
-        b"%d 0 obj\n<< /Type /ObjStm /N 1 /First 4 /Filter %s /Length %d >>\nstream\n"
-        % (stream_number, filters, len(packed))
-        + packed
+        b"%d 0 obj\n<< /Type /ObjStm %s/N 1 /First %d /Filter %s /Length %d >>\nstream\n"
+        % (
+            stream_number,
+            OBJECT_STREAM_DICTIONARIES[dictionary],
+            len(prefix),
+            filters,
+            len(data),
+        )
+        + data
         + b"\nendstream\nendobj\n"
     )
     xref_number = stream_number + 1
     offsets[xref_number] = out.tell()
-    rows = [struct.pack(">BIH", 0, 0, 0xFFFF), struct.pack(">BIH", 2, stream_number, 0)]
-    rows += [struct.pack(">BIH", 1, offsets[n], 0) for n in range(2, xref_number + 1)]
+    rows = [struct.pack(">BIH", 0, 0, 0xFFFF)]
+    rows += [
+        struct.pack(">BIH", 2, stream_number, 0)
+        if number == packed
+        else struct.pack(">BIH", 1, offsets[number], 0)
+        for number in range(1, xref_number + 1)
+    ]
     table = b"".join(rows)
     out.write(
         b"%d 0 obj\n<< /Type /XRef /Size %d /W [1 4 2] /Root 1 0 R /Length %d >>\nstream\n"
@@ -243,6 +285,20 @@ def object_stream_pdf(catalog_extra: bytes = b"", *, encoding: str = "flate") ->
         + b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % offsets[xref_number]
     )
     return out.getvalue()
+
+
+def nested_action_pdf(depth: int = 600) -> bytes:
+    """An opening script in an object of its own, behind arrays nested ``depth`` deep.
+
+    qpdf stops reading at 500 levels and lists that object as null: a reader
+    without such a limit would find the script after the arrays.
+    """
+    # Catalog, page tree, font, content and page are objects 1 to 5: the action is 6.
+    objects = _pdf_objects(FRENCH_LETTER, 1, b"/OpenAction 6 0 R ")
+    padding = b"[" * depth + b"]" * depth
+    return _pdf(
+        [*objects, b"<< /Padding " + padding + b" /S /JavaScript /JS (app.alert\\(1\\);) >>"]
+    )
 
 
 def encrypted_pdf() -> bytes:

@@ -1,15 +1,16 @@
 """Checks on a scan: its type from the bytes (python-magic), then what its contents carry.
 
-The PDF and image checks below are the pure-Python parts of the sandboxed
-inspection: names a PDF writes (escaped or in object streams), and Pillow
-failing on a truncated file.
+The image checks below are the pure-Python part of the sandboxed
+inspection: Pillow failing on a truncated file. What a PDF carries is read
+by poppler and qpdf, so those checks are tested with them, in
+``tests/integration/test_letters_hostile.py``.
 """
 
 from pathlib import Path
 
 import pytest
 
-from normalizer.ocr import ScanLimits, ScanRejected, images, inspect_scan, pdf
+from normalizer.ocr import ScanLimits, ScanRejected, images, inspect_scan
 from normalizer.ocr.checks import check_type
 from tests.peers import scans
 
@@ -72,46 +73,6 @@ def test_every_refusal_has_french_arabic_and_english_texts() -> None:
 
 
 # -- what the checks read inside a file -------------------------------------------
-@pytest.mark.parametrize("where", sorted(scans.ACTIVE_CONTENT))
-@pytest.mark.parametrize("escaped", [False, True], ids=["plain", "escaped"])
-def test_pdf_active_content_is_found_however_its_names_are_spelled(
-    where: str, escaped: bool
-) -> None:
-    assert pdf.ACTIVE_NAMES & pdf.written_names(scans.javascript_pdf(where, escaped=escaped))
-
-
-@pytest.mark.parametrize("where", ["open_action", "launch"])
-@pytest.mark.parametrize("encoding", ["flate", "hex"])
-def test_pdf_action_inside_a_compressed_object_stream_is_found(where: str, encoding: str) -> None:
-    catalog = scans.escape_names(scans.ACTIVE_CONTENT[where])
-    data = scans.object_stream_pdf(catalog, encoding=encoding)
-    assert b"Launch" not in data and b"JS" not in data  # nothing a plain byte scan could see
-    assert pdf.ACTIVE_NAMES & pdf.written_names(data)
-
-
-def test_pdf_without_active_content_names_none() -> None:
-    for data in (scans.text_pdf(scans.FRENCH_LETTER), scans.object_stream_pdf()):
-        assert not pdf.ACTIVE_NAMES & pdf.written_names(data)
-
-
-def image_stream_pdf(data: bytes) -> bytes:
-    return (
-        b"%%PDF-1.4\n6 0 obj\n<< /Type /XObject /Subtype /Image /Filter /DCTDecode "
-        b"/Length %d >>\nstream\n" % len(data) + data + b"\nendstream\nendobj\n"
-    )
-
-
-def test_image_bytes_that_happen_to_spell_a_script_name_are_not_a_script() -> None:
-    # A scan's JPEG data is random bytes: "/JS" followed by a space turns up by chance.
-    written = pdf.written_names(image_stream_pdf(b"\xff\xd8\x10/JS \x9a/Launch\x00\xff\xd9"))
-    assert not pdf.ACTIVE_NAMES & written
-
-
-def test_object_hidden_inside_stream_data_is_read() -> None:
-    hidden = b"\xff\xd8 7 0 obj << /S /J#61vaScript /J#53 (app.alert\\(1\\);) >> endobj \xff\xd9"
-    assert pdf.ACTIVE_NAMES & pdf.written_names(image_stream_pdf(hidden))
-
-
 @pytest.mark.parametrize("cut", scans.TIFF_CUTS)
 def test_truncated_multipage_tiff_is_refused_as_unreadable(
     tmp_path: Path, cut: float, truncated_tiffs: dict[float, bytes]
