@@ -3,14 +3,15 @@
 A file is read only once its size and modification time have not changed
 for ``settle`` seconds (a scanner writing over the network pauses between
 pages), and is checked again after reading; the result goes to ``done/``
-(with ``NAME.reference.txt``) or ``rejected/`` (with ``NAME.reason.txt``,
-in French and Arabic). Our own failure (store down) leaves the file where it
-is, to be tried again after a pause; any other failure on one file sets it
-aside in ``rejected/`` as unreadable, and the folder goes on with the next.
-A file over the size cap is refused from its size, never read. Names
-starting with ``.`` or ending in ``.part``, ``.tmp`` are the scanner's work
-in progress and are never touched. A refused file later replayed from
-quarantine is moved on to ``done/`` (``settle_replayed``).
+(with ``NAME.reference.txt``) or, refused by the checks (the sender's
+fault, quarantined), to ``rejected/`` (with ``NAME.reason.txt``, in French
+and Arabic). A file over the size cap is refused from its size, never read.
+Any other failure is ours, not the file's (store down, disk, a bug: decoder
+errors are already refusals): the file is left where it is, tried again
+after a pause, and the folder goes on with the next. Names starting with
+``.`` or ending in ``.part``, ``.tmp`` are the scanner's work in progress
+and are never touched. A refused file later replayed from quarantine is
+moved on to ``done/`` (``settle_replayed``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from channels.letters.intake import LetterFile, LetterUpload, ScanRejectedDate, accept_letter
 from gateway.logs import mask_personal_data
+from gateway.retry import backoff_delay
 from gateway.services import Services
 from gateway.store import StoreUnavailable
 from normalizer.ocr import ScanRejected
@@ -139,9 +141,11 @@ def _refuse(root: Path, path: Path, exc: ScanRejected) -> FileOutcome:
 def _safely(services: Services, root: Path, path: Path) -> FileOutcome:
     """``process_file`` that never raises: one file must not stop the folder.
 
-    Our own failure (store down, disk) leaves the file in place for a later
-    try; anything else that goes wrong on this file sets it aside in
-    ``rejected/`` as unreadable, with a reason file, and the next file is read.
+    What reaches here is our failure, never the file's (the checks turn every
+    decoder error into a refusal): a store or disk failure, or a bug. Filing
+    the letter in ``rejected/`` would blame the customer and keep it out of
+    quarantine, where nothing could replay it; so it stays in place, is tried
+    again after a pause, and the next file is read meanwhile.
     """
     try:
         return process_file(services, root, path)
@@ -150,34 +154,26 @@ def _safely(services: Services, root: Path, path: Path) -> FileOutcome:
         return FileOutcome(path, "retry", type(exc).__name__)
     except Exception as exc:
         detail = mask_personal_data(f"{type(exc).__name__}: {exc}")[:200]
-        log.error("hot folder: %s could not be read, set aside in rejected/: %s", path.name, detail)
-        return _set_aside(root, path, detail)
-
-
-def _set_aside(root: Path, path: Path, detail: str) -> FileOutcome:
-    try:
-        return _refuse(root, path, ScanRejected("unreadable", detail=detail))
-    except OSError as exc:  # cannot even move it: leave it, tried again after a pause
-        log.error("hot folder: %s left in place: %s", path.name, type(exc).__name__)
+        log.error("hot folder: %s left in place after an error of ours: %s", path.name, detail)
         return FileOutcome(path, "retry", type(exc).__name__)
 
 
 @dataclass
 class RetryDelay:
-    """When a file our own failure left in place may be tried again (doubling pauses)."""
+    """When a file our own failure left in place may be tried again (``backoff_delay``)."""
 
     first: float = RETRY_FIRST
     longest: float = RETRY_LONGEST
-    waits: dict[Path, tuple[float, float]] = field(default_factory=dict)
+    # Per file: when it may be tried again, and its failures in a row.
+    waits: dict[Path, tuple[float, int]] = field(default_factory=dict)
 
     def allows(self, path: Path, now: float) -> bool:
         wait = self.waits.get(path)
         return wait is None or now >= wait[0]
 
     def failed(self, path: Path, now: float) -> None:
-        previous = self.waits.get(path)
-        pause = self.first if previous is None else min(previous[1] * 2, self.longest)
-        self.waits[path] = (now + pause, pause)
+        failures = self.waits.get(path, (now, 0))[1] + 1
+        self.waits[path] = (now + backoff_delay(failures, self.first, self.longest), failures)
 
     def forget(self, path: Path) -> None:
         self.waits.pop(path, None)

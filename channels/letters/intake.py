@@ -28,11 +28,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from channels.intake import hand_off
 from channels.letters.models import PENDING, LetterRow
 from channels.letters.queue import LetterQueue
 from config.settings import Settings
-from gateway.logs import complaint_context
+from gateway.logs import complaint_context, mask_personal_data
 from gateway.services import Services
 from gateway.store.intake import guarded
 from normalizer.contact import build_customer
@@ -194,16 +196,37 @@ def requeue_orphans(services: Services, older_than: timedelta) -> int:
     a process killed between them would leave the complaint to be published
     unread when its hold ran out. Its manifest (the evidence) says which
     stored scans to read, so the row is rebuilt from it. ``older_than``
-    keeps clear of uploads still between their two commits.
+    keeps clear of uploads still between their two commits. One letter whose
+    evidence cannot be turned into a job is logged and passed over: it must
+    not keep the letters after it from their OCR. The database down ends the
+    sweep (the next one tries again). Returns how many were queued.
     """
     queue = LetterQueue(services.store.engine)
-    orphans = queue.held_without_letter(datetime.now(UTC) - older_than)
-    for message in orphans:
+    queued = 0
+    for message in queue.held_without_letter(datetime.now(UTC) - older_than):
+        with complaint_context(message.id):
+            queued += _requeue_orphan(services, queue, message)
+    return queued
+
+
+def _requeue_orphan(services: Services, queue: LetterQueue, message: ComplaintMessage) -> bool:
+    """True if the orphan was queued; False, logged, if no job could be built for it."""
+    try:
         row = letter_row_from_evidence(services, message)
         queue.add(row)
-        with complaint_context(message.id):
-            log.warning("letter %s had no OCR job: queued from its evidence", message.reference)
-    return len(orphans)
+    except (OperationalError, InterfaceError):  # the database itself: the whole sweep
+        raise
+    except Exception as exc:  # a manifest we cannot read (or a bug): this letter only
+        detail = mask_personal_data(f"{type(exc).__name__}: {exc}")[:200]
+        log.error(
+            "letter %s has no OCR job and none can be built from its evidence (%s); "
+            "it will be published unread when its hold ends",
+            message.reference,
+            detail,
+        )
+        return False
+    log.warning("letter %s had no OCR job: queued from its evidence", message.reference)
+    return True
 
 
 def letter_row_from_evidence(services: Services, message: ComplaintMessage) -> LetterRow:

@@ -11,6 +11,7 @@ and one full decode of every image page.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -27,8 +28,9 @@ REFUSALS = (images.ImageRefused, pdf.PdfRefused)
 # How a page can run out of its own limits without failing the letter.
 PAGE_FAILURES = ("timeout", "memory")
 # After this many pages ran out of their limits, the rest of the letter is not
-# read: a file built to be slow costs a few page budgets, not one per page, and
-# the letter goes to a person, who reads it on the scans.
+# read, and the letter goes to a person, who reads it on the scans: pages built
+# to go over their budget cost two budgets, not one per page. Pages that run
+# just under it are bounded by the letter's own time (``spec["letter_seconds"]``).
 MAX_FAILED_PAGES = 2
 # Grey level under which a pixel is ink, and the share of ink under which a page
 # with no words is blank. Measured at 300 dpi after despeckling: a blank page
@@ -70,31 +72,42 @@ def ocr_document(spec: dict[str, Any]) -> DocumentResult:
     ``spec["timeout"]`` is one page's budget, shared by that page's poppler
     and tesseract calls. A page that runs out of time or memory is kept as
     unread (``error``) and the next page is read; after ``MAX_FAILED_PAGES``
-    such pages the rest are skipped.
+    such pages, or once the pages have spent ``spec["letter_seconds"]`` (if
+    given) in all, the rest are skipped.
     """
     limits = Limits(timeout=spec["timeout"], memory_mb=spec["memory_mb"])
     workdir = Path(spec["workdir"])
     thumbnail = Path(spec["thumbnail"]) if spec.get("thumbnail") else None
+    reading_left = spec.get("letter_seconds", math.inf)
     pages: list[PageResult] = []
     failed = 0
     for item in spec["files"]:
         for load in _pages(Path(item["path"]), item["kind"], spec, workdir, limits):
             index = len(pages)
-            if failed >= MAX_FAILED_PAGES:
+            if failed >= MAX_FAILED_PAGES or reading_left <= 0:
                 pages.append(_unread(index, "skipped"))
                 continue
-            page_limits = limits.until(time.monotonic() + limits.timeout)
-            try:
-                pages.append(_read_page(load, index, workdir, page_limits, thumbnail))
-            except SandboxError as exc:
-                if exc.code not in PAGE_FAILURES:
-                    raise
-                pages.append(_unread(index, exc.code))
-                failed += 1
-            except MemoryError:
-                pages.append(_unread(index, "memory"))
-                failed += 1
+            started = time.monotonic()
+            page_limits = limits.until(started + min(limits.timeout, reading_left))
+            page = _read_or_unread(load, index, workdir, page_limits, thumbnail)
+            reading_left -= time.monotonic() - started
+            failed += page.error is not None
+            pages.append(page)
     return DocumentResult(pages=pages)
+
+
+def _read_or_unread(
+    load: PageLoader, index: int, workdir: Path, limits: Limits, thumbnail: Path | None
+) -> PageResult:
+    """The page read, or left unread with the limit it ran out of."""
+    try:
+        return _read_page(load, index, workdir, limits, thumbnail)
+    except SandboxError as exc:
+        if exc.code not in PAGE_FAILURES:
+            raise
+        return _unread(index, exc.code)
+    except MemoryError:
+        return _unread(index, "memory")
 
 
 def _unread(index: int, error: str) -> PageResult:
@@ -125,7 +138,11 @@ def _pages(
             dpi = frame.info.get("dpi", (0, 0))[0] or None
             yield partial(_decoded, frame, float(dpi) if dpi else None)
         return
-    info = pdf.pdf_info(path, spec["max_pages"], limits)
+    # Opening the file shares one deadline (``spec["opening_seconds"]``) over all its
+    # calls, so that the job's own time (``job.letter_timeout``) always covers it.
+    opening = spec.get("opening_seconds")
+    info_limits = limits if opening is None else limits.until(time.monotonic() + opening)
+    info = pdf.pdf_info(path, spec["max_pages"], info_limits)
     for number in range(1, info.pages + 1):
         yield partial(_pdf_page, path, number, spec["max_pixels"], workdir)
 

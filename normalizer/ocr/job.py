@@ -5,9 +5,11 @@ writes a JSON answer on stdout. It is what decodes untrusted files, so it
 always runs under ``sandbox.run_limited`` (timeout, memory cap); a file
 that crashes or exhausts it costs this process, never the worker. The
 timeout (``ScanLimits.timeout``) is per page: each page spends at most that
-inside the job, and the job as a whole gets it once per page plus once for
-starting and opening the files, so a long honest letter is read to the end.
-Exit 70 means our own code failed (not the file's fault).
+inside the job, and the pages together at most ``MAX_LETTER_SECONDS``
+(pages past it are skipped, the letter goes to a person). The job as a whole
+gets its pages' time plus what opening the files and starting may take
+(``letter_timeout``), so a long honest letter is read to the end and is
+never killed whole. Exit 70 means our own code failed (not the file's fault).
 """
 
 from __future__ import annotations
@@ -60,10 +62,32 @@ class ScanFile:
     pages: int | None = None
 
 
-def letter_timeout(files: list[ScanFile], limits: ScanLimits) -> float:
-    """The whole job's time: one page budget per page, and one for start-up."""
+# The pages of one letter together get at most this long, however close to
+# its own budget each page runs: pages built to run just under the page
+# budget would otherwise hold a worker for pages x budget (50 min at the
+# defaults). An honest page takes 3 to 20 s here, so 50 of them fit.
+MAX_LETTER_SECONDS = 30 * 60
+# Opening a PDF in the job (its page count and sizes: the upload checks' own
+# poppler and qpdf calls) gets this many page budgets, shared by those calls
+# however many they are. The upload checks did all of it in one.
+PDF_OPENING_BUDGETS = 2
+
+
+def reading_seconds(files: list[ScanFile], limits: ScanLimits) -> float:
+    """What the letter's pages may take in all: one page budget each, up to the ceiling."""
     pages = sum(item.pages or limits.max_pages for item in files)
-    return limits.timeout * (pages + 1)
+    return min(limits.timeout * pages, MAX_LETTER_SECONDS)
+
+
+def letter_timeout(files: list[ScanFile], limits: ScanLimits) -> float:
+    """The whole job's time: its pages', opening each PDF, and one budget for start-up.
+
+    Larger than anything the job spends within its own limits, so that it is
+    only ever cut short by them (pages left unread), not killed whole.
+    """
+    pdf_files = sum(1 for item in files if item.kind == "pdf")
+    opening = limits.timeout * (PDF_OPENING_BUDGETS * pdf_files + 1)
+    return reading_seconds(files, limits) + opening
 
 
 def run_ocr(
@@ -72,8 +96,9 @@ def run_ocr(
     """OCR every page of ``files`` in one sandboxed job; ``OcrFailed`` if it cannot.
 
     A page that runs out of its budget comes back unread (``PageResult.error``)
-    and the letter keeps its other pages; only a letter of which no page
-    could be read fails.
+    and the letter keeps its other pages, as do pages skipped once the letter
+    has spent ``reading_seconds``; only a letter of which no page could be
+    read fails.
     """
     with tempfile.TemporaryDirectory(prefix="intake-ocr-") as workdir:
         spec = {
@@ -81,6 +106,8 @@ def run_ocr(
             "max_pages": limits.max_pages,
             "max_pixels": limits.max_pixels,
             "timeout": limits.timeout,
+            "letter_seconds": reading_seconds(files, limits),
+            "opening_seconds": limits.timeout * PDF_OPENING_BUDGETS,
             "memory_mb": limits.memory_mb,
             "workdir": workdir,
             "thumbnail": str(thumbnail) if thumbnail else None,

@@ -17,9 +17,12 @@ from channels.letters.intake import LetterFile, LetterUpload, accept_letter, req
 from channels.letters.models import LetterRow
 from channels.letters.queue import LetterQueue
 from config.settings import Settings
+from gateway.logs import MaskingFilter
 from gateway.runner import build_relay
 from gateway.services import Services, build_services
 from gateway.store.db import writing
+from gateway.store.models import ComplaintRow
+from normalizer.contract import ComplaintMessage
 from router.consumer import consume_messages
 from tests.peers import scans
 from tests.peers.ocr import ocr_worker
@@ -176,3 +179,45 @@ def test_letter_recorded_without_its_ocr_job_is_queued_from_its_evidence(
         wait_until(lambda: queue.get(found.id).status == "done", "OCR", timeout=120)
     complaint = pg_services.store.complaints.get_by_reference(accepted.reference)
     assert complaint is not None and "job OCR" in complaint.body
+
+
+def _lose_letter_row(services: Services, letter_id: str) -> None:
+    """A crash between the complaint's commit and the letter row's."""
+    with writing(services.store.engine) as session:
+        session.execute(delete(LetterRow).where(LetterRow.id == letter_id))
+
+
+def _evidence_of_an_unknown_type(services: Services, complaint_id: str) -> None:
+    """The complaint's manifest names a scan type no longer accepted."""
+    with writing(services.store.engine) as session:
+        row = session.get(ComplaintRow, complaint_id)
+        assert row is not None
+        message = ComplaintMessage.model_validate_json(row.message)
+        manifest = json.loads(services.store.blobs.get(message.evidence.sha256))
+        manifest["files"][0]["content_type"] = "image/x-retired-scanner"
+        stored = services.store.blobs.put(json.dumps(manifest).encode())
+        evidence = message.evidence.model_copy(update={"sha256": stored.sha256})
+        row.message = message.model_copy(update={"evidence": evidence}).model_dump_json()
+
+
+def test_orphan_whose_evidence_cannot_be_read_does_not_keep_the_others_from_ocr(
+    pg_services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = accept_letter(pg_services, small_letter("Lettre au manifeste illisible " * 3))
+    sound = accept_letter(pg_services, small_letter("Lettre au manifeste intact " * 3))
+    for accepted in (broken, sound):
+        _lose_letter_row(pg_services, accepted.letter_id)
+    _evidence_of_an_unknown_type(pg_services, broken.complaint_id)
+    queue = LetterQueue(pg_services.store.engine)
+
+    caplog.handler.addFilter(
+        MaskingFilter()
+    )  # stamps each line with its complaint, as in production
+    with caplog.at_level("ERROR", logger="intake.letters"):
+        assert requeue_orphans(pg_services, timedelta(0)) == 1
+
+    assert queue.by_complaint(sound.complaint_id) is not None
+    assert queue.by_complaint(broken.complaint_id) is None
+    (error,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert broken.reference in error.getMessage() and "KeyError" in error.getMessage()
+    assert getattr(error, "complaint", None) == broken.complaint_id

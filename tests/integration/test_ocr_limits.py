@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -12,8 +14,8 @@ from channels.letters.intake import LetterFile, LetterUpload, accept_letter
 from channels.letters.queue import LetterQueue
 from channels.letters.worker import run_ocr_workers
 from gateway.services import Services
-from normalizer.ocr import OcrFailed, ScanLimits, run_ocr
-from normalizer.ocr.job import ScanFile
+from normalizer.ocr import OcrFailed, ScanLimits, engine, pdf, run_ocr
+from normalizer.ocr.job import MAX_LETTER_SECONDS, ScanFile, letter_timeout, reading_seconds
 from normalizer.ocr.sandbox import Limits, SandboxError, run_limited
 from tests.peers import scans
 from tests.peers.processes import wait_until
@@ -25,6 +27,72 @@ def test_program_over_its_memory_cap_fails_with_the_memory_reason() -> None:
         run_limited([sys.executable, "-c", grab], Limits(timeout=30, memory_mb=150))
     assert caught.value.code == "memory"
     assert run_limited([sys.executable, "-c", grab], Limits(timeout=30, memory_mb=1024)) == b""
+
+
+def test_ocr_job_gets_one_page_budget_per_page_and_one_to_start() -> None:
+    files = [ScanFile(Path("a.tif"), "tiff", 3), ScanFile(Path("b.png"), "png", 1)]
+    assert letter_timeout(files, ScanLimits(timeout=10.0)) == 10.0 * (4 + 1)
+
+
+def test_ocr_job_gets_two_page_budgets_more_for_opening_each_pdf() -> None:
+    # pdfinfo runs twice per PDF file, each call allowed a page budget: a
+    # letter of several PDFs whose pages run close to their budget must not
+    # have its whole job killed.
+    files = [ScanFile(Path("a.pdf"), "pdf", 2), ScanFile(Path("b.pdf"), "pdf", 1)]
+    assert letter_timeout(files, ScanLimits(timeout=10.0)) == 10.0 * (3 + 2 * 2 + 1)
+
+
+def test_file_of_unknown_page_count_counts_as_the_page_cap() -> None:
+    files = [ScanFile(Path("a.tif"), "tiff")]
+    assert reading_seconds(files, ScanLimits(timeout=1.0, max_pages=7)) == 7.0
+
+
+def test_long_letters_pages_get_the_letter_ceiling_not_one_budget_each() -> None:
+    files = [ScanFile(Path("a.pdf"), "pdf", 50)]
+    limits = ScanLimits(timeout=60.0)
+    assert reading_seconds(files, limits) == MAX_LETTER_SECONDS < 50 * 60.0
+    assert letter_timeout(files, limits) == MAX_LETTER_SECONDS + 60.0 * (2 + 1)
+
+
+def _slow_program(folder: Path, name: str, seconds: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``name`` first on PATH: the real program, started ``seconds`` late."""
+    real = shutil.which(name)
+    assert real is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / name
+    script.write_text(f'#!/bin/sh\nsleep {seconds}\nexec "{real}" "$@"\n', encoding="utf-8")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+
+
+def _pdf_spec(tmp_path: Path, **extra: object) -> dict[str, object]:
+    path = tmp_path / "lettre.pdf"
+    path.write_bytes(scans.text_pdf(scans.FRENCH_LETTER))
+    limits = ScanLimits(timeout=10.0)
+    return {
+        "files": [{"path": str(path), "kind": "pdf"}],
+        "max_pages": limits.max_pages,
+        "max_pixels": limits.max_pixels,
+        "timeout": limits.timeout,
+        "memory_mb": limits.memory_mb,
+        "workdir": str(tmp_path),
+        "thumbnail": None,
+        **extra,
+    }
+
+
+def test_opening_a_pdf_shares_one_deadline_over_all_its_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pdfinfo runs twice when a PDF is opened, 3 s each here: each run fits in
+    # the page budget (10 s), both do not fit in the opening's 4 s. Without a
+    # shared deadline the opening could take a page budget per call, more
+    # than the job's own time counts for it.
+    _slow_program(tmp_path / "bin", "pdfinfo", 3.0, monkeypatch)
+    assert "Casablanca" in engine.ocr_document(_pdf_spec(tmp_path)).text
+    with pytest.raises(pdf.PdfRefused) as caught:
+        engine.ocr_document(_pdf_spec(tmp_path, opening_seconds=4.0))
+    assert caught.value.code == "too_costly"
 
 
 def _page_file(tmp_path: Path) -> ScanFile:

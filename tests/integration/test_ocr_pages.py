@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -50,16 +51,49 @@ def read_tiff(tmp_path: Path, pages: list[Image.Image], limits: ScanLimits) -> D
     return run_ocr([ScanFile(path, info.kind, info.pages)], limits)
 
 
-def test_letter_longer_than_one_page_budget_is_read_to_the_end(tmp_path: Path) -> None:
-    # The budget is set from this machine's own speed: three times what one
-    # page takes (start-up included), while the letter's eight pages need
-    # more than twice that in all. A per-letter limit would cut it short.
-    started = time.monotonic()
-    read_tiff(tmp_path, [text_page()], ScanLimits())
-    budget = 3 * (time.monotonic() - started)
-    result = read_tiff(tmp_path, [text_page()] * 8, ScanLimits(timeout=budget))
-    assert len(result.pages) == 8
-    assert [page.error for page in result.pages] == [None] * 8
+# The stand-in's reading: French, so no second pass with another model.
+STAND_IN_TEXT = "\n".join(scans.FRENCH_LETTER)
+
+
+def stand_in_tesseract(folder: Path, seconds: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``tesseract`` first on PATH (the OCR job and its children inherit it) whose
+    recognition takes ``seconds`` and reads ``STAND_IN_TEXT``; its OSD answers at once.
+
+    The time a page takes is then set by the test, not by this machine's speed.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "reading.txt").write_text(STAND_IN_TEXT, encoding="utf-8")
+    (folder / "reading.tsv").write_text("conf\ttext\n95\tCasablanca\n", encoding="utf-8")
+    script = folder / "tesseract"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in\n'
+        '  *" --psm 0 "*) printf "Rotate: 0\\nScript: Latin\\nScript confidence: 20\\n"; exit 0;;\n'
+        "esac\n"
+        f"sleep {seconds}\n"
+        f'cp "{folder}/reading.txt" "$2.txt" && cp "{folder}/reading.tsv" "$2.tsv"\n',
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+
+
+def small_page() -> Image.Image:
+    """A page that is quick to prepare: the stand-in's sleep is most of its time."""
+    return scans.render_page(("Page",), angle=0.0, noise=0.0, size=(600, 300))
+
+
+def test_letter_longer_than_one_page_budget_is_read_to_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each page's recognition takes 60 % of its 3 s budget; the four pages
+    # need 7.2 s in all, more than twice one budget. A per-letter limit of
+    # one budget (or two) would kill the job.
+    stand_in_tesseract(tmp_path / "bin", 1.8, monkeypatch)
+    path = tmp_path / "lettre.tif"
+    path.write_bytes(scans.multipage_tiff([small_page()] * 4))
+    result = run_ocr([ScanFile(path, "tiff", 4)], ScanLimits(timeout=3.0))
+    assert [page.error for page in result.pages] == [None] * 4
     assert all("Casablanca" in page.text for page in result.pages)
 
 
@@ -109,6 +143,24 @@ def test_pages_after_two_over_their_budget_are_not_read(
     result = engine.ocr_document(_spec(tmp_path, [text_page()] * 4))
     assert [page.error for page in result.pages] == ["timeout", "timeout", "skipped", "skipped"]
     assert result.unread
+
+
+def test_pages_past_the_letters_own_time_are_skipped_and_the_read_ones_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each page runs just under its own budget (120 s), never over it: only
+    # the letter's time stops them. The first page's recognition lasts past it.
+    letter_seconds = 2.0
+
+    def read_page(image, script, limits):  # type: ignore[no-untyped-def]
+        time.sleep(letter_seconds)
+        return tesseract.Reading(STAND_IN_TEXT, 95.0, "fra+eng"), "Latin"
+
+    monkeypatch.setattr(tesseract, "read_page", read_page)
+    spec = {**_spec(tmp_path, [small_page()] * 4), "letter_seconds": letter_seconds}
+    result = engine.ocr_document(spec)
+    assert [page.error for page in result.pages] == [None, "skipped", "skipped", "skipped"]
+    assert "Casablanca" in result.pages[0].text
 
 
 def test_blank_page_is_told_from_a_page_of_text(tmp_path: Path) -> None:
