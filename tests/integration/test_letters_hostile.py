@@ -19,7 +19,7 @@ from gateway.services import Services, build_services
 from normalizer.ocr import pdf
 from normalizer.ocr.sandbox import Limits
 from tests.peers import scans
-from tests.peers.ocr import ocr_worker
+from tests.peers.ocr import ocr_worker, stand_in_tesseract
 from tests.peers.processes import wait_until
 
 
@@ -159,15 +159,17 @@ def test_letter_over_the_page_cap_across_files_is_refused(
 
 
 def test_ocr_job_over_its_time_limit_fails_the_letter_not_the_worker(
-    settings: Settings,
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from channels.letters.intake import LetterFile, LetterUpload, accept_letter
     from channels.letters.queue import LetterQueue
 
-    # Accepted with the normal limits (upload checks use them too); read by a
-    # worker whose page budget no dense page fits in, on the same store.
+    # Every page's recognition takes 5 s, over its 1 s budget, whatever this
+    # machine's speed: two pages time out, the rest are skipped. Accepted with
+    # the normal limits (the upload's checks do not call tesseract).
+    stand_in_tesseract(tmp_path / "bin", 5.0, monkeypatch)
     normal = build_services(settings)
-    tight = build_services(settings.model_copy(update={"ocr_timeout": 0.3}))
+    tight = build_services(settings.model_copy(update={"ocr_timeout": 1.0}))
     try:
         pages = [scans.render_page(scans.FRENCH_LETTER, angle=1.0) for _ in range(6)]
         accepted = accept_letter(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from normalizer.ocr.job import ScanFile
 from normalizer.ocr.quality import character_error_rate
 from normalizer.ocr.sandbox import SandboxError
 from tests.peers import scans
-from tests.peers.ocr import ocr_worker
+from tests.peers.ocr import STAND_IN_TEXT, ocr_worker, stand_in_tesseract
 from tests.peers.processes import wait_until
 
 SPANISH_LETTER = (
@@ -52,32 +51,6 @@ def read_tiff(tmp_path: Path, pages: list[Image.Image], limits: ScanLimits) -> D
 
 
 # The stand-in's reading: French, so no second pass with another model.
-STAND_IN_TEXT = "\n".join(scans.FRENCH_LETTER)
-
-
-def stand_in_tesseract(folder: Path, seconds: float, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A ``tesseract`` first on PATH (the OCR job and its children inherit it) whose
-    recognition takes ``seconds`` and reads ``STAND_IN_TEXT``; its OSD answers at once.
-
-    The time a page takes is then set by the test, not by this machine's speed.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "reading.txt").write_text(STAND_IN_TEXT, encoding="utf-8")
-    (folder / "reading.tsv").write_text("conf\ttext\n95\tCasablanca\n", encoding="utf-8")
-    script = folder / "tesseract"
-    script.write_text(
-        "#!/bin/sh\n"
-        'case " $* " in\n'
-        '  *" --psm 0 "*) printf "Rotate: 0\\nScript: Latin\\nScript confidence: 20\\n"; exit 0;;\n'
-        "esac\n"
-        f"sleep {seconds}\n"
-        f'cp "{folder}/reading.txt" "$2.txt" && cp "{folder}/reading.tsv" "$2.tsv"\n',
-        encoding="utf-8",
-    )
-    script.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-
-
 def small_page() -> Image.Image:
     """A page that is quick to prepare: the stand-in's sleep is most of its time."""
     return scans.render_page(("Page",), angle=0.0, noise=0.0, size=(600, 300))
