@@ -2,11 +2,12 @@
 
 Exit codes follow sysexits: 0 success, 1 a check or part of the work failed
 or a wait timed out, 64 usage, 65 bad input data, 69 a peer (broker, IMAP
-server) unavailable, 75 temporary failure (the database unreachable or
-refusing writes), 78 configuration error: a wrong setting, or a target not
-prepared for this version (a database ``intake migrate`` has not brought to
-the newest schema, a data folder that cannot be written). Errors are one
-line on stderr.
+server) unavailable, 70 a migration the database refused (a broken
+migration, a file that is not a database: running it again will not help),
+75 temporary failure (the database unreachable or refusing writes), 78
+configuration error: a wrong setting, or a target not prepared for this
+version (a database ``intake migrate`` has not brought to the newest schema,
+a data folder that cannot be written). Errors are one line on stderr.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ EX_FAILED = 1
 EX_USAGE = 64
 EX_DATAERR = 65
 EX_UNAVAILABLE = 69
+EX_SOFTWARE = 70
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
 T = TypeVar("T")
@@ -485,12 +487,26 @@ def migrate(blobs: bool) -> None:
             engine.dispose()
     except (SQLAlchemyError, OSError) as exc:
         raise CommandError(
-            f"cannot migrate the database at {_safe_db(settings)}: {_one_line(exc)}", EX_TEMPFAIL
+            f"cannot migrate the database at {_safe_db(settings)}: {_one_line(exc)}",
+            _migration_exit_code(exc),
         ) from None
     click.echo("schema up to date", err=True)
     if blobs:
         moved = BlobStore(settings.blob_dir).migrate_layout()
         click.echo(f"moved {moved} blob(s) to the current layout", err=True)
+
+
+def _migration_exit_code(exc: Exception) -> int:
+    """75 when the database could not be reached (worth trying again), else 70.
+
+    Any other database error (a migration that breaks a constraint or a
+    statement the database refuses, a file that is not a database) fails
+    the same way every time, so a supervisor must not keep retrying it.
+    """
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    unreachable = (OperationalError, InterfaceError, OSError)
+    return EX_TEMPFAIL if isinstance(exc, unreachable) else EX_SOFTWARE
 
 
 @main.command()

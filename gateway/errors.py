@@ -26,7 +26,8 @@ log = logging.getLogger("intake.http")
 RETRY_AFTER_SECONDS = "5"
 # The body limit of a route that reads its body itself, under its own cap, and
 # answers an oversized one in its own terms (the web form: a page in the
-# customer's language that keeps what they typed). ``BodySizeLimit`` leaves it alone.
+# customer's language that keeps what they typed). ``BodySizeLimit`` leaves that
+# exact path alone, and nothing below it.
 OWN_LIMIT = 0
 
 
@@ -123,7 +124,10 @@ class BodySizeLimit:
 
     Checks ``Content-Length`` first and counts streamed (chunked) bodies as
     they arrive, so a client cannot make us buffer more than the limit.
-    Routes whose limit is ``OWN_LIMIT`` are passed through untouched.
+    A larger limit covers every path under its prefix (``/v1/letters`` and
+    what lies below); ``OWN_LIMIT`` only its exact path, which is passed
+    through untouched. A route added later under the form's ``/fr/`` is
+    still guarded here.
     """
 
     def __init__(
@@ -136,7 +140,7 @@ class BodySizeLimit:
 
     def limit_for(self, path: str) -> int:
         for prefix, limit in self.overrides:
-            if path.startswith(prefix):
+            if path == prefix or (limit != OWN_LIMIT and path.startswith(prefix)):
                 return limit
         return self.default
 

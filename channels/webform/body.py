@@ -6,8 +6,12 @@ browser POST -> **read_limited** (the evidence, at most ``max_body_bytes``)
 The form enforces its size cap itself, while the body streams in, instead of
 leaving it to the gateway-wide ``BodySizeLimit``: an oversized post must get
 the form page back in the customer's language with what they typed, not the
-API's JSON error. The fields come before the files in the page, so the part
-read of a body that is too large still holds what was typed.
+API's JSON error. The fields come before the files in the page, so the first
+``FIELDS_BYTES`` of a body that is too large still hold what was typed; only
+that head is kept and parsed. A post that declares a ``Content-Length`` over
+the cap is refused after its head, a streamed one as soon as it passes the
+cap: this runs before the CSRF check and the flood guard, so an anonymous
+oversized post must cost little.
 """
 
 from __future__ import annotations
@@ -23,23 +27,47 @@ from channels.webform.form import MAX_FILES, MAX_TEXT, Upload
 from config.settings import Settings
 
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f]")
+# What a post holds before its files: the text fields at their largest (up to
+# 4 bytes a character in UTF-8) and the multipart framing around them.
+FIELDS_BYTES = 4 * MAX_TEXT + 64 * 1024
 
 
 async def read_limited(request: Request, limit: int) -> tuple[bytes, bool]:
-    """The body and whether it is whole; reading stops once it is over ``limit`` bytes.
+    """The body and whether it is whole; a body over ``limit`` bytes comes back as its head.
 
-    A body that is too large comes back cut at ``limit`` (never more is held
-    in memory than an accepted post), for the page to give back the fields.
-    The rest is not read: the server discards it after the answer.
+    The head (``FIELDS_BYTES`` at most) is all the size error page needs to
+    give back what was typed. A declared ``Content-Length`` over the cap is
+    believed: only the head is read. A streamed body is read until it passes
+    the cap, never further. The rest is not read: the server discards it
+    after the answer.
     """
+    declared_over = _declared_size(request) > limit
+    stop_after = FIELDS_BYTES if declared_over else limit
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         chunks.append(chunk)
         size += len(chunk)
-        if size > limit:
-            return b"".join(chunks)[:limit], False
+        if size > stop_after:
+            break
+    if declared_over or size > limit:
+        return _head(chunks), False
     return b"".join(chunks), True
+
+
+def _declared_size(request: Request) -> int:
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else 0
+
+
+def _head(chunks: list[bytes]) -> bytes:
+    """The first ``FIELDS_BYTES`` of the chunks, without joining the rest."""
+    head = bytearray()
+    for chunk in chunks:
+        head += chunk[: FIELDS_BYTES - len(head)]
+        if len(head) >= FIELDS_BYTES:
+            break
+    return bytes(head)
 
 
 async def parse_form(request: Request, body: bytes) -> FormData:
@@ -77,4 +105,4 @@ async def uploads_of(form: FormData) -> list[Upload]:
 def max_body_bytes(settings: Settings) -> int:
     """The largest form POST: five files at the cap, plus the text fields."""
     per_file = min(settings.webform_max_attachment_bytes, settings.letter_max_bytes)
-    return MAX_FILES * per_file + 4 * MAX_TEXT + 64 * 1024
+    return MAX_FILES * per_file + FIELDS_BYTES

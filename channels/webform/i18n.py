@@ -27,8 +27,8 @@ class UiLanguage:
     code: str  # BCP 47, also the html lang attribute
     direction: str  # "ltr" or "rtl"
     path: str  # where the page lives
-    # Where the form posts. French posts to /fr/, not /: body limits are set
-    # by path prefix, and "/" would raise the limit of every route.
+    # Where the form posts: this exact path is read under the form's own body
+    # cap (``routes.body_limits``), not the gateway's.
     action: str
 
 

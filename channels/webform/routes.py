@@ -192,7 +192,7 @@ class WebForm:
         )
 
     async def _too_large(self, language: UiLanguage, request: Request, head: bytes) -> Response:
-        """The size error on the form, with the fields read before the cap (files are lost)."""
+        """The size error on the form, with the fields in the body's head (files are lost)."""
         try:
             sub: Submission | None = Submission.from_form(await parse_form(request, head), [])
         except HTTPException:
@@ -275,11 +275,12 @@ def remember_french(_request: Request) -> Response:
 
 
 def body_limits(_settings: Settings) -> dict[str, int]:
-    """The form's paths for the app-wide ``BodySizeLimit``: it enforces its own cap.
+    """The form's POST paths for the app-wide ``BodySizeLimit``: it enforces its own cap.
 
     The middleware's answer is the API's JSON 413; the form's own
     (``read_limited``) is the page in the customer's language, with what
-    was typed.
+    was typed. Exact paths: anything else under ``/fr/`` keeps the
+    gateway's limit.
     """
     return {language.action: OWN_LIMIT for language in LANGUAGES}
 

@@ -12,7 +12,9 @@ rotation still finds its complaint after it.
 
 A key that authenticated is remembered for ``CACHE_SECONDS``, so a busy
 partner does not cost a database read per request; a key revoked in another
-process stops working within that time (at once in the revoking process).
+process stops working within that time (at once in the revoking process: the
+memory is cleared after the change commits, and a lookup that was under way
+meanwhile is not remembered).
 Refusals are never remembered: a new key works at once, and guessing fills
 no memory.
 """
@@ -74,6 +76,9 @@ class ApiKeys:
         self.engine = engine
         self._clock = clock
         self._known: dict[str, tuple[ApiClient, float]] = {}
+        # Counts the changes made here; a lookup is remembered only if none
+        # committed while it ran, since it may have read the row as it was.
+        self._generation = 0
         self._lock = threading.Lock()
 
     def create(self, name: str, *, reads_all: bool = False) -> str:
@@ -105,17 +110,24 @@ class ApiKeys:
         now = self._clock()
         with self._lock:
             known = self._known.get(digest)
+            generation = self._generation
         if known is not None and known[1] > now:
             return known[0]
         client = self._lookup(digest)
-        with self._lock:
-            if client is None:
-                self._known.pop(digest, None)
-            else:
-                if len(self._known) >= _CACHE_LIMIT:
-                    self._known.clear()
-                self._known[digest] = (client, now + CACHE_SECONDS)
+        self._remember(digest, client, generation, now + CACHE_SECONDS)
         return client
+
+    def _remember(
+        self, digest: str, client: ApiClient | None, generation: int, until: float
+    ) -> None:
+        """Keep an accepted key until ``until``, unless a key changed here since it was read."""
+        with self._lock:
+            if client is None or generation != self._generation:
+                self._known.pop(digest, None)
+                return
+            if len(self._known) >= _CACHE_LIMIT:
+                self._known.clear()
+            self._known[digest] = (client, until)
 
     def _lookup(self, digest: str) -> ApiClient | None:
         with reading(self.engine) as session:
@@ -134,16 +146,22 @@ class ApiKeys:
         return self._update_active(name, revoked_at=datetime.now(UTC))
 
     def _update_active(self, name: str, **values: object) -> bool:
-        """Change the active key ``name``; forget every remembered key first (at once here)."""
-        with self._lock:
-            self._known.clear()
+        """Change the active key ``name``, then forget every remembered key (at once here).
+
+        Forgotten after the commit, not before: a request in between would
+        read the old row and remember it for ``CACHE_SECONDS``.
+        """
         with writing(self.engine) as session:
             result = session.execute(
                 update(ApiKeyRow)
                 .where(ApiKeyRow.name == name, ApiKeyRow.revoked_at.is_(None))
                 .values(**values)
             )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            changed = bool(result.rowcount)  # type: ignore[attr-defined]
+        with self._lock:
+            self._generation += 1
+            self._known.clear()
+        return changed
 
     def list(self) -> list[tuple[str, str, datetime, datetime | None, bool]]:
         with reading(self.engine) as session:

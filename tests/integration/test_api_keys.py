@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from gateway.app import create_app
 from gateway.services import Services, build_services
-from gateway.store import Store, open_store
-from gateway.store.apikeys import CACHE_SECONDS, ApiKeys
+from gateway.store import Store, apikeys, open_store
+from gateway.store.apikeys import CACHE_SECONDS, ApiClient, ApiKeys
 from tests.peers.webform import REFERENCE, fresh_form, valid_fields
 
 
@@ -49,6 +53,46 @@ def test_revoked_in_this_process_the_key_stops_at_once(store: Store) -> None:
     assert keys.authenticate(key) is not None
 
     assert keys.revoke("crm")
+
+    assert keys.authenticate(key) is None
+
+
+def test_a_request_during_the_revocation_does_not_keep_the_key_alive(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = ApiKeys(store.engine, clock=Clock())
+    key = keys.create("crm")
+    during: list[ApiClient | None] = []
+    real_writing = apikeys.writing
+
+    @contextmanager
+    def writing_with_a_request(engine: Engine, **options: Any) -> Iterator[Session]:
+        with real_writing(engine, **options) as session:
+            yield session
+            during.append(keys.authenticate(key))  # the UPDATE is not committed yet
+
+    monkeypatch.setattr(apikeys, "writing", writing_with_a_request)
+    assert keys.revoke("crm")
+
+    assert during and during[0] is not None  # the old row, read before the commit
+    assert keys.authenticate(key) is None
+
+
+def test_a_lookup_under_way_during_the_revocation_is_not_remembered(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = ApiKeys(store.engine, clock=Clock())
+    key = keys.create("crm")
+    real_lookup = keys._lookup
+
+    def lookup_then_revoked(digest: str) -> ApiClient | None:
+        monkeypatch.setattr(keys, "_lookup", real_lookup)  # once
+        found = real_lookup(digest)  # read before the revocation...
+        assert keys.revoke("crm")  # ...which commits before the answer is remembered
+        return found
+
+    monkeypatch.setattr(keys, "_lookup", lookup_then_revoked)
+    assert keys.authenticate(key) is not None  # that request was under way: it passes
 
     assert keys.authenticate(key) is None
 

@@ -1,8 +1,9 @@
 """The operator's ``intake`` commands as real subprocesses: exit codes and one-line errors.
 
 What a script or a Procfile manager sees: 69 when the broker is away, 75
-when the database is, 78 for a wrong setting or a database not migrated,
-65 for bad data, 64 for bad usage, and never a traceback. ``check-config``
+when the database is, 70 for a migration the database refuses, 78 for a
+wrong setting or a database not migrated, 65 for bad data, 64 for bad
+usage, and never a traceback. ``check-config``
 only looks: it leaves an empty database empty and declares nothing on the
 broker. ``replay`` queues what was published since a date and publishes
 it, each message once however often it is run.
@@ -162,6 +163,20 @@ def test_migrate_with_the_database_away_exits_75_with_one_line(
 
     assert_fails(migrated, 75, "cannot migrate the database at postgresql://postgres:***@")
     assert "secret" not in migrated.stderr()
+
+
+def test_migrate_on_a_file_that_is_not_a_database_exits_70_not_to_be_retried(
+    intake_processes: IntakeProcesses, settings: Settings, tmp_path: Path
+) -> None:
+    target = tmp_path / "intake.db"
+    target.write_bytes(b"Service Reclamations, not a database. " * 100)
+
+    migrated = intake_processes.run(
+        "migrate", env=env_for(settings, database_url=f"sqlite:///{target}")
+    )
+
+    assert_fails(migrated, 70, "cannot migrate the database at sqlite:///")
+    assert "file is not a database" in migrated.stderr()
 
 
 # -- api-key and replay ---------------------------------------------------------

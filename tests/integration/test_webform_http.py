@@ -9,9 +9,11 @@ reason; a store that fails answers 503 and records nothing.
 from __future__ import annotations
 
 import html
+import http.client
 import io
 import os
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -163,6 +165,45 @@ def test_an_oversized_post_gets_the_size_error_page_in_its_language_with_what_wa
     assert text in page and "Fatima Zahra" in page
     assert complaints(store) == 0
     assert client.post("/en/", data=valid_fields(token)).status_code == 200  # same connection
+
+
+def test_a_post_declaring_more_than_the_cap_is_answered_from_its_head_alone(
+    web: WebService, settings: Settings
+) -> None:
+    cap = max_body_bytes(settings.model_copy(update={"webform_max_attachment_bytes": 200_000}))
+    text = "Mon transfert de 900 dirhams vers Tanger n'est jamais arrivé."
+    built = httpx.Request(
+        "POST",
+        f"{web.url}/en/",
+        data=valid_fields("", text=text),
+        files=[("attachments", ("scan.png", b"\x00" * (cap // 3), "image/png"))],
+    )
+    address = urlsplit(web.url)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port, timeout=30)
+    try:
+        connection.putrequest("POST", "/en/")
+        connection.putheader("Content-Type", built.headers["content-type"])
+        connection.putheader("Content-Length", str(50 * cap))
+        connection.endheaders()
+        # A third of the cap, far less than declared: the rest never comes.
+        connection.send(built.read())
+        response = connection.getresponse()
+        page = html.unescape(response.read().decode())
+    finally:
+        connection.close()
+
+    assert response.status == 413
+    assert '<html lang="en"' in page
+    assert text in page and "Fatima Zahra" in page
+
+
+def test_a_large_post_to_another_path_under_a_form_language_gets_the_gateway_limit(
+    client: httpx.Client, settings: Settings
+) -> None:
+    response = client.post("/fr/other", content=b"x" * (settings.max_request_bytes + 1))
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "body_too_large"
 
 
 def test_a_refused_form_names_the_attached_files_to_attach_again(

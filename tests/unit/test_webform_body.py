@@ -1,0 +1,104 @@
+"""Reading a form POST under the cap: an oversized post costs its head, not the cap.
+
+``read_limited`` runs before the CSRF check and the flood guard, so what an
+anonymous oversized post makes the gateway read and hold must stay small.
+The body here is a real multipart post (built by httpx, as a browser would
+send it) fed to a real Starlette request in chunks, counting what was pulled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+from starlette.requests import Request
+from starlette.types import Message
+
+from channels.webform.body import FIELDS_BYTES, parse_form, read_limited
+from channels.webform.form import Submission
+
+CHUNK = 64 * 1024
+CAP = 1_000_000
+TEXT = "Mon transfert de 900 dirhams vers Tanger n'est jamais arrivé."
+
+
+class CountedBody:
+    """The ASGI ``receive`` of one request, delivering the body chunk by chunk."""
+
+    def __init__(self, body: bytes) -> None:
+        self._chunks: Iterator[bytes] = (
+            body[start : start + CHUNK] for start in range(0, len(body), CHUNK)
+        )
+        self._left = len(body)
+        self.pulled = 0
+
+    async def __call__(self) -> Message:
+        chunk = next(self._chunks, b"")
+        self.pulled += len(chunk)
+        self._left -= len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": self._left > 0}
+
+
+def multipart(file_bytes: int) -> tuple[bytes, str]:
+    """A form post with the typed fields first and one attachment of ``file_bytes``."""
+    built = httpx.Request(
+        "POST",
+        "http://gateway.test/fr/",
+        data={"name": "Fatima Zahra", "text": TEXT},
+        files=[("attachments", ("scan.png", b"\x00" * file_bytes, "image/png"))],
+    )
+    return built.read(), built.headers["content-type"]
+
+
+def request_for(body: bytes, content_type: str, *, declared: bool) -> tuple[Request, CountedBody]:
+    headers = [(b"content-type", content_type.encode())]
+    if declared:
+        headers.append((b"content-length", str(len(body)).encode()))
+    receive = CountedBody(body)
+    scope = {"type": "http", "method": "POST", "path": "/fr/", "headers": headers}
+    return Request(scope, receive), receive
+
+
+def test_a_post_declared_over_the_cap_is_read_no_further_than_its_head() -> None:
+    body, content_type = multipart(file_bytes=20 * CAP)
+    request, receive = request_for(body, content_type, declared=True)
+
+    kept, whole = asyncio.run(read_limited(request, CAP))
+
+    assert not whole
+    assert len(kept) == FIELDS_BYTES
+    assert receive.pulled <= FIELDS_BYTES + CHUNK
+
+
+def test_a_streamed_post_is_read_no_further_than_the_cap_and_only_its_head_is_kept() -> None:
+    body, content_type = multipart(file_bytes=20 * CAP)
+    request, receive = request_for(body, content_type, declared=False)
+
+    kept, whole = asyncio.run(read_limited(request, CAP))
+
+    assert not whole
+    assert len(kept) == FIELDS_BYTES
+    assert CAP < receive.pulled <= CAP + CHUNK
+
+
+def test_the_head_of_an_oversized_post_still_holds_what_was_typed() -> None:
+    body, content_type = multipart(file_bytes=20 * CAP)
+    request, _ = request_for(body, content_type, declared=True)
+
+    async def head_fields() -> Submission:
+        kept, _ = await read_limited(request, CAP)
+        return Submission.from_form(await parse_form(request, kept), [])
+
+    sub = asyncio.run(head_fields())
+
+    assert sub.get("text") == TEXT and sub.get("name") == "Fatima Zahra"
+
+
+def test_a_post_under_the_cap_is_read_whole() -> None:
+    body, content_type = multipart(file_bytes=CAP // 2)
+    request, _ = request_for(body, content_type, declared=False)
+
+    kept, whole = asyncio.run(read_limited(request, CAP))
+
+    assert whole and kept == body
