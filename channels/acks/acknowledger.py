@@ -19,11 +19,12 @@ back on the queue. Attempts are counted on the row, unexpected errors
 included: after ``max_attempts`` in a row the complaint leaves the queue,
 so one complaint cannot hold it (a requeued delivery comes back near its
 head), and is tried again by the workers' poll on a schedule (5 minutes,
-doubling up to an hour) until its acknowledgement deadline; only a failure
-past that deadline is recorded and published as ``ack.failed``. A relay
-away for an afternoon thus delays acknowledgements, it does not fail them.
-``intake ack retry`` re-opens failed rows; the same poll sends them
-(``resend_reopened``), one worker per row (a lease).
+doubling up to an hour, the last try ``DEADLINE_MARGIN`` before its
+acknowledgement deadline); only when that last try fails is it recorded
+and published as ``ack.failed``. A relay away for an afternoon thus delays
+acknowledgements, it does not fail them. Once the cause is fixed,
+``intake ack retry`` re-opens failed rows and brings deferred ones forward;
+the same poll sends both (``resend_due``), one worker per row (a lease).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from channels.acks.letter import LetterSender
-from channels.acks.mail import EmailSender, new_message_id
+from channels.acks.mail import SMTP_TIMEOUT, EmailSender, new_message_id
 from channels.acks.policy import (
     EMAIL,
     LETTER,
@@ -62,10 +63,20 @@ log = logging.getLogger("intake.acks")
 SENT_KIND, FAILED_KIND = "ack.sent", "ack.failed"
 # A complaint that left the queue is tried again after these (doubling between them).
 DEFER_FIRST, DEFER_CEILING = timedelta(minutes=5), timedelta(hours=1)
+# Its last try comes this long before the acknowledgement deadline, whatever
+# the schedule says; a failure then is recorded within the deadline.
+DEADLINE_MARGIN = timedelta(minutes=10)
 # Reason of a failure nobody foresaw (a bug, data the code did not expect).
 INTERNAL_ERROR = "internal_error"
-# How long a worker keeps a re-opened row: longer than a send can take (30 s timeouts).
-RETRY_LEASE = timedelta(minutes=2)
+# Network waits of the slowest send: an SMTP session (connect, greeting, EHLO,
+# STARTTLS, EHLO, AUTH trying its methods, MAIL, RCPT, DATA, the message, QUIT),
+# each allowed ``SMTP_TIMEOUT``; a Twilio send is one request (sms.TWILIO_TIMEOUT).
+SLOWEST_SEND_WAITS = 20
+# How long a worker keeps a row of the poll: longer than the slowest send, so
+# no other worker takes it mid-send; a worker that died leaves it this long.
+RETRY_LEASE = timedelta(seconds=SLOWEST_SEND_WAITS * SMTP_TIMEOUT)
+# A row of the poll not sent on a try (its lease let go) waits this long for the next.
+RETRY_PAUSE = timedelta(minutes=1)
 # Each lost race for a recipient's last place fills that recipient's day, so
 # deciding again ends within one round per method.
 CLAIM_ROUNDS = 1 + max(len(methods) for methods in METHODS_BY_CHANNEL.values())
@@ -116,9 +127,10 @@ class Acknowledger:
     def settle(self, message: ComplaintMessage, *, reopened: bool = False) -> bool:
         """Acknowledge one complaint; True when nothing is left to do for it now.
 
-        True: sent, queued, refused, skipped, or given up after ``max_attempts``.
-        False: try again later (the delivery goes back on the queue; a
-        re-opened row waits for its lease to end).
+        True: sent, queued, refused, skipped, left to the workers' poll
+        after ``max_attempts`` (deferred), or failed at its deadline.
+        False: try again later (the delivery goes back on the queue; a row
+        of the poll is tried again after ``RETRY_PAUSE``).
         """
         try:
             self.handle(message, reopened=reopened)
@@ -135,23 +147,31 @@ class Acknowledger:
             if record is None or record.undecided:
                 record = self._decide(message)
             if record.status != SENDING or (record.retry_at is not None) != reopened:
-                # Done (or refused) on an earlier delivery; or re-opened, which only
-                # a worker's poll sends (a stray delivery must not send it too).
+                # Done (or refused) on an earlier delivery; or deferred or re-opened,
+                # which only a worker's poll sends (a stray delivery must not send it too).
                 return record
             if self._event_exists(message.id, SENT_KIND):
                 self.acks.finish(message.id, SENT)
                 return self._reloaded(message.id)
             return self._send(message, record)
 
-    def resend_reopened(self, limit: int = 10) -> int:
-        """Send what ``intake ack retry`` re-opened and is due; how many were tried."""
+    def resend_due(self, limit: int = 10, keep_going: Callable[[], bool] = lambda: True) -> int:
+        """Send the deferred and re-opened rows that are due; how many were tried.
+
+        ``keep_going`` is asked before each row, so a worker told to stop
+        starts no new send.
+        """
         tried = 0
         for record in self.acks.due_retries(limit):
+            if not keep_going():
+                break
             if not self.acks.take_retry(record.complaint_id, RETRY_LEASE):
                 continue  # another worker's
             message = self.services.store.complaints.get_by_reference(record.reference)
             if message is not None:
-                self.settle(message, reopened=True)
+                if not self.settle(message, reopened=True):
+                    # Not sent, still ours: the next try need not wait for the lease.
+                    self.acks.defer(message.id, self.clock() + RETRY_PAUSE, None)
                 tried += 1
         return tried
 
@@ -194,7 +214,7 @@ class Acknowledger:
         return self.record_sent(message, plan, sent, datetime.now(UTC))
 
     def _not_sent(self, message: ComplaintMessage, record: AckRecord, exc: SendFailed) -> AckRecord:
-        """Count the attempt; give up after ``max_attempts``, else ``RetryLater``."""
+        """Count the attempt; after ``max_attempts``, off the queue; else ``RetryLater``."""
         if exc.configuration and str(record.method) not in self.alarms:
             self.alarms.add(str(record.method))
             log.error(
@@ -211,17 +231,22 @@ class Acknowledger:
     def _defer_or_fail(
         self, message: ComplaintMessage, attempts: int, reason: str, detail: str
     ) -> AckRecord:
-        """Off the queue: tried again later by the poll, or failed once past its deadline."""
+        """Off the queue: tried again later by the poll, or failed on its last try.
+
+        The schedule never skips the last try, ``DEADLINE_MARGIN`` before the
+        deadline: a failure is recorded only once no try is left.
+        """
         now = self.clock()
+        last_try = message.ack_due_at - DEADLINE_MARGIN
+        if now >= last_try:
+            summary = f"{detail} (after {attempts} attempts, until the acknowledgement deadline)"
+            return self._failed(message, self._reloaded(message.id), reason, summary)
         rounds = attempts - self.max_attempts + 1
         delay = backoff_delay(
             rounds, DEFER_FIRST.total_seconds(), DEFER_CEILING.total_seconds(), jitter=0.2
         )
-        retry_at = now + timedelta(seconds=delay)
-        if retry_at >= message.ack_due_at:
-            summary = f"{detail} (after {attempts} attempts, until the acknowledgement deadline)"
-            return self._failed(message, self._reloaded(message.id), reason, summary)
-        self.acks.defer(message.id, retry_at)
+        retry_at = min(now + timedelta(seconds=delay), last_try)
+        self.acks.defer(message.id, retry_at, reason)
         log.warning(
             "acknowledgement of %s not sent after %d attempts (%s); next try at %s",
             message.reference,
@@ -232,7 +257,7 @@ class Acknowledger:
         return self._reloaded(message.id)
 
     def _count_unexpected(self, message: ComplaintMessage, exc: Exception) -> bool:
-        """Count an unexpected error as an attempt; True once the complaint is given up."""
+        """Count an unexpected error as an attempt; True once the complaint leaves the queue."""
         try:
             record = self.acks.get(message.id)
             if record is not None and record.status != SENDING:

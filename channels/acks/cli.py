@@ -4,10 +4,13 @@
 - ``intake ack report --days N``: complaints received more than N days ago
   without a sent acknowledgement, one per line (tab-separated), for the
   10-day obligation; exit 1 with ``--check`` when there is any.
-- ``intake ack retry [--reason R] [--since DATE] [REFERENCE ...]``: re-open
-  failed acknowledgements whose 10-day window is still open (once the cause,
-  say a wrong Twilio token, is fixed); a running ``intake ack-worker`` sends
-  them within seconds. One line per complaint: re-opened, or why not.
+- ``intake ack retry [--reason R] [--since DATE] [REFERENCE ...]``: once
+  the cause (say a wrong Twilio token) is fixed, re-open failed
+  acknowledgements and bring forward deferred ones (still failing on our
+  side, waiting for the workers' next try), whose 10-day window is still
+  open; a running ``intake ack-worker`` sends them within seconds. Refusals
+  for good (``recipient_refused``) only when ``--reason`` names them. One
+  line per complaint: re-opened, or why not.
 - ``intake ack letters``: acknowledgement letters waiting for the mailroom.
 
 ``gateway.cli`` imports the channels table, so it is imported here only
@@ -17,6 +20,9 @@ inside the commands.
 from __future__ import annotations
 
 import click
+
+# Said of a REFERENCE asked for and not re-opened.
+NOT_RETRYABLE = "not failed or deferred, or past its 10-day window (refused for good: --reason)"
 
 
 @click.command("ack-worker")
@@ -71,12 +77,17 @@ def ack_report(days: int, check: bool) -> None:
 @ack_group.command("retry")
 @click.option(
     "--reason",
-    help="Only those that failed for this reason (e.g. provider_account, relay_login).",
+    help=(
+        "Only those whose last failure had this reason (e.g. provider_account, relay_login); "
+        "recipient_refused only when named here."
+    ),
 )
-@click.option("--since", help="Only those that failed at or after this date or time (local time).")
+@click.option(
+    "--since", help="Only those that last failed at or after this date or time (local time)."
+)
 @click.argument("references", nargs=-1)
 def ack_retry(reason: str | None, since: str | None, references: tuple[str, ...]) -> None:
-    """Send again the failed acknowledgements still within their 10-day window."""
+    """Send again, now, the failed or deferred acknowledgements still within their 10-day window."""
     from channels.acks.store import AckStore
     from gateway.cli import EX_FAILED, CommandError, _parse_since, _services
 
@@ -84,15 +95,15 @@ def ack_retry(reason: str | None, since: str | None, references: tuple[str, ...]
     with _services() as services:
         store = AckStore(services.store.engine, services.settings.timezone)
         cap = services.settings.ack_max_per_recipient_per_day
-        failed = store.retryable(reason=reason, since=moment, references=references)
+        found = store.retryable(reason=reason, since=moment, references=references)
         reopened = 0
-        for record in failed:
+        for record in found:
             why_not = store.reopen(record.complaint_id, cap)
             reopened += why_not is None
             click.echo(f"{record.reference}\t{why_not or 'reopened'}\t{record.method or ''}")
     asked = {reference.upper() for reference in references}
-    for reference in sorted(asked - {record.reference for record in failed}):
-        click.echo(f"{reference}\tnot failed, or past its 10-day window\t")
+    for reference in sorted(asked - {record.reference for record in found}):
+        click.echo(f"{reference}\t{NOT_RETRYABLE}\t")
     click.echo(f"{reopened} acknowledgement(s) re-opened for the worker", err=True)
     if asked and reopened < len(asked):
         raise CommandError("some acknowledgements were not re-opened", EX_FAILED)

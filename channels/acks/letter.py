@@ -15,6 +15,7 @@ shows it. Texts: ``templates/{fr,ar}/letter.txt`` and ``letterhead.json``.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from normalizer.contract import ComplaintMessage
 if TYPE_CHECKING:
     from channels.acks.acknowledger import Acknowledger
     from gateway.services import Services
+
+log = logging.getLogger("intake.acks")
 
 FONTS = Path("/usr/share/fonts/truetype/noto")
 LATIN, ARABIC = "NotoSans", "NotoNaskhArabic"
@@ -147,6 +150,10 @@ class NotQueued(Exception):
     """The letter is not waiting for the mailroom (nor already posted)."""
 
 
+class ComplaintMissing(Exception):
+    """A queued letter whose complaint cannot be loaded: ours to look into, not the mailroom's."""
+
+
 @dataclass(frozen=True)
 class QueuedLetter:
     """A letter waiting to be posted, with what the mailroom needs to see of it."""
@@ -216,9 +223,17 @@ class Mailroom:
         record = self.letter(ack_id)
         if record.status == SENT:
             return record
-        message = self.services.store.complaints.get_by_reference(record.reference)
-        if message is None or record.status != QUEUED:
+        if record.status != QUEUED:
             raise NotQueued(f"letter {ack_id} is {record.status}, not queued")
+        message = self.services.store.complaints.get_by_reference(record.reference)
+        if message is None:
+            log.error(
+                "letter %s is queued but complaint %s cannot be loaded", ack_id, record.reference
+            )
+            raise ComplaintMissing(
+                f"letter {ack_id}: its complaint {record.reference} cannot be loaded; "
+                "it was not recorded as posted"
+            )
         pdf = self.services.store.blobs.get(str(record.document))
         plan = Plan(LETTER, str(record.recipient), languages_for(message))
         sent = Sent(evidence=pdf, content_type="application/pdf", document=record.document)

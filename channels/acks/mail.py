@@ -38,7 +38,7 @@ from email.parser import BytesParser
 from email.utils import formataddr, formatdate
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from channels.acks.sending import Outgoing, SendFailed, Sent
+from channels.acks.sending import RECIPIENT_REFUSED, Outgoing, SendFailed, Sent
 from channels.acks.texts import Block, blocks, html_document
 from config.settings import Settings
 from gateway.store.blobs import BlobStore
@@ -152,7 +152,7 @@ class SmtpRelay:
                 smtp.send_message(mail, from_addr=sender, to_addrs=[recipient])
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
-            raise _failure("recipient_refused", code, text) from None
+            raise _failure(RECIPIENT_REFUSED, code, text) from None
         except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
             raise _failure("message_refused", exc.smtp_code, exc.smtp_error) from None
         except smtplib.SMTPAuthenticationError as exc:

@@ -7,10 +7,12 @@ Two kinds of failure, as at every edge of the gateway: ``permanent`` (the
 recipient was refused, the number does not exist: retrying cannot help, the
 failure is recorded and published) and not permanent (the relay or Twilio
 is unreachable, our credentials are wrong: the complaint goes back on the
-queue and is tried again later, a bounded number of times, after which it
-is recorded as failed and ``intake ack retry`` sends it once the cause is
-fixed). ``configuration`` marks what only an operator can fix (a wrong
-password, a From number not on the account): it is logged as an error.
+queue and is tried again later: a few times from the queue, then by the
+workers' poll on a schedule until just before the acknowledgement
+deadline, and only then recorded as failed; ``intake ack retry`` brings
+those tries forward once the cause is fixed). ``configuration`` marks what
+only an operator can fix (a wrong password, a From number not on the
+account): it is logged as an error.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from typing import Protocol
 
 from channels.acks.policy import Plan
 from normalizer.contract import ComplaintMessage
+
+# The address or number was refused for good: sending again reaches the same refusal,
+# so ``intake ack retry`` re-opens these only when ``--reason`` names them.
+RECIPIENT_REFUSED = "recipient_refused"
+PERMANENT_REASONS = frozenset({RECIPIENT_REFUSED})
 
 
 class SendFailed(Exception):

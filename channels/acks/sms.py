@@ -30,7 +30,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from channels.acks.policy import WHATSAPP
-from channels.acks.sending import Outgoing, SendFailed, Sent
+from channels.acks.sending import RECIPIENT_REFUSED, Outgoing, SendFailed, Sent
 from channels.acks.texts import languages_for, render, variables
 from config.settings import Settings
 
@@ -50,7 +50,7 @@ RECIPIENT_CODES: dict[int, str] = {
     63003: "WhatsApp: no account for this number",
     63024: "WhatsApp: invalid recipient",
 }
-RECIPIENT, OURS, PROVIDER = "recipient_refused", "provider_account", "provider_unavailable"
+RECIPIENT, OURS, PROVIDER = RECIPIENT_REFUSED, "provider_account", "provider_unavailable"
 # GSM 03.38 basic character set, and the extension table (two septets each).
 GSM_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"

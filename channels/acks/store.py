@@ -1,9 +1,10 @@
 """The acknowledgements table: one row per complaint, what happened to its acknowledgement.
 
 ``Acknowledger`` -> **AckStore** (claim a place under the daily cap, finish,
-skip; count attempts; re-open failed rows for ``intake ack retry``; letters
-waiting for the mailroom; complaints still unacknowledged) -> the
-``acknowledgements`` table (migrations 0007, 0009).
+skip; count attempts; defer to the workers' poll; re-open failed rows and
+bring deferred ones forward for ``intake ack retry``; letters waiting for
+the mailroom; complaints still unacknowledged) -> the ``acknowledgements``
+table (migrations 0007, 0009).
 
 The row is unique per complaint: a complaint delivered twice finds its row
 and is not acknowledged twice. A row is ``sending`` while a message is on
@@ -11,6 +12,13 @@ its way, then ``sent`` or ``failed``; a letter is ``queued`` until the
 mailroom marks it posted; ``skipped`` says why nothing was sent. A
 ``sending`` row without a method is undecided: something went wrong before
 a method was chosen, and the row only counts the attempts.
+
+A ``sending`` row with ``retry_at`` is the workers' poll's, not the queue's:
+deferred (it kept failing on our side; ``reason`` is the last failure's
+code, and the poll tries it at ``retry_at``), re-opened by ``intake ack
+retry`` (due at once), or in a worker's hands until ``retry_at`` (a lease;
+``reason`` cleared). Only a deferred row, never one in a worker's hands,
+is brought forward by ``intake ack retry``.
 
 The per-recipient daily cap is exact with any number of workers: the count
 and the row that takes the place are one transaction, serialized per
@@ -28,10 +36,11 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import ColumnElement, Engine, and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from channels.acks.sending import PERMANENT_REASONS
 from gateway.store.customer_facing import AcknowledgementRow
 from gateway.store.db import reading, writing
 from gateway.store.intake import guarded
@@ -58,7 +67,7 @@ class AckRecord:
     attempts: int
     sent_at: datetime | None
     created_at: datetime
-    # Set while ``intake ack retry`` has re-opened the row (a worker's poll sends it).
+    # Set while the row is the workers' poll's (deferred, re-opened, or leased).
     retry_at: datetime | None = None
     reopened: int = 0
 
@@ -156,6 +165,29 @@ def _counted_since(session: Session, recipient: str, since: datetime) -> int:
     )
 
 
+def _deferred() -> ColumnElement[bool]:
+    """A ``sending`` row waiting for the workers' poll after failures of ours."""
+    return and_(
+        AcknowledgementRow.status == SENDING,
+        AcknowledgementRow.retry_at.is_not(None),
+        AcknowledgementRow.reason.is_not(None),
+    )
+
+
+def _bring_forward(session: Session, complaint_id: str, moment: datetime) -> bool:
+    """Make a deferred row due now, with a fresh round of attempts; False if it is not deferred.
+
+    One conditional UPDATE, so a worker that took the row meanwhile (its
+    lease clears the reason) keeps it.
+    """
+    result = session.execute(
+        update(AcknowledgementRow)
+        .where(AcknowledgementRow.complaint_id == complaint_id, _deferred())
+        .values(retry_at=moment, attempts=0, reason=None, updated_at=moment)
+    )
+    return int(result.rowcount or 0) == 1  # type: ignore[attr-defined]
+
+
 class AckStore:
     def __init__(self, engine: Engine, zone: str) -> None:
         self.engine = engine
@@ -222,6 +254,7 @@ class AckStore:
         values = {"status": status, "updated_at": datetime.now(UTC), **fields}
         if status != SENDING:
             values["retry_at"] = None  # no longer waiting for a worker's poll
+            values.setdefault("reason", None)  # a deferral's reason is not the outcome's
         if isinstance(values.get("detail"), str):
             values["detail"] = str(values["detail"])[:_DETAIL_LIMIT]
 
@@ -266,7 +299,7 @@ class AckStore:
         local = moment.astimezone(self.zone)
         return datetime.combine(local.date(), time(0), tzinfo=self.zone)
 
-    # -- intake ack retry ------------------------------------------------------
+    # -- intake ack retry and the workers' poll ---------------------------------
     def retryable(
         self,
         *,
@@ -275,18 +308,25 @@ class AckStore:
         references: Sequence[str] = (),
         now: datetime | None = None,
     ) -> list[AckRecord]:
-        """Failed acknowledgements of complaints whose 10-day window is still open."""
+        """Failed or deferred acknowledgements of complaints whose 10-day window is still open.
+
+        Without ``reason``, refusals for good (``PERMANENT_REASONS``) are
+        left out: sending again would reach the same refusal.
+        """
         query = (
             select(AcknowledgementRow)
             .join(ComplaintRow, ComplaintRow.id == AcknowledgementRow.complaint_id)
             .where(
-                AcknowledgementRow.status == FAILED,
+                (AcknowledgementRow.status == FAILED) | _deferred(),
                 ComplaintRow.ack_due_at > (now or datetime.now(UTC)),
             )
             .order_by(ComplaintRow.received_at)
         )
         if reason:
             query = query.where(AcknowledgementRow.reason == reason)
+        else:
+            permanent = AcknowledgementRow.reason.in_(sorted(PERMANENT_REASONS))
+            query = query.where(or_(AcknowledgementRow.reason.is_(None), ~permanent))
         if since:
             query = query.where(AcknowledgementRow.updated_at >= since)
         if references:
@@ -299,17 +339,20 @@ class AckStore:
         return guarded(action)
 
     def reopen(self, complaint_id: str, cap: int, now: datetime | None = None) -> str | None:
-        """Put a failed row back to ``sending`` for a worker's poll; else say why not.
+        """Hand a failed or deferred row to a worker's poll at once; else say why not.
 
-        It takes one of the recipient's places for today, like a first send.
+        A failed row takes one of the recipient's places for today, like a
+        first send; a deferred one still holds the place it took.
         """
         moment = now or datetime.now(UTC)
 
         def action() -> str | None:
             with writing(self.engine) as session:
+                if _bring_forward(session, complaint_id, moment):
+                    return None
                 row = _row_of(session, complaint_id)
                 if row is None or row.status != FAILED:
-                    return "no longer failed"
+                    return "no longer failed or deferred"
                 if row.recipient is not None:  # else undecided: the worker decides and claims
                     _lock_recipient(session, row.recipient)
                     if _counted_since(session, row.recipient, self._midnight(moment)) >= cap:
@@ -322,8 +365,13 @@ class AckStore:
 
         return guarded(action)
 
-    def defer(self, complaint_id: str, retry_at: datetime) -> None:
-        """Leave a ``sending`` row to the workers' poll from ``retry_at`` (off the queue)."""
+    def defer(self, complaint_id: str, retry_at: datetime, reason: str | None) -> None:
+        """Leave a ``sending`` row to the workers' poll from ``retry_at`` (off the queue).
+
+        ``reason``, the last failure's code, also marks the row as waiting
+        (not in a worker's hands), so ``intake ack retry`` may bring it
+        forward; ``None`` for a short pause that needs no operator.
+        """
 
         def action() -> None:
             with writing(self.engine) as session:
@@ -333,13 +381,13 @@ class AckStore:
                         AcknowledgementRow.complaint_id == complaint_id,
                         AcknowledgementRow.status == SENDING,
                     )
-                    .values(retry_at=retry_at, updated_at=datetime.now(UTC))
+                    .values(retry_at=retry_at, reason=reason, updated_at=datetime.now(UTC))
                 )
 
         guarded(action)
 
     def due_retries(self, limit: int, now: datetime | None = None) -> list[AckRecord]:
-        """Re-opened rows a worker may try now, oldest first."""
+        """Deferred or re-opened rows a worker may try now, oldest first."""
         query = (
             select(AcknowledgementRow)
             .where(
@@ -357,7 +405,11 @@ class AckStore:
         return guarded(action)
 
     def take_retry(self, complaint_id: str, lease: timedelta, now: datetime | None = None) -> bool:
-        """Make a due re-opened row this worker's for ``lease``; False if another took it."""
+        """Make a due row this worker's for ``lease``; False if another took it.
+
+        The reason is cleared: a row in a worker's hands is not brought
+        forward by ``intake ack retry`` (that would send it twice).
+        """
         moment = now or datetime.now(UTC)
 
         def action() -> bool:
@@ -369,7 +421,7 @@ class AckStore:
                         AcknowledgementRow.status == SENDING,
                         AcknowledgementRow.retry_at <= moment,
                     )
-                    .values(retry_at=moment + lease)
+                    .values(retry_at=moment + lease, reason=None)
                 )
                 return int(result.rowcount or 0) == 1  # type: ignore[attr-defined]
 

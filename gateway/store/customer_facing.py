@@ -69,8 +69,10 @@ class AcknowledgementRow(Base):
     # cap counts them); taken again when ``intake ack retry`` re-opens it
     # (migration 0009).
     claimed_at: Mapped[datetime | None]
-    # A re-opened row is sent by a worker's poll, not by a queue delivery: not
-    # before this time. Each try moves it on, so it is also a lease: a worker
+    # A deferred row (it kept failing on our side; ``reason`` holds the last
+    # failure's code) or one re-opened by ``intake ack retry`` is sent by a
+    # worker's poll, not by a queue delivery: not before this time. A worker
+    # taking it moves it on past its send, so it is also a lease: a worker
     # that died mid-send leaves it to another once it lapses.
     retry_at: Mapped[datetime | None]
     # Times ``intake ack retry`` re-opened it (each round publishes its own ``ack.failed``).

@@ -4,15 +4,18 @@
 not a complaint goes to the dead-letter queue, a failure of ours is put
 back, and after the allowed attempts, unexpected errors included, the
 delivery is acknowledged and the complaint left to the workers' poll, tried
-again later on a schedule; only at its acknowledgement deadline is it
-recorded as failed and ``ack.failed`` published. The last test runs the
-worker on the machine's RabbitMQ (quorum queue: a requeued delivery comes
-back near its head) with a relay that keeps answering 451 for one customer:
-the next complaint is still acknowledged.
+again later on a schedule whose last try comes ``DEADLINE_MARGIN`` before
+the acknowledgement deadline; only when that try fails is it recorded as
+failed and ``ack.failed`` published. The last tests run the worker on the
+machine's RabbitMQ (quorum queue: a requeued delivery comes back near its
+head): with a relay that keeps answering 451 for one customer the next
+complaint is still acknowledged, and a send of the poll stuck on the relay
+does not hold the consumer.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -20,11 +23,17 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select, update
 
-from channels.acks.acknowledger import INTERNAL_ERROR, Acknowledger
+from channels.acks.acknowledger import (
+    DEADLINE_MARGIN,
+    INTERNAL_ERROR,
+    RETRY_LEASE,
+    RETRY_PAUSE,
+    Acknowledger,
+)
 from channels.acks.policy import EMAIL
 from channels.acks.sending import Outgoing, SendFailed, Sent
 from channels.acks.store import AckRecord
-from channels.acks.worker import Verdict, judge
+from channels.acks.worker import AckWorker, Verdict, judge
 from config.settings import Settings
 from gateway.services import Services, build_services
 from gateway.store.customer_facing import AcknowledgementRow
@@ -134,7 +143,7 @@ def test_a_failure_of_ours_leaves_the_queue_and_is_tried_again_later(
     # The poll takes it when it is due, and the relay is back.
     later = Acknowledger(services, senders={EMAIL: Sending()}, max_attempts=ATTEMPTS)
     ack_row_due_now(services, complaint.id)
-    assert later.resend_reopened() == 1
+    assert later.resend_due() == 1
     assert ack_row(services, complaint.id).status == "sent"  # type: ignore[union-attr]
 
 
@@ -154,6 +163,46 @@ def test_a_failure_of_ours_is_recorded_and_published_at_the_deadline(
     assert found == [Verdict.RETRY, Verdict.RETRY, Verdict.DONE]
     assert row is not None and (row.status, row.reason) == ("failed", "relay_unavailable")
     assert failed_events(services) == ["ack.failed"]
+
+
+def test_the_last_try_is_kept_just_before_the_deadline_however_long_the_step(
+    services: Services,
+) -> None:
+    sender = Failing(SendFailed("relay_unavailable", "ConnectionRefusedError", permanent=False))
+    complaint = mail_complaint(services, TEXT)
+    # The schedule's next step (5 minutes or more) would pass the last try's time.
+    now = complaint.ack_due_at - DEADLINE_MARGIN - timedelta(minutes=2)
+    acknowledger = Acknowledger(
+        services, senders={EMAIL: sender}, max_attempts=ATTEMPTS, clock=lambda: now
+    )
+
+    verdicts(acknowledger, complaint)
+    row = ack_row(services, complaint.id)
+
+    assert row is not None and (row.status, row.reason) == ("sending", "relay_unavailable")
+    assert row.retry_at == complaint.ack_due_at - DEADLINE_MARGIN
+    assert failed_events(services) == []
+
+
+def test_a_try_of_the_poll_not_sent_comes_again_after_a_pause_not_the_lease(
+    services: Services,
+) -> None:
+    complaint = mail_complaint(services, TEXT)
+    verdicts(
+        Acknowledger(services, senders={EMAIL: Failing(RuntimeError("x"))}, max_attempts=ATTEMPTS),
+        complaint,
+    )
+    assert ack_row(services, complaint.id).attempts == ATTEMPTS  # type: ignore[union-attr]
+    Acknowledger(services, senders={}).acks.reopen(complaint.id, cap=3)  # attempts start over
+    sender = Failing(SendFailed("relay_unavailable", "ConnectionRefusedError", permanent=False))
+    poll = Acknowledger(services, senders={EMAIL: sender}, max_attempts=ATTEMPTS)
+
+    assert poll.resend_due() == 1
+    row = ack_row(services, complaint.id)
+
+    assert sender.calls == 1
+    assert row is not None and row.retry_at is not None and row.status == "sending"
+    assert row.retry_at <= datetime.now(UTC) + RETRY_PAUSE < datetime.now(UTC) + RETRY_LEASE
 
 
 def test_an_unexpected_error_counts_as_an_attempt_too(services: Services) -> None:
@@ -222,3 +271,61 @@ def test_one_complaint_that_keeps_failing_does_not_hold_the_queue(
     assert [e["data"]["details"]["reference"] for e in events] == [behind.reference]
     assert events[0]["type"] == "ma.cashplus.intake.ack.sent.v1"
     assert [mail.rcpt_tos for mail in relay.messages()] == [["karim@example.ma"]]
+
+
+class Stuck:
+    """A send that hangs, as on a relay that stopped answering, until ``release``."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def send(self, outgoing: Outgoing) -> Sent:
+        self.entered.set()
+        assert self.release.wait(60), "the test never let the send go"
+        return Sent(evidence=b"sent", content_type="text/plain", provider_id="late")
+
+
+@pytest.fixture
+def broker_services(amqp_settings: Settings) -> Iterator[Services]:
+    """On the machine's RabbitMQ, e-mail configured (the senders below replace the relay)."""
+    built = build_services(
+        amqp_settings.model_copy(update={"smtp_relay_url": SecretStr("smtp://127.0.0.1:9")})
+    )
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def test_a_send_of_the_poll_stuck_on_the_relay_does_not_hold_the_consumer(
+    broker_services: Services,
+) -> None:
+    services = broker_services
+    late = mail_complaint(services, TEXT, sender="late@example.ma")
+    failing = Failing(RuntimeError("x"))
+    verdicts(Acknowledger(services, senders={EMAIL: failing}, max_attempts=ATTEMPTS), late)
+    ack_row_due_now(services, late.id)  # deferred, and due
+    fresh = mail_complaint(services, f"{TEXT} Merci.", sender="karim@example.ma")
+    publish(services)
+    stuck = Stuck()
+    worker = AckWorker(
+        services,
+        acknowledger=Acknowledger(services, senders={EMAIL: Sending()}),
+        poller=Acknowledger(services, senders={EMAIL: stuck}),
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        assert stuck.entered.wait(30), "the poll never tried the deferred complaint"
+        # The deferred complaint's send still hangs; the queue goes on.
+        sent = wait_for_row(services, fresh.id, "sent")
+        wait_until(lambda: worker.handled == 2, "both deliveries acknowledged to the broker")
+    finally:
+        stuck.release.set()
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive(), "the worker did not stop"
+    assert sent.status == "sent"
+    assert ack_row(services, late.id).status == "sent"  # type: ignore[union-attr]

@@ -4,21 +4,32 @@ The PDF is rendered to PNG with ``pdftoppm`` (kept in ``tests/artifacts/``
 to be looked at) and its text extracted with ``pdftotext``: the recipient's
 address, the reference and both languages must be there, Arabic as Arabic
 text (shaped, in logical order). The mailroom's routes run in a real
-``intake web`` process: the partner API with its key here, the staff page
-(staff session only) in test_letters_page.py.
+``intake web`` process: the partner API here, for keys created
+``--read-all`` only (the letters hold every customer's address, and
+"posted" publishes the proof), the staff page (staff session only) in
+test_letters_page.py.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pytest
+from sqlalchemy import select, update
 
 from channels.acks.acknowledger import Acknowledger
+from channels.acks.letter import Mailroom
+from channels.acks.routes import mailroom_errors
 from config.settings import Settings
+from gateway.errors import ApiError
 from gateway.services import Services
+from gateway.store.customer_facing import AcknowledgementRow
+from gateway.store.db import reading, writing
+from gateway.store.models import EventRow
 from normalizer.contract import Channel, Customer
 from tests.peers.acks import ack_events, ack_row, other_complaint
 from tests.peers.browser import ARTIFACTS
@@ -64,14 +75,24 @@ def test_a_letter_complaint_gets_a_printable_pdf_in_french_and_arabic(
     assert (tmp_path / "letter.png").stat().st_size > 10_000
 
 
+def event_kinds(services: Services) -> list[str]:
+    with reading(services.store.engine) as session:
+        return list(session.scalars(select(EventRow.kind)))
+
+
+def key_for(processes: IntakeProcesses, env: dict[str, str], *args: str) -> dict[str, str]:
+    """The Authorization header of a new partner API key (``intake api-key create``)."""
+    created = processes.run("api-key", "create", *args, env=env)
+    return {"Authorization": f"Bearer {created.stdout().strip()}"}
+
+
 def test_the_mailroom_lists_downloads_and_marks_the_letter_posted(
     services: Services, settings: Settings, intake_processes: IntakeProcesses
 ) -> None:
     complaint = other_complaint(services, Channel.LETTER, LETTER_TEXT, SENDER)
     row = Acknowledger(services).handle(complaint)
     web = start_web(intake_processes, settings)
-    created = intake_processes.run("api-key", "create", "mailroom", env=web.env)
-    auth = {"Authorization": f"Bearer {created.stdout().strip()}"}
+    auth = key_for(intake_processes, web.env, "mailroom", "--read-all")
 
     with httpx.Client(base_url=web.url, headers=auth) as client:
         listed = client.get("/v1/acks/letters").json()
@@ -90,14 +111,54 @@ def test_the_mailroom_lists_downloads_and_marks_the_letter_posted(
     assert event["data"]["details"]["method"] == "letter"
 
 
+def test_a_key_that_reads_only_its_own_complaints_sees_no_letters(
+    services: Services, settings: Settings, intake_processes: IntakeProcesses
+) -> None:
+    complaint = other_complaint(services, Channel.LETTER, LETTER_TEXT, SENDER)
+    row = Acknowledger(services).handle(complaint)
+    web = start_web(intake_processes, settings)
+    auth = key_for(intake_processes, web.env, "partner")
+
+    with httpx.Client(base_url=web.url, headers=auth) as client:
+        listed = client.get("/v1/acks/letters")
+        pdf = client.get(f"/v1/acks/letters/{row.id}/pdf")
+        posted = client.post(f"/v1/acks/letters/{row.id}/posted")
+
+    assert [listed.status_code, pdf.status_code, posted.status_code] == [404, 404, 404]
+    assert {r.json()["error"]["code"] for r in (listed, pdf, posted)} == {"not_found"}
+    assert SENDER.name not in pdf.text
+    assert ack_row(services, complaint.id).status == "queued"  # type: ignore[union-attr]
+    assert event_kinds(services) == []  # no ack.sent for a letter nobody posted
+
+
+def test_a_queued_letter_whose_complaint_cannot_be_loaded_is_not_marked_posted(
+    services: Services,
+) -> None:
+    complaint = other_complaint(services, Channel.LETTER, LETTER_TEXT, SENDER)
+    row = Acknowledger(services).handle(complaint)
+    mailroom = Mailroom(services, Acknowledger(services, senders={}))
+    with writing(services.store.engine) as session:  # its complaint, out of reach
+        session.execute(
+            update(AcknowledgementRow)
+            .where(AcknowledgementRow.id == row.id)
+            .values(reference="CP-0000-0000")
+        )
+
+    with pytest.raises(ApiError) as refused, mailroom_errors():
+        mailroom.mark_posted(row.id, datetime.now(UTC))
+
+    assert (refused.value.status, refused.value.code) == (500, "complaint_missing")
+    assert "CP-0000-0000" in refused.value.message
+    assert ack_row(services, complaint.id).status == "queued"  # type: ignore[union-attr]
+
+
 def test_the_staff_page_letter_routes_refuse_a_partner_api_key(
     services: Services, settings: Settings, intake_processes: IntakeProcesses
 ) -> None:
     complaint = other_complaint(services, Channel.LETTER, LETTER_TEXT, SENDER)
     row = Acknowledger(services).handle(complaint)
     web = start_web(intake_processes, settings)
-    created = intake_processes.run("api-key", "create", "mailroom", env=web.env)
-    auth = {"Authorization": f"Bearer {created.stdout().strip()}"}
+    auth = key_for(intake_processes, web.env, "mailroom", "--read-all")
 
     with httpx.Client(base_url=web.url, headers=auth) as client:
         listed = client.get("/letters/acks")

@@ -3,24 +3,29 @@
 The real twilio client talks to the local stand-in of Twilio's API with a
 wrong auth token: Twilio answers 401 (code 20003), which is our
 configuration, not the customer's number. The acknowledgement is retried,
-logged as an error once, recorded as failed after the allowed attempts,
-and once the token is fixed ``intake ack retry`` (a real subprocess)
-re-opens it and the running worker sends it. Complaints past their 10-day
-window, and recipients who already had today's allowance, are left alone.
+logged as an error once, then deferred to the workers' poll (tried again
+on a schedule) and recorded as failed only when its last try before the
+deadline fails. Once the token is fixed, ``intake ack retry`` (a real
+subprocess) brings a deferred acknowledgement forward, or re-opens a failed
+one, and the worker sends it. A try in a worker's hands is never brought
+forward (it would go out twice); refusals for good are re-opened only when
+``--reason`` names them; complaints past their 10-day window, and
+recipients who already had today's allowance, are left alone.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from channels.acks.acknowledger import Acknowledger
-from channels.acks.store import FAILED
+from channels.acks.acknowledger import RETRY_LEASE, Acknowledger
+from channels.acks.cli import NOT_RETRYABLE
+from channels.acks.store import FAILED, SENDING
 from config.settings import Settings
 from gateway.services import Services, build_services
 from gateway.store.db import reading
@@ -63,6 +68,16 @@ def wrong_token(settings: Settings, api: TwilioApi) -> Iterator[Services]:
 def event_kinds(services: Services) -> list[str]:
     with reading(services.store.engine) as session:
         return list(session.scalars(select(EventRow.kind).order_by(EventRow.created_at)))
+
+
+def deferred(services: Services, complaint: ComplaintMessage) -> None:
+    """Failed on our side until it left the queue: the poll tries it again in minutes."""
+    acknowledger = Acknowledger(services, max_attempts=2)
+    assert acknowledger.settle(complaint) is False  # first attempt: back on the queue
+    assert acknowledger.settle(complaint) is True  # off the queue, deferred
+    row = ack_row(services, complaint.id)
+    assert row is not None and row.status == SENDING
+    assert row.retry_at is not None and row.retry_at > datetime.now(UTC)
 
 
 def failed_for_good(services: Services, complaint: ComplaintMessage) -> None:
@@ -151,7 +166,7 @@ def test_retry_leaves_out_complaints_past_their_10_day_window(
     code, lines = retry(intake_processes, settings, late.reference)
 
     assert code == 1
-    assert lines == [f"{late.reference}\tnot failed, or past its 10-day window\t"]
+    assert lines == [f"{late.reference}\t{NOT_RETRYABLE}\t"]
     assert ack_row(wrong_token, late.id).status == FAILED  # type: ignore[union-attr]
 
 
@@ -170,3 +185,73 @@ def test_retry_leaves_a_recipient_who_had_today_s_allowance_for_another_day(
     assert code == 1
     assert lines == [f"{complaint.reference}\trecipient_daily_limit\tsms"]
     assert ack_row(wrong_token, complaint.id).status == FAILED  # type: ignore[union-attr]
+
+
+def test_once_the_token_is_fixed_ack_retry_brings_a_deferred_one_forward(
+    wrong_token: Services,
+    settings: Settings,
+    api: TwilioApi,
+    intake_processes: IntakeProcesses,
+) -> None:
+    complaint = other_complaint(wrong_token, Channel.PHONE, TEXT, Customer(phone=PHONE))
+    deferred(wrong_token, complaint)
+
+    code, lines = retry(intake_processes, settings, "--reason", "provider_account")
+    row = ack_row(wrong_token, complaint.id)
+    assert row is not None and row.retry_at is not None
+    assert (row.status, row.attempts) == (SENDING, 0)
+    assert row.retry_at <= datetime.now(UTC)  # due now, not in minutes
+    fixed = build_services(twilio_settings(settings, api, AUTH_TOKEN))
+    try:
+        assert Acknowledger(fixed).resend_due() == 1  # the workers' poll
+        sent = ack_row(fixed, complaint.id)
+        kinds = event_kinds(fixed)
+    finally:
+        fixed.close()
+
+    assert code == 0
+    assert lines == [f"{complaint.reference}\treopened\tsms"]
+    assert sent is not None and sent.status == "sent"
+    assert api.recorded()[-1].form["To"] == PHONE
+    assert kinds == ["ack.sent"]  # never failed
+
+
+def test_retry_leaves_alone_a_deferred_one_a_worker_is_sending(
+    wrong_token: Services, settings: Settings, intake_processes: IntakeProcesses
+) -> None:
+    complaint = other_complaint(wrong_token, Channel.PHONE, TEXT, Customer(phone=PHONE))
+    deferred(wrong_token, complaint)
+    acks = Acknowledger(wrong_token, senders={}).acks
+    due = ack_row(wrong_token, complaint.id).retry_at  # type: ignore[union-attr]
+    assert acks.take_retry(complaint.id, RETRY_LEASE, now=due)  # a worker's, mid-send
+    taken = ack_row(wrong_token, complaint.id)
+
+    code, lines = retry(intake_processes, settings, complaint.reference)
+
+    assert code == 1
+    assert lines == [f"{complaint.reference}\t{NOT_RETRYABLE}\t"]
+    assert ack_row(wrong_token, complaint.id) == taken  # the worker's lease untouched
+
+
+def test_retry_re_opens_a_refusal_for_good_only_when_its_reason_is_named(
+    settings: Settings, api: TwilioApi, intake_processes: IntakeProcesses
+) -> None:
+    refused = "+212662000111"
+    api.invalid_numbers.add(refused)
+    services = build_services(twilio_settings(settings, api, AUTH_TOKEN))
+    try:
+        complaint = other_complaint(services, Channel.PHONE, TEXT, Customer(phone=refused))
+        assert Acknowledger(services).settle(complaint) is True
+        assert ack_row(services, complaint.id).reason == "recipient_refused"  # type: ignore[union-attr]
+
+        plain = retry(intake_processes, settings)
+        after_plain = ack_row(services, complaint.id)
+        named = retry(intake_processes, settings, "--reason", "recipient_refused")
+        after_named = ack_row(services, complaint.id)
+    finally:
+        services.close()
+
+    assert plain == (0, [])
+    assert after_plain is not None and after_plain.status == FAILED
+    assert named == (0, [f"{complaint.reference}\treopened\tsms"])
+    assert after_named is not None and after_named.status == SENDING

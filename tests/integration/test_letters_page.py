@@ -211,6 +211,26 @@ def test_a_queued_acknowledgement_letter_is_listed_printed_and_marked_posted(
     assert event["data"]["evidence"]["content_type"] == "application/pdf"
 
 
+def test_a_logged_in_post_without_the_csrf_token_does_not_mark_the_letter_posted(
+    page, services: Services, settings: Settings, intake_processes: IntakeProcesses
+) -> None:
+    complaint, letter = queued_letter(services)
+    base = start_web_with_staff(intake_processes, settings)
+    log_in(page, base, "/letters/acks")
+
+    # The browser's session cookie goes along (as from a forged form on another
+    # site); the page's token does not.
+    refused = page.request.post(
+        f"{base}/letters/acks/{letter.id}/posted",
+        form={"next": "/letters/acks"},
+        max_redirects=0,
+    )
+
+    assert refused.status == 403
+    assert refused.json()["error"]["code"] == "csrf_failed"
+    assert ack_row(services, complaint.id).status == "queued"  # type: ignore[union-attr]
+
+
 def test_arabic_list_of_letters_to_post_is_right_to_left_and_flags_close_deadlines(
     page,
     services: Services,
