@@ -356,7 +356,10 @@ def api_key() -> None:
 @click.option(
     "--read-all",
     is_flag=True,
-    help="The key may read back any complaint, not only those it submitted (a call centre).",
+    help=(
+        "The key may read back any complaint, not only those it submitted (a call centre),"
+        " and use the mailroom's letter routes."
+    ),
 )
 def api_key_create(name: str, read_all: bool) -> None:
     """Create a key for NAME and print it (shown only this once)."""

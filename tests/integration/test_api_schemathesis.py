@@ -75,7 +75,7 @@ def running_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         workdir=root, env=intake_env(data_dir=root / "var", http_port=port, log_level="WARNING")
     )
     try:
-        key = processes.run("api-key", "create", "schemathesis").stdout().strip()
+        key = processes.run("api-key", "create", "schemathesis", "--read-all").stdout().strip()
         web = processes.start("web")
         wait_for_port(port, web)
         yield f"http://127.0.0.1:{port}", key
