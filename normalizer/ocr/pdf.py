@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from normalizer.ocr.sandbox import Limits, SandboxError, run_limited
+from normalizer.ocr.sandbox import Limits, SandboxError, run_limited_output
 
 POINTS_PER_INCH = 72
 RASTER_DPI = 300
@@ -22,11 +22,28 @@ RASTER_DPI = 300
 MIN_TEXT_LAYER_CHARS = 40
 # Names that make a reader run code, start a program or open a file carried
 # inside the PDF, as qpdf writes them (escapes such as ``/J#61vaScript`` decoded).
-ACTIVE_NAMES = frozenset({"/JavaScript", "/JS", "/Launch", "/EmbeddedFile", "/RichMedia", "/XFA"})
+ACTIVE_NAMES = frozenset(
+    {
+        "/JavaScript",
+        "/JS",
+        "/Launch",
+        "/RichMedia",
+        "/XFA",
+        # A file carried inside: the name tree, a file specification's streams,
+        # an attachment annotation, an action opening an embedded document.
+        "/EmbeddedFile",
+        "/EmbeddedFiles",
+        "/EF",
+        "/FileAttachment",
+        "/GoToE",
+    }
+)
 # Every object of the file, object streams decoded, stream data left out; a
 # damaged file qpdf can repair is listed (warnings), one it cannot fails (exit 2).
 # An object qpdf could not read (an object stream under a filter it does not
-# decode, arrays nested past its limit) is listed as null, its contents unknown.
+# decode, arrays nested past its limit) is listed as null, its contents
+# unknown, and qpdf warns of it; an honest file may list null objects too (an
+# explicit null, an object at offset 0), with no such warning.
 QPDF_OBJECTS = (
     "qpdf",
     "--json=2",
@@ -36,6 +53,8 @@ QPDF_OBJECTS = (
 )
 # What a dictionary of the listing becomes once checked (JSON's null stays None).
 _CHECKED = object()
+# qpdf's warnings that an object's content was lost, not merely repaired.
+_CONTENT_LOST = re.compile(r"unfilterable stream|deeply nested|error decoding|object stream", re.I)
 _PAGE_SIZE = re.compile(r"^Page\s+(\d+)\s+size:\s+([\d.]+) x ([\d.]+) pts", re.MULTILINE)
 
 
@@ -59,20 +78,31 @@ def _text(args: list[str], limits: Limits) -> str:
     Running out of time or memory stays a ``SandboxError``: on a page, the
     OCR marks that page unread and goes on with the next.
     """
+    return _output(args, limits)[0]
+
+
+def _output(args: list[str], limits: Limits) -> tuple[str, str]:
+    """``_text``, with the program's warnings (stderr)."""
     try:
-        return run_limited(args, limits).decode("utf-8", "replace")
+        out, err = run_limited_output(args, limits)
     except SandboxError as exc:
         if exc.code != "failed":
             raise
         if "password" in exc.detail.lower() or "encrypt" in exc.detail.lower():
             raise PdfRefused("encrypted_pdf") from None
         raise PdfRefused("unreadable", detail=exc.detail[-200:]) from None
+    return out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
 def _structure(args: list[str], limits: Limits) -> str:
     """``_text`` for the file's structure: too slow or too big to describe is a refusal too."""
+    return _described(args, limits)[0]
+
+
+def _described(args: list[str], limits: Limits) -> tuple[str, str]:
+    """``_structure`` with the program's warnings."""
     try:
-        return _text(args, limits)
+        return _output(args, limits)
     except SandboxError as exc:
         raise PdfRefused("too_costly", detail=exc.code) from None
 
@@ -113,14 +143,17 @@ def refuse_active_content(path: Path, limits: Limits) -> None:
     qpdf cannot read, or one holding an object it could not read, is refused
     as unreadable, never let through.
     """
-    listing = _structure([*QPDF_OBJECTS, str(path)], limits)
+    listing, warnings = _described([*QPDF_OBJECTS, str(path)], limits)
+    nulls: list[bool] = []
     try:
-        json.loads(listing, object_pairs_hook=_check_dictionary)
+        json.loads(listing, object_pairs_hook=lambda pairs: _check_dictionary(pairs, nulls))
     except (ValueError, RecursionError):  # json.JSONDecodeError is a ValueError
         raise PdfRefused("unreadable", detail="qpdf listing unreadable") from None
+    if nulls and _CONTENT_LOST.search(warnings):
+        raise PdfRefused("unreadable", detail="an object qpdf could not read")
 
 
-def _check_dictionary(pairs: list[tuple[str, object]]) -> object:
+def _check_dictionary(pairs: list[tuple[str, object]], nulls: list[bool]) -> object:
     """``json.loads`` hook: each dictionary of the listing, innermost first.
 
     Nothing is kept (each dictionary becomes ``_CHECKED``), so a large
@@ -134,7 +167,7 @@ def _check_dictionary(pairs: list[tuple[str, object]]) -> object:
     if ACTIVE_NAMES & found:
         raise PdfRefused("pdf_javascript")
     if ("value", None) in pairs:
-        raise PdfRefused("unreadable", detail="an object qpdf could not read")
+        nulls.append(True)  # an object listed as null: lost only if qpdf warned so
     return _CHECKED
 
 

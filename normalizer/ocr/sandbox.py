@@ -74,6 +74,18 @@ def run_limited(
     env: Mapping[str, str] | None = None,
 ) -> bytes:
     """Run ``args``; return stdout, or raise ``SandboxError`` (timeout, memory, exit != 0)."""
+    return run_limited_output(args, limits, stdin=stdin, cwd=cwd, env=env)[0]
+
+
+def run_limited_output(
+    args: Sequence[str],
+    limits: Limits,
+    *,
+    stdin: bytes | None = None,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[bytes, bytes]:
+    """``run_limited``, also returning what the program wrote on stderr (its warnings)."""
     seconds = limits.seconds_left()
     if seconds <= 0:
         raise SandboxError("timeout", f"{args[0]} not started: its time was spent")
@@ -102,7 +114,7 @@ def run_limited(
         raise SandboxError(
             "failed", f"{args[0]} exited {process.returncode}: {detail}", process.returncode
         )
-    return out
+    return out, err
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -252,6 +252,70 @@ CLEAN_PDFS: dict[str, Callable[[], bytes]] = {
 }
 
 
+def _with_an_object_at_offset_zero() -> bytes:
+    """A text PDF whose cross-reference table lists one more object, at offset 0 (a
+    common writer's slip: qpdf warns and lists it as null, readers open the file)."""
+    data = scans.text_pdf(scans.FRENCH_LETTER)
+    head, _, tail = data.partition(b"xref\n")
+    count = int(tail.split(b"\n", 2)[0].split()[1])
+    entries_end = tail.index(b"trailer")
+    table = tail[:entries_end].replace(b"0 %d\n" % count, b"0 %d\n" % (count + 1), 1)
+    table += b"0000000000 00000 n \n"
+    trailer = tail[entries_end:].replace(b"/Size %d" % count, b"/Size %d" % (count + 1), 1)
+    return head + b"xref\n" + table + trailer
+
+
+def _with_a_null_object() -> bytes:
+    objects = scans._pdf_objects(scans.FRENCH_LETTER, 1, b"")
+    return scans._pdf([*objects, b"null"])
+
+
+CLEAN_PDFS["null-object"] = _with_a_null_object
+CLEAN_PDFS["offset-zero"] = _with_an_object_at_offset_zero
+
+
+def _attachment_annotation() -> bytes:
+    objects = scans._pdf_objects(scans.FRENCH_LETTER, 1, b"")
+    page = next(i for i, item in enumerate(objects) if b"/Type /Page " in item)
+    objects[page] = objects[page].replace(
+        b"/Type /Page ", b"/Type /Page /Annots [%d 0 R] " % (len(objects) + 1), 1
+    )
+    file_spec = b"/FS << /Type /Filespec /F (facture.exe) /EF << /F %d 0 R >> >>" % (
+        len(objects) + 2
+    )
+    return scans._pdf(
+        [
+            *objects,
+            b"<< /Type /Annot /Subtype /FileAttachment /Rect [0 0 50 50] " + file_spec + b" >>",
+            b"<< /Length 5 >>\nstream\nMZ\x90\x00\x03\nendstream",
+        ]
+    )
+
+
+def _embedded_file_without_its_type() -> bytes:
+    count = len(scans._pdf_objects(scans.FRENCH_LETTER, 1, b""))
+    tree = b"/Names << /EmbeddedFiles << /Names [(a.exe) %d 0 R] >> >> " % (count + 1)
+    objects = scans._pdf_objects(scans.FRENCH_LETTER, 1, tree)
+    return scans._pdf(
+        [
+            *objects,
+            b"<< /Type /Filespec /F (a.exe) /EF << /F %d 0 R >> >>" % (count + 2),
+            b"<< /Length 5 >>\nstream\nMZ\x90\x00\x03\nendstream",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "make", [_attachment_annotation, _embedded_file_without_its_type], ids=["annotation", "tree"]
+)
+def test_pdf_carrying_a_file_is_refused(tmp_path: Path, make: Callable[[], bytes]) -> None:
+    # /EmbeddedFile is an optional label on the carried stream: the places
+    # that carry a file (/EF, the /EmbeddedFiles tree, an attachment) are checked.
+    data = make()
+    assert b"/EmbeddedFile " not in data
+    assert pdf_refusal(tmp_path, data) == "pdf_javascript"
+
+
 @pytest.mark.parametrize("kind", sorted(CLEAN_PDFS))
 def test_pdf_without_active_content_is_accepted(tmp_path: Path, kind: str) -> None:
     assert pdf_refusal(tmp_path, CLEAN_PDFS[kind]()) is None
