@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -508,8 +509,20 @@ def _migration_exit_code(exc: Exception) -> int:
     """
     from sqlalchemy.exc import InterfaceError, OperationalError
 
-    unreachable = (OperationalError, InterfaceError, OSError)
-    return EX_TEMPFAIL if isinstance(exc, unreachable) else EX_SOFTWARE
+    if isinstance(exc, (InterfaceError, OSError)):
+        return EX_TEMPFAIL
+    # SQLite reports a broken migration ("no such table", "duplicate column")
+    # as an OperationalError too: only the errors of reaching the database count.
+    if isinstance(exc, OperationalError) and _UNREACHABLE.search(str(exc.orig or exc)):
+        return EX_TEMPFAIL
+    return EX_SOFTWARE
+
+
+_UNREACHABLE = re.compile(
+    r"could not connect|connection|timeout|timed out|unable to open database|"
+    r"database is locked|server closed|no route|refused|name or service",
+    re.IGNORECASE,
+)
 
 
 @main.command()

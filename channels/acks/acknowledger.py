@@ -64,8 +64,9 @@ SENT_KIND, FAILED_KIND = "ack.sent", "ack.failed"
 # A complaint that left the queue is tried again after these (doubling between them).
 DEFER_FIRST, DEFER_CEILING = timedelta(minutes=5), timedelta(hours=1)
 # Its last try comes this long before the acknowledgement deadline, whatever
-# the schedule says; a failure then is recorded within the deadline.
-DEADLINE_MARGIN = timedelta(minutes=10)
+# the schedule says; a failure then is recorded within the deadline. Longer
+# than a retry's lease (a worker that died mid-try is replaced in time).
+DEADLINE_MARGIN = timedelta(minutes=30)
 # Reason of a failure nobody foresaw (a bug, data the code did not expect).
 INTERNAL_ERROR = "internal_error"
 # Network waits of the slowest send: an SMTP session (connect, greeting, EHLO,
