@@ -169,11 +169,14 @@ class Acknowledger:
             if not self.acks.take_retry(record.complaint_id, RETRY_LEASE):
                 continue  # another worker's
             message = self.services.store.complaints.get_by_reference(record.reference)
-            if message is not None:
-                if not self.settle(message, reopened=True):
-                    # Not sent, still ours: the next try need not wait for the lease.
-                    self.acks.defer(message.id, self.clock() + RETRY_PAUSE, None)
-                tried += 1
+            if message is None:
+                # Its row is kept (the lease brings it back); a person must look.
+                log.error("acknowledgement of %s: its complaint cannot be read", record.reference)
+                continue
+            if not self.settle(message, reopened=True):
+                # Not sent, still ours: the next try need not wait for the lease.
+                self.acks.defer(message.id, self.clock() + RETRY_PAUSE, None)
+            tried += 1
         return tried
 
     def _decide(self, message: ComplaintMessage) -> AckRecord:
