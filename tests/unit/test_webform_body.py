@@ -9,7 +9,9 @@ send it) fed to a real Starlette request in chunks, counting what was pulled.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import httpx
 from starlette.requests import Request
@@ -20,7 +22,18 @@ from channels.webform.form import Submission
 
 CHUNK = 64 * 1024
 CAP = 1_000_000
+T = TypeVar("T")
 TEXT = "Mon transfert de 900 dirhams vers Tanger n'est jamais arrivé."
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to its end on a loop of its own, in a thread of its own.
+
+    A test run's browser (Playwright's sync API) keeps an event loop running
+    in the main thread, where ``asyncio.run`` refuses to start another.
+    """
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
 
 
 class CountedBody:
@@ -64,7 +77,7 @@ def test_a_post_declared_over_the_cap_is_read_no_further_than_its_head() -> None
     body, content_type = multipart(file_bytes=20 * CAP)
     request, receive = request_for(body, content_type, declared=True)
 
-    kept, whole = asyncio.run(read_limited(request, CAP))
+    kept, whole = run(read_limited(request, CAP))
 
     assert not whole
     assert len(kept) == FIELDS_BYTES
@@ -75,7 +88,7 @@ def test_a_streamed_post_is_read_no_further_than_the_cap_and_only_its_head_is_ke
     body, content_type = multipart(file_bytes=20 * CAP)
     request, receive = request_for(body, content_type, declared=False)
 
-    kept, whole = asyncio.run(read_limited(request, CAP))
+    kept, whole = run(read_limited(request, CAP))
 
     assert not whole
     assert len(kept) == FIELDS_BYTES
@@ -90,7 +103,7 @@ def test_the_head_of_an_oversized_post_still_holds_what_was_typed() -> None:
         kept, _ = await read_limited(request, CAP)
         return Submission.from_form(await parse_form(request, kept), [])
 
-    sub = asyncio.run(head_fields())
+    sub = run(head_fields())
 
     assert sub.get("text") == TEXT and sub.get("name") == "Fatima Zahra"
 
@@ -99,6 +112,6 @@ def test_a_post_under_the_cap_is_read_whole() -> None:
     body, content_type = multipart(file_bytes=CAP // 2)
     request, _ = request_for(body, content_type, declared=False)
 
-    kept, whole = asyncio.run(read_limited(request, CAP))
+    kept, whole = run(read_limited(request, CAP))
 
     assert whole and kept == body
