@@ -19,6 +19,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from normalizer.ocr.checks import INTERNAL_ERROR, ScanLimits
 from normalizer.ocr.result import DocumentResult
@@ -90,6 +91,23 @@ def letter_timeout(files: list[ScanFile], limits: ScanLimits) -> float:
     return reading_seconds(files, limits) + opening
 
 
+def job_spec(
+    files: list[ScanFile], limits: ScanLimits, workdir: Path, thumbnail: Path | None = None
+) -> dict[str, Any]:
+    """What the sandboxed job is told (``engine.ocr_document`` reads it)."""
+    return {
+        "files": [{"path": str(item.path.resolve()), "kind": item.kind} for item in files],
+        "max_pages": limits.max_pages,
+        "max_pixels": limits.max_pixels,
+        "timeout": limits.timeout,
+        "letter_seconds": reading_seconds(files, limits),
+        "opening_seconds": limits.timeout * PDF_OPENING_BUDGETS,
+        "memory_mb": limits.memory_mb,
+        "workdir": str(workdir),
+        "thumbnail": str(thumbnail) if thumbnail else None,
+    }
+
+
 def run_ocr(
     files: list[ScanFile], limits: ScanLimits, thumbnail: Path | None = None
 ) -> DocumentResult:
@@ -101,17 +119,7 @@ def run_ocr(
     read fails.
     """
     with tempfile.TemporaryDirectory(prefix="intake-ocr-") as workdir:
-        spec = {
-            "files": [{"path": str(item.path.resolve()), "kind": item.kind} for item in files],
-            "max_pages": limits.max_pages,
-            "max_pixels": limits.max_pixels,
-            "timeout": limits.timeout,
-            "letter_seconds": reading_seconds(files, limits),
-            "opening_seconds": limits.timeout * PDF_OPENING_BUDGETS,
-            "memory_mb": limits.memory_mb,
-            "workdir": workdir,
-            "thumbnail": str(thumbnail) if thumbnail else None,
-        }
+        spec = job_spec(files, limits, Path(workdir), thumbnail)
         try:
             out = run_limited(
                 [sys.executable, "-m", "normalizer.ocr.job", "ocr"],

@@ -15,7 +15,13 @@ from channels.letters.queue import LetterQueue
 from channels.letters.worker import run_ocr_workers
 from gateway.services import Services
 from normalizer.ocr import OcrFailed, ScanLimits, engine, pdf, run_ocr
-from normalizer.ocr.job import MAX_LETTER_SECONDS, ScanFile, letter_timeout, reading_seconds
+from normalizer.ocr.job import (
+    MAX_LETTER_SECONDS,
+    ScanFile,
+    job_spec,
+    letter_timeout,
+    reading_seconds,
+)
 from normalizer.ocr.sandbox import Limits, SandboxError, run_limited
 from tests.peers import scans
 from tests.peers.processes import wait_until
@@ -68,17 +74,7 @@ def _slow_program(folder: Path, name: str, seconds: float, monkeypatch: pytest.M
 def _pdf_spec(tmp_path: Path, **extra: object) -> dict[str, object]:
     path = tmp_path / "lettre.pdf"
     path.write_bytes(scans.text_pdf(scans.FRENCH_LETTER))
-    limits = ScanLimits(timeout=10.0)
-    return {
-        "files": [{"path": str(path), "kind": "pdf"}],
-        "max_pages": limits.max_pages,
-        "max_pixels": limits.max_pixels,
-        "timeout": limits.timeout,
-        "memory_mb": limits.memory_mb,
-        "workdir": str(tmp_path),
-        "thumbnail": None,
-        **extra,
-    }
+    return {**job_spec([ScanFile(path, "pdf")], ScanLimits(timeout=10.0), tmp_path), **extra}
 
 
 def test_opening_a_pdf_shares_one_deadline_over_all_its_calls(

@@ -14,7 +14,7 @@ from channels.letters.status import letter_view
 from config.settings import Settings
 from gateway.services import build_services
 from normalizer.ocr import DocumentResult, ScanLimits, engine, inspect_scan, run_ocr, tesseract
-from normalizer.ocr.job import ScanFile
+from normalizer.ocr.job import ScanFile, job_spec
 from normalizer.ocr.quality import character_error_rate
 from normalizer.ocr.sandbox import SandboxError
 from tests.peers import scans
@@ -73,16 +73,7 @@ def test_letter_longer_than_one_page_budget_is_read_to_the_end(
 def _spec(tmp_path: Path, pages: list[Image.Image]) -> dict[str, object]:
     path = tmp_path / "lettre.tif"
     path.write_bytes(scans.multipage_tiff(pages))
-    limits = ScanLimits()
-    return {
-        "files": [{"path": str(path), "kind": "tiff"}],
-        "max_pages": limits.max_pages,
-        "max_pixels": limits.max_pixels,
-        "timeout": limits.timeout,
-        "memory_mb": limits.memory_mb,
-        "workdir": str(tmp_path),
-        "thumbnail": None,
-    }
+    return job_spec([ScanFile(path, "tiff", len(pages))], ScanLimits(), tmp_path)
 
 
 def _slow_on(pages: set[int], monkeypatch: pytest.MonkeyPatch) -> None:
