@@ -263,7 +263,8 @@ def _drain_outbox(services: Any, relay_: Any) -> None:
         ) from None
     finally:
         relay_.close()
-    click.echo(f"published {result.published} message(s)", err=True)
+    # All this relay published: with ``publishing``, its run beside the body too.
+    click.echo(f"published {relay_.published} message(s)", err=True)
     if not result.complete:
         problem = result.problem or "some messages were not confirmed"
         raise CommandError(f"{problem}; they stay in the outbox", EX_UNAVAILABLE)

@@ -87,6 +87,8 @@ class Relay:
         self._failures = 0
         self._outage_started: float | None = None
         self._outage_of = "broker"
+        # Messages this relay had confirmed by the broker since it was built.
+        self.published = 0
 
     # -- one pass ---------------------------------------------------------
     def publish_pending(self) -> PassResult:
@@ -149,6 +151,7 @@ class Relay:
             )
         if outcome.published:
             self.counters.add(PUBLISHED, len(outcome.published))
+            self.published += len(outcome.published)
         for outbox_id, reason in outcome.held.items():
             # The broker refused it for good (too large): retrying cannot help.
             log.error("holding outbox row %s: %s", outbox_id, reason)
