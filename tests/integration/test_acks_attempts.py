@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from channels.acks.acknowledger import (
     DEADLINE_MARGIN,
@@ -37,12 +38,12 @@ from channels.acks.worker import AckWorker, Verdict, judge
 from config.settings import Settings
 from gateway.services import Services, build_services
 from gateway.store.customer_facing import AcknowledgementRow
-from gateway.store.db import reading, writing
-from gateway.store.models import EventRow
+from gateway.store.db import writing
 from normalizer.contract import ComplaintEvent, ComplaintMessage
 from tests.peers.acks import (
     ack_events,
     ack_row,
+    event_kinds,
     mail_complaint,
     publish,
     running_worker,
@@ -67,9 +68,9 @@ class Failing:
         raise self.error
 
 
-@pytest.fixture
-def services(settings: Settings) -> Iterator[Services]:
-    # A relay URL makes e-mail a configured method; the senders below replace the relay.
+@contextmanager
+def with_email(settings: Settings) -> Iterator[Services]:
+    """Services on ``settings`` with e-mail configured (the tests' senders replace the relay)."""
     built = build_services(
         settings.model_copy(update={"smtp_relay_url": SecretStr("smtp://127.0.0.1:9")})
     )
@@ -77,6 +78,12 @@ def services(settings: Settings) -> Iterator[Services]:
         yield built
     finally:
         built.close()
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    with with_email(settings) as built:
+        yield built
 
 
 def body_of(complaint: ComplaintMessage) -> bytes:
@@ -110,8 +117,7 @@ def deferred(services: Services, complaint_id: str) -> AckRecord | None:
 
 
 def failed_events(services: Services) -> list[str]:
-    with reading(services.store.engine) as session:
-        return list(session.scalars(select(EventRow.kind).where(EventRow.kind == "ack.failed")))
+    return [kind for kind in event_kinds(services) if kind == "ack.failed"]
 
 
 def test_a_body_that_is_not_a_complaint_event_is_sent_to_the_dead_letters(
@@ -288,14 +294,9 @@ class Stuck:
 
 @pytest.fixture
 def broker_services(amqp_settings: Settings) -> Iterator[Services]:
-    """On the machine's RabbitMQ, e-mail configured (the senders below replace the relay)."""
-    built = build_services(
-        amqp_settings.model_copy(update={"smtp_relay_url": SecretStr("smtp://127.0.0.1:9")})
-    )
-    try:
+    """On the machine's RabbitMQ."""
+    with with_email(amqp_settings) as built:
         yield built
-    finally:
-        built.close()
 
 
 def test_a_send_of_the_poll_stuck_on_the_relay_does_not_hold_the_consumer(

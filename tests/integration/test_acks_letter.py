@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from channels.acks.acknowledger import Acknowledger
 from channels.acks.letter import Mailroom
@@ -28,10 +28,9 @@ from config.settings import Settings
 from gateway.errors import ApiError
 from gateway.services import Services
 from gateway.store.customer_facing import AcknowledgementRow
-from gateway.store.db import reading, writing
-from gateway.store.models import EventRow
+from gateway.store.db import writing
 from normalizer.contract import Channel, Customer
-from tests.peers.acks import ack_events, ack_row, other_complaint
+from tests.peers.acks import ack_events, ack_row, event_kinds, other_complaint
 from tests.peers.browser import ARTIFACTS
 from tests.peers.processes import IntakeProcesses
 from tests.peers.webform import start_web
@@ -73,11 +72,6 @@ def test_a_letter_complaint_gets_a_printable_pdf_in_french_and_arabic(
     assert "توصلنا بشكايتكم" in text
     assert "مصلحة الشكايات" in text
     assert (tmp_path / "letter.png").stat().st_size > 10_000
-
-
-def event_kinds(services: Services) -> list[str]:
-    with reading(services.store.engine) as session:
-        return list(session.scalars(select(EventRow.kind)))
 
 
 def key_for(processes: IntakeProcesses, env: dict[str, str], *args: str) -> dict[str, str]:

@@ -20,20 +20,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import SecretStr
-from sqlalchemy import select
 
 from channels.acks.acknowledger import RETRY_LEASE, Acknowledger
 from channels.acks.cli import NOT_RETRYABLE
 from channels.acks.store import FAILED, SENDING
 from config.settings import Settings
 from gateway.services import Services, build_services
-from gateway.store.db import reading
-from gateway.store.models import EventRow
 from normalizer.contract import Channel, ComplaintMessage, Customer
-from tests.peers.acks import ack_row, other_complaint, running_worker, wait_for_row
+from tests.peers.acks import ack_row, event_kinds, other_complaint, running_worker, wait_for_row
 from tests.peers.processes import IntakeProcesses, env_for
-from tests.peers.twilio_api import ACCOUNT_SID, AUTH_TOKEN, TwilioApi, twilio_api
+from tests.peers.twilio_api import AUTH_TOKEN, TwilioApi, twilio_api, twilio_settings
 
 PHONE = "+212661234567"
 TEXT = "Bonjour, ma carte a été bloquée au guichet de Derb Omar ce matin."
@@ -45,17 +41,6 @@ def api() -> Iterator[TwilioApi]:
         yield stand_in
 
 
-def twilio_settings(settings: Settings, api: TwilioApi, token: str) -> Settings:
-    return settings.model_copy(
-        update={
-            "twilio_account_sid": ACCOUNT_SID,
-            "twilio_auth_token": SecretStr(token),
-            "twilio_api_base_url": api.url,
-            "twilio_phone_number": "+212520020915",
-        }
-    )
-
-
 @pytest.fixture
 def wrong_token(settings: Settings, api: TwilioApi) -> Iterator[Services]:
     built = build_services(twilio_settings(settings, api, "a-token-that-was-revoked"))
@@ -63,11 +48,6 @@ def wrong_token(settings: Settings, api: TwilioApi) -> Iterator[Services]:
         yield built
     finally:
         built.close()
-
-
-def event_kinds(services: Services) -> list[str]:
-    with reading(services.store.engine) as session:
-        return list(session.scalars(select(EventRow.kind).order_by(EventRow.created_at)))
 
 
 def deferred(services: Services, complaint: ComplaintMessage) -> None:

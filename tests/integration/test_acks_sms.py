@@ -11,18 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from pydantic import SecretStr
-from sqlalchemy import select
 
 from channels.acks.acknowledger import Acknowledger
 from channels.acks.sms import MAX_SEGMENTS, segments
 from config.settings import Settings
 from gateway.services import Services, build_services
-from gateway.store.db import reading
-from gateway.store.models import EventRow
 from normalizer.contract import Channel, Customer
-from tests.peers.acks import other_complaint
-from tests.peers.twilio_api import ACCOUNT_SID, AUTH_TOKEN, TwilioApi, twilio_api
+from tests.peers.acks import event_kinds, other_complaint
+from tests.peers.twilio_api import ACCOUNT_SID, TwilioApi, twilio_api, twilio_settings
 
 PHONE = "+212661234567"
 OUR_NUMBER = "+212520020915"
@@ -37,25 +33,14 @@ def api() -> Iterator[TwilioApi]:
 
 @pytest.fixture
 def services(settings: Settings, api: TwilioApi) -> Iterator[Services]:
-    configured = settings.model_copy(
-        update={
-            "twilio_account_sid": ACCOUNT_SID,
-            "twilio_auth_token": SecretStr(AUTH_TOKEN),
-            "twilio_api_base_url": api.url,
-            "twilio_phone_number": OUR_NUMBER,
-            "twilio_whatsapp_number": WHATSAPP_NUMBER,
-        }
+    configured = twilio_settings(
+        settings, api, twilio_phone_number=OUR_NUMBER, twilio_whatsapp_number=WHATSAPP_NUMBER
     )
     built = build_services(configured)
     try:
         yield built
     finally:
         built.close()
-
-
-def event_kinds(services: Services) -> list[str]:
-    with reading(services.store.engine) as session:
-        return list(session.scalars(select(EventRow.kind)))
 
 
 def test_a_phone_complaint_gets_an_sms_through_the_twilio_client(

@@ -20,11 +20,15 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
+from sqlalchemy import select
+
 from channels.acks.store import AckRecord, AckStore
 from channels.acks.worker import AckWorker
 from channels.mail import MailArrival, MailOutcome, ingest_mail
 from gateway.runner import build_relay
 from gateway.services import Services
+from gateway.store.db import reading
+from gateway.store.models import EventRow
 from normalizer.contract import Channel, ComplaintMessage, Customer, Origin
 from normalizer.draft import ComplaintDraft, RawInput
 from router.broker import connect, topology_for
@@ -136,3 +140,9 @@ def ack_events(services: Services, count: int, timeout: float = 20.0) -> list[di
             message.ack()
     assert len(found) == count, f"expected {count} event(s), got {len(found)}"
     return found
+
+
+def event_kinds(services: Services) -> list[str]:
+    """The kinds of the events recorded in the store (``ack.sent``...), oldest first."""
+    with reading(services.store.engine) as session:
+        return list(session.scalars(select(EventRow.kind).order_by(EventRow.created_at)))

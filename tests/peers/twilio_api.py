@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
+from pydantic import SecretStr
+
+from config.settings import Settings
+
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 
@@ -118,3 +122,18 @@ def twilio_api() -> Iterator[TwilioApi]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def twilio_settings(
+    settings: Settings, api: TwilioApi, token: str = AUTH_TOKEN, **more: object
+) -> Settings:
+    """``settings`` with the phone line's Twilio account pointed at the stand-in ``api``."""
+    return settings.model_copy(
+        update={
+            "twilio_account_sid": ACCOUNT_SID,
+            "twilio_auth_token": SecretStr(token),
+            "twilio_api_base_url": api.url,
+            "twilio_phone_number": "+212520020915",
+            **more,
+        }
+    )
