@@ -31,7 +31,6 @@ from channels.letters.intake import LetterFile, LetterUpload, ScanRejectedDate, 
 from gateway.logs import mask_personal_data
 from gateway.retry import backoff_delay
 from gateway.services import Services
-from gateway.store import StoreUnavailable
 from normalizer.ocr import ScanRejected
 
 log = logging.getLogger("intake.letters.hotfolder")
@@ -149,9 +148,6 @@ def _safely(services: Services, root: Path, path: Path) -> FileOutcome:
     """
     try:
         return process_file(services, root, path)
-    except (StoreUnavailable, OSError) as exc:
-        log.error("hot folder: %s left in place: %s", path.name, type(exc).__name__)
-        return FileOutcome(path, "retry", type(exc).__name__)
     except Exception as exc:
         detail = mask_personal_data(f"{type(exc).__name__}: {exc}")[:200]
         log.error("hot folder: %s left in place after an error of ours: %s", path.name, detail)
