@@ -13,7 +13,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "INTAKE_"
@@ -204,18 +211,13 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "broker_url")
     @classmethod
-    def _loadable_database(cls, value: str) -> str:
+    def _loadable_url(cls, value: str, info: ValidationInfo) -> str:
+        """A URL the store or kombu can open (empty: the embedded default, nothing to check)."""
         if value:
-            check_database_url(value)
-        return value
-
-    @field_validator("broker_url")
-    @classmethod
-    def _loadable_broker(cls, value: str) -> str:
-        if value:
-            check_broker_url(value)
+            check = check_database_url if info.field_name == "database_url" else check_broker_url
+            check(value)
         return value
 
     # -- derived values ---------------------------------------------------
