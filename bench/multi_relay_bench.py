@@ -31,13 +31,12 @@ from kombu import Connection
 from sqlalchemy import update
 
 from config.settings import Settings, load_settings
-from gateway.runner import build_relay
-from gateway.services import build_services
+from gateway.lib.services import build_services
 from gateway.store.db import writing
-from gateway.store.models import OutboxRow
+from gateway.store.tables import OutboxRow
 from router.broker import topology_for
 from router.publisher import declare_topology
-from router.relay import Relay
+from router.relay import Relay, build_relay
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -87,7 +86,7 @@ class UnclaimedRelay(Relay):
 
 def in_threads(settings: Settings, relays: int, unclaimed: bool = False) -> float:
     services = build_services(settings)
-    made = [build_relay(services) for _ in range(relays)]
+    made = [build_relay(services.settings, services.store) for _ in range(relays)]
     if unclaimed:
         made = [UnclaimedRelay(r.outbox, r.counters, r.publisher_factory, r.policy) for r in made]
     threads = [threading.Thread(target=relay.publish_pending) for relay in made]

@@ -28,13 +28,13 @@ import httpx
 from kombu import Connection, Producer
 
 from config.settings import Settings, load_settings
-from gateway.runner import build_relay
-from gateway.services import build_services
+from gateway.lib.services import build_services
 from normalizer.contract import Channel, Customer
 from normalizer.draft import ComplaintDraft, RawInput
 from normalizer.pipeline import normalize
 from router.broker import topology_for
 from router.publisher import declare_topology
+from router.relay import build_relay
 
 RABBITMQ = os.environ.get("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ def fill_outbox(settings: Settings, count: int) -> list[tuple[str, bytes]]:
 
 def time_relay(settings: Settings) -> float:
     services = build_services(settings)
-    relay = build_relay(services)
+    relay = build_relay(services.settings, services.store)
     start = time.perf_counter()
     result = relay.publish_pending()
     elapsed = time.perf_counter() - start

@@ -42,15 +42,15 @@ from aiosmtpd.controller import Controller
 from kombu import Connection
 from pydantic import SecretStr
 
-from channels.acks.worker import AckWorker
-from channels.intake import hand_off
+from channels.handoff import hand_off
 from config.settings import Settings, load_settings
-from gateway.runner import build_relay
-from gateway.services import Services, build_services
+from gateway.acks.worker import AckWorker
+from gateway.lib.services import Services, build_services
 from normalizer.contract import Channel, Customer
 from normalizer.draft import ComplaintDraft, RawInput
 from router.broker import topology_for
 from router.publisher import declare_topology
+from router.relay import build_relay
 
 RABBITMQ = os.environ.get("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 INTAKE = str(Path(sys.executable).with_name("intake"))
@@ -175,7 +175,7 @@ def record_complaints(services: Services, count: int) -> None:
 
 
 def time_worker(services: Services, handler: Counting, count: int) -> float:
-    build_relay(services).publish_pending()
+    build_relay(services.settings, services.store).publish_pending()
     worker = AckWorker(services)
     stop = threading.Event()
     start = time.perf_counter()

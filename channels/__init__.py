@@ -1,34 +1,41 @@
-"""Channel adapters: one module per way a complaint can reach Cash Plus.
+"""Channels: the ways a complaint reaches Cash Plus, one package each.
 
-``CHANNELS`` is the table the gateway reads to mount HTTP routes and start
-workers; a new channel is one module and one line here. Each line names the
-module holding the adapter (imported when the table is first iterated) and
-the shell commands it adds to ``intake`` with their one-line help, so that
-``intake --help`` and the commands that need no channel start without
-importing any (``tests/unit/test_groupcommit_cli_startup.py`` keeps the help true).
+``CHANNELS`` lists them for the host (``gateway.components``), which mounts
+their HTTP routes, starts their workers and adds their shell commands to
+``intake``. A new channel is one package and one line here. Each line names
+where the component is (imported when the table is first iterated) and the
+shell commands it adds with their one-line help, so that ``intake --help``
+starts without importing any channel (``tests/unit/cli/test_startup_imports.py``
+keeps the help true).
+
+Every channel package has the same parts: ``__init__`` (its component),
+the protocol edge, ``intake`` (bytes + metadata -> the one ``RawInput`` and
+draft -> ``channels.handoff``), ``replay`` (a quarantined input through that
+same intake) and ``cli`` where it has commands. Channels never import each
+other (an import-linter contract).
 """
 
 from __future__ import annotations
 
-from channels.base import AdapterTable, ChannelEntry
+from gateway.lib.component import ComponentTable, Entry
 
-CHANNELS = AdapterTable(
-    ChannelEntry("api", "channels.api"),
-    ChannelEntry(
+CHANNELS = ComponentTable(
+    Entry("api", "channels.api", {"api-key": "Manage the API keys of partner systems."}),
+    Entry(
         "smtp",
-        "channels.smtp",
+        "channels.email:SMTP",
         {
             "smtp": "The SMTP receiver (for a relaying mail server or a direct MX).",
-            "normalize": "Print the message FILE would become: an .eml / RFC 822 file (or - "
-            "for stdin), or a scanned letter (PDF, TIFF, JPEG, PNG: OCR runs).",
             "import": "Turn a mailbox backlog (an export of the old inbox) into complaints.",
         },
     ),
-    ChannelEntry(
-        "imap", "channels.imap", {"imap": "The IMAP mailbox channel (settings: INTAKE_IMAP_*)."}
+    Entry(
+        "imap",
+        "channels.email:IMAP",
+        {"imap": "The IMAP mailbox channel (settings: INTAKE_IMAP_*)."},
     ),
-    ChannelEntry("webform", "channels.webform"),
-    ChannelEntry(
+    Entry("webform", "channels.webform"),
+    Entry(
         "letters",
         "channels.letters.adapter",
         {
@@ -37,33 +44,9 @@ CHANNELS = AdapterTable(
             "(Procfile: ocr).",
         },
     ),
-    ChannelEntry(
-        "staff",
-        "gateway.staff.adapter",
-        {"users": "Manage staff accounts (the mailroom upload page, operator pages)."},
-    ),
-    ChannelEntry(
+    Entry(
         "twilio",
         "channels.twilio",
         {"twilio-worker": "Download call recordings and message photos; publish missed calls."},
-    ),
-    ChannelEntry(
-        "acks",
-        "channels.acks",
-        {
-            "ack-worker": "Acknowledge complaints from the complaints.acks queue until SIGINT "
-            "or SIGTERM.",
-            "ack": "Acknowledgements of receipt (accusés de réception).",
-        },
-    ),
-    ChannelEntry(
-        "ops",
-        "gateway.ops.adapter",
-        {
-            "quarantine": "Inputs refused at a channel's edge (kept with the reason), and their "
-            "replay.",
-            "dead-letters": "The complaints.dead queue: messages a consumer rejected, and their "
-            "replay.",
-        },
     ),
 )

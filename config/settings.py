@@ -18,7 +18,6 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -211,13 +210,16 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
-    @field_validator("database_url", "broker_url")
+    @field_validator("broker_url")
     @classmethod
-    def _loadable_url(cls, value: str, info: ValidationInfo) -> str:
-        """A URL the store or kombu can open (empty: the embedded default, nothing to check)."""
+    def _loadable_url(cls, value: str) -> str:
+        """A URL kombu can open (empty: the embedded default, nothing to check).
+
+        The database URL is the store's to check (``gateway.store.checked_settings``),
+        when a process is about to open it.
+        """
         if value:
-            check = check_database_url if info.field_name == "database_url" else check_broker_url
-            check(value)
+            check_broker_url(value)
         return value
 
     # -- derived values ---------------------------------------------------
@@ -257,34 +259,6 @@ def _split(value: str) -> list[str]:
 
 
 # Messages about URLs name their scheme, never the URL: it may hold a password.
-def check_database_url(url: str) -> None:
-    """Refuse a database URL the store could not open, at start-up rather than at first use.
-
-    Read the way the store reads it (plain ``postgresql://`` means psycopg 3),
-    so what passes here is what ``open_store`` can open. Imported on use: the
-    store's modules are heavy, and only a process given a URL pays for them.
-    """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    from gateway.store.db import normalize_url
-
-    try:
-        parsed = make_url(normalize_url(url))
-    except (ArgumentError, ValueError):
-        raise ValueError(
-            "not a database URL (dialect+driver://user:password@host:port/database)"
-        ) from None
-    try:
-        dialect = parsed.get_dialect()
-    except NoSuchModuleError:
-        raise ValueError(f"unknown database dialect {parsed.drivername!r}") from None
-    try:
-        dialect.import_dbapi()
-    except ImportError as exc:
-        raise ValueError(f"the driver of {parsed.drivername!r} is not installed ({exc})") from None
-
-
 def check_broker_url(url: str) -> None:
     """Refuse a broker URL kombu has no transport for, at start-up.
 

@@ -1,6 +1,6 @@
 """The HTTP application: partner API, channel webhooks, health and metrics.
 
-``create_app`` mounts the routes of every channel in ``channels.CHANNELS``
+``create_app`` mounts the routes of every channel in ``gateway.components.COMPONENTS``
 plus the operator endpoints, with one error format for all of them.
 """
 
@@ -11,13 +11,13 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from channels import CHANNELS
-from channels.api import ComplaintIn
+from channels.api.intake import ComplaintIn
 from config.settings import Settings
 from gateway import health
-from gateway.errors import BodySizeLimit, install_error_handlers
-from gateway.security import SecurityHeaders
-from gateway.services import Services
+from gateway.components import COMPONENTS
+from gateway.lib.http.errors import BodySizeLimit, install_error_handlers
+from gateway.lib.http.security import SecurityHeaders
+from gateway.lib.services import Services
 
 TITLE = "Cash Plus complaints intake gateway"
 
@@ -34,7 +34,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.include_router(health.build_router(services))
-    for channel in CHANNELS:
+    for channel in COMPONENTS:
         if channel.routes is not None:
             app.include_router(channel.routes(services))
     app.add_middleware(
@@ -52,7 +52,7 @@ def create_app(services: Services) -> FastAPI:
 def route_body_limits(settings: Settings) -> dict[str, int]:
     """Body limits the channels ask for on their upload routes (larger, or ``OWN_LIMIT``)."""
     limits: dict[str, int] = {}
-    for channel in CHANNELS:
+    for channel in COMPONENTS:
         if channel.body_limits is not None:
             limits.update(channel.body_limits(settings))
     return limits

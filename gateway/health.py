@@ -20,10 +20,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from gateway.lib.services import Services
 from gateway.ops.metrics import OperationsCollector
-from gateway.services import Services
 from gateway.store.db import reading
-from gateway.store.models import ComplaintRow, QuarantineRow
+from gateway.store.tables import ComplaintRow, QuarantineRow
 from router.relay import HELD, PUBLISH_ERRORS, PUBLISHED
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"

@@ -15,38 +15,15 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from channels import CHANNELS
-from channels.base import Worker
-from gateway.services import Services
-from router.broker import connect, topology_for
-from router.publisher import Publisher, make_publisher
-from router.relay import Relay, RelayPolicy
+from gateway.components import COMPONENTS
+from gateway.lib.component import Worker
+from gateway.lib.services import Services
+from router.relay import build_relay
 
 if TYPE_CHECKING:
     import uvicorn
 
 log = logging.getLogger("intake.runner")
-
-
-def build_relay(services: Services) -> Relay:
-    settings = services.settings
-    topology = topology_for(settings)
-
-    def publisher() -> Publisher:
-        return make_publisher(connect(settings), topology, settings.confirm_timeout)
-
-    return Relay(
-        services.store.outbox,
-        services.store.counters,
-        publisher,
-        RelayPolicy(
-            batch_size=settings.relay_batch_size,
-            poll_interval=settings.relay_poll_interval,
-            max_backoff=settings.relay_max_backoff,
-            max_message_bytes=settings.max_message_bytes,
-            claim_seconds=max(settings.relay_lease_seconds, 2 * settings.confirm_timeout),
-        ),
-    )
 
 
 def web_server(services: Services) -> uvicorn.Server:
@@ -102,7 +79,7 @@ def _thread(name: str, target: Callable[[], None]) -> threading.Thread:
 
 
 def run_relay(services: Services, stop: threading.Event) -> None:
-    build_relay(services).run(stop)
+    build_relay(services.settings, services.store).run(stop)
 
 
 def _bind(worker: Worker, services: Services, stop: threading.Event) -> Callable[[], None]:
@@ -119,7 +96,7 @@ def run_all(services: Services, listener: socket.socket) -> None:
     warm_up_in_background()
     stop = threading.Event()
     threads = [_thread("relay", lambda: run_relay(services, stop))]
-    for channel in CHANNELS:
+    for channel in COMPONENTS:
         worker = channel.worker
         if worker is not None and channel.enabled(services):
             threads.append(_thread(channel.name, _bind(worker, services, stop)))

@@ -330,3 +330,14 @@ def utc_iso(moment: datetime) -> str:
     from datetime import UTC
 
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+# Routing keys: part of the contract (README, "The message contract").
+def routing_key_for(message: ComplaintMessage) -> str:
+    """``complaint.<channel>.<language tag>``: what consumers bind to."""
+    return f"complaint.{message.channel.value}.{message.language.tag}"
+
+
+def event_routing_key(kind: str) -> str:
+    """``event.<kind>``: an event of the complaints' life (``event.ack.sent``)."""
+    return f"event.{kind}"

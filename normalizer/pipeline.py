@@ -12,6 +12,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import magic
 
@@ -20,6 +21,9 @@ from normalizer.draft import ComplaintDraft
 from normalizer.email.attachments import sanitize_filename
 from normalizer.language import declared_language, detect_text_language
 from normalizer.reference import find_references
+
+if TYPE_CHECKING:
+    from config.settings import Settings
 
 # C0/C1 controls other than tab and newline say nothing and break consumers.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -31,6 +35,13 @@ class PipelineContext:
     zone: str = "Africa/Casablanca"
     ack_days: int = 10
     answer_days: int = 40
+
+
+def pipeline_context(settings: Settings) -> PipelineContext:
+    """The pipeline's context from the settings (time zone, legal delays)."""
+    return PipelineContext(
+        zone=settings.timezone, ack_days=settings.ack_days, answer_days=settings.answer_days
+    )
 
 
 Step = Callable[[ComplaintDraft, PipelineContext], None]

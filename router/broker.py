@@ -8,6 +8,9 @@ the relay publishes.
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from kombu import Connection
@@ -70,3 +73,36 @@ def describe(url: str) -> str:
     from kombu.utils.url import maybe_sanitize_url
 
     return str(maybe_sanitize_url(url))
+
+
+@dataclass
+class BrokerProbe:
+    """Is the broker reachable? Cached briefly so /readyz can be polled often."""
+
+    settings: Settings
+    ttl: float = 2.0
+    _checked_at: float = 0.0
+    _result: tuple[bool, str] = (False, "not checked")
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self) -> tuple[bool, str]:
+        with self._lock:
+            if time.monotonic() - self._checked_at < self.ttl:
+                return self._result
+            self._result = self._probe()
+            self._checked_at = time.monotonic()
+            return self._result
+
+    def _probe(self) -> tuple[bool, str]:
+        url = self.settings.resolved_broker_url
+        connection = connect(self.settings)
+        try:
+            if is_amqp(url):
+                connection.ensure_connection(max_retries=1, timeout=2)
+            else:
+                connection.default_channel  # noqa: B018 (opens the transport)
+            return True, describe(url)
+        except Exception as exc:
+            return False, f"{describe(url)}: {type(exc).__name__}"
+        finally:
+            connection.release()

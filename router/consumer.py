@@ -1,7 +1,7 @@
 """Reading a queue: the subscription every consumer of ours uses, and ``intake consume``.
 
 ``subscribe`` is how a consumer reads one queue: the acknowledgement worker
-(channels/acks) and ``intake consume``, the simplest downstream consumer
+(gateway/acks) and ``intake consume``, the simplest downstream consumer
 (a real consumer does the same with its own processing in place of
 ``handle``). It declares the same topology as the relay, so it can start
 first, and hands out one delivery at a time; the caller acknowledges each

@@ -23,10 +23,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway import retry
+from config import retry
+from config.settings import Settings
+from gateway.store import Store
 from gateway.store.leases import process_identity
 from gateway.store.outbox import Counters, Outbox, OutboxItem
-from router.publisher import Publisher
+from router.broker import connect, topology_for
+from router.publisher import Publisher, make_publisher
 
 log = logging.getLogger("intake.relay")
 
@@ -234,3 +237,24 @@ class Relay:
 
     def close(self) -> None:
         self._drop_publisher()
+
+
+def build_relay(settings: Settings, store: Store) -> Relay:
+    """The relay of this process: the store's outbox to the broker the settings name."""
+    topology = topology_for(settings)
+
+    def publisher() -> Publisher:
+        return make_publisher(connect(settings), topology, settings.confirm_timeout)
+
+    return Relay(
+        store.outbox,
+        store.counters,
+        publisher,
+        RelayPolicy(
+            batch_size=settings.relay_batch_size,
+            poll_interval=settings.relay_poll_interval,
+            max_backoff=settings.relay_max_backoff,
+            max_message_bytes=settings.max_message_bytes,
+            claim_seconds=max(settings.relay_lease_seconds, 2 * settings.confirm_timeout),
+        ),
+    )

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 
 from kombu import Exchange, Queue
 
-from normalizer.contract import ComplaintMessage
-
 COMPLAINT_BINDING = "complaint.#"
 EVENT_BINDING = "event.#"
 # Deliveries of one complaint to the acknowledgement worker before RabbitMQ
@@ -100,11 +98,3 @@ def build_topology(prefix: str = "", *, quorum: bool = True) -> Topology:
         events=events,
         acks=acks,
     )
-
-
-def routing_key_for(message: ComplaintMessage) -> str:
-    return f"complaint.{message.channel.value}.{message.language.tag}"
-
-
-def event_routing_key(kind: str) -> str:
-    return f"event.{kind}"

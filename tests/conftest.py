@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings, load_settings
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
 from tests.peers.processes import IntakeProcesses, intake_env
 from tests.peers.services import (
     RABBITMQ_URL,

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import APIRouter
 
-from channels.base import ChannelAdapter, lazy_replayer
 from channels.letters import api, page
 from channels.letters.cli import letters, ocr_worker, run_letter_workers
 from config.settings import Settings
-from gateway.services import Services
+from gateway.lib.component import Component
+from gateway.lib.services import Services
+
+if TYPE_CHECKING:
+    from gateway.store.quarantine import QuarantineItem, ReplayResult
 
 
 def build_routes(services: Services) -> APIRouter:
@@ -28,13 +33,19 @@ def body_limits(settings: Settings) -> dict[str, int]:
     return {"/v1/letters": limit, "/letters/upload": limit}
 
 
-ADAPTER = ChannelAdapter(
+def _replay(services: Services, item: QuarantineItem) -> ReplayResult:
+    from channels.letters.replay import replay_letter
+
+    return replay_letter(services, item)
+
+
+ADAPTER = Component(
     name="letters",
     routes=build_routes,
     worker=run_letter_workers,
     commands=(letters, ocr_worker),
     body_limits=body_limits,
     # A refused letter is checked and recorded again, all its files together.
-    replay=lazy_replayer("channels.letters.replay", "replay_letter"),
+    replay=_replay,
     replays=("letter",),
 )

@@ -17,12 +17,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from channels.api import require_client
 from channels.letters.intake import LetterUpload, ScanRejectedDate, accept_letter
 from channels.letters.queue import LetterQueue
 from channels.letters.status import letter_view, read_files, reason_language
-from gateway.errors import ApiError
-from gateway.services import Services
+from gateway.lib.http.auth import require_client
+from gateway.lib.http.errors import ApiError
+from gateway.lib.services import Services
 from gateway.store.apikeys import ApiClient
 from normalizer.ocr import ScanRejected
 

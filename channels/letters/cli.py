@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from gateway.lib.commands import CommandError, ExitCode, open_services, run_until_signal
+
 # ``gateway.cli`` imports the channel table, which imports this module: its
 # names are imported inside the commands.
 _DIR = click.Path(file_okay=False, path_type=Path)
@@ -29,10 +31,9 @@ def letters() -> None:
 def letters_watch(folder: Path, settle: float) -> None:
     """Turn each file the scanner writes into FOLDER into a letter (until stopped)."""
     from channels.letters.hotfolder import watch
-    from gateway.cli import _run_until_signal, _services
 
-    with _services() as services:
-        _run_until_signal(lambda stop: watch(services, folder, stop, settle))
+    with open_services() as services:
+        run_until_signal(lambda stop: watch(services, folder, stop, settle))
 
 
 @letters.command("import")
@@ -42,9 +43,8 @@ def letters_import(folder: Path) -> None:
     from tqdm import tqdm
 
     from channels.letters.hotfolder import import_folder
-    from gateway.cli import EX_FAILED, CommandError, _services
 
-    with _services() as services:
+    with open_services() as services:
         outcomes = import_folder(
             services, folder, lambda items: tqdm(list(items), unit="file", desc="letters")
         )
@@ -58,7 +58,9 @@ def letters_import(folder: Path) -> None:
         err=True,
     )
     if counts["retry"]:
-        raise CommandError("some files could not be recorded; run the import again", EX_FAILED)
+        raise CommandError(
+            "some files could not be recorded; run the import again", ExitCode.FAILED
+        )
 
 
 @click.command("ocr-worker")
@@ -66,17 +68,16 @@ def letters_import(folder: Path) -> None:
 def ocr_worker(workers: int | None) -> None:
     """Read letters waiting for OCR and release their complaints (Procfile: ocr)."""
     from channels.letters.worker import run_ocr_workers
-    from gateway.cli import _run_until_signal, _services
 
-    with _services() as services:
-        _run_until_signal(lambda stop: run_ocr_workers(services, stop, workers))
+    with open_services() as services:
+        run_until_signal(lambda stop: run_ocr_workers(services, stop, workers))
 
 
 def run_letter_workers(services: object, stop: threading.Event) -> None:
     """The channel's worker in ``intake run``: OCR workers, and the hot folder if set."""
     from channels.letters.hotfolder import watch
     from channels.letters.worker import run_ocr_workers
-    from gateway.services import Services
+    from gateway.lib.services import Services
 
     assert isinstance(services, Services)
     folder = services.settings.letter_hot_folder

@@ -28,9 +28,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from channels.letters.intake import LetterFile, LetterUpload, ScanRejectedDate, accept_letter
-from gateway.logs import mask_personal_data
-from gateway.retry import backoff_delay
-from gateway.services import Services
+from config.retry import backoff_delay
+from gateway.lib.logs import mask_personal_data
+from gateway.lib.services import Services
 from normalizer.ocr import ScanRejected
 
 log = logging.getLogger("intake.letters.hotfolder")

@@ -30,13 +30,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from channels.intake import hand_off
-from channels.letters.models import PENDING, LetterRow
+from channels.handoff import hand_off
 from channels.letters.queue import LetterQueue
 from config.settings import Settings
-from gateway.logs import complaint_context, mask_personal_data
-from gateway.services import Services
+from gateway.lib.logs import complaint_context, mask_personal_data
+from gateway.lib.services import Services
 from gateway.store.intake import guarded
+from gateway.store.tables import PENDING, LetterRow
 from normalizer.contact import build_customer
 from normalizer.contract import Channel, ComplaintMessage
 from normalizer.draft import AttachmentDraft, ComplaintDraft, RawInput

@@ -29,19 +29,19 @@ from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFil
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse
 
-from channels.acks.letter import QueuedLetter, mailroom_for
-from channels.acks.routes import mailroom_errors, pdf_response
 from channels.letters.api import parse_date, submit
 from channels.letters.intake import LetterUpload
-from channels.letters.models import LetterRow
 from channels.letters.queue import LetterQueue
 from channels.letters.status import letter_view, read_files
 from channels.webform.i18n import format_date
-from gateway.errors import ApiError
-from gateway.services import Services
-from gateway.staff.accounts import StaffSession
-from gateway.staff.pages import Pages, page_language
-from gateway.staff.web import require_csrf, require_staff
+from gateway.acks.letter import QueuedLetter, mailroom_for
+from gateway.acks.routes import mailroom_errors, pdf_response
+from gateway.lib.http.auth import require_csrf, require_staff
+from gateway.lib.http.errors import ApiError
+from gateway.lib.http.pages import Pages, page_language
+from gateway.lib.services import Services
+from gateway.store.staff import StaffSession
+from gateway.store.tables import LetterRow
 from normalizer.contract import REFERENCE_PATTERN
 from normalizer.ocr import ScanRejected
 

@@ -9,7 +9,6 @@ the preview only.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,13 +16,14 @@ from pathlib import Path
 from channels.letters.intake import scan_limits
 from channels.letters.worker import with_ocr_review
 from config.settings import Settings
-from gateway.store.blobs import SCHEME
+from gateway.store.blobs import sha256_hex, unstored_evidence
 from normalizer.assemble import assemble_message
-from normalizer.contract import Attachment, Channel, ComplaintMessage, Evidence
+from normalizer.contract import Attachment, Channel, ComplaintMessage
 from normalizer.draft import ComplaintDraft
 from normalizer.ocr import inspect_scan, run_ocr
 from normalizer.ocr.job import ScanFile
-from normalizer.pipeline import PipelineContext, normalize
+from normalizer.pipeline import normalize, pipeline_context
+from normalizer.reference import new_reference
 
 
 def normalize_scan_file(settings: Settings, path: Path) -> ComplaintMessage:
@@ -37,40 +37,22 @@ def normalize_scan_file(settings: Settings, path: Path) -> ComplaintMessage:
     result = run_ocr([ScanFile(path.resolve(), info.kind, info.pages)], limits)
     now = datetime.now(UTC)
     draft = ComplaintDraft(channel=Channel.LETTER, received_at=now, body=result.text)
-    normalize(
-        draft,
-        PipelineContext(
-            zone=settings.timezone, ack_days=settings.ack_days, answer_days=settings.answer_days
-        ),
-    )
-    digest = hashlib.sha256(data).hexdigest()
+    normalize(draft, pipeline_context(settings))
+    evidence = unstored_evidence(data, info.mime, upload_id=f"sha256:{sha256_hex(data)}")
     attachment = Attachment(
         name=path.name,
         content_type=info.mime,
         size=len(data),
-        sha256=digest,
-        stored_at=SCHEME + digest,
-    )
-    evidence = Evidence(
-        stored_at=SCHEME + digest,
-        sha256=digest,
-        size=len(data),
-        content_type=info.mime,
-        upload_id=f"sha256:{digest}",
+        sha256=evidence.sha256,
+        stored_at=evidence.stored_at,
     )
     message = assemble_message(
         draft,
         complaint_id=str(uuid.uuid4()),
-        reference=_preview_reference(),
+        reference=new_reference(),
         evidence=evidence,
         attachments=[attachment],
         processed_at=now,
     )
     reviewed, _ = with_ocr_review(message, [info.pages], result, settings.ocr_review_confidence)
     return reviewed
-
-
-def _preview_reference() -> str:
-    from normalizer.reference import new_reference
-
-    return new_reference()

@@ -21,12 +21,10 @@ from typing import Any
 from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from channels.letters.models import DONE, FAILED, PENDING, RUNNING, LetterRow
 from gateway.store.db import reading, writing
 from gateway.store.intake import EVENT_CONTENT_TYPE
-from gateway.store.models import ComplaintRow, OutboxRow
-from normalizer.contract import Channel, ComplaintEvent, ComplaintMessage
-from router.topology import routing_key_for
+from gateway.store.tables import DONE, FAILED, PENDING, RUNNING, ComplaintRow, LetterRow, OutboxRow
+from normalizer.contract import Channel, ComplaintEvent, ComplaintMessage, routing_key_for
 
 # A letter whose worker died this many times is failed rather than retried forever.
 MAX_ATTEMPTS = 3

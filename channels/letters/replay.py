@@ -33,9 +33,9 @@ from channels.letters.intake import (
     record_letter,
     scan_limits,
 )
-from gateway.ops.quarantine import Quarantine, QuarantineItem, ReplayResult
-from gateway.services import Services
+from gateway.lib.services import Services
 from gateway.store.intake import guarded
+from gateway.store.quarantine import QuarantineItem, ReplayResult
 from normalizer.contract import Channel
 from normalizer.ocr import ScanRejected
 
@@ -144,9 +144,7 @@ def _other_files(services: Services, item: QuarantineItem, stored: StoredLetter)
     """The open items of the same refused letter (same manifest), ``item`` aside."""
     if stored.manifest is None:
         return ()
-    found = Quarantine(services.store.engine).unresolved_holding(
-        Channel.LETTER.value, stored.file_hashes
-    )
+    found = services.store.quarantine.unresolved_holding(Channel.LETTER.value, stored.file_hashes)
     return tuple(
         other.id
         for other in found

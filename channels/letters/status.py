@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Request, UploadFile
 
 from channels.letters.intake import LetterFile
-from channels.letters.models import LetterRow
+from gateway.store.tables import LetterRow
 from normalizer.ocr import ScanRejected
 
 REASON_LANGUAGES = ("fr", "ar", "en")

@@ -21,11 +21,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from channels.letters.intake import requeue_orphans, scan_limits
-from channels.letters.models import DONE, FAILED, LetterRow
 from channels.letters.queue import LetterQueue, Outcome
-from gateway.logs import complaint_context
-from gateway.services import Services
+from gateway.lib.logs import complaint_context
+from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
+from gateway.store.tables import DONE, FAILED, LetterRow
 from normalizer.contract import ComplaintMessage
 from normalizer.draft import ComplaintDraft
 from normalizer.ocr import DocumentResult, OcrFailed, PageResult, run_ocr

@@ -12,11 +12,24 @@ State lives in ``gateway.store.calls`` / ``media`` / ``revisions``.
 
 from __future__ import annotations
 
-from channels.base import ChannelAdapter, lazy_replayer
+from typing import TYPE_CHECKING
+
+from gateway.lib.component import Component
+from gateway.lib.services import Services
+
+if TYPE_CHECKING:
+    from gateway.store.quarantine import QuarantineItem, ReplayResult
 from channels.twilio.routes import build_router
 from channels.twilio.worker import run_worker, twilio_worker, worker_enabled
 
-ADAPTER = ChannelAdapter(
+
+def _replay(services: Services, item: QuarantineItem) -> ReplayResult:
+    from channels.twilio.replay import replay_twilio
+
+    return replay_twilio(services, item)
+
+
+ADAPTER = Component(
     name="twilio",
     routes=build_router,
     worker=run_worker,
@@ -24,6 +37,6 @@ ADAPTER = ChannelAdapter(
     commands=(twilio_worker,),
     # Signed webhooks and transcripts refused for their content, run through
     # the same handler again (never a request Twilio did not sign).
-    replay=lazy_replayer("channels.twilio.replay", "replay_twilio"),
+    replay=_replay,
     replays=("phone", "sms", "whatsapp"),
 )

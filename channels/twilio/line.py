@@ -13,13 +13,13 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from channels.intake import hand_off
+from channels.handoff import hand_off
 from channels.twilio.signature import FORM_TYPE, TwilioRequest
 from channels.twilio.texts import IvrTable, ivr_table
 from config.settings import Settings
-from gateway.errors import ApiError
-from gateway.logs import complaint_context
-from gateway.services import Services
+from gateway.lib.http.errors import ApiError
+from gateway.lib.logs import complaint_context
+from gateway.lib.services import Services
 from gateway.store.calls import CallStore
 from gateway.store.media import MediaStore
 from gateway.store.revisions import (

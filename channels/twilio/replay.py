@@ -45,10 +45,10 @@ from channels.twilio.transcripts import (
     apply_transcript,
     twilio_transcription,
 )
-from gateway.errors import ApiError, describe_validation
-from gateway.ops.quarantine import QuarantineItem, ReplayResult
-from gateway.services import Services
+from gateway.lib.http.errors import ApiError, describe_validation
+from gateway.lib.services import Services
 from gateway.store.calls import CallStore, call_complaint_key
+from gateway.store.quarantine import QuarantineItem, ReplayResult
 from normalizer.contract import Channel
 
 JSON_TYPE = "application/json"

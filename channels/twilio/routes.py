@@ -25,7 +25,7 @@ from channels.twilio import messaging, twiml, voice
 from channels.twilio.line import PhoneLine
 from channels.twilio.signature import TwilioRequest, verified_twilio_request
 from channels.twilio.transcripts import build_transcript_router, twilio_transcription
-from gateway.services import Services
+from gateway.lib.services import Services
 
 Verified = Annotated[TwilioRequest, Depends(verified_twilio_request)]
 Attempt = Annotated[int, Query(ge=1, le=20)]

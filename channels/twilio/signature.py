@@ -25,7 +25,7 @@ from twilio.request_validator import (
 )
 
 from config.settings import Settings
-from gateway.errors import ApiError
+from gateway.lib.http.errors import ApiError
 
 log = logging.getLogger("intake.twilio")
 

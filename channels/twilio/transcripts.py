@@ -19,11 +19,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from channels.api import require_client
 from channels.twilio.line import PhoneLine, refresh
 from channels.twilio.signature import FORM_TYPE, TwilioRequest
 from channels.twilio.voice import required
-from gateway.errors import ApiError, describe_validation
+from gateway.lib.http.auth import require_client
+from gateway.lib.http.errors import ApiError, describe_validation
 from gateway.store.apikeys import ApiClient
 from gateway.store.calls import CallState, KeepTranscript, Transcript
 from normalizer.contract import Channel, LanguageTag

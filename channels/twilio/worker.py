@@ -25,9 +25,10 @@ import magic
 
 from channels.twilio.line import PhoneLine, refresh
 from channels.twilio.voice import declare_missed
-from gateway.logs import complaint_context
-from gateway.retry import backoff_delay
-from gateway.services import Services
+from config.retry import backoff_delay
+from gateway.lib.commands import open_services, run_until_signal
+from gateway.lib.logs import complaint_context
+from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
 from gateway.store.media import MediaTask, mark_failed, mark_stored
 from normalizer.contract import Attachment
@@ -148,12 +149,11 @@ def worker_enabled(services: Services) -> bool:
 @click.option("--once", is_flag=True, help="One pass (downloads due now, missed calls), then exit.")
 def twilio_worker(once: bool) -> None:
     """Download call recordings and message photos; publish missed calls."""
-    from gateway.cli import _run_until_signal, _services
 
-    with _services() as services:
+    with open_services() as services:
         if once:
             with httpx.Client(timeout=HTTP_TIMEOUT) as client:
                 done = work_once(PhoneLine.of(services), client)
             click.echo(f"did {done} thing(s)", err=True)
             return
-        _run_until_signal(lambda stop: run_worker(services, stop))
+        run_until_signal(lambda stop: run_worker(services, stop))

@@ -14,12 +14,25 @@ and the language of the text.
 
 from __future__ import annotations
 
-from channels.base import ChannelAdapter, lazy_replayer
+from typing import TYPE_CHECKING
+
+from gateway.lib.component import Component
+from gateway.lib.services import Services
+
+if TYPE_CHECKING:
+    from gateway.store.quarantine import QuarantineItem, ReplayResult
 from channels.webform.routes import body_limits, build_router
 
-ADAPTER = ChannelAdapter(
+
+def _replay(services: Services, item: QuarantineItem) -> ReplayResult:
+    from channels.webform.replay import replay_webform
+
+    return replay_webform(services, item)
+
+
+ADAPTER = Component(
     name="webform",
     routes=build_router,
     body_limits=body_limits,
-    replay=lazy_replayer("gateway.ops.replayers", "replay_webform"),
+    replay=_replay,
 )

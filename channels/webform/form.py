@@ -1,7 +1,7 @@
 """What the customer typed: the submission, its validation, the complaint draft.
 
 form POST -> routes (guards) -> **Submission.from_form -> validate -> build_draft**
--> ``channels.intake.hand_off``.
+-> ``channels.handoff.hand_off``.
 
 Validation is a table of small checks (``CHECKS``), each returning the
 errors of its fields as codes; the page turns codes into sentences in the

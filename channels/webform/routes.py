@@ -27,22 +27,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 
-from channels.intake import hand_off
+from channels.handoff import hand_off
 from channels.webform.attachments import megabytes
 from channels.webform.body import max_body_bytes, parse_form, read_limited, uploads_of
 from channels.webform.form import FieldError, Submission, build_draft, validate
-from channels.webform.form import content_hash as hash_content
 from channels.webform.guard import COOKIE, FIELD, FormGuard
 from channels.webform.i18n import BY_CODE, DEFAULT, HERE, LANGUAGES, UiLanguage
+from channels.webform.intake import form_input, form_limits
 from channels.webform.pages import Notice, Pages
-from channels.webform.ratelimit import RateLimiter
 from config.settings import Settings
-from gateway.errors import OWN_LIMIT
-from gateway.services import Services
+from gateway.lib.http.errors import OWN_LIMIT
+from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
 from normalizer.contract import Channel
-from normalizer.draft import RawInput
-from normalizer.ocr import ScanLimits
 
 log = logging.getLogger("intake.webform")
 
@@ -78,19 +75,12 @@ class WebForm:
         self.guard = FormGuard.from_secret(
             settings.session_secret.get_secret_value(), settings.session_max_age
         )
-        engine = services.store.engine
-        self.complaint_limit = RateLimiter(engine, settings.webform_max_per_hour)
+        self.complaint_limit = services.store.rate_limiter(settings.webform_max_per_hour)
         # Every complaint is also a post: a flood guard below the complaint
         # limit would lower that limit in disguise.
         posts = max(settings.webform_max_posts_per_hour, settings.webform_max_per_hour)
-        self.flood_guard = RateLimiter(engine, posts)
-        self.limits = ScanLimits(
-            max_bytes=min(settings.webform_max_attachment_bytes, settings.letter_max_bytes),
-            max_pages=settings.letter_max_pages,
-            max_pixels=settings.letter_max_pixels,
-            timeout=settings.ocr_timeout,
-            memory_mb=settings.ocr_memory_mb,
-        )
+        self.flood_guard = services.store.rate_limiter(posts)
+        self.limits = form_limits(settings)
         self.max_body = max_body_bytes(settings)
         self.pages = Pages(settings.timezone, self.limits.max_bytes)
         self.secure_cookies = settings.public_base_url.startswith("https://")
@@ -222,12 +212,12 @@ class WebForm:
             log.warning("web form complaint limit reached for a client")
             return self.page(language, request, 429, sub=sub, notice="rate_limited")
         received_at = datetime.now(UTC)
-        raw = RawInput(
-            channel=Channel.WEBFORM,
-            data=admitted.body,
-            content_type=admitted.content_type,
+        raw = form_input(
+            admitted.body,
+            admitted.content_type,
+            admitted.nonce,
+            sub,
             received_at=received_at,
-            dedup_key=f"webform:{admitted.nonce}:{hash_content(sub)}",
             source_ids={"ui_language": language.code, "client": admitted.client[:16]},
         )
         draft = build_draft(sub, checked, received_at)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from channels.base import ChannelAdapter
+from gateway.lib.component import Component
+from gateway.lib.services import Services
 from gateway.ops.cli import COMMANDS
-from gateway.services import Services
 
 
 def _routes(services: Services) -> APIRouter:
@@ -16,4 +16,4 @@ def _routes(services: Services) -> APIRouter:
     return build_router(services)
 
 
-ADAPTER = ChannelAdapter(name="ops", routes=_routes, commands=COMMANDS)
+ADAPTER = Component(name="ops", routes=_routes, commands=COMMANDS)

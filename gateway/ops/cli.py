@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from gateway.lib.commands import CommandError, ExitCode, open_services, settings_or_exit
+
 if TYPE_CHECKING:
     from router.deadletters import DeadLetters
 
@@ -36,13 +38,9 @@ def quarantine_group() -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 def quarantine_list(everything: bool, channel: str | None, limit: int) -> None:
     """Newest first: id, received, channel, reason code, size, resolution, reason."""
-    from gateway.cli import _services
-    from gateway.ops.quarantine import Quarantine
 
-    with _services() as services:
-        items = Quarantine(services.store.engine).entries(
-            resolved=everything, limit=limit, channel=channel
-        )
+    with open_services() as services:
+        items = services.store.quarantine.entries(resolved=everything, limit=limit, channel=channel)
     for item in items:
         state = f"resolved:{item.complaint_id or '-'}" if item.resolved_at else "open"
         click.echo(
@@ -59,11 +57,8 @@ def quarantine_show(item_id: str, raw: bool) -> None:
     """One item (by id or a unique prefix of six characters or more)."""
     from dataclasses import asdict
 
-    from gateway.cli import CommandError, _services
-    from gateway.ops.quarantine import Quarantine
-
-    with _services() as services:
-        item = Quarantine(services.store.engine).get(item_id)
+    with open_services() as services:
+        item = services.store.quarantine.get(item_id)
         if item is None:
             raise CommandError(f"no quarantined item {item_id!r}", EX_NOT_FOUND)
         if raw:
@@ -76,16 +71,15 @@ def quarantine_show(item_id: str, raw: bool) -> None:
 @click.argument("item_id")
 def quarantine_replay(item_id: str) -> None:
     """Run the stored input through its channel again; resolved if it goes through."""
-    from gateway.cli import EX_DATAERR, CommandError, _services
-    from gateway.ops.quarantine import Quarantine, replay
+    from gateway.ops.quarantine import replay
 
-    with _services() as services:
-        item = Quarantine(services.store.engine).get(item_id)
+    with open_services() as services:
+        item = services.store.quarantine.get(item_id)
         if item is None:
             raise CommandError(f"no quarantined item {item_id!r}", EX_NOT_FOUND)
         result = replay(services, item)
     if not result.ok:
-        raise CommandError(f"still refused: {result.detail}", EX_DATAERR)
+        raise CommandError(f"still refused: {result.detail}", ExitCode.DATAERR)
     click.echo(f"{item.id}\t{result.reference or '-'}\t{result.complaint_id or '-'}")
     click.echo(f"replayed: {result.detail}", err=True)
 
@@ -96,16 +90,14 @@ def dead_letters_group() -> None:
 
 
 def _dead_letters() -> DeadLetters:
-    from gateway.cli import _settings
     from router.deadletters import DeadLetters
 
-    return DeadLetters(_settings())
+    return DeadLetters(settings_or_exit())
 
 
 def _broker_down(exc: Exception) -> click.ClickException:
-    from gateway.cli import EX_UNAVAILABLE, CommandError
 
-    return CommandError(f"broker unavailable: {exc}", EX_UNAVAILABLE)
+    return CommandError(f"broker unavailable: {exc}", ExitCode.UNAVAILABLE)
 
 
 @dead_letters_group.command("list")
@@ -132,7 +124,6 @@ def dead_letters_list(limit: int) -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
 def dead_letters_show(message_id: str, limit: int) -> None:
     """Headers and body of the dead letter(s) with this message id (left in place)."""
-    from gateway.cli import CommandError
     from router.deadletters import BrokerUnavailable
 
     try:
@@ -155,7 +146,6 @@ def dead_letters_replay(
     message_ids: tuple[str, ...], everything: bool, queue: str | None, limit: int
 ) -> None:
     """Publish dead letters again to the queue they died in, then take them off."""
-    from gateway.cli import EX_FAILED, CommandError
     from router.deadletters import BrokerUnavailable
 
     if not message_ids and not everything:
@@ -172,7 +162,7 @@ def dead_letters_replay(
     if outcome.failed or (missing and not everything):
         problems = [f"{key}: {why}" for key, why in outcome.failed.items()]
         problems += [f"{key}: not found" for key in sorted(missing)]
-        raise CommandError("; ".join(problems), EX_FAILED)
+        raise CommandError("; ".join(problems), ExitCode.FAILED)
 
 
 COMMANDS: tuple[click.Command, ...] = (quarantine_group, dead_letters_group)

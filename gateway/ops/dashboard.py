@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
+from gateway.lib.services import Services
 from gateway.ops import figures, plots
-from gateway.ops.quarantine import Quarantine, QuarantineItem, replayers
-from gateway.services import Services
+from gateway.ops.quarantine import replayers
 from gateway.store.leases import Leases, LeaseState
 from gateway.store.outbox import OutboxStats
+from gateway.store.quarantine import Quarantine, QuarantineItem
 from router.deadletters import DeadLetter, DeadLetters
 
 DAYS = 14

@@ -18,9 +18,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select
 
-from gateway.store.customer_facing import AcknowledgementRow
 from gateway.store.db import reading
-from gateway.store.models import ComplaintRow, OutboxRow
+from gateway.store.tables import AcknowledgementRow, ComplaintRow, OutboxRow
 
 # Acknowledgement states that mean "nothing reached the customer yet, and we owe it".
 # ``skipped`` (regulator-forwarded, follow-ups, robots) is left to staff and counted apart.

@@ -22,12 +22,12 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from gateway.lib.services import Services
 from gateway.ops import figures
-from gateway.ops.quarantine import Quarantine
-from gateway.services import Services
 from gateway.store.db import reading
 from gateway.store.leases import Leases
-from gateway.store.models import OutboxRow
+from gateway.store.quarantine import Quarantine
+from gateway.store.tables import OutboxRow
 from router.deadletters import DeadLetterGauge
 
 OCR_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
@@ -106,7 +106,7 @@ class OperationsCollector(Collector):
         yield states
 
     def _letters(self) -> Iterator[Metric]:
-        from channels.letters.models import LetterRow
+        from gateway.store.tables import LetterRow
 
         with reading(self.services.store.engine) as session:
             by_status = session.execute(

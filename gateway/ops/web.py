@@ -20,12 +20,13 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
+from gateway.lib.http.auth import require_csrf, require_staff
+from gateway.lib.http.pages import Pages
+from gateway.lib.services import Services
 from gateway.ops.dashboard import build_dashboard, human_age
-from gateway.ops.quarantine import Quarantine, ReplayResult, replay
-from gateway.services import Services
-from gateway.staff.accounts import StaffSession
-from gateway.staff.pages import Pages
-from gateway.staff.web import require_csrf, require_staff
+from gateway.ops.quarantine import replay
+from gateway.store.quarantine import ReplayResult
+from gateway.store.staff import StaffSession
 from router.deadletters import BrokerUnavailable, DeadLetters
 
 HERE = Path(__file__).parent
@@ -72,7 +73,7 @@ def build_router(services: Services) -> APIRouter:
     async def replay_quarantined(
         item_id: str, _staff: Annotated[StaffSession, Depends(require_csrf)]
     ) -> Response:
-        item = await run_in_threadpool(Quarantine(services.store.engine).get, item_id)
+        item = await run_in_threadpool(services.store.quarantine.get, item_id)
         if item is None:
             return _back("quarantine", notice="not_found")
         result: ReplayResult = await run_in_threadpool(replay, services, item)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from channels.base import ChannelAdapter
+from gateway.lib.component import Component
 from gateway.staff.cli import users
 from gateway.staff.web import build_router
 
-ADAPTER = ChannelAdapter(name="staff", routes=build_router, commands=(users,))
+ADAPTER = Component(name="staff", routes=build_router, commands=(users,))

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from gateway.lib.commands import CommandError, ExitCode, open_services
+
 # ``gateway.cli`` imports the channel table, which imports this module: its
 # names are imported inside the commands.
 
@@ -20,30 +22,28 @@ def users() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin (scripts).")
 def users_add(name: str, password_stdin: bool) -> None:
     """Create the account NAME; prompts for its password."""
-    from gateway.cli import EX_DATAERR, CommandError, _services
-    from gateway.staff.accounts import UserExists
-    from gateway.staff.passwords import WeakPassword
-    from gateway.staff.web import accounts_for
+    from gateway.lib.http.auth import accounts_for
+    from gateway.store.passwords import WeakPassword
+    from gateway.store.staff import UserExists
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    with _services() as services:
+    with open_services() as services:
         try:
             accounts_for(services).add(name, password)
         except (UserExists, WeakPassword) as exc:
-            raise CommandError(str(exc), EX_DATAERR) from None
+            raise CommandError(str(exc), ExitCode.DATAERR) from None
     click.echo(f"user {name} created", err=True)
 
 
 @users.command("list")
 def users_list() -> None:
     """List accounts: name, creation date, state."""
-    from gateway.cli import _services
-    from gateway.staff.web import accounts_for
+    from gateway.lib.http.auth import accounts_for
 
-    with _services() as services:
+    with open_services() as services:
         for user in accounts_for(services).list():
             state = f"disabled {user.disabled_at:%Y-%m-%d}" if user.disabled_at else "active"
             click.echo(f"{user.name}\tcreated {user.created_at:%Y-%m-%d}\t{state}")
@@ -53,9 +53,8 @@ def users_list() -> None:
 @click.argument("name")
 def users_disable(name: str) -> None:
     """Disable NAME and end their sessions."""
-    from gateway.cli import EX_FAILED, CommandError, _services
-    from gateway.staff.web import accounts_for
+    from gateway.lib.http.auth import accounts_for
 
-    with _services() as services:
+    with open_services() as services:
         if not accounts_for(services).disable(name):
-            raise CommandError(f"no active user named {name!r}", EX_FAILED)
+            raise CommandError(f"no active user named {name!r}", ExitCode.FAILED)

@@ -1,93 +1,32 @@
-"""Staff login and logout pages, and the dependencies other pages use.
+"""Staff login and logout pages.
 
-``require_staff`` gives the logged-in ``StaffSession`` or sends the browser
-to the login page (303; 401 for scripts). ``require_csrf`` checks the
-session's CSRF token on a POST (form field ``csrf_token`` or header
-``X-CSRF-Token``). The login form itself is protected by a double-submit
-cookie, since there is no session yet.
+The dependencies other pages use to know who is logged in (``require_staff``,
+``require_csrf``) are ``gateway.lib.http.auth``'s. The login form itself is
+protected by a double-submit cookie, since there is no session yet.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-import weakref
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response
-from sqlalchemy import Engine
 
-from gateway.errors import ApiError
-from gateway.services import Services
-from gateway.staff.accounts import StaffAccounts, StaffSession
-from gateway.staff.pages import Pages
+from gateway.lib.http.auth import SESSION_COOKIE, accounts_for, require_csrf, services_of
+from gateway.lib.http.errors import ApiError
+from gateway.lib.http.pages import Pages
+from gateway.lib.services import Services
+from gateway.store.staff import StaffSession
 
-SESSION_COOKIE = "intake_staff"
 LOGIN_CSRF_COOKIE = "intake_login_csrf"
-CSRF_HEADER = "x-csrf-token"
-# Used when INTAKE_SESSION_SECRET is empty: sessions end when the process restarts.
-_PROCESS_SECRET = secrets.token_bytes(32)
-_accounts: weakref.WeakKeyDictionary[Engine, StaffAccounts] = weakref.WeakKeyDictionary()
 _pages = Pages()
 # Files the staff pages load (a fixed list: nothing else under static/ is served).
 STATIC = {"staff.css": "text/css; charset=utf-8"}
 STATIC_DIR = Path(__file__).with_name("static")
-
-
-def accounts_for(services: Services) -> StaffAccounts:
-    """The process's ``StaffAccounts`` for this store (one per engine)."""
-    engine = services.store.engine
-    found = _accounts.get(engine)
-    if found is None:
-        settings = services.settings
-        secret = settings.session_secret.get_secret_value().encode() or _PROCESS_SECRET
-        found = _accounts[engine] = StaffAccounts(engine, secret, settings.session_max_age)
-    return found
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-def _wants_html(request: Request) -> bool:
-    return "text/html" in request.headers.get("accept", "") and request.method == "GET"
-
-
-async def require_staff(request: Request) -> StaffSession:
-    """The logged-in staff member, or a redirect to the login page."""
-    token = request.cookies.get(SESSION_COOKIE)
-    accounts = accounts_for(_services(request))
-    session = await run_in_threadpool(accounts.session_for, token) if token else None
-    if session is None:
-        if _wants_html(request):
-            target = quote(
-                request.url.path + ("?" + request.url.query if request.url.query else "")
-            )
-            raise HTTPException(
-                303, "login required", headers={"Location": f"/staff/login?next={target}"}
-            )
-        raise ApiError(401, "unauthorized", "staff login required")
-    request.state.staff = session
-    return session
-
-
-async def require_csrf(
-    request: Request, staff: Annotated[StaffSession, Depends(require_staff)]
-) -> StaffSession:
-    """``require_staff`` plus a valid CSRF token on this (state-changing) request."""
-    provided = request.headers.get(CSRF_HEADER)
-    if provided is None:
-        form = await request.form()
-        value = form.get("csrf_token")
-        provided = value if isinstance(value, str) else None
-    if not provided or not hmac.compare_digest(provided, staff.csrf_token):
-        raise ApiError(403, "csrf_failed", _pages.texts_for(request)["csrf_failed"])
-    return staff
 
 
 def _safe_next(target: str) -> str:
@@ -98,7 +37,7 @@ def _safe_next(target: str) -> str:
 
 
 def _secure(request: Request) -> bool:
-    return _services(request).settings.public_base_url.startswith("https:")
+    return services_of(request).settings.public_base_url.startswith("https:")
 
 
 def build_router(services: Services) -> APIRouter:

@@ -8,18 +8,21 @@ store (intake and quarantine), the outbox, the API keys and shared counters.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from config.settings import Settings
+from config.settings import ConfigError, Settings
 from gateway.store.apikeys import ApiKeys
 from gateway.store.blobs import BlobStore
 from gateway.store.db import (
     MIGRATIONS,
+    check_database_url,
     create_store_engine,
     migrate,
     normalize_url,
@@ -27,21 +30,47 @@ from gateway.store.db import (
 )
 from gateway.store.intake import ComplaintStore, IdempotencyConflict, StoreUnavailable
 from gateway.store.outbox import Counters, Outbox
+from gateway.store.quarantine import Quarantine
+from gateway.store.ratelimits import RateLimiter
+from gateway.store.staff import StaffAccounts
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
 __all__ = [
     "IdempotencyConflict",
+    "MigrationFailed",
     "SchemaState",
     "Store",
     "StoreUnavailable",
+    "checked_settings",
     "inspect_schema",
+    "migrate_database",
     "open_store",
+    "safe_database_url",
 ]
 
 
-@dataclass
+def checked_settings(settings: Settings) -> Settings:
+    """``settings``, once the store knows it could open their database URL.
+
+    Checked when a process starts rather than at its first write; the error
+    names the variable, like every other configuration error.
+    """
+    if settings.database_url:
+        try:
+            check_database_url(settings.database_url)
+        except ValueError as exc:
+            raise ConfigError(f"INTAKE_DATABASE_URL: {exc}") from None
+    return settings
+
+
+def safe_database_url(settings: Settings) -> str:
+    """The database URL without its password, for messages."""
+    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+@dataclass(eq=False)
 class Store:
     engine: Engine
     blobs: BlobStore
@@ -49,6 +78,15 @@ class Store:
     outbox: Outbox
     api_keys: ApiKeys
     counters: Counters
+    quarantine: Quarantine
+
+    def rate_limiter(self, per_hour: int) -> RateLimiter:
+        """An hourly limit per client key, shared by every process on this store."""
+        return RateLimiter(self.engine, per_hour)
+
+    def staff_accounts(self, secret: bytes, max_age: int) -> StaffAccounts:
+        """Staff users and their sessions, signed with ``secret``."""
+        return StaffAccounts(self.engine, secret, max_age)
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
@@ -72,6 +110,7 @@ def open_store(settings: Settings, *, migrate_schema: bool | None = None) -> Sto
         outbox=Outbox(engine),
         api_keys=ApiKeys(engine),
         counters=Counters(engine),
+        quarantine=Quarantine(engine),
     )
 
 
@@ -109,9 +148,23 @@ def inspect_schema(settings: Settings) -> SchemaState:
     """The schema's state, read without creating or changing anything.
 
     A SQLite file that does not exist is an empty database, and stays absent:
-    connecting would create it. Raises SQLAlchemy's error when the database
+    connecting would create it. Raises ``StoreUnavailable`` when the database
     cannot be reached.
     """
+    try:
+        return _inspect_schema(settings)
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(_first_line(exc)) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """The error's first line: SQLAlchemy's add the statement and a link on lines of their own."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def _inspect_schema(settings: Settings) -> SchemaState:
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory(str(MIGRATIONS))
@@ -156,3 +209,43 @@ def _sqlite_file_exists(database: str | None) -> bool:
 
 def _names(revisions: frozenset[str]) -> str:
     return ", ".join(sorted(revisions)) or "none"
+
+
+class MigrationFailed(Exception):
+    """``migrate_database`` failed; ``unreachable``: the database could not be reached.
+
+    Any other failure (a migration that breaks a constraint or a statement
+    the database refuses, a file that is not a database) fails the same way
+    every time, so a supervisor must not keep retrying it.
+    """
+
+    def __init__(self, message: str, *, unreachable: bool) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+def migrate_database(settings: Settings) -> None:
+    """Bring the database's schema to the newest revision; ``MigrationFailed`` if it cannot."""
+    try:
+        engine = create_store_engine(settings.resolved_database_url)
+        try:
+            migrate(engine)
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, OSError) as exc:
+        raise MigrationFailed(_first_line(exc), unreachable=_unreachable(exc)) from exc
+
+
+def _unreachable(exc: Exception) -> bool:
+    if isinstance(exc, (InterfaceError, OSError)):
+        return True
+    # SQLite reports a broken migration ("no such table", "duplicate column")
+    # as an OperationalError too: only the errors of reaching the database count.
+    return isinstance(exc, OperationalError) and bool(_UNREACHABLE.search(str(exc.orig or exc)))
+
+
+_UNREACHABLE = re.compile(
+    r"could not connect|connection|timeout|timed out|unable to open database|"
+    r"database is locked|server closed|no route|refused|name or service",
+    re.IGNORECASE,
+)

@@ -35,7 +35,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.store.db import reading, writing
-from gateway.store.models import ApiKeyRow
+from gateway.store.tables import ApiKeyRow
 
 KEY_PREFIX = "cpk_"
 CACHE_SECONDS = 5.0
@@ -141,6 +141,12 @@ class ApiKeys:
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             return None
         return ApiClient(id=row.id, name=row.name, prefix=row.prefix, reads_all=row.reads_all)
+
+    def by_name(self, name: str) -> ApiClient | None:
+        """The client called ``name``, revoked or not (a replay keeps its submitter)."""
+        with reading(self.engine) as session:
+            row = session.scalars(select(ApiKeyRow).where(ApiKeyRow.name == name)).first()
+        return None if row is None else ApiClient(id=row.id, name=row.name, prefix=row.prefix)
 
     def revoke(self, name: str) -> bool:
         return self._update_active(name, revoked_at=datetime.now(UTC))

@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from normalizer.contract import Attachment, Evidence
+from normalizer.draft import AttachmentDraft
+
 SCHEME = "blob:sha256:"
 _FANOUT = tuple(f"{index:02x}" for index in range(256))
 
@@ -212,3 +215,29 @@ def _move_blobs(legacy: Path, fanout: Path) -> int:
 def _remove_if_empty(folder: Path) -> None:
     with contextlib.suppress(OSError):  # a leftover temporary file: harmless, kept
         folder.rmdir()
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def unstored_evidence(raw: bytes, content_type: str, **ids: str | None) -> Evidence:
+    """The evidence of ``raw`` as the store would describe it once stored (for previews)."""
+    digest = sha256_hex(raw)
+    return Evidence(
+        stored_at=SCHEME + digest, sha256=digest, size=len(raw), content_type=content_type, **ids
+    )
+
+
+def unstored_attachment(item: AttachmentDraft) -> Attachment:
+    """An attachment as the store would describe it, pointing at the blob it would be."""
+    digest = hashlib.sha256(item.data).hexdigest()
+    return Attachment(
+        name=item.name,
+        content_type=item.content_type or "application/octet-stream",
+        declared_type=item.declared_type,
+        size=len(item.data),
+        sha256=digest,
+        stored_at=SCHEME + digest,
+        ocr_text=item.ocr_text,
+    )

@@ -17,13 +17,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, Float, Index, Integer, String, Text, select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from gateway.store.db import reading, writing
 from gateway.store.intake import guarded
-from gateway.store.models import Base, _now
+from gateway.store.tables import Base, CallRow, _now
 
 
 class CallState(StrEnum):
@@ -36,59 +36,6 @@ class CallState(StrEnum):
 
 # States in which a call has no complaint (yet).
 WITHOUT_RECORDING = (CallState.MENU, CallState.RECORDING)
-
-
-class CallRow(Base):
-    __tablename__ = "twilio_calls"
-    __table_args__ = (Index("ix_twilio_calls_state_ended", "state", "ended_at"),)
-
-    call_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    account_sid: Mapped[str | None] = mapped_column(String(64))
-    caller: Mapped[str | None] = mapped_column(String(32))  # E.164, when valid
-    called: Mapped[str | None] = mapped_column(String(32))
-    state: Mapped[str] = mapped_column(String(16))
-    language: Mapped[str | None] = mapped_column(String(16))
-    language_method: Mapped[str | None] = mapped_column(String(16))
-    recording_sid: Mapped[str | None] = mapped_column(String(64))
-    recording_url: Mapped[str | None] = mapped_column(String(1024))
-    transcript: Mapped[str | None] = mapped_column(Text)
-    transcript_sha256: Mapped[str | None] = mapped_column(String(64))
-    transcript_language: Mapped[str | None] = mapped_column(String(16))
-    transcript_confidence: Mapped[float | None] = mapped_column(Float)
-    transcript_source: Mapped[str | None] = mapped_column(String(100))
-    # Blob location of the request that brought the transcript (evidence).
-    transcript_evidence: Mapped[str | None] = mapped_column(String(255))
-    final_status: Mapped[str | None] = mapped_column(String(16))
-    # The call-status webhook's body, kept for the missed-call event's evidence.
-    end_request: Mapped[str | None] = mapped_column(Text)
-    started_at: Mapped[datetime]
-    ended_at: Mapped[datetime | None]
-    updated_at: Mapped[datetime] = mapped_column(default=_now)
-
-
-class MediaRow(Base):
-    """A recording or a photo to download, then attach to its complaint."""
-
-    __tablename__ = "twilio_media"
-    __table_args__ = (Index("ix_twilio_media_due", "state", "next_attempt_at"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    # recording:<RecordingSid> or message:<MessageSid>:<index>; one row per media.
-    media_key: Mapped[str] = mapped_column(String(128), unique=True)
-    # Dedup key of the complaint it belongs to (it may not exist yet).
-    complaint_key: Mapped[str] = mapped_column(String(512), index=True)
-    position: Mapped[int] = mapped_column(Integer, default=0)
-    url: Mapped[str] = mapped_column(String(2048))
-    name: Mapped[str | None] = mapped_column(String(255))
-    declared_type: Mapped[str | None] = mapped_column(String(255))
-    state: Mapped[str] = mapped_column(String(16))  # pending, stored, failed
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime]
-    last_error: Mapped[str | None] = mapped_column(Text)
-    # The contract's Attachment, once stored.
-    attachment: Mapped[dict[str, Any] | None]
-    created_at: Mapped[datetime] = mapped_column(default=_now)
-    done_at: Mapped[datetime | None]
 
 
 def call_complaint_key(call_sid: str) -> str:

@@ -1,6 +1,6 @@
 """Where the IMAP poller records how far it got in a mailbox: (UIDVALIDITY, UID).
 
-IMAP inbox -> channels/imap (fetch, ingest, move) -> **checkpoint saved here**.
+IMAP inbox -> channels/email/imap (fetch, ingest, move) -> **checkpoint saved here**.
 A checkpoint says: every message of this mailbox with a UID up to ``last_uid``
 (under this ``uidvalidity``) has been committed to the store and moved out
 of the inbox. The poller asks the server only for UIDs above it when IDLE
@@ -17,29 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Engine, String
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.store.db import reading, writing
 from gateway.store.intake import guarded
-from gateway.store.models import Base
+from gateway.store.tables import ImapCheckpointRow
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-class ImapCheckpointRow(Base):
-    """How far the poller got in one mailbox (host, user and folder)."""
-
-    __tablename__ = "imap_checkpoints"
-
-    mailbox: Mapped[str] = mapped_column(String(512), primary_key=True)
-    # Both are unsigned 32-bit numbers in IMAP: too large for a signed INTEGER.
-    uidvalidity: Mapped[int] = mapped_column(BigInteger)
-    last_uid: Mapped[int] = mapped_column(BigInteger)
-    updated_at: Mapped[datetime] = mapped_column(default=_now)
 
 
 @dataclass(frozen=True)

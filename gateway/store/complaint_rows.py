@@ -23,11 +23,16 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select
 
 from gateway.store.blobs import StagedBlob, StoredBlob
-from gateway.store.models import ComplaintRow, EvidenceRow, OutboxRow
+from gateway.store.tables import ComplaintRow, EvidenceRow, OutboxRow
 from normalizer.assemble import assemble_message
-from normalizer.contract import Attachment, ComplaintEvent, ComplaintMessage, Evidence
+from normalizer.contract import (
+    Attachment,
+    ComplaintEvent,
+    ComplaintMessage,
+    Evidence,
+    routing_key_for,
+)
 from normalizer.draft import AttachmentDraft, ComplaintDraft, RawInput
-from router.topology import routing_key_for
 
 log = logging.getLogger("intake.store")
 

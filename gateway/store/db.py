@@ -38,7 +38,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("intake.store")
@@ -64,6 +64,29 @@ def normalize_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+def check_database_url(url: str) -> None:
+    """Refuse a database URL the store could not open, at start-up rather than at first use.
+
+    Read the way the store reads it (plain ``postgresql://`` means psycopg 3),
+    so what passes here is what ``open_store`` can open. Messages name the
+    scheme, never the URL: it may hold a password.
+    """
+    try:
+        parsed = make_url(normalize_url(url))
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            "not a database URL (dialect+driver://user:password@host:port/database)"
+        ) from None
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ValueError(f"unknown database dialect {parsed.drivername!r}") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise ValueError(f"the driver of {parsed.drivername!r} is not installed ({exc})") from None
 
 
 def create_store_engine(url: str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Engine:
@@ -287,16 +310,8 @@ def create_new_schema(engine: Engine, connection: Connection) -> bool:
 
 
 def schema_metadata() -> Any:
-    """Every table of the store, as the models declare them (what env.py imports)."""
-    # Imported for the tables they declare: letters and staff, the phone line's
-    # calls and media, IMAP checkpoints, web-form limits and acknowledgements,
-    # leader leases.
-    import channels.letters.models  # noqa: F401
-    import gateway.store.calls
-    import gateway.store.checkpoints
-    import gateway.store.customer_facing
-    import gateway.store.leases  # noqa: F401
-    from gateway.store.models import Base
+    """Every table of the store, as ``gateway.store.tables`` declares them (what env.py reads)."""
+    from gateway.store.tables import Base
 
     return Base.metadata
 

@@ -45,16 +45,16 @@ from gateway.store.complaint_rows import (
 )
 from gateway.store.db import committing, lock_timeout, read_connection, reading, writing
 from gateway.store.groupcommit import GroupCommit
-from gateway.store.models import ComplaintRow, EventRow, EvidenceRow, OutboxRow, QuarantineRow
+from gateway.store.tables import ComplaintRow, EventRow, EvidenceRow, OutboxRow, QuarantineRow
 from normalizer.contract import (
     ComplaintMessage,
     Evidence,
     IntakeEvent,
     IntakeEventEnvelope,
+    event_routing_key,
 )
 from normalizer.draft import ComplaintDraft, RawInput
 from normalizer.reference import new_reference
-from router.topology import event_routing_key
 
 log = logging.getLogger("intake.store")
 

@@ -28,27 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, Integer, String, func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from gateway.store.db import reading, writing
-from gateway.store.models import Base
+from gateway.store.tables import LeaseRow
 
 log = logging.getLogger("intake.leases")
-
-
-class LeaseRow(Base):
-    """Who holds a single-instance job, and until when."""
-
-    __tablename__ = "leases"
-
-    name: Mapped[str] = mapped_column(String(255), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(128))
-    expires_at: Mapped[datetime]
-    acquired_at: Mapped[datetime]
-    # Incremented at every change of holder: logs and operators can tell takeovers apart.
-    epoch: Mapped[int] = mapped_column(Integer, default=1)
 
 
 @dataclass(frozen=True)

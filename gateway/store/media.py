@@ -20,10 +20,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from gateway.store.calls import MediaRow, insert_ignoring_duplicates
+from gateway.store.calls import insert_ignoring_duplicates
 from gateway.store.db import writing
 from gateway.store.intake import guarded
-from gateway.store.models import _now
+from gateway.store.tables import MediaRow, _now
 from normalizer.contract import Attachment
 
 PENDING, STORED, FAILED = "pending", "stored", "failed"

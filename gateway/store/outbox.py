@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from gateway.store.db import reading, writing
 from gateway.store.leases import holder_is_gone
-from gateway.store.models import CounterRow, OutboxRow
+from gateway.store.tables import CounterRow, OutboxRow
 
 log = logging.getLogger("intake.outbox")
 

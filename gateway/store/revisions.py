@@ -30,20 +30,19 @@ from enum import StrEnum
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from gateway.store.calls import CallRow
 from gateway.store.db import writing
 from gateway.store.intake import EVENT_CONTENT_TYPE, guarded
 from gateway.store.media import PENDING, STORED, media_views
-from gateway.store.models import ComplaintRow, OutboxRow
+from gateway.store.tables import CallRow, ComplaintRow, OutboxRow
 from normalizer.contract import (
     ComplaintAmendedEvent,
     ComplaintEvent,
     ComplaintMessage,
     Language,
     SecondaryLanguage,
+    routing_key_for,
 )
 from normalizer.pipeline import clean_text
-from router.topology import routing_key_for
 
 RELAY_MARGIN = timedelta(seconds=2)
 # The caller pressed nothing: the menu's default language, a guess.

@@ -24,21 +24,21 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import update
 
-from channels.acks.acknowledger import (
+from config.settings import Settings
+from gateway.acks.acknowledger import (
     DEADLINE_MARGIN,
     INTERNAL_ERROR,
     RETRY_LEASE,
     RETRY_PAUSE,
     Acknowledger,
 )
-from channels.acks.policy import EMAIL
-from channels.acks.sending import Outgoing, SendFailed, Sent
-from channels.acks.store import AckRecord
-from channels.acks.worker import AckWorker, Verdict, judge
-from config.settings import Settings
-from gateway.services import Services, build_services
-from gateway.store.customer_facing import AcknowledgementRow
+from gateway.acks.policy import EMAIL
+from gateway.acks.sending import Outgoing, SendFailed, Sent
+from gateway.acks.store import AckRecord
+from gateway.acks.worker import AckWorker, Verdict, judge
+from gateway.lib.services import Services, build_services
 from gateway.store.db import writing
+from gateway.store.tables import AcknowledgementRow
 from normalizer.contract import ComplaintEvent, ComplaintMessage
 from tests.peers.acks import (
     ack_events,
@@ -231,7 +231,7 @@ def test_an_error_before_a_method_is_chosen_is_counted_on_an_undecided_row(
     def broken_policy(*_args: object) -> None:
         raise KeyError("a channel the policy does not know")
 
-    monkeypatch.setattr("channels.acks.acknowledger.decide", broken_policy)
+    monkeypatch.setattr("gateway.acks.acknowledger.decide", broken_policy)
     acknowledger = Acknowledger(services, senders={}, max_attempts=ATTEMPTS)
     complaint = mail_complaint(services, TEXT)
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from channels.acks.acknowledger import Acknowledger
-from channels.acks.policy import EMAIL
-from channels.acks.sending import Outgoing, Sent
-from channels.acks.store import AckRecord
 from config.settings import load_settings
-from gateway.services import Services, build_services
+from gateway.acks.acknowledger import Acknowledger
+from gateway.acks.policy import EMAIL
+from gateway.acks.sending import Outgoing, Sent
+from gateway.acks.store import AckRecord
+from gateway.lib.services import Services, build_services
 from normalizer.contract import Channel, Customer
 from tests.peers.acks import other_complaint
 

@@ -17,9 +17,9 @@ from email.utils import make_msgid
 
 import pytest
 
-from channels.mail import MailArrival, ingest_mail
+from channels.email.intake import MailArrival, ingest_mail
 from config.settings import Settings
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
 from normalizer.contract import Channel, ComplaintMessage, Customer
 from tests.peers.acks import (
     ack_events,

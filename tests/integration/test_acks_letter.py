@@ -21,14 +21,14 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from channels.acks.acknowledger import Acknowledger
-from channels.acks.letter import Mailroom
-from channels.acks.routes import mailroom_errors
 from config.settings import Settings
-from gateway.errors import ApiError
-from gateway.services import Services
-from gateway.store.customer_facing import AcknowledgementRow
+from gateway.acks.acknowledger import Acknowledger
+from gateway.acks.letter import Mailroom
+from gateway.acks.routes import mailroom_errors
+from gateway.lib.http.errors import ApiError
+from gateway.lib.services import Services
 from gateway.store.db import writing
+from gateway.store.tables import AcknowledgementRow
 from normalizer.contract import Channel, Customer
 from tests.peers.acks import ack_events, ack_row, event_kinds, other_complaint
 from tests.peers.browser import ARTIFACTS

@@ -25,9 +25,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from pydantic import SecretStr
 
-from channels.acks.acknowledger import Acknowledger
 from config.settings import Settings
-from gateway.services import Services, build_services
+from gateway.acks.acknowledger import Acknowledger
+from gateway.lib.services import Services, build_services
 from tests.peers.acks import ack_row, mail_complaint
 from tests.peers.processes import free_port
 from tests.peers.smtp_capture import CaptureHandler

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from channels.acks.acknowledger import Acknowledger
 from config.settings import Settings
-from gateway.services import Services, build_services
+from gateway.acks.acknowledger import Acknowledger
+from gateway.lib.services import Services, build_services
 from normalizer.contract import Channel, Customer
 from tests.peers.acks import other_complaint
 from tests.peers.processes import IntakeProcesses, env_for

@@ -21,11 +21,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from channels.acks.acknowledger import RETRY_LEASE, Acknowledger
-from channels.acks.cli import NOT_RETRYABLE
-from channels.acks.store import FAILED, SENDING
 from config.settings import Settings
-from gateway.services import Services, build_services
+from gateway.acks.acknowledger import RETRY_LEASE, Acknowledger
+from gateway.acks.cli import NOT_RETRYABLE
+from gateway.acks.store import FAILED, SENDING
+from gateway.lib.services import Services, build_services
 from normalizer.contract import Channel, ComplaintMessage, Customer
 from tests.peers.acks import ack_row, event_kinds, other_complaint, running_worker, wait_for_row
 from tests.peers.processes import IntakeProcesses, env_for

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from channels.acks.acknowledger import Acknowledger
-from channels.acks.policy import EMAIL
-from channels.acks.sending import Outgoing, Sender, Sent
-from channels.acks.worker import AckWorker
 from config.settings import load_settings
-from gateway.services import Services, build_services
+from gateway.acks.acknowledger import Acknowledger
+from gateway.acks.policy import EMAIL
+from gateway.acks.sending import Outgoing, Sender, Sent
+from gateway.acks.worker import AckWorker
+from gateway.lib.services import Services, build_services
 from router.consumer import GOODBYE_SECONDS
 from tests.peers.acks import mail_complaint, publish, running_worker, wait_for_row
 from tests.peers.processes import wait_until

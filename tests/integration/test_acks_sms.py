@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from channels.acks.acknowledger import Acknowledger
-from channels.acks.sms import MAX_SEGMENTS, segments
 from config.settings import Settings
-from gateway.services import Services, build_services
+from gateway.acks.acknowledger import Acknowledger
+from gateway.acks.sms import MAX_SEGMENTS, segments
+from gateway.lib.services import Services, build_services
 from normalizer.contract import Channel, Customer
 from tests.peers.acks import event_kinds, other_complaint
 from tests.peers.twilio_api import ACCOUNT_SID, TwilioApi, twilio_api, twilio_settings

@@ -24,11 +24,11 @@ from sqlalchemy import select
 
 from config.settings import Settings, load_settings
 from gateway.app import create_app
-from gateway.runner import build_relay
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
 from gateway.store.db import reading
-from gateway.store.models import ComplaintRow, EvidenceRow, OutboxRow, QuarantineRow
+from gateway.store.tables import ComplaintRow, EvidenceRow, OutboxRow, QuarantineRow
 from normalizer.reference import new_reference
+from router.relay import build_relay
 from tests.peers.complaints import count_rows, failing_inserts_into
 from tests.peers.processes import IntakeProcesses, env_for, free_port, intake_env, wait_for_port
 from tests.peers.tcpproxy import TcpProxy
@@ -197,7 +197,7 @@ def test_status_says_unpublished_until_the_relay_has_run(gateway: Gateway) -> No
     status_url = f"/v1/complaints/{created.json()['reference']}"
 
     before = gateway.http.get(status_url, headers=gateway.auth)
-    relay = build_relay(gateway.services)
+    relay = build_relay(gateway.services.settings, gateway.services.store)
     try:
         assert relay.publish_pending().complete
     finally:
@@ -323,7 +323,7 @@ def test_metrics_follow_intake_backlog_and_publish_errors(
     key = services.store.api_keys.create("crm")
     client = TestClient(create_app(services))
     auth = {"Authorization": f"Bearer {key}"}
-    relay = build_relay(services)
+    relay = build_relay(services.settings, services.store)
     try:
         for changes in ({}, {}, {"channel": "phone"}):
             response = client.post("/v1/complaints", json=complaint(**changes), headers=auth)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from gateway.app import create_app
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
 from gateway.store import Store, apikeys, open_store
 from gateway.store.apikeys import CACHE_SECONDS, ApiClient, ApiKeys
 from tests.peers.webform import REFERENCE, fresh_form, valid_fields

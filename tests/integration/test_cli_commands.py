@@ -22,7 +22,7 @@ from kombu import Connection
 from sqlalchemy import create_engine, inspect
 
 from config.settings import Settings, load_settings
-from gateway.services import Services
+from gateway.lib.services import Services
 from gateway.store.db import normalize_url
 from router.broker import topology_for
 from tests.peers.complaints import outbox_rows, record

@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from config.settings import Settings, load_settings
-from gateway.runner import build_relay
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
+from router.relay import build_relay
 from tests.peers.complaints import outbox_rows, record
 from tests.peers.faults import LONG, Gateway, read_queue, sqlite_counts, start_gateway, tally
 from tests.peers.processes import IntakeProcesses, wait_until
@@ -172,7 +172,7 @@ def big_complaint_text() -> str:
 
 
 def run_relay_passes(services: Services, passes: int) -> None:
-    relay = build_relay(services)
+    relay = build_relay(services.settings, services.store)
     try:
         for _ in range(passes):
             relay.step()

@@ -22,7 +22,7 @@ from config.settings import load_settings
 from gateway.store import IdempotencyConflict, Store, StoreUnavailable, open_store
 from gateway.store import blobs as blob_module
 from gateway.store.intake import IntakeResult
-from gateway.store.models import ComplaintRow, EvidenceRow, OutboxRow
+from gateway.store.tables import ComplaintRow, EvidenceRow, OutboxRow
 from normalizer.contract import ComplaintEvent
 from normalizer.draft import ComplaintDraft, RawInput
 from normalizer.reference import new_reference

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from config.settings import load_settings
 from gateway.store import open_store
 from gateway.store.db import reading
-from gateway.store.models import OutboxRow
+from gateway.store.tables import OutboxRow
 
 ROOT = Path(__file__).resolve().parents[2]
 ACKNOWLEDGED_BEFORE_KILL = 60

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from channels.imap.poller import poll_once
+from channels.email.imap.poller import poll_once
 from config.settings import Settings
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
 from gateway.store import StoreUnavailable
-from gateway.store.models import ComplaintRow, QuarantineRow
+from gateway.store.tables import ComplaintRow, QuarantineRow
 from tests.peers.complaints import count_rows, failing_inserts_into
 from tests.peers.dovecot import DovecotServer, ImapAccount
 from tests.peers.imap import ARRIVED, NOT_A_MAIL, complaint_count, complaint_mail, imap_settings

@@ -21,11 +21,11 @@ import pytest
 from sqlalchemy import text
 
 from config.settings import Settings
-from gateway.runner import build_relay
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
 from gateway.store.apikeys import hash_key
 from gateway.store.db import reading
 from router.broker import topology_for
+from router.relay import build_relay
 from tests.peers.complaints import record
 from tests.peers.processes import IntakeProcesses, env_for
 
@@ -76,7 +76,7 @@ def test_relay_declares_durable_quorum_queues_that_dead_letter_on_rabbitmq(
 ) -> None:
     topology = topology_for(amqp_settings)
     record(amqp_services.store)
-    relay = build_relay(amqp_services)
+    relay = build_relay(amqp_services.settings, amqp_services.store)
     try:
         assert relay.publish_pending().published == 1
     finally:

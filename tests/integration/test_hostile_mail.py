@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from channels.smtp import SmtpServer, run_server
+from channels.email.smtp import SmtpServer, run_server
 from config.settings import Settings
-from gateway.services import build_services
+from gateway.lib.services import build_services
 from tests.peers import hostile
 from tests.peers.dovecot import DovecotServer
 from tests.peers.hostile import marker, quarantined

@@ -14,9 +14,9 @@ import sys
 
 import pytest
 
-from channels.imap.poller import poll_once
+from channels.email.imap.poller import poll_once
 from config.settings import Settings
-from gateway.services import build_services
+from gateway.lib.services import build_services
 from tests.peers.dovecot import DovecotServer, ImapAccount
 from tests.peers.imap import complaint_count, complaint_mail, imap_settings
 from tests.peers.processes import IntakeProcesses, env_for, free_port, wait_until

@@ -14,16 +14,16 @@ from datetime import UTC, timedelta
 import pytest
 from sqlalchemy import select
 
-from channels.imap.connection import mailbox_name
-from channels.imap.poller import poll_once
-from channels.mail import MailArrival, ingest_mail
+from channels.email.imap.connection import mailbox_name
+from channels.email.imap.poller import poll_once
+from channels.email.intake import MailArrival, ingest_mail
 from config.settings import Settings
-from gateway.runner import build_relay
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
 from gateway.store.checkpoints import ImapCheckpoints
 from gateway.store.db import reading
-from gateway.store.models import ComplaintRow, EventRow, OutboxRow, QuarantineRow
+from gateway.store.tables import ComplaintRow, EventRow, OutboxRow, QuarantineRow
 from router.consumer import consume_messages
+from router.relay import build_relay
 from tests.peers.complaints import count_rows
 from tests.peers.dovecot import DovecotServer, ImapAccount
 from tests.peers.imap import ARRIVED, NOT_A_MAIL, complaint_mail, complaints, imap_settings
@@ -136,7 +136,7 @@ def test_mail_arriving_during_a_sync_is_taken_by_that_sync(
 ) -> None:
     # The server announces it in its answer to one of the sync's own commands;
     # IDLE will not announce it again, so the sync must not leave it behind.
-    import channels.imap.sync as sync_module
+    import channels.email.imap.sync as sync_module
 
     read = sync_module.read_mail
     late: list[int] = []
@@ -212,7 +212,7 @@ def test_complaints_reach_rabbitmq_with_their_imap_evidence(
         for number in range(3):
             dovecot.append(account, complaint_mail(number), ARRIVED)
         poll_once(services)
-        relay = build_relay(services)
+        relay = build_relay(services.settings, services.store)
         try:
             assert relay.publish_pending().complete
         finally:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from config.settings import Settings
-from gateway.store.models import ComplaintRow
+from gateway.store.tables import ComplaintRow
 from tests.peers.complaints import count_rows
 from tests.peers.dovecot import DovecotServer, ImapAccount
 from tests.peers.imap import complaint_count, complaint_mail, imap_settings, running_poller

@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 
 from config.settings import Settings
 from gateway.app import create_app
-from gateway.services import Services, build_services
-from gateway.store.models import QuarantineRow
+from gateway.lib.services import Services, build_services
+from gateway.store.tables import QuarantineRow
 from tests.peers import scans
 from tests.peers.complaints import count_rows, outbox_rows
 from tests.peers.ocr import ocr_worker as running_ocr_worker

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from config.settings import Settings
 from gateway.app import create_app
-from gateway.ops.quarantine import Quarantine
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
+from gateway.store.quarantine import Quarantine
 from normalizer.ocr import pdf
 from normalizer.ocr.sandbox import Limits
 from tests.peers import scans

@@ -16,9 +16,9 @@ from channels.letters import hotfolder
 from channels.letters.hotfolder import RetryDelay, import_folder, watch
 from channels.letters.intake import LetterAccepted, LetterUpload
 from config.settings import Settings
-from gateway.ops.quarantine import Quarantine
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
 from gateway.store import StoreUnavailable
+from gateway.store.quarantine import Quarantine
 from tests.peers import scans
 from tests.peers.processes import IntakeProcesses, env_for, wait_until
 

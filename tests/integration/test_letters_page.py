@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from channels.acks.acknowledger import Acknowledger
-from channels.acks.store import AckRecord
 from config.settings import Settings
-from gateway.services import Services, build_services
+from gateway.acks.acknowledger import Acknowledger
+from gateway.acks.store import AckRecord
+from gateway.lib.services import Services, build_services
 from normalizer.contract import Channel, ComplaintMessage, Customer
 from tests.peers import scans
 from tests.peers.acks import ack_events, ack_row, other_complaint

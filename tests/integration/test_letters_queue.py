@@ -14,16 +14,15 @@ import pytest
 from sqlalchemy import delete, update
 
 from channels.letters.intake import LetterFile, LetterUpload, accept_letter, requeue_orphans
-from channels.letters.models import LetterRow
 from channels.letters.queue import LetterQueue
 from config.settings import Settings
-from gateway.logs import MaskingFilter
-from gateway.runner import build_relay
-from gateway.services import Services, build_services
+from gateway.lib.logs import MaskingFilter
+from gateway.lib.services import Services, build_services
 from gateway.store.db import writing
-from gateway.store.models import ComplaintRow
+from gateway.store.tables import ComplaintRow, LetterRow
 from normalizer.contract import ComplaintMessage
 from router.consumer import consume_messages
+from router.relay import build_relay
 from tests.peers import scans
 from tests.peers.ocr import ocr_worker
 from tests.peers.processes import IntakeProcesses, env_for, wait_until
@@ -79,7 +78,7 @@ def test_read_letter_is_published_on_rabbitmq(amqp_settings: Settings) -> None:
         accepted = accept_letter(
             services, LetterUpload(files=[LetterFile("p1.png", page)], source="api")
         )
-        relay = build_relay(services)
+        relay = build_relay(services.settings, services.store)
         assert relay.publish_pending().published == 0  # held while OCR runs
         queue = LetterQueue(services.store.engine)
         with ocr_worker(services):

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from config.settings import Settings
 from gateway.store import Store, open_store
 from gateway.store.db import reading
-from gateway.store.models import ComplaintRow, EventRow, EvidenceRow, OutboxRow, QuarantineRow
+from gateway.store.tables import ComplaintRow, EventRow, EvidenceRow, OutboxRow, QuarantineRow
 from normalizer.contract import ComplaintMessage, IntakeEvent
 from tests.peers.complaints import count_rows
 from tests.peers.processes import INTAKE, intake_env

@@ -25,8 +25,7 @@ from sqlalchemy import Engine, func, select
 
 from config.settings import Settings, load_settings
 from gateway.store.db import create_store_engine, reading
-from gateway.store.leases import LeaseRow
-from gateway.store.models import ComplaintRow, OutboxRow
+from gateway.store.tables import ComplaintRow, LeaseRow, OutboxRow
 from router.consumer import consume_messages
 from tests.peers.dovecot import DovecotServer, ImapAccount
 from tests.peers.imap import complaint_mail

@@ -13,7 +13,7 @@ import pytest
 from channels.letters.intake import LetterFile, LetterUpload, accept_letter
 from channels.letters.queue import LetterQueue
 from channels.letters.worker import run_ocr_workers
-from gateway.services import Services
+from gateway.lib.services import Services
 from normalizer.ocr import OcrFailed, ScanLimits, engine, pdf, run_ocr
 from normalizer.ocr.job import (
     MAX_LETTER_SECONDS,

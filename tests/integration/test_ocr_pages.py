@@ -12,7 +12,7 @@ from channels.letters.intake import LetterFile, LetterUpload, accept_letter
 from channels.letters.queue import LetterQueue
 from channels.letters.status import letter_view
 from config.settings import Settings
-from gateway.services import build_services
+from gateway.lib.services import build_services
 from normalizer.ocr import DocumentResult, ScanLimits, engine, inspect_scan, run_ocr, tesseract
 from normalizer.ocr.job import ScanFile, job_spec
 from normalizer.ocr.quality import character_error_rate

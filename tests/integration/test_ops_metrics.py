@@ -14,7 +14,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.services import Services
+from gateway.lib.services import Services
 from gateway.store.leases import Leases
 from tests.peers.complaints import record
 

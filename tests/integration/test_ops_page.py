@@ -18,7 +18,7 @@ import pytest
 from kombu import Producer
 
 from config.settings import Settings
-from gateway.services import build_services
+from gateway.lib.services import build_services
 from normalizer.contract import Channel
 from router.broker import connect, topology_for
 from router.publisher import declare_topology

@@ -15,10 +15,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from channels.mail import MailArrival, MailOutcome, ingest_mail
+from channels.email.intake import MailArrival, MailOutcome, ingest_mail
 from config.settings import Settings, load_settings
-from gateway.ops.quarantine import Quarantine, QuarantineItem, replay
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
+from gateway.ops.quarantine import replay
+from gateway.store.quarantine import Quarantine, QuarantineItem
 from tests.peers.imap import ARRIVED, complaint_mail
 from tests.peers.processes import IntakeProcesses, env_for
 

@@ -22,13 +22,13 @@ import pytest
 
 from channels.letters.hotfolder import import_folder
 from channels.letters.intake import LetterFile, LetterUpload, accept_letter
-from channels.letters.models import PENDING, LetterRow
 from channels.letters.queue import LetterQueue
 from channels.letters.replay import replay_letter
 from config.settings import Settings, load_settings
-from gateway.ops.quarantine import Quarantine, QuarantineItem, replay
-from gateway.services import Services, build_services
-from gateway.store.models import ComplaintRow
+from gateway.lib.services import Services, build_services
+from gateway.ops.quarantine import replay
+from gateway.store.quarantine import Quarantine, QuarantineItem
+from gateway.store.tables import PENDING, ComplaintRow, LetterRow
 from normalizer.ocr import ScanRejected
 from tests.peers import scans
 from tests.peers.complaints import count_rows

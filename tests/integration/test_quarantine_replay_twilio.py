@@ -21,10 +21,11 @@ import pytest
 from channels.twilio.replay import replay_twilio
 from channels.twilio.signature import FORM_TYPE
 from config.settings import Settings
-from gateway.ops.quarantine import Quarantine, QuarantineItem, replay
-from gateway.services import build_services
+from gateway.lib.services import build_services
+from gateway.ops.quarantine import replay
 from gateway.store.calls import CallStore
-from gateway.store.models import ComplaintRow, QuarantineRow
+from gateway.store.quarantine import Quarantine, QuarantineItem
+from gateway.store.tables import ComplaintRow, QuarantineRow
 from tests.peers.complaints import count_rows
 from tests.peers.processes import IntakeProcesses, env_for
 from tests.peers.twilio import (

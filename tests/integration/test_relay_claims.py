@@ -19,12 +19,11 @@ import pytest
 from sqlalchemy import update
 
 from config.settings import Settings, load_settings
-from gateway.runner import build_relay
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
 from gateway.store.db import writing
-from gateway.store.models import OutboxRow
+from gateway.store.tables import OutboxRow
 from router.consumer import consume_messages
-from router.relay import Relay
+from router.relay import Relay, build_relay
 from tests.peers.complaints import record
 from tests.peers.processes import wait_until
 
@@ -60,7 +59,7 @@ def _consume_all(settings: Settings, expected: int) -> list[str]:
 
 
 def _relay(services: Services, owner: str) -> Relay:
-    relay = build_relay(services)
+    relay = build_relay(services.settings, services.store)
     relay.owner = owner
     return relay
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from kombu import Connection
 
 from config.settings import Settings, load_settings
-from gateway.services import build_services
+from gateway.lib.services import build_services
 from router.broker import topology_for
 from tests.peers.complaints import record
 from tests.peers.processes import IntakeProcesses, env_for, wait_until

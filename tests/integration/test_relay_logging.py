@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings, load_settings
-from gateway.runner import build_relay
-from gateway.services import build_services
+from gateway.lib.services import build_services
+from router.relay import build_relay
 from tests.integration.test_relay_outage import relay_until_drained
 from tests.peers.complaints import record
 from tests.peers.rabbitmq_node import (  # noqa: F401 (fixtures)
@@ -100,7 +100,7 @@ def test_a_broker_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
 ) -> None:
     outage: Outage = request.getfixturevalue(kind)
     services = build_services(outage.settings)
-    relay = build_relay(services)
+    relay = build_relay(services.settings, services.store)
     try:
         record(services.store)
         relay.step()  # the link is open and the topology declared before the outage

@@ -19,10 +19,9 @@ from kombu import Connection
 
 from config.settings import Settings, load_settings
 from gateway.app import create_app
-from gateway.runner import build_relay
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
 from router.broker import topology_for
-from router.relay import PUBLISH_ERRORS, Relay
+from router.relay import PUBLISH_ERRORS, Relay, build_relay
 from tests.peers.complaints import outbox_rows, record
 from tests.peers.processes import IntakeProcesses, env_for, wait_until
 from tests.peers.services import RABBITMQ_URL
@@ -83,7 +82,7 @@ def test_complaints_accepted_while_the_broker_is_down_all_arrive_once(
 ) -> None:
     key = services.store.api_keys.create("crm")
     client = TestClient(create_app(services))
-    relay = build_relay(services)
+    relay = build_relay(services.settings, services.store)
     rabbitmq_proxy.refuse()
 
     accepted = []
@@ -119,7 +118,7 @@ def test_blackholed_broker_times_out_confirms_and_keeps_messages_pending(
     rabbitmq_proxy: TcpProxy,
     intake_processes: IntakeProcesses,
 ) -> None:
-    relay = build_relay(services)
+    relay = build_relay(services.settings, services.store)
     first = record(services.store).message.id
     relay.step()  # opens the link and declares the topology while the broker answers
     assert services.store.outbox.stats().pending == 0

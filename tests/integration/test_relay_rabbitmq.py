@@ -17,14 +17,13 @@ import pytest
 from kombu import Connection, Queue
 
 from config.settings import Settings
-from gateway.runner import build_relay
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
 from gateway.store.intake import EVENT_CONTENT_TYPE
 from gateway.store.outbox import OutboxItem
 from normalizer.contract import Channel
 from router.broker import connect, topology_for
 from router.publisher import ConfirmingPublisher, declare_topology
-from router.relay import PUBLISH_ERRORS
+from router.relay import PUBLISH_ERRORS, build_relay
 from tests.peers.complaints import outbox_rows, record
 from tests.peers.processes import IntakeProcesses, env_for
 
@@ -118,7 +117,7 @@ def test_relay_delivers_each_complaint_exactly_once_to_a_consumer_process(
     assert received == Counter(created)  # each one, once
     assert queue_depth(broker, topology_for(amqp_settings).inbound.name) == 0
     # The outbox knows they were confirmed: a second pass sends nothing again.
-    assert build_relay(services).publish_pending().published == 0
+    assert build_relay(services.settings, services.store).publish_pending().published == 0
 
 
 def test_routing_key_names_channel_and_language(
@@ -131,7 +130,7 @@ def test_routing_key_names_channel_and_language(
         message = record(services.store, channel=channel, language=language).message
         expected[message.id] = f"complaint.{channel.value}.{language}"
 
-    build_relay(services).publish_pending()
+    build_relay(services.settings, services.store).publish_pending()
 
     french_got = {d.message_id: d.routing_key for d in drain(broker, french)}
     phone_got = {d.message_id: d.routing_key for d in drain(broker, phone)}
@@ -145,7 +144,7 @@ def test_published_message_is_a_persistent_cloudevent_identified_by_the_complain
     everything = bind_test_queue(broker, amqp_settings, "complaint.#")
     message = record(services.store, channel=Channel.SMS, language="ary-Arab").message
 
-    build_relay(services).publish_pending()
+    build_relay(services.settings, services.store).publish_pending()
 
     [delivery] = drain(broker, everything)
     assert delivery.routing_key == "complaint.sms.ary-Arab"
@@ -161,7 +160,7 @@ def test_unroutable_message_stays_unpublished_until_its_queue_is_bound_again(
     amqp_settings: Settings, services: Services, broker: Connection
 ) -> None:
     topology = topology_for(amqp_settings)
-    relay = build_relay(services)
+    relay = build_relay(services.settings, services.store)
     delivered = record(services.store).message.id
     assert relay.publish_pending().published == 1
     # An operator unbinds the complaint queues while the relay runs: with
@@ -183,7 +182,7 @@ def test_unroutable_message_stays_unpublished_until_its_queue_is_bound_again(
     relay.close()
 
     # A restarted relay declares every queue and binding it promises first.
-    assert build_relay(services).publish_pending().published == 1
+    assert build_relay(services.settings, services.store).publish_pending().published == 1
     got = [d.message_id for d in drain(broker, topology.inbound)]
     assert got == [delivered, returned]
 

@@ -8,8 +8,8 @@ import sqlite3
 import pytest
 
 from config.settings import Settings
-from gateway.runner import build_relay
-from gateway.services import build_services
+from gateway.lib.services import build_services
+from router.relay import build_relay
 from tests.peers.complaints import record
 
 
@@ -17,7 +17,7 @@ def test_a_locked_outbox_is_reported_as_the_store_and_its_end_too(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     services = build_services(settings.model_copy(update={"store_lock_timeout": 0.2}))
-    relay = build_relay(services)
+    relay = build_relay(services.settings, services.store)
     try:
         record(services.store)
         # Another process holds the write lock, as a stuck migration would.

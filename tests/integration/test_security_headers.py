@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 
 from config.settings import Settings
 from gateway.app import create_app
-from gateway.security import DOCS_POLICY, PAGE_POLICY
-from gateway.services import build_services
+from gateway.lib.http.security import DOCS_POLICY, PAGE_POLICY
+from gateway.lib.services import build_services
 from tests.peers import scans
 from tests.peers.processes import IntakeProcesses, env_for, free_port
 from tests.peers.staff import log_in as staff_log_in

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from config.settings import Settings
 from gateway.app import create_app
-from gateway.services import build_services
+from gateway.lib.services import build_services
 from tests.peers.dovecot import DovecotServer
 from tests.peers.processes import IntakeProcesses, free_port, intake_env, wait_for_port, wait_until
 from tests.peers.twilio import ACCOUNT_SID, LINE_NUMBER, TwilioWebhooks, sid

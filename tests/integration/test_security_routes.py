@@ -24,7 +24,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.services import build_services
+from gateway.lib.services import build_services
 
 FORM_PAGES = ("/", "/fr/", "/ar/", "/en/", "/es/")
 PUBLIC: frozenset[tuple[str, str]] = frozenset(

@@ -1,6 +1,6 @@
 """The SMTP receiver on a real socket, driven by the stdlib ``smtplib`` client.
 
-Each test starts ``channels.smtp`` in a thread of the test process (the way
+Each test starts ``channels.email.smtp`` in a thread of the test process (the way
 ``intake run`` does), on a free port, with its own SQLite store, so a test can
 break the store in-process and read the tables right after a reply.
 """
@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-import channels.smtp as smtp_channel
-from channels.smtp import SmtpServer, run_server
+import channels.email.smtp as smtp_channel
+from channels.email.smtp import SmtpServer, run_server
 from config.settings import Settings
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
 from gateway.store import StoreUnavailable
 from gateway.store.db import reading
-from gateway.store.models import ComplaintRow, EventRow, EvidenceRow, OutboxRow, QuarantineRow
+from gateway.store.tables import ComplaintRow, EventRow, EvidenceRow, OutboxRow, QuarantineRow
 from tests.peers.complaints import count_rows
 from tests.peers.processes import free_port, wait_until
 

@@ -17,7 +17,7 @@ import pytest
 
 from config.settings import Settings
 from gateway.store import open_store
-from gateway.store.models import ComplaintRow, OutboxRow
+from gateway.store.tables import ComplaintRow, OutboxRow
 from tests.peers.complaints import count_rows
 from tests.peers.processes import IntakeProcess, IntakeProcesses, env_for, free_port, wait_for_port
 

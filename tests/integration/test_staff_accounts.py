@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from config.settings import Settings
 from gateway.app import create_app
-from gateway.services import Services, build_services
-from gateway.staff.models import StaffUserRow
-from gateway.staff.web import SESSION_COOKIE, accounts_for
+from gateway.lib.http.auth import SESSION_COOKIE, accounts_for
+from gateway.lib.services import Services, build_services
 from gateway.store.db import reading
+from gateway.store.tables import StaffUserRow
 from tests.peers.processes import INTAKE, IntakeProcesses, env_for
 
 PASSWORD = "courrier-2025-casa"

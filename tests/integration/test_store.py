@@ -21,7 +21,7 @@ from config.settings import load_settings
 from gateway.store import IdempotencyConflict, Store, StoreUnavailable, open_store
 from gateway.store.db import migrate
 from gateway.store.intake import IntakeResult
-from gateway.store.models import ComplaintRow, EvidenceRow, OutboxRow
+from gateway.store.tables import ComplaintRow, EvidenceRow, OutboxRow
 from normalizer.draft import ComplaintDraft, RawInput
 from normalizer.reference import new_reference
 from tests.peers.complaints import (

@@ -16,9 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from config.settings import Settings
-from gateway.store.calls import CallRow
 from gateway.store.db import reading
-from gateway.store.models import EventRow, OutboxRow, QuarantineRow
+from gateway.store.tables import CallRow, EventRow, OutboxRow, QuarantineRow
 from normalizer.contract import ComplaintEvent, ComplaintMessage
 from tests.peers.processes import wait_until
 from tests.peers.twilio import (

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from config.settings import Settings
 from gateway.store.db import reading
-from gateway.store.models import ComplaintRow
+from gateway.store.tables import ComplaintRow
 from router.broker import connect, topology_for
 from router.publisher import declare_topology
 from tests.peers.processes import wait_until

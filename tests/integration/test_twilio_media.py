@@ -14,9 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from config.settings import Settings
-from gateway.store.calls import MediaRow
 from gateway.store.db import reading
-from gateway.store.models import OutboxRow
+from gateway.store.tables import MediaRow, OutboxRow
 from normalizer.contract import ComplaintEvent, ComplaintMessage
 from tests.peers.processes import wait_until
 from tests.peers.twilio import (

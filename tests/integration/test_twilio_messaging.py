@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from config.settings import Settings
 from gateway.store.db import reading
-from gateway.store.models import ComplaintRow, QuarantineRow
+from gateway.store.tables import ComplaintRow, QuarantineRow
 from tests.peers.twilio import (
     ACCOUNT_SID,
     LINE_NUMBER,

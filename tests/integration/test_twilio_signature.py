@@ -15,8 +15,8 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from config.settings import Settings
-from gateway.store.calls import CallRow
 from gateway.store.db import reading
+from gateway.store.tables import CallRow
 from tests.peers.twilio import (
     CALLER,
     PUBLIC_BASE,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from config.settings import Settings
 from gateway.store.db import reading
-from gateway.store.models import QuarantineRow
+from gateway.store.tables import QuarantineRow
 from tests.peers.twilio import (
     RunningGateway,
     TwilioWebhooks,

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from channels.acks.texts import languages_for
 from channels.webform.i18n import format_date
 from config.settings import Settings
+from gateway.acks.texts import languages_for
 from normalizer.contract import ComplaintMessage
 from tests.peers.browser import screenshot
 from tests.peers.processes import IntakeProcesses

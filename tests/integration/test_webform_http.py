@@ -24,7 +24,7 @@ from channels.webform.body import max_body_bytes
 from config.settings import Settings, load_settings
 from gateway.store import Store, open_store
 from gateway.store.db import reading
-from gateway.store.models import ComplaintRow, QuarantineRow
+from gateway.store.tables import ComplaintRow, QuarantineRow
 from tests.peers.processes import IntakeProcesses
 from tests.peers.services import drop_postgres_database
 from tests.peers.webform import REFERENCE, WebService, fresh_form, start_web, valid_fields

@@ -22,17 +22,17 @@ from typing import Any
 
 from sqlalchemy import select
 
-from channels.acks.store import AckRecord, AckStore
-from channels.acks.worker import AckWorker
-from channels.mail import MailArrival, MailOutcome, ingest_mail
-from gateway.runner import build_relay
-from gateway.services import Services
+from channels.email.intake import MailArrival, MailOutcome, ingest_mail
+from gateway.acks.store import AckRecord, AckStore
+from gateway.acks.worker import AckWorker
+from gateway.lib.services import Services
 from gateway.store.db import reading
-from gateway.store.models import EventRow
+from gateway.store.tables import EventRow
 from normalizer.contract import Channel, ComplaintMessage, Customer, Origin
 from normalizer.draft import ComplaintDraft, RawInput
 from router.broker import connect, topology_for
 from router.publisher import declare_topology
+from router.relay import build_relay
 from tests.peers.processes import wait_until
 
 
@@ -74,7 +74,7 @@ def other_complaint(
     origin: Origin = Origin.CUSTOMER,
 ) -> ComplaintMessage:
     """A complaint of any channel through the real pipeline and store (received ``ago``)."""
-    from channels.intake import hand_off
+    from channels.handoff import hand_off
 
     received_at = datetime.now(UTC) - received_ago
     raw = RawInput(
@@ -91,7 +91,7 @@ def other_complaint(
 
 
 def publish(services: Services) -> None:
-    outcome = build_relay(services).publish_pending()
+    outcome = build_relay(services.settings, services.store).publish_pending()
     assert outcome.complete, "the relay could not publish everything"
 
 

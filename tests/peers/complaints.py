@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from gateway.store import Store
 from gateway.store.db import reading
 from gateway.store.intake import IntakeResult
-from gateway.store.models import OutboxRow
+from gateway.store.tables import OutboxRow
 from normalizer.contract import Channel, Customer
 from normalizer.draft import ComplaintDraft, RawInput
 from normalizer.pipeline import PipelineContext, normalize

@@ -19,11 +19,11 @@ from pathlib import Path
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from channels.imap.poller import run_poller
+from channels.email.imap.poller import run_poller
 from config.settings import Settings
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
 from gateway.store.db import reading
-from gateway.store.models import ComplaintRow
+from gateway.store.tables import ComplaintRow
 from normalizer.contract import ComplaintMessage
 from tests.peers.dovecot import ImapAccount
 

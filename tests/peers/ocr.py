@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from channels.letters.worker import work
-from gateway.services import Services
+from gateway.lib.services import Services
 from tests.peers import scans
 
 

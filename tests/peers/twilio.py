@@ -38,8 +38,8 @@ from twilio.request_validator import RequestValidator
 
 from config.settings import Settings
 from gateway.app import create_app
+from gateway.lib.services import Services, build_services
 from gateway.runner import run_relay
-from gateway.services import Services, build_services
 from tests.peers.processes import free_port, wait_until
 
 AUTH_TOKEN = "test-auth-token-" + "5" * 16

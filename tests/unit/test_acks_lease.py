@@ -9,9 +9,9 @@ about a dozen and a half of them, a Twilio send one request (connect, read).
 
 from __future__ import annotations
 
-from channels.acks.acknowledger import RETRY_LEASE, RETRY_PAUSE
-from channels.acks.mail import SMTP_TIMEOUT
-from channels.acks.sms import TWILIO_TIMEOUT
+from gateway.acks.acknowledger import RETRY_LEASE, RETRY_PAUSE
+from gateway.acks.mail import SMTP_TIMEOUT
+from gateway.acks.sms import TWILIO_TIMEOUT
 
 # connect, greeting, EHLO, STARTTLS, TLS handshake, EHLO, AUTH (a method or
 # three, up to two exchanges each), MAIL, RCPT, DATA, the message, QUIT.

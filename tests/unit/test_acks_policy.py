@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from channels.acks.policy import AckContext, Plan, Skip, decide
-from channels.acks.texts import languages_for
 from config.settings import load_settings
+from gateway.acks.policy import AckContext, Plan, Skip, decide
+from gateway.acks.texts import languages_for
 from normalizer.assemble import assemble_message
 from normalizer.contract import Channel, ComplaintMessage, Customer, Evidence, Language, Origin
 from normalizer.draft import ComplaintDraft

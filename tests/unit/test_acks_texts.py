@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from channels.acks.mail import SmtpRelay, Thread, compose, references_for
-from channels.acks.policy import Plan
-from channels.acks.sending import Outgoing
-from channels.acks.sms import MAX_SEGMENTS, segments, sms_text
-from channels.acks.texts import TEMPLATE_LANGUAGES, blocks, render, variables
+from gateway.acks.mail import SmtpRelay, Thread, compose, references_for
+from gateway.acks.policy import Plan
+from gateway.acks.sending import Outgoing
+from gateway.acks.sms import MAX_SEGMENTS, segments, sms_text
+from gateway.acks.texts import TEMPLATE_LANGUAGES, blocks, render, variables
 from normalizer.assemble import assemble_message
 from normalizer.contract import Channel, ComplaintMessage, Customer, Evidence, Language
 from normalizer.draft import ComplaintDraft

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from gateway.cli import render_schema
+from gateway.admin import render_schema
 from normalizer.contract import (
     KNOWN_LANGUAGES,
     Channel,

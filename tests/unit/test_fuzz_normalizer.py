@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from gateway.logs import mask_personal_data
+from gateway.lib.logs import mask_personal_data
 from normalizer.contact import InvalidContact, to_e164
 from normalizer.contract import E164_PATTERN, LANGUAGE_TAG_PATTERN, REFERENCE_PATTERN
 from normalizer.deadlines import compute_deadlines

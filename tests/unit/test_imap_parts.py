@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from channels.imap.connection import ImapConfigError, command_token, mailbox_name
-from channels.imap.mailbox import FETCH_BYTES, _chunks_by_size
-from channels.imap.outcomes import Tally
-from channels.imap.poller import Backoff
-from channels.imap.waiting import _is_bye, _is_news
-from channels.mail import MailOutcome, MailResult
+from channels.email.imap.connection import ImapConfigError, command_token, mailbox_name
+from channels.email.imap.mailbox import FETCH_BYTES, _chunks_by_size
+from channels.email.imap.outcomes import Tally
+from channels.email.imap.poller import Backoff
+from channels.email.imap.waiting import _is_bye, _is_news
+from channels.email.intake import MailOutcome, MailResult
 from config.settings import load_settings
 
 

@@ -18,7 +18,8 @@ import pytest
 from sqlalchemy import Engine
 
 from gateway.store.db import create_store_engine
-from gateway.store.leases import LeaseKeeper, LeaseRow, Leases
+from gateway.store.leases import LeaseKeeper, Leases
+from gateway.store.tables import LeaseRow
 
 LOGGER = "intake.leases"
 

@@ -2,7 +2,7 @@ import logging
 
 import pytest
 
-from gateway.logs import MaskingFilter, complaint_context, mask_personal_data
+from gateway.lib.logs import MaskingFilter, complaint_context, mask_personal_data
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import io
 import json
 import logging
 
-from gateway.logs import FORMATTERS, MaskingFilter, complaint_context
+from gateway.lib.logs import FORMATTERS, MaskingFilter, complaint_context
 
 
 def emit(log_format: str, message: str, *args: object, exc: bool = False) -> str:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from channels.mail_import import (
+from channels.email.backlog import (
     choose_received_at,
     from_line_time,
     header_times,

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from config.settings import load_settings
-from gateway.runner import build_relay
-from gateway.services import Services, build_services
+from gateway.lib.services import Services, build_services
 from router.publisher import Publisher
-from router.relay import Relay, backoff_delay
+from router.relay import Relay, backoff_delay, build_relay
 from tests.peers.complaints import record
 
 FIRST = 0.5
@@ -40,7 +39,7 @@ def services(tmp_path: Path) -> Iterator[Services]:
 
 @pytest.fixture
 def relay(services: Services) -> Iterator[Relay]:
-    made = build_relay(services)
+    made = build_relay(services.settings, services.store)
     assert (made.policy.first_backoff, made.policy.max_backoff) == (FIRST, CEILING)
     record(services.store)
     try:

@@ -2,9 +2,9 @@
 
 import pytest
 
-from channels.imap.poller import Backoff
+from channels.email.imap.poller import Backoff
 from channels.twilio.worker import MAX_BACKOFF_SECONDS, retry_delay
-from gateway.retry import backoff_delay
+from config.retry import backoff_delay
 
 pytestmark = pytest.mark.unit
 

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import ConfigError, Settings, load_settings
+from gateway.store import checked_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.env"
 
@@ -55,7 +56,7 @@ def test_database_url_the_store_cannot_open_fails_naming_the_variable(
     url: str, problem: str
 ) -> None:
     with pytest.raises(ConfigError) as refused:
-        load_settings(database_url=url)
+        checked_settings(load_settings(database_url=url))
     assert str(refused.value).startswith(f"INTAKE_DATABASE_URL: {problem}")
     assert "s3cret" not in str(refused.value)
 
@@ -69,7 +70,7 @@ def test_database_url_the_store_cannot_open_fails_naming_the_variable(
     ],
 )
 def test_database_urls_the_store_opens_are_accepted(url: str) -> None:
-    assert load_settings(database_url=url).database_url == url
+    assert checked_settings(load_settings(database_url=url)).database_url == url
 
 
 @pytest.mark.parametrize(

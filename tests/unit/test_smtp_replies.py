@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from channels.mail import MailOutcome, MailResult
-from channels.smtp import TEMPORARY_FAILURE, reply_for_error, reply_for_result
-from channels.smtp_policy import SmtpConfigError, SmtpPolicy, parse_networks
+from channels.email.intake import MailOutcome, MailResult
+from channels.email.smtp import TEMPORARY_FAILURE, reply_for_error, reply_for_result
+from channels.email.smtp_policy import SmtpConfigError, SmtpPolicy, parse_networks
 from config.settings import load_settings
 from gateway.store import StoreUnavailable
 from normalizer.email import EmailInternalError

@@ -2,8 +2,8 @@
 
 import pytest
 
-from gateway.staff.passwords import DUMMY_HASH, WeakPassword, hash_password, verify_password
 from gateway.staff.web import _safe_next
+from gateway.store.passwords import DUMMY_HASH, WeakPassword, hash_password, verify_password
 
 
 def test_password_verifies_against_its_hash() -> None:

@@ -34,7 +34,7 @@ from gateway.store.db import (
     migrate,
     writing,
 )
-from gateway.store.models import ComplaintRow
+from gateway.store.tables import ComplaintRow
 from tests.peers.complaints import complaint_input, count_rows
 
 # Far above the lock timeouts used here, far below the 30 s a write used to wait.

@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from channels.twilio.worker import MAX_BACKOFF_SECONDS, retry_delay
 from config.settings import load_settings
 from gateway.store import open_store
-from gateway.store.models import Base
+from gateway.store.tables import Base
 
 
 def test_migration_0006_matches_the_models_of_the_phone_tables(tmp_path: Path) -> None:

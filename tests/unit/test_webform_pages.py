@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from channels.acks.texts import languages_for
 from channels.webform.form import Submission, build_draft, validate
 from channels.webform.i18n import BY_CODE
 from channels.webform.pages import Notice, Pages
+from gateway.acks.texts import languages_for
 from normalizer.assemble import assemble_message
 from normalizer.contract import ComplaintMessage, Evidence
 from normalizer.ocr import ScanLimits

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import gateway.store.models
+import gateway.store.tables
 
 revision = "0001"
 down_revision = None
@@ -26,8 +26,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=128), nullable=False),
         sa.Column("key_hash", sa.String(length=64), nullable=False),
         sa.Column("prefix", sa.String(length=16), nullable=False),
-        sa.Column("created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
         sa.UniqueConstraint("name", name=op.f("uq_api_keys_name")),
@@ -47,8 +47,8 @@ def upgrade() -> None:
         sa.Column("content_type", sa.String(length=255), nullable=False),
         sa.Column("stored_at", sa.String(length=255), nullable=False),
         sa.Column("source_ids", sa.JSON(), nullable=False),
-        sa.Column("received_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_evidence")),
     )
     with op.batch_alter_table("evidence", schema=None) as batch_op:
@@ -65,8 +65,8 @@ def upgrade() -> None:
         sa.Column("content_type", sa.String(length=255), nullable=False),
         sa.Column("stored_at", sa.String(length=255), nullable=False),
         sa.Column("source_ids", sa.JSON(), nullable=False),
-        sa.Column("created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("resolved_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("resolved_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=True),
         sa.Column("complaint_id", sa.String(length=36), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_quarantine")),
     )
@@ -83,13 +83,13 @@ def upgrade() -> None:
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("origin", sa.String(length=32), nullable=False),
         sa.Column("language", sa.String(length=16), nullable=False),
-        sa.Column("received_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("ack_due_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("answer_due_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ack_due_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("answer_due_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
         sa.Column("follow_up_of", sa.String(length=16), nullable=True),
         sa.Column("evidence_id", sa.String(length=36), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
-        sa.Column("created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["evidence_id"], ["evidence.id"], name=op.f("fk_complaints_evidence_id_evidence")
         ),
@@ -111,8 +111,8 @@ def upgrade() -> None:
         sa.Column("routing_key", sa.String(length=255), nullable=False),
         sa.Column("payload", sa.LargeBinary(), nullable=False),
         sa.Column("content_type", sa.String(length=64), nullable=False),
-        sa.Column("created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("published_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("published_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("held", sa.Boolean(), nullable=False),

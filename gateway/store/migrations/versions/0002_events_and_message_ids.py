@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import gateway.store.models
+import gateway.store.tables
 
 revision = "0002"
 down_revision = "0001"
@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("dedup_key", sa.String(length=512), nullable=False),
         sa.Column("evidence_id", sa.String(length=36), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
-        sa.Column("created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["evidence_id"], ["evidence.id"], name=op.f("fk_events_evidence_id_evidence")
         ),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import gateway.store.models
+import gateway.store.tables
 
 revision = "0003"
 down_revision = "0002"
@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("mailbox", sa.String(length=512), nullable=False),
         sa.Column("uidvalidity", sa.BigInteger(), nullable=False),
         sa.Column("last_uid", sa.BigInteger(), nullable=False),
-        sa.Column("updated_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("mailbox", name=op.f("pk_imap_checkpoints")),
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import gateway.store.models
+import gateway.store.tables
 
 revision = "0004"
 down_revision = "0002"
@@ -22,7 +22,7 @@ def upgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
-                "available_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True
+                "available_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=True
             )
         )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import gateway.store.models
+import gateway.store.tables
 
 revision = "0005"
 down_revision = "0004"
@@ -25,9 +25,9 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("name", sa.String(length=128), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
-        sa.Column("created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("disabled_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("last_login_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("disabled_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_login_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_users")),
         sa.UniqueConstraint("name", name=op.f("uq_staff_users_name")),
     )
@@ -36,8 +36,8 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.String(length=36), nullable=False),
         sa.Column("csrf_token", sa.String(length=64), nullable=False),
-        sa.Column("created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"], ["staff_users.id"], name=op.f("fk_staff_sessions_user_id_staff_users")
         ),
@@ -60,14 +60,14 @@ def upgrade() -> None:
         sa.Column("pages", sa.Integer(), nullable=False),
         sa.Column("uploaded_by", sa.String(length=36), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("claimed_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("claimed_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=True),
         sa.Column("error_code", sa.String(length=64), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("result", sa.JSON(), nullable=True),
         sa.Column("language", sa.String(length=16), nullable=True),
         sa.Column("thumbnail", sa.String(length=100), nullable=True),
-        sa.Column("created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["complaint_id"], ["complaints.id"], name=op.f("fk_letters_complaint_id_complaints")
         ),

@@ -15,14 +15,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import gateway.store.models
+import gateway.store.tables
 
 revision = "0006"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-UTC_DATETIME = gateway.store.models.UTCDateTime(timezone=True)
+UTC_DATETIME = gateway.store.tables.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import gateway.store.models
+import gateway.store.tables
 
 revision = "0007"
 down_revision = "0004"
@@ -28,7 +28,7 @@ def upgrade() -> None:
         "webform_attempts",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("client_key", sa.String(length=64), nullable=False),
-        sa.Column("created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webform_attempts")),
     )
     with op.batch_alter_table("webform_attempts", schema=None) as batch_op:
@@ -55,9 +55,9 @@ def upgrade() -> None:
         sa.Column("document", sa.String(length=255), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("event_id", sa.String(length=36), nullable=True),
-        sa.Column("created_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", gateway.store.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", gateway.store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", gateway.store.tables.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["complaint_id"],
             ["complaints.id"],

@@ -16,14 +16,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import gateway.store.models
+import gateway.store.tables
 
 revision = "0008"
 down_revision = ("0003", "0005", "0006", "0007")
 branch_labels = None
 depends_on = None
 
-UTC_DATETIME = gateway.store.models.UTCDateTime(timezone=True)
+UTC_DATETIME = gateway.store.tables.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:

@@ -1,0 +1,139 @@
+"""One partner submission: JSON bytes -> the complaint draft and its ``RawInput``.
+
+``routes`` (``POST /v1/complaints``) and ``replay`` (a quarantined body)
+both call ``read_submission`` then ``submission_input``, then
+``channels.handoff.hand_off``: the edge and its replay build the same input.
+
+Dedup: with an ``Idempotency-Key`` header, the key (per API client) names the
+complaint; reusing it with a different body is a ``409``. Without one, the
+exact same body from the same client on the same local day is taken as a
+retry of the first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from gateway.lib.http.errors import ApiError, describe_validation
+from gateway.store.apikeys import ApiClient
+from normalizer.contact import InvalidContact, build_customer
+from normalizer.contract import Channel, LanguageTag, Origin, Reference
+from normalizer.deadlines import local_receipt_date
+from normalizer.draft import ComplaintDraft, RawInput
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+class CustomerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=254)
+    phone: str | None = Field(default=None, max_length=40)
+    postal_address: str | None = Field(default=None, max_length=1000)
+
+
+class ComplaintIn(BaseModel):
+    """A complaint submitted by a partner system."""
+
+    model_config = ConfigDict(extra="forbid")
+    body: str = Field(min_length=1, max_length=100_000, description="The complaint text")
+    customer: CustomerIn
+    subject: str | None = Field(default=None, max_length=500)
+    channel: Channel = Field(
+        default=Channel.API, description="How the customer reached us (phone for a CRM call)"
+    )
+    origin: Origin = Origin.CUSTOMER
+    received_at: AwareDatetime | None = Field(
+        default=None,
+        description="When Cash Plus received it (starts the legal clock); default: now",
+    )
+    language: LanguageTag | None = Field(default=None, description="BCP 47, if known")
+    product: str | None = Field(default=None, max_length=100)
+    transaction_reference: str | None = Field(default=None, max_length=100)
+    follow_up_of: Reference | None = None
+
+
+class ComplaintAccepted(BaseModel):
+    id: str
+    reference: str
+    received_at: datetime
+    ack_due_at: datetime
+    answer_due_at: datetime
+    status_url: str
+
+
+def parse_submission(raw: bytes) -> ComplaintIn:
+    try:
+        return ComplaintIn.model_validate_json(raw)
+    except ValidationError as exc:
+        code, message, field = describe_validation(list(exc.errors()))
+        raise ApiError(422, code, message, field=field) from None
+
+
+def build_draft(payload: ComplaintIn, now: datetime) -> ComplaintDraft:
+    received_at = payload.received_at or now
+    if received_at - now > MAX_CLOCK_SKEW:
+        raise ApiError(422, "invalid_field", "received_at: is in the future", field="received_at")
+    contact = payload.customer
+    if not (contact.email or contact.phone or contact.postal_address):
+        raise ApiError(
+            422,
+            "invalid_field",
+            "customer: give at least one way to reach the customer (email, phone, postal_address)",
+            field="customer",
+        )
+    try:
+        customer = build_customer(**contact.model_dump(), strict=True)
+    except InvalidContact as exc:
+        raise ApiError(
+            422, "invalid_field", f"customer.{exc.field}: {exc}", field=f"customer.{exc.field}"
+        ) from None
+    return ComplaintDraft(
+        channel=payload.channel,
+        origin=payload.origin,
+        received_at=received_at.astimezone(UTC),
+        body=payload.body,
+        subject=payload.subject,
+        customer=customer,
+        declared_language=payload.language,
+        product=payload.product,
+        transaction_reference=payload.transaction_reference,
+        follow_up_of=payload.follow_up_of,
+    )
+
+
+def dedup_key_for(
+    client: ApiClient, raw: bytes, idempotency_key: str | None, received_at: datetime, zone: str
+) -> str:
+    if idempotency_key:
+        return f"api:{client.id}:key:{idempotency_key}"
+    digest = hashlib.sha256(raw).hexdigest()
+    return f"api:{client.id}:body:{digest}:{local_receipt_date(received_at, zone).isoformat()}"
+
+
+def read_submission(raw: bytes, now: datetime) -> ComplaintDraft:
+    """The draft of a submitted body; ``ApiError`` (422) names what is wrong."""
+    return build_draft(parse_submission(raw), now)
+
+
+def submission_input(
+    client: ApiClient,
+    raw: bytes,
+    idempotency_key: str | None,
+    draft: ComplaintDraft,
+    zone: str,
+    **source_ids: str,
+) -> RawInput:
+    """The evidence of one submission, with its dedup key and request hash."""
+    return RawInput(
+        channel=draft.channel,
+        data=raw,
+        content_type="application/json",
+        received_at=draft.received_at,
+        dedup_key=dedup_key_for(client, raw, idempotency_key, draft.received_at, zone),
+        source_ids={"api_client": client.name, "idempotency_key": idempotency_key, **source_ids},
+        request_hash=hashlib.sha256(raw).hexdigest(),
+    )

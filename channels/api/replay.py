@@ -1,0 +1,38 @@
+"""A quarantined partner submission, validated again under the same client and key.
+
+``gateway.ops.quarantine.replay`` -> **here** -> ``channels.api.intake`` (the
+edge's own validation and ``RawInput``) -> ``channels.handoff``: a replayed
+body is recorded exactly as if it had been accepted the first time, dated
+from its first receipt.
+"""
+
+from __future__ import annotations
+
+from channels.api.intake import read_submission, submission_input
+from channels.handoff import hand_off
+from gateway.lib.http.errors import ApiError
+from gateway.lib.services import Services
+from gateway.store.quarantine import QuarantineItem, ReplayResult
+
+
+def replay_api(services: Services, item: QuarantineItem) -> ReplayResult:
+    """A partner's JSON body validated again, under the same client and Idempotency-Key."""
+    raw = services.store.blobs.get(item.stored_at)
+    client = services.store.api_keys.by_name(str(item.source_ids.get("api_client") or ""))
+    if client is None:
+        return ReplayResult(False, "the API client of this input no longer exists")
+    try:
+        draft = read_submission(raw, item.created_at)
+    except ApiError as exc:
+        return ReplayResult(False, f"{exc.code}: {exc.message}")
+    key = item.source_ids.get("idempotency_key")
+    raw_input = submission_input(
+        client, raw, key, draft, services.settings.timezone, replayed_from=item.id
+    )
+    result = hand_off(services, raw_input, draft)
+    return ReplayResult(
+        True,
+        "complaint recorded" if result.created else "already recorded",
+        complaint_id=result.message.id,
+        reference=result.message.reference,
+    )

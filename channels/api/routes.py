@@ -1,0 +1,133 @@
+"""The partner API's edge: ``POST /v1/complaints`` and ``GET /v1/complaints/{reference}``.
+
+partner system --HTTPS--> **routes** (key, status codes) -> ``intake``
+(validate, draft, ``RawInput``) -> ``channels.handoff`` -> 201 with the
+reference and deadlines.
+
+For systems that already hold a complaint as data: the call-centre CRM (an
+agent types it in during a call), a Bank Al-Maghrib forwarding tool, a
+script. The request body as received is the evidence. ``201`` means the
+complaint is committed with its outbox row: it will reach the queue even if
+the broker is down right now.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+
+from channels.api.intake import ComplaintAccepted, read_submission, submission_input
+from channels.handoff import hand_off
+from gateway.lib.http.auth import require_client
+from gateway.lib.http.errors import ApiError
+from gateway.lib.services import Services
+from gateway.store import IdempotencyConflict
+from gateway.store.apikeys import ApiClient
+from normalizer.contract import Channel, ComplaintMessage
+from normalizer.reference import InvalidReference, parse_reference
+
+
+class ComplaintStatus(BaseModel):
+    complaint: ComplaintMessage
+    published: bool
+
+
+def _accepted(message: ComplaintMessage, request: Request) -> dict[str, Any]:
+    return ComplaintAccepted(
+        id=message.id,
+        reference=message.reference,
+        received_at=message.received_at,
+        ack_due_at=message.ack_due_at,
+        answer_due_at=message.answer_due_at,
+        status_url=str(request.url_for("get_complaint", reference=message.reference)),
+    ).model_dump(mode="json")
+
+
+def build_router(services: Services) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["complaints"])
+
+    @router.post(
+        "/complaints",
+        status_code=201,
+        response_model=ComplaintAccepted,
+        responses={
+            200: {"description": "Repeat of an earlier request: the same complaint"},
+            401: {},
+            409: {},
+            413: {},
+            422: {},
+            503: {},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ComplaintIn"}}
+                },
+            }
+        },
+    )
+    async def create_complaint(
+        request: Request,
+        response: Response,
+        client: Annotated[ApiClient, Depends(require_client)],
+        idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    ) -> dict[str, Any]:
+        raw = await request.body()
+        now = datetime.now(UTC)
+        try:
+            draft = read_submission(raw, now)
+        except ApiError as exc:
+            await run_in_threadpool(
+                services.store.complaints.quarantine,
+                channel=Channel.API.value,
+                data=raw,
+                content_type=request.headers.get("content-type", "application/octet-stream"),
+                reason_code=exc.code,
+                reason=exc.message,
+                source_ids={"api_client": client.name, "idempotency_key": idempotency_key},
+            )
+            raise
+        raw_input = submission_input(
+            client, raw, idempotency_key, draft, services.settings.timezone
+        )
+        try:
+            result = await run_in_threadpool(hand_off, services, raw_input, draft)
+        except IdempotencyConflict as exc:
+            raise ApiError(
+                409,
+                "idempotency_key_reused",
+                f"Idempotency-Key already used for complaint {exc.existing.reference} "
+                "with a different body",
+            ) from None
+        response.status_code = 201 if result.created else 200
+        response.headers["Location"] = str(
+            request.url_for("get_complaint", reference=result.message.reference)
+        )
+        return _accepted(result.message, request)
+
+    @router.get(
+        "/complaints/{reference}",
+        name="get_complaint",
+        response_model=ComplaintStatus,
+        responses={401: {}, 404: {}, 422: {}},
+    )
+    async def get_complaint(
+        reference: str, client: Annotated[ApiClient, Depends(require_client)]
+    ) -> ComplaintStatus:
+        try:
+            canonical = parse_reference(reference)
+        except InvalidReference as exc:
+            raise ApiError(422, "invalid_reference", str(exc), field="reference") from None
+        found = await run_in_threadpool(services.store.complaints.status, canonical)
+        # Another partner's complaint is answered as one that does not exist.
+        if found is None or not client.may_read(found[0].evidence.api_client):
+            raise ApiError(404, "not_found", f"no complaint with reference {canonical}")
+        message, published = found
+        return ComplaintStatus(complaint=message, published=published)
+
+    return router

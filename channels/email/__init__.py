@@ -1,0 +1,65 @@
+"""E-mail: the SMTP receiver, the IMAP mailbox, backlog imports, and their replay.
+
+sending MTA --SMTP--> ``smtp`` ----\\
+IMAP inbox --> ``imap`` (poll, IDLE) --> **intake** (``ingest_mail``: parse,
+mbox / Maildir --> ``backlog`` -----/   dedup, draft) -> ``channels.handoff``
+quarantined e-mail --> ``replay`` --/
+
+- ``intake``: one mail's bytes and receipt time -> a complaint, an
+  auto-reply event, or a refusal (``EmailRejected``).
+- ``smtp``, ``smtp_policy``: the SMTP edge and who may deliver to it.
+- ``imap/``: the mailbox poller (connection, sync, waiting, backfill).
+- ``backlog``: mbox and Maildir imports. ``preview``: ``intake normalize``.
+- ``replay``: a quarantined e-mail, parsed again. ``cli``: the commands.
+
+Two components, one package: ``SMTP`` and ``IMAP`` are separate processes
+(Procfile), and each imports its server only when its worker starts, so
+``intake smtp serve`` loads no IMAP code.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from channels.email.cli import IMAP_COMMANDS, SMTP_COMMANDS
+from gateway.lib.component import Component
+from gateway.lib.services import Services
+
+if TYPE_CHECKING:
+    from gateway.store.quarantine import QuarantineItem, ReplayResult
+
+
+def _smtp_worker(services: Services, stop: threading.Event) -> None:
+    from channels.email.smtp import serve_smtp
+
+    serve_smtp(services, stop)
+
+
+def _imap_worker(services: Services, stop: threading.Event) -> None:
+    from channels.email.imap.poller import run_poller
+
+    run_poller(services, stop)
+
+
+def _replay(services: Services, item: QuarantineItem) -> ReplayResult:
+    from channels.email.replay import replay_email
+
+    return replay_email(services, item)
+
+
+SMTP = Component(
+    name="smtp",
+    worker=_smtp_worker,
+    enabled=lambda services: services.settings.smtp_port is not None,
+    commands=SMTP_COMMANDS,
+)
+IMAP = Component(
+    name="imap",
+    worker=_imap_worker,
+    enabled=lambda services: bool(services.settings.imap_host),
+    commands=IMAP_COMMANDS,
+    # Quarantined e-mail (IMAP, SMTP or imports) is replayed through the same parser.
+    replay=_replay,
+    replays=("email",),
+)

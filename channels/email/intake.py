@@ -1,0 +1,240 @@
+"""E-mail intake shared by the IMAP poller, the SMTP receiver and mailbox imports.
+
+One raw message in, one outcome out:
+
+- a complaint (new, or the one already recorded for the same mail),
+- an auto-reply, bounce or bulk mail: stored as evidence and published as
+  ``event.email.autoreply``, never as a complaint, never acknowledged,
+- rejected (the sender's fault: malformed, over a limit): quarantined with
+  the reason; the caller answers in its protocol's terms (SMTP 5xx, IMAP
+  quarantine folder).
+
+Our own failures (store down, normalizer broken) raise; the caller then
+acknowledges nothing (SMTP 451, the IMAP message stays in the inbox).
+
+``ingest_mail`` does one message; the IMAP poller splits it in two so a
+fetched batch shares one commit: ``read_mail`` each message (quarantine and
+auto-reply events are durable when it returns), then ``commit_mails`` for
+the complaints among them.
+
+Dedup: the Message-ID plus a hash of what the customer wrote (sender, date,
+subject, text, attachment hashes). The same mail seen again after an IMAP
+UIDVALIDITY change, a reconnect, or through both SMTP and IMAP (whose
+``Received`` headers differ) is the same complaint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from channels.handoff import hand_off, hand_off_many
+from config.settings import Settings
+from gateway.lib.services import Services
+from gateway.store.intake import IntakeResult
+from normalizer.contact import build_customer
+from normalizer.contract import Channel, Origin
+from normalizer.draft import AttachmentDraft, ComplaintDraft, RawInput
+from normalizer.email import EmailLimits, EmailRejected, ParsedEmail, parse_email
+from normalizer.reference import find_references
+
+log = logging.getLogger("intake.email")
+
+RAW_CONTENT_TYPE = "message/rfc822"
+AUTOREPLY_KIND = "email.autoreply"
+
+
+class MailOutcome(StrEnum):
+    COMPLAINT = "complaint"
+    AUTO_REPLY = "auto_reply"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class MailArrival:
+    """A message as it reached us, before any interpretation."""
+
+    raw: bytes
+    # When Cash Plus received it: IMAP INTERNALDATE or our SMTP receipt time.
+    received_at: datetime
+    # Identifiers of the source: imap_uidvalidity, imap_uid, imap_folder,
+    # smtp_peer, mail_from, rcpt_to, import_path ...
+    source_ids: dict[str, Any] = field(default_factory=dict)
+    # SMTP MAIL FROM when known ("" for the null reverse-path <>).
+    envelope_sender: str | None = None
+
+
+@dataclass(frozen=True)
+class MailResult:
+    outcome: MailOutcome
+    created: bool = False
+    reference: str | None = None
+    complaint_id: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+
+
+def email_limits(settings: Settings) -> EmailLimits:
+    return EmailLimits(
+        max_bytes=settings.email_max_bytes,
+        max_parts=settings.email_max_parts,
+        max_depth=settings.email_max_depth,
+        max_header_bytes=settings.email_max_header_bytes,
+    )
+
+
+def parse_arrival(settings: Settings, arrival: MailArrival) -> ParsedEmail:
+    """Parse with the configured limits and origin rules (raises ``EmailRejected``)."""
+    return parse_email(
+        arrival.raw,
+        email_limits(settings),
+        envelope_sender=arrival.envelope_sender,
+        origin_rules=settings.origin_rules,
+    )
+
+
+def content_key(parsed: ParsedEmail) -> str:
+    """A hash of what the sender wrote, independent of transport headers."""
+    digest = hashlib.sha256()
+    for part in (
+        parsed.from_address or "",
+        parsed.date.isoformat() if parsed.date else "",
+        parsed.subject,
+        parsed.full_text,
+        *(item.sha256 for item in parsed.attachments),
+    ):
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def dedup_key_for(parsed: ParsedEmail) -> str:
+    return f"email:{parsed.message_id or '-'}:{content_key(parsed)}"
+
+
+def build_draft(parsed: ParsedEmail, received_at: datetime) -> ComplaintDraft:
+    customer = build_customer(
+        name=parsed.customer_name, email=parsed.customer_address, strict=False
+    )
+    return ComplaintDraft(
+        channel=Channel.EMAIL,
+        origin=Origin(parsed.origin),
+        received_at=received_at,
+        subject=parsed.subject or None,
+        body=parsed.body or parsed.full_text,
+        customer=customer,
+        attachments=[
+            AttachmentDraft(
+                name=item.filename,
+                data=item.data,
+                declared_type=item.declared_type,
+                content_type=item.sniffed_type,
+            )
+            for item in parsed.attachments
+        ],
+        follow_up_of=parsed.references_found[0] if parsed.references_found else None,
+    )
+
+
+def _replied_complaint(services: Services, parsed: ParsedEmail) -> str | None:
+    """The complaint this mail answers, from In-Reply-To / References.
+
+    Our acknowledgements carry the reference in their Message-ID; a reply to
+    the customer's own first mail is found by that mail's Message-ID.
+    """
+    replied_to = [item for item in (parsed.in_reply_to, *parsed.references) if item]
+    quoted = find_references(" ".join(replied_to))
+    if quoted:
+        return quoted[0]
+    return services.store.complaints.reference_for_message_ids(replied_to)
+
+
+@dataclass(frozen=True)
+class MailComplaint:
+    """A mail read and found to be a complaint, ready for the commit."""
+
+    raw: RawInput
+    draft: ComplaintDraft
+
+
+def ingest_mail(services: Services, arrival: MailArrival) -> MailResult:
+    """Turn one raw message into a durable complaint, event or quarantine entry."""
+    read = read_mail(services, arrival)
+    if isinstance(read, MailResult):
+        return read
+    return complaint_result(hand_off(services, read.raw, read.draft))
+
+
+def commit_mails(
+    services: Services, complaints: Sequence[MailComplaint]
+) -> list[MailResult | Exception]:
+    """The complaints of a batch (an IMAP fetch) in one group commit; one outcome per mail.
+
+    A mail whose commit failed gets its exception as its outcome; the others
+    are committed all the same.
+    """
+    outcomes = hand_off_many(services, [(item.raw, item.draft) for item in complaints])
+    return [
+        outcome if isinstance(outcome, Exception) else complaint_result(outcome)
+        for outcome in outcomes
+    ]
+
+
+def read_mail(services: Services, arrival: MailArrival) -> MailResult | MailComplaint:
+    """Everything before the complaint's commit.
+
+    A rejected mail is quarantined and an auto-reply stored as an event here
+    (both durable when this returns their ``MailResult``); a complaint comes
+    back as a ``MailComplaint`` for ``hand_off`` or ``commit_mails``.
+    """
+    try:
+        parsed = parse_arrival(services.settings, arrival)
+    except EmailRejected as exc:
+        services.store.complaints.quarantine(
+            channel=Channel.EMAIL.value,
+            data=arrival.raw,
+            content_type=RAW_CONTENT_TYPE,
+            reason_code=exc.code,
+            reason=exc.reason,
+            source_ids=arrival.source_ids,
+        )
+        return MailResult(MailOutcome.REJECTED, reason_code=exc.code, reason=exc.reason)
+    raw = RawInput(
+        channel=Channel.EMAIL,
+        data=arrival.raw,
+        content_type=RAW_CONTENT_TYPE,
+        received_at=arrival.received_at,
+        dedup_key=dedup_key_for(parsed),
+        source_ids={**arrival.source_ids, "message_id": parsed.message_id},
+    )
+    if parsed.auto_reply:
+        event, created = services.store.complaints.record_event(
+            raw,
+            AUTOREPLY_KIND,
+            {
+                "reason": parsed.auto_reply,
+                "from": parsed.from_address,
+                "subject": parsed.subject,
+                "message_id": parsed.message_id,
+            },
+        )
+        log.info("auto-reply stored as event %s: %s", event.id, parsed.auto_reply)
+        return MailResult(MailOutcome.AUTO_REPLY, created=created)
+    draft = build_draft(parsed, arrival.received_at)
+    if draft.follow_up_of is None:
+        draft.follow_up_of = _replied_complaint(services, parsed)
+    return MailComplaint(raw, draft)
+
+
+def complaint_result(result: IntakeResult) -> MailResult:
+    return MailResult(
+        MailOutcome.COMPLAINT,
+        created=result.created,
+        reference=result.message.reference,
+        complaint_id=result.message.id,
+    )

@@ -1,0 +1,78 @@
+"""The hand-off every channel calls: normalize a draft, record it durably.
+
+channel edge -> **hand_off** (normalize, then ``ComplaintStore.record_complaint``,
+which group-commits with concurrent callers) -> the channel answers its protocol.
+
+Blocking (database and disk); HTTP handlers call it from a worker thread. A
+repeated input is found by the store inside its commit (one dedup look-up),
+so a repeat is normalized again: cheap next to a second look-up on every
+new complaint.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from gateway.lib.logs import complaint_context
+from gateway.lib.services import Services
+from gateway.store.intake import IntakeResult
+from normalizer.draft import ComplaintDraft, RawInput
+from normalizer.pipeline import normalize
+
+log = logging.getLogger("intake.channels")
+
+
+def hand_off(
+    services: Services,
+    raw: RawInput,
+    draft: ComplaintDraft,
+    available_at: datetime | None = None,
+) -> IntakeResult:
+    """Normalize and commit; returns only after evidence, complaint and outbox are durable.
+
+    ``available_at`` holds publication until then (a call waiting for its transcript).
+    """
+    normalize(draft, services.pipeline)
+    result = services.store.complaints.record_complaint(raw, draft, available_at=available_at)
+    _log_result(result)
+    return result
+
+
+def hand_off_many(
+    services: Services, items: Sequence[tuple[RawInput, ComplaintDraft]]
+) -> list[IntakeResult | Exception]:
+    """``hand_off`` for a batch (an IMAP fetch): one commit, one outcome per item.
+
+    An item whose normalization or commit failed gets its exception as its
+    outcome; the others are committed all the same.
+    """
+    context = services.pipeline
+    outcomes: list[IntakeResult | Exception | None] = []
+    ready: list[tuple[RawInput, ComplaintDraft]] = []
+    for raw, draft in items:
+        try:
+            normalize(draft, context)
+        except Exception as exc:  # a bug on this one input: the others go on
+            outcomes.append(exc)
+            continue
+        outcomes.append(None)
+        ready.append((raw, draft))
+    committed = iter(services.store.complaints.record_complaints(ready))
+    results = [next(committed) if outcome is None else outcome for outcome in outcomes]
+    for result in results:
+        if isinstance(result, IntakeResult):
+            _log_result(result)
+    return results
+
+
+def _log_result(result: IntakeResult) -> None:
+    with complaint_context(result.message.id):
+        log.info(
+            "%s complaint %s via %s (%s)",
+            "recorded" if result.created else "repeated",
+            result.message.reference,
+            result.message.channel.value,
+            result.message.language.tag,
+        )

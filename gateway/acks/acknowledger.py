@@ -1,0 +1,347 @@
+"""Acknowledge one complaint: decide, claim, send, record, publish.
+
+worker (complaints.acks) -> **Acknowledger.handle(complaint)** -> policy
+(``decide``) -> a row in ``acknowledgements`` (unique per complaint) -> a
+sender -> ``event.ack.sent`` or ``event.ack.failed`` on the events queue,
+with the time and what went out kept as evidence. That event is the proof,
+complaint by complaint, of the 10-day obligation.
+
+Idempotent on the complaint id. A redelivered complaint finds its row: done
+(nothing sent again), or still ``sending`` after a crash, in which case the
+published event says whether the message went out; if it did not, it is
+sent again with the same Message-ID. The one window left (a crash between
+the relay's 250 and the event) can send the same e-mail twice; mail clients
+show it once, by Message-ID.
+
+A failure that retrying cannot fix (the address refused) is recorded and
+published; any other raises ``RetryLater`` and the worker puts the complaint
+back on the queue. Attempts are counted on the row, unexpected errors
+included: after ``max_attempts`` in a row the complaint leaves the queue,
+so one complaint cannot hold it (a requeued delivery comes back near its
+head), and is tried again by the workers' poll on a schedule (5 minutes,
+doubling up to an hour, the last try ``DEADLINE_MARGIN`` before its
+acknowledgement deadline); only when that last try fails is it recorded
+and published as ``ack.failed``. A relay away for an afternoon thus delays
+acknowledgements, it does not fail them. Once the cause is fixed,
+``intake ack retry`` re-opens failed rows and brings deferred ones forward;
+the same poll sends both (``resend_due``), one worker per row (a lease).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from config.retry import backoff_delay
+from gateway.acks.letter import LetterSender
+from gateway.acks.mail import SMTP_TIMEOUT, EmailSender, new_message_id
+from gateway.acks.policy import (
+    EMAIL,
+    LETTER,
+    METHODS_BY_CHANNEL,
+    SMS,
+    WHATSAPP,
+    AckContext,
+    Plan,
+    Skip,
+    decide,
+)
+from gateway.acks.sending import Outgoing, Sender, SendFailed, Sent
+from gateway.acks.store import FAILED, QUEUED, SENDING, SENT, AckRecord, AckStore
+from gateway.acks.texts import languages_for
+from gateway.lib.logs import complaint_context
+from gateway.lib.services import Services
+from gateway.store import StoreUnavailable
+from normalizer.contract import ComplaintMessage, utc_iso
+from normalizer.draft import RawInput
+
+log = logging.getLogger("intake.acks")
+
+SENT_KIND, FAILED_KIND = "ack.sent", "ack.failed"
+# A complaint that left the queue is tried again after these (doubling between them).
+DEFER_FIRST, DEFER_CEILING = timedelta(minutes=5), timedelta(hours=1)
+# Its last try comes this long before the acknowledgement deadline, whatever
+# the schedule says; a failure then is recorded within the deadline. Longer
+# than a retry's lease (a worker that died mid-try is replaced in time).
+DEADLINE_MARGIN = timedelta(minutes=30)
+# Reason of a failure nobody foresaw (a bug, data the code did not expect).
+INTERNAL_ERROR = "internal_error"
+# Network waits of the slowest send: an SMTP session (connect, greeting, EHLO,
+# STARTTLS, EHLO, AUTH trying its methods, MAIL, RCPT, DATA, the message, QUIT),
+# each allowed ``SMTP_TIMEOUT``; a Twilio send is one request (sms.TWILIO_TIMEOUT).
+SLOWEST_SEND_WAITS = 20
+# How long a worker keeps a row of the poll: longer than the slowest send, so
+# no other worker takes it mid-send; a worker that died leaves it this long.
+RETRY_LEASE = timedelta(seconds=SLOWEST_SEND_WAITS * SMTP_TIMEOUT)
+# A row of the poll not sent on a try (its lease let go) waits this long for the next.
+RETRY_PAUSE = timedelta(minutes=1)
+# Each lost race for a recipient's last place fills that recipient's day, so
+# deciding again ends within one round per method.
+CLAIM_ROUNDS = 1 + max(len(methods) for methods in METHODS_BY_CHANNEL.values())
+
+
+class RetryLater(Exception):
+    """Not sent, not our customer's fault: put the complaint back and try again later."""
+
+
+def build_senders(services: Services, context: AckContext) -> dict[str, Sender]:
+    """A sender per configured method (a wrong relay URL fails here, at start-up)."""
+    settings = services.settings
+    factories = {
+        EMAIL: lambda: EmailSender(settings, services.store.blobs),
+        SMS: lambda: _twilio(services),
+        WHATSAPP: lambda: _twilio(services),
+        LETTER: lambda: LetterSender(settings, services.store.blobs),
+    }
+    return {method: factories[method]() for method in context.enabled_methods}
+
+
+def _twilio(services: Services) -> Sender:
+    from gateway.acks.sms import TwilioSender
+
+    return TwilioSender(services.settings)
+
+
+class Acknowledger:
+    def __init__(
+        self,
+        services: Services,
+        senders: dict[str, Sender] | None = None,
+        *,
+        max_attempts: int | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        settings = services.settings
+        self.services = services
+        self.acks = AckStore(services.store.engine, settings.timezone)
+        self.context = AckContext.from_settings(settings)
+        self.senders = senders if senders is not None else build_senders(services, self.context)
+        self.max_attempts = max_attempts or settings.ack_max_attempts
+        # When "now" is, for the deadline of a complaint that keeps failing.
+        self.clock = clock
+        # Configuration failures already logged as errors, per method: once, not per complaint.
+        self.alarms: set[str] = set()
+
+    def settle(self, message: ComplaintMessage, *, reopened: bool = False) -> bool:
+        """Acknowledge one complaint; True when nothing is left to do for it now.
+
+        True: sent, queued, refused, skipped, left to the workers' poll
+        after ``max_attempts`` (deferred), or failed at its deadline.
+        False: try again later (the delivery goes back on the queue; a row
+        of the poll is tried again after ``RETRY_PAUSE``).
+        """
+        try:
+            self.handle(message, reopened=reopened)
+        except (RetryLater, StoreUnavailable):
+            return False
+        except Exception as exc:
+            log.exception("acknowledgement of %s failed unexpectedly", message.reference)
+            return self._count_unexpected(message, exc)
+        return True
+
+    def handle(self, message: ComplaintMessage, *, reopened: bool = False) -> AckRecord:
+        with complaint_context(message.id):
+            record = self.acks.get(message.id)
+            if record is None or record.undecided:
+                record = self._decide(message)
+            if record.status != SENDING or (record.retry_at is not None) != reopened:
+                # Done (or refused) on an earlier delivery; or deferred or re-opened,
+                # which only a worker's poll sends (a stray delivery must not send it too).
+                return record
+            if self._event_exists(message.id, SENT_KIND):
+                self.acks.finish(message.id, SENT)
+                return self._reloaded(message.id)
+            return self._send(message, record)
+
+    def resend_due(self, limit: int = 10, keep_going: Callable[[], bool] = lambda: True) -> int:
+        """Send the deferred and re-opened rows that are due; how many were tried.
+
+        ``keep_going`` is asked before each row, so a worker told to stop
+        starts no new send.
+        """
+        tried = 0
+        for record in self.acks.due_retries(limit):
+            if not keep_going():
+                break
+            if not self.acks.take_retry(record.complaint_id, RETRY_LEASE):
+                continue  # another worker's
+            message = self.services.store.complaints.get_by_reference(record.reference)
+            if message is None:
+                # Its row is kept (the lease brings it back); a person must look.
+                log.error("acknowledgement of %s: its complaint cannot be read", record.reference)
+                continue
+            if not self.settle(message, reopened=True):
+                # Not sent, still ours: the next try need not wait for the lease.
+                self.acks.defer(message.id, self.clock() + RETRY_PAUSE, None)
+            tried += 1
+        return tried
+
+    def _decide(self, message: ComplaintMessage) -> AckRecord:
+        """Choose how to acknowledge and take the recipient's place for today."""
+        for _ in range(CLAIM_ROUNDS):
+            decision = decide(message, self.context, self.acks.sent_today)
+            if isinstance(decision, Skip):
+                log.info("no acknowledgement for %s: %s", message.reference, decision.reason)
+                return self.acks.skip(message, decision.reason, decision.detail)
+            record = self._claim(message, decision)
+            if record is not None:
+                return record
+            # Another worker took the recipient's last place since the count: decide again.
+        return self.acks.skip(message, "recipient_daily_limit", "every place taken meanwhile")
+
+    def _claim(self, message: ComplaintMessage, plan: Plan) -> AckRecord | None:
+        values = {
+            "method": plan.method,
+            "recipient": plan.recipient,
+            "languages": ",".join(plan.languages),
+            "message_id": new_message_id(message.reference, self.services.settings.smtp_hostname),
+        }
+        return self.acks.claim(message, values, self.context.max_per_day)
+
+    def _send(self, message: ComplaintMessage, record: AckRecord) -> AckRecord:
+        plan = Plan(str(record.method), str(record.recipient), languages_for(message))
+        outgoing = Outgoing(message=message, plan=plan, message_id=record.message_id or "")
+        try:
+            sent = self.senders[plan.method].send(outgoing)
+        except SendFailed as exc:
+            if exc.permanent:
+                return self._failed(message, record, exc.reason, exc.detail)
+            return self._not_sent(message, record, exc)
+        self.alarms.discard(plan.method)
+        if sent.status == QUEUED:
+            self.acks.finish(message.id, QUEUED, document=sent.document)
+            log.info("acknowledgement letter for %s queued for the mailroom", message.reference)
+            return self._reloaded(message.id)
+        return self.record_sent(message, plan, sent, datetime.now(UTC))
+
+    def _not_sent(self, message: ComplaintMessage, record: AckRecord, exc: SendFailed) -> AckRecord:
+        """Count the attempt; after ``max_attempts``, off the queue; else ``RetryLater``."""
+        if exc.configuration and str(record.method) not in self.alarms:
+            self.alarms.add(str(record.method))
+            log.error(
+                "%s acknowledgements cannot be sent until the configuration is fixed: %s",
+                record.method,
+                exc,
+            )
+        attempts = self.acks.count_attempt(message, f"{exc.reason}: {exc.detail}")
+        if attempts >= self.max_attempts:
+            return self._defer_or_fail(message, attempts, exc.reason, exc.detail)
+        log.warning("acknowledgement of %s not sent yet: %s", message.reference, exc)
+        raise RetryLater(str(exc)) from exc
+
+    def _defer_or_fail(
+        self, message: ComplaintMessage, attempts: int, reason: str, detail: str
+    ) -> AckRecord:
+        """Off the queue: tried again later by the poll, or failed on its last try.
+
+        The schedule never skips the last try, ``DEADLINE_MARGIN`` before the
+        deadline: a failure is recorded only once no try is left.
+        """
+        now = self.clock()
+        last_try = message.ack_due_at - DEADLINE_MARGIN
+        if now >= last_try:
+            summary = f"{detail} (after {attempts} attempts, until the acknowledgement deadline)"
+            return self._failed(message, self._reloaded(message.id), reason, summary)
+        rounds = attempts - self.max_attempts + 1
+        delay = backoff_delay(
+            rounds, DEFER_FIRST.total_seconds(), DEFER_CEILING.total_seconds(), jitter=0.2
+        )
+        retry_at = min(now + timedelta(seconds=delay), last_try)
+        self.acks.defer(message.id, retry_at, reason)
+        log.warning(
+            "acknowledgement of %s not sent after %d attempts (%s); next try at %s",
+            message.reference,
+            attempts,
+            reason,
+            f"{retry_at:%Y-%m-%d %H:%M}Z",
+        )
+        return self._reloaded(message.id)
+
+    def _count_unexpected(self, message: ComplaintMessage, exc: Exception) -> bool:
+        """Count an unexpected error as an attempt; True once the complaint leaves the queue."""
+        try:
+            record = self.acks.get(message.id)
+            if record is not None and record.status != SENDING:
+                return True  # the error came after the work was recorded
+            attempts = self.acks.count_attempt(message, f"{type(exc).__name__}: {exc}")
+            if attempts < self.max_attempts:
+                return False
+            self._defer_or_fail(message, attempts, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+        except StoreUnavailable:
+            return False
+        return True
+
+    def record_sent(
+        self, message: ComplaintMessage, plan: Plan, sent: Sent, sent_at: datetime
+    ) -> AckRecord:
+        """Publish ``ack.sent`` (the proof) and close the row; also used when a letter is posted."""
+        details = self._details(message, plan, sent_at) | {"provider_id": sent.provider_id}
+        event_id = self._publish(message, SENT_KIND, sent.evidence, sent.content_type, details)
+        self.acks.finish(
+            message.id, SENT, sent_at=sent_at, provider_id=sent.provider_id, event_id=event_id
+        )
+        log.info("acknowledgement of %s sent by %s", message.reference, plan.method)
+        return self._reloaded(message.id)
+
+    def _failed(
+        self, message: ComplaintMessage, record: AckRecord, reason: str, detail: str
+    ) -> AckRecord:
+        failed_at = datetime.now(UTC)
+        plan = Plan(record.method or "", record.recipient or "", languages_for(message))
+        details = self._details(message, plan, failed_at) | {"reason": reason, "detail": detail}
+        evidence = json.dumps(details, ensure_ascii=False).encode()
+        # Each round re-opened by ``intake ack retry`` publishes its own failure.
+        key = FAILED_KIND if not record.reopened else f"{FAILED_KIND}.{record.reopened}"
+        event_id = self._publish(
+            message, FAILED_KIND, evidence, "application/json", details, key=key
+        )
+        self.acks.finish(message.id, FAILED, reason=reason, detail=detail, event_id=event_id)
+        log.warning("acknowledgement of %s failed: %s", message.reference, reason)
+        return self._reloaded(message.id)
+
+    def _details(self, message: ComplaintMessage, plan: Plan, moment: datetime) -> dict[str, Any]:
+        return {
+            "complaint_id": message.id,
+            "reference": message.reference,
+            "method": plan.method or None,
+            "recipient": plan.recipient or None,
+            "languages": list(plan.languages),
+            "at": utc_iso(moment),
+            "ack_due_at": message.ack_due_at.isoformat(),
+            "within_deadline": moment <= message.ack_due_at,
+        }
+
+    def _publish(
+        self,
+        message: ComplaintMessage,
+        kind: str,
+        evidence: bytes,
+        content_type: str,
+        details: dict[str, Any],
+        *,
+        key: str | None = None,
+    ) -> str:
+        raw = RawInput(
+            channel=message.channel,
+            data=evidence,
+            content_type=content_type,
+            received_at=datetime.fromisoformat(details["at"].replace("Z", "+00:00")),
+            dedup_key=_event_key(message.id, key or kind),
+        )
+        event, _created = self.services.store.complaints.record_event(raw, kind, details)
+        return event.id
+
+    def _event_exists(self, complaint_id: str, kind: str) -> bool:
+        return self.acks.event_recorded(_event_key(complaint_id, kind))
+
+    def _reloaded(self, complaint_id: str) -> AckRecord:
+        record = self.acks.get(complaint_id)
+        assert record is not None  # written just before, by this worker
+        return record
+
+
+def _event_key(complaint_id: str, kind: str) -> str:
+    return f"ack:{complaint_id}:{kind}"

@@ -1,0 +1,128 @@
+"""Shell commands of the acknowledgements, added to ``intake`` through the channels table.
+
+- ``intake ack-worker``: the worker (Procfile process ``ack``).
+- ``intake ack report --days N``: complaints received more than N days ago
+  without a sent acknowledgement, one per line (tab-separated), for the
+  10-day obligation; exit 1 with ``--check`` when there is any.
+- ``intake ack retry [--reason R] [--since DATE] [REFERENCE ...]``: once
+  the cause (say a wrong Twilio token) is fixed, re-open failed
+  acknowledgements and bring forward deferred ones (still failing on our
+  side, waiting for the workers' next try), whose 10-day window is still
+  open; a running ``intake ack-worker`` sends them within seconds. Refusals
+  for good (``recipient_refused``) only when ``--reason`` names them. One
+  line per complaint: re-opened, or why not.
+- ``intake ack letters``: acknowledgement letters waiting for the mailroom.
+
+``gateway.cli`` imports the channels table, so it is imported here only
+inside the commands.
+"""
+
+from __future__ import annotations
+
+import click
+
+from gateway.lib.commands import (
+    CommandError,
+    ExitCode,
+    open_services,
+    parse_since,
+    run_until_signal,
+)
+
+# Said of a REFERENCE asked for and not re-opened.
+NOT_RETRYABLE = "not failed or deferred, or past its 10-day window (refused for good: --reason)"
+
+
+@click.command("ack-worker")
+def ack_worker() -> None:
+    """Acknowledge complaints from the complaints.acks queue until SIGINT or SIGTERM."""
+    from gateway.acks.worker import AckWorker
+
+    with open_services() as services:
+        try:
+            worker = AckWorker(services)
+        except ValueError as exc:  # a malformed relay URL, named by the error
+            raise CommandError(f"configuration error: {exc}", ExitCode.CONFIG) from None
+        run_until_signal(worker.run)
+
+
+@click.group("ack")
+def ack_group() -> None:
+    """Acknowledgements of receipt (accusés de réception)."""
+
+
+@ack_group.command("report")
+@click.option(
+    "--days",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="List complaints received more than this many days ago.",
+)
+@click.option("--check", is_flag=True, help="Exit 1 when any complaint is listed.")
+def ack_report(days: int, check: bool) -> None:
+    """Complaints without a sent acknowledgement after DAYS days."""
+    from gateway.acks.store import AckStore
+
+    with open_services() as services:
+        store = AckStore(services.store.engine, services.settings.timezone)
+        overdue = store.overdue(days)
+    click.echo("reference\tchannel\treceived_at\tack_due_at\tstatus\treason")
+    for item in overdue:
+        click.echo(
+            f"{item.reference}\t{item.channel}\t{item.received_at.isoformat()}\t"
+            f"{item.ack_due_at.isoformat()}\t{item.status}\t{item.reason or ''}"
+        )
+    click.echo(
+        f"{len(overdue)} complaint(s) without an acknowledgement after {days} day(s)", err=True
+    )
+    if check and overdue:
+        raise CommandError(f"{len(overdue)} complaint(s) not acknowledged", ExitCode.FAILED)
+
+
+@ack_group.command("retry")
+@click.option(
+    "--reason",
+    help=(
+        "Only those whose last failure had this reason (e.g. provider_account, relay_login); "
+        "recipient_refused only when named here."
+    ),
+)
+@click.option(
+    "--since", help="Only those that last failed at or after this date or time (local time)."
+)
+@click.argument("references", nargs=-1)
+def ack_retry(reason: str | None, since: str | None, references: tuple[str, ...]) -> None:
+    """Send again, now, the failed or deferred acknowledgements still within their 10-day window."""
+    from gateway.acks.store import AckStore
+
+    moment = parse_since(since) if since else None
+    with open_services() as services:
+        store = AckStore(services.store.engine, services.settings.timezone)
+        cap = services.settings.ack_max_per_recipient_per_day
+        found = store.retryable(reason=reason, since=moment, references=references)
+        reopened = 0
+        for record in found:
+            why_not = store.reopen(record.complaint_id, cap)
+            reopened += why_not is None
+            click.echo(f"{record.reference}\t{why_not or 'reopened'}\t{record.method or ''}")
+    asked = {reference.upper() for reference in references}
+    for reference in sorted(asked - {record.reference for record in found}):
+        click.echo(f"{reference}\t{NOT_RETRYABLE}\t")
+    click.echo(f"{reopened} acknowledgement(s) re-opened for the worker", err=True)
+    if asked and reopened < len(asked):
+        raise CommandError("some acknowledgements were not re-opened", ExitCode.FAILED)
+
+
+@ack_group.command("letters")
+def ack_letters() -> None:
+    """Acknowledgement letters queued for the mailroom (id, reference, since)."""
+    from gateway.acks.store import AckStore
+
+    with open_services() as services:
+        store = AckStore(services.store.engine, services.settings.timezone)
+        for record in store.letters():
+            click.echo(f"{record.id}\t{record.reference}\t{record.created_at.isoformat()}")
+
+
+COMMANDS: tuple[click.Command, ...] = (ack_worker, ack_group)

@@ -1,0 +1,63 @@
+"""The interface every acknowledgement sender implements, and its two failures.
+
+ack worker -> ``Acknowledger`` -> **a Sender** (e-mail, SMS/WhatsApp, letter)
+-> ``Sent`` (what went out, kept as evidence) or ``SendFailed``.
+
+Two kinds of failure, as at every edge of the gateway: ``permanent`` (the
+recipient was refused, the number does not exist: retrying cannot help, the
+failure is recorded and published) and not permanent (the relay or Twilio
+is unreachable, our credentials are wrong: the complaint goes back on the
+queue and is tried again later: a few times from the queue, then by the
+workers' poll on a schedule until just before the acknowledgement
+deadline, and only then recorded as failed; ``intake ack retry`` brings
+those tries forward once the cause is fixed). ``configuration`` marks what
+only an operator can fix (a wrong password, a From number not on the
+account): it is logged as an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.acks.policy import Plan
+from normalizer.contract import ComplaintMessage
+
+# The address or number was refused for good: sending again reaches the same refusal,
+# so ``intake ack retry`` re-opens these only when ``--reason`` names them.
+RECIPIENT_REFUSED = "recipient_refused"
+PERMANENT_REASONS = frozenset({RECIPIENT_REFUSED})
+
+
+class SendFailed(Exception):
+    def __init__(
+        self, reason: str, detail: str, *, permanent: bool, configuration: bool = False
+    ) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.permanent = permanent
+        self.configuration = configuration
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    message: ComplaintMessage
+    plan: Plan
+    # Drawn once per complaint and stored before sending, so a resend after a
+    # crash carries the same Message-ID and mail clients show one message.
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Sent:
+    evidence: bytes  # exactly what went out: the e-mail, the API request, the PDF
+    content_type: str
+    provider_id: str | None = None
+    # "sent", or "queued" for a letter waiting for the mailroom to post it.
+    status: str = "sent"
+    document: str | None = None  # blob location of a letter's PDF
+
+
+class Sender(Protocol):
+    def send(self, outgoing: Outgoing) -> Sent: ...

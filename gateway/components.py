@@ -1,0 +1,51 @@
+"""The host's table: every component ``intake`` runs, channels first.
+
+``gateway.app`` mounts their routes, ``gateway.runner`` starts their
+workers and ``gateway.cli`` adds their commands. Beside the channels
+(``channels.CHANNELS``) come the services that run beside intake:
+acknowledgements (the first consumer of the queue), the operator pages and
+staff accounts, and the language tools.
+"""
+
+from __future__ import annotations
+
+from channels import CHANNELS
+from gateway.lib.component import ComponentTable, Entry
+
+COMPONENTS = ComponentTable(
+    *CHANNELS.entries,
+    Entry(
+        "acks",
+        "gateway.acks",
+        {
+            "ack-worker": "Acknowledge complaints from the complaints.acks queue until SIGINT "
+            "or SIGTERM.",
+            "ack": "Acknowledgements of receipt (accusés de réception).",
+        },
+    ),
+    Entry(
+        "ops",
+        "gateway.ops.adapter",
+        {
+            "quarantine": "Inputs refused at a channel's edge (kept with the reason), and their "
+            "replay.",
+            "dead-letters": "The complaints.dead queue: messages a consumer rejected, and their "
+            "replay.",
+        },
+    ),
+    Entry(
+        "staff",
+        "gateway.staff.adapter",
+        {"users": "Manage staff accounts (the mailroom upload page, operator pages)."},
+    ),
+    Entry(
+        "langid",
+        "gateway.langid",
+        {
+            "detect-language": "Print the language of TEXT as JSON; without TEXT, one JSON line "
+            "per stdin line.",
+            "langid-eval": "Accuracy per label, macro accuracy, confusions and speed on FILE, "
+            "next to langdetect.",
+        },
+    ),
+)
