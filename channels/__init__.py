@@ -5,7 +5,7 @@ their HTTP routes, starts their workers and adds their shell commands to
 ``intake``. A new channel is one package and one line here. Each line names
 where the component is (imported when the table is first iterated) and the
 shell commands it adds with their one-line help, so that ``intake --help``
-starts without importing any channel (``tests/unit/cli/test_startup_imports.py``
+starts without importing any channel (``tests/unit/test_cli_startup_imports.py``
 keeps the help true).
 
 Every channel package has the same parts: ``__init__`` (its component),

@@ -22,6 +22,7 @@ from gateway.lib.commands import (
     CommandError,
     ExitCode,
     drain_outbox,
+    failed,
     open_services,
     parse_since,
     run_until_signal,
@@ -157,7 +158,7 @@ def consume(count: int | None, timeout: float | None, dead_letters: bool) -> Non
             dead_letters=dead_letters,
         )
     except BrokerUnavailable as exc:
-        raise CommandError(f"broker unavailable: {exc}", ExitCode.UNAVAILABLE) from None
+        raise failed(exc, "broker unavailable") from None
     if count is not None and received < count:
         raise CommandError(f"timed out after {received} of {count} message(s)", ExitCode.FAILED)
 
@@ -244,7 +245,7 @@ def _normalize_email(settings: Settings, file: str, raw: bytes) -> None:
             f"{file}: rejected ({exc.code}): {exc.reason}", ExitCode.DATAERR
         ) from None
     except EmailInternalError as exc:
-        raise CommandError(f"{file}: {exc}", ExitCode.TEMPFAIL) from None
+        raise failed(exc, file) from None
     click.echo(preview.model_dump_json(indent=2))
     if isinstance(preview, ComplaintMessage):
         note = f"id and reference {preview.reference} drawn for this preview only"

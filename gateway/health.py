@@ -18,12 +18,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from gateway.lib.services import Services
 from gateway.ops.metrics import OperationsCollector
-from gateway.store.db import reading
-from gateway.store.tables import ComplaintRow, QuarantineRow
+from gateway.store import StoreUnavailable
 from router.relay import HELD, PUBLISH_ERRORS, PUBLISHED
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -34,24 +32,17 @@ class StoreCollector(Collector):
         self.services = services
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        store = self.services.store
-        with reading(store.engine) as session:
-            by_channel = session.execute(
-                select(ComplaintRow.channel, func.count()).group_by(ComplaintRow.channel)
-            ).all()
-            quarantined = session.execute(
-                select(QuarantineRow.channel, func.count()).group_by(QuarantineRow.channel)
-            ).all()
+        recorded = self.services.store.figures.recorded_by_channel()
         intake = CounterMetricFamily(
             "intake_complaints", "Complaints recorded, by channel", labels=["channel"]
         )
-        for channel, count in by_channel:
+        for channel, count in recorded.complaints:
             intake.add_metric([channel], count)
         yield intake
         refused = CounterMetricFamily(
             "intake_quarantined", "Inputs quarantined with a reason, by channel", labels=["channel"]
         )
-        for channel, count in quarantined:
+        for channel, count in recorded.quarantined:
             refused.add_metric([channel], count)
         yield refused
         yield from self._outbox()
@@ -111,6 +102,9 @@ def build_router(services: Services) -> APIRouter:
             try:
                 services.store.ping()
                 checks["database"] = {"ok": True}
+            except StoreUnavailable as exc:
+                # Named after the database's own error, as the store reports it.
+                checks["database"] = {"ok": False, "error": str(exc)}
             except Exception as exc:
                 checks["database"] = {"ok": False, "error": type(exc).__name__}
             ok, detail = services.broker.check()

@@ -13,12 +13,13 @@ import re
 import phonenumbers
 
 from normalizer.contract import Customer
+from normalizer.errors import InputRejected
 
 DEFAULT_REGION = "MA"
 _EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\"]+$")
 
 
-class InvalidContact(ValueError):
+class InvalidContact(InputRejected, ValueError):
     """A phone number or e-mail address that cannot be used to reach the customer."""
 
     def __init__(self, field: str, message: str) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 import secrets
 
+from normalizer.errors import InputRejected
+
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 PREFIX = "CP"
 RANDOM_LENGTH = 7
@@ -31,7 +33,7 @@ _LOOSE = re.compile(
 )
 
 
-class InvalidReference(ValueError):
+class InvalidReference(InputRejected, ValueError):
     """The text is not a well-formed reference, or its check character is wrong."""
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from kombu import Connection
 
 from config.settings import Settings
+from normalizer.errors import OurFailure
 from router.topology import Topology, build_topology
 
 CONNECT_TIMEOUT = 5.0
@@ -73,6 +74,10 @@ def describe(url: str) -> str:
     from kombu.utils.url import maybe_sanitize_url
 
     return str(maybe_sanitize_url(url))
+
+
+class BrokerUnavailable(OurFailure):
+    """The broker could not be reached; nothing was published or taken from a queue."""
 
 
 @dataclass

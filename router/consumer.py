@@ -32,7 +32,7 @@ from kombu import Connection, Consumer, Queue
 from kombu.message import Message
 
 from config.settings import Settings
-from router.broker import connect, topology_for
+from router.broker import BrokerUnavailable, connect, topology_for
 from router.publisher import declare_topology
 
 log = logging.getLogger("intake.router")
@@ -50,10 +50,6 @@ GOODBYE_SECONDS = 2.0
 HEARTBEAT = 60.0
 # Deliveries the broker may hand ``intake consume`` ahead of its acks.
 CONSUME_PREFETCH = 100
-
-
-class BrokerUnavailable(Exception):
-    """The broker could not be reached."""
 
 
 class Subscription:

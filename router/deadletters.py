@@ -34,7 +34,7 @@ from kombu import Connection, Producer
 from kombu.message import Message
 
 from config.settings import Settings
-from router.broker import connect, is_amqp, topology_for
+from router.broker import BrokerUnavailable, connect, is_amqp, topology_for
 from router.publisher import declare_topology
 from router.topology import Topology
 
@@ -45,10 +45,6 @@ _CONFIRM_TIMEOUT = 10.0
 _REPLY_TIMEOUT = 5.0
 # Longest wait for a quorum queue to count the messages a look gave back.
 _SETTLE_SECONDS = 3.0
-
-
-class BrokerUnavailable(Exception):
-    """The broker could not be reached; nothing was taken from the queue."""
 
 
 @dataclass(frozen=True)

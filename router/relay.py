@@ -21,11 +21,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from config import retry
 from config.settings import Settings
-from gateway.store import Store
+from gateway.store import Store, StoreUnavailable
 from gateway.store.leases import process_identity
 from gateway.store.outbox import Counters, Outbox, OutboxItem
 from router.broker import connect, topology_for
@@ -190,10 +188,12 @@ class Relay:
         """One pass; returns how long to wait before the next one."""
         try:
             result = self.publish_pending()
-        except Exception as exc:
+        except StoreUnavailable as exc:
             # The outbox's own database failing is not the broker's fault: say which.
-            culprit = "store" if isinstance(exc, SQLAlchemyError) else "broker"
-            return self._on_failure(culprit, f"{type(exc).__name__}: {exc}")
+            # The store words it as the database's error ("OperationalError: ...").
+            return self._on_failure("store", str(exc))
+        except Exception as exc:
+            return self._on_failure("broker", f"{type(exc).__name__}: {exc}")
         if not result.complete:
             # A silent broker raises nothing: its confirms just never come.
             return self._on_failure("broker", result.problem or "messages not confirmed")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from gateway.lib.commands import CommandError, ExitCode, open_services
+from gateway.lib.commands import CommandError, ExitCode, failed, open_services
 from gateway.store.apikeys import ApiKeyExists
 
 
@@ -33,7 +33,7 @@ def api_key_create(name: str, read_all: bool) -> None:
         try:
             key = services.store.api_keys.create(name, reads_all=read_all)
         except ApiKeyExists as exc:
-            raise CommandError(str(exc), ExitCode.DATAERR) from None
+            raise failed(exc) from None
     click.echo(key)
 
 

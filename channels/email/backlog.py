@@ -41,13 +41,8 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from channels.email.intake import MailArrival, MailOutcome, MailResult, ingest_mail
 from gateway.lib.services import Services
-from gateway.store.db import reading
-from gateway.store.intake import guarded
-from gateway.store.tables import QuarantineRow
 from normalizer.contract import Channel
 from normalizer.email.headers import parse_date
 
@@ -198,17 +193,7 @@ class ImportSummary:
 def already_quarantined(services: Services, raw: bytes) -> bool:
     """Whether these exact bytes were refused before (a rejection depends only on them)."""
     digest = hashlib.sha256(raw).hexdigest()
-
-    def action() -> bool:
-        with reading(services.store.engine) as session:
-            found = session.scalar(
-                select(QuarantineRow.id)
-                .where(QuarantineRow.sha256 == digest, QuarantineRow.channel == Channel.EMAIL.value)
-                .limit(1)
-            )
-        return found is not None
-
-    return guarded(action)
+    return services.store.quarantine.holds(Channel.EMAIL.value, digest)
 
 
 def import_backlog(

@@ -24,6 +24,7 @@ from channels.email.imap.cli import imap_group
 from gateway.lib.commands import (
     CommandError,
     ExitCode,
+    failed,
     open_services,
     run_until_signal,
 )
@@ -104,7 +105,7 @@ def _import(kind: str, path: Path) -> None:
                 import_backlog(services, backlog, summary, bar.update)
         except EmailInternalError as exc:
             click.echo(f"stopped after {summary.line()}", err=True)
-            raise CommandError(f"normalizer unavailable: {exc}", ExitCode.TEMPFAIL) from None
+            raise failed(exc, "normalizer unavailable") from None
         except Exception:
             click.echo(f"stopped after {summary.line()}", err=True)
             raise

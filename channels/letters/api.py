@@ -7,6 +7,9 @@ For a scanning station or a document-management system. Multipart upload
 ``202`` once the scans, the complaint and the OCR job are committed; the
 complaint reaches the queue when OCR is done. Refusals speak the caller's
 ``Accept-Language`` (French, Arabic or English).
+
+scanning station -> **here** -> ``intake.accept_letter`` -> the OCR
+``worker``; ``GET`` reads the letter back from ``Store.letters``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFil
 from fastapi.concurrency import run_in_threadpool
 
 from channels.letters.intake import LetterUpload, ScanRejectedDate, accept_letter
-from channels.letters.queue import LetterQueue
 from channels.letters.status import letter_view, read_files, reason_language
 from gateway.lib.http.auth import require_client
 from gateway.lib.http.errors import ApiError
@@ -100,7 +102,7 @@ def build_router(services: Services) -> APIRouter:
     async def get_letter(
         request: Request, letter_id: str, client: Annotated[ApiClient, Depends(require_client)]
     ) -> dict[str, Any]:
-        row = await run_in_threadpool(LetterQueue(services.store.engine).get, letter_id)
+        row = await run_in_threadpool(services.store.letters.get, letter_id)
         if row is None or not await run_in_threadpool(_readable, client, row.reference):
             raise ApiError(404, "not_found", f"no letter with id {letter_id}")
         return letter_view(row, reason_language(request), with_text=True)

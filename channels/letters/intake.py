@@ -1,5 +1,9 @@
 """Letter intake shared by the upload page, the API and the hot folder.
 
+``page`` / ``api`` / ``hotfolder`` / ``replay`` -> **here** (checks, the
+scans and the complaint via ``channels.handoff``) -> ``Store.letters`` (the
+``pending`` letter row) -> the OCR ``worker``.
+
 One letter (one or more scanned files, pages in order) in, one outcome out:
 accepted (a complaint with a reference, its outbox row held until OCR is
 done, and a ``pending`` letter row: the OCR work queue), or refused
@@ -28,18 +32,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-
 from channels.handoff import hand_off
-from channels.letters.queue import LetterQueue
 from config.settings import Settings
 from gateway.lib.logs import complaint_context, mask_personal_data
 from gateway.lib.services import Services
+from gateway.store import StoreUnavailable
 from gateway.store.intake import guarded
-from gateway.store.tables import PENDING, LetterRow
+from gateway.store.letters import PENDING, LetterQueue, LetterRow
 from normalizer.contact import build_customer
 from normalizer.contract import Channel, ComplaintMessage
 from normalizer.draft import AttachmentDraft, ComplaintDraft, RawInput
+from normalizer.errors import InputRejected
 from normalizer.ocr import ScanLimits, ScanRejected, inspect_scan
 from normalizer.ocr.checks import ACCEPTED, ScanInfo
 
@@ -101,7 +104,7 @@ def received_at_for(received_on: date | None, zone: str, now: datetime) -> datet
     return datetime.combine(received_on, time(12), tzinfo=local_zone).astimezone(UTC)
 
 
-class ScanRejectedDate(ValueError):
+class ScanRejectedDate(InputRejected, ValueError):
     def __init__(self, received_on: date) -> None:
         super().__init__(f"received_on: {received_on.isoformat()} is in the future")
 
@@ -185,7 +188,7 @@ def record_letter(
     # A second transaction: a crash right here leaves a held complaint with no
     # letter row, which ``requeue_orphans`` finds and queues from its evidence.
     row = _letter_row(message, infos, upload.source, upload.uploaded_by)
-    letter = LetterQueue(services.store.engine).add(row)
+    letter = services.store.letters.add(row)
     return LetterAccepted(letter.id, message.reference, message.id, created, letter.pages)
 
 
@@ -201,7 +204,7 @@ def requeue_orphans(services: Services, older_than: timedelta) -> int:
     not keep the letters after it from their OCR. The database down ends the
     sweep (the next one tries again). Returns how many were queued.
     """
-    queue = LetterQueue(services.store.engine)
+    queue = services.store.letters
     queued = 0
     for message in queue.held_without_letter(datetime.now(UTC) - older_than):
         with complaint_context(message.id):
@@ -214,7 +217,7 @@ def _requeue_orphan(services: Services, queue: LetterQueue, message: ComplaintMe
     try:
         row = letter_row_from_evidence(services, message)
         queue.add(row)
-    except (OperationalError, InterfaceError):  # the database itself: the whole sweep
+    except StoreUnavailable:  # the database itself: the whole sweep
         raise
     except Exception as exc:  # a manifest we cannot read (or a bug): this letter only
         detail = mask_personal_data(f"{type(exc).__name__}: {exc}")[:200]

@@ -1,4 +1,8 @@
-"""How a letter is shown to its uploader: the same view for the API and the upload page."""
+"""How a letter is shown to its uploader: the same view for the API and the upload page.
+
+``Store.letters`` (the letter row, its OCR result) -> **here** (status,
+pages, excerpt, a refusal in the reader's language) -> ``api`` / ``page``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 from fastapi import Request, UploadFile
 
 from channels.letters.intake import LetterFile
-from gateway.store.tables import LetterRow
+from gateway.store.letters import LetterRow
 from normalizer.ocr import ScanRejected
 
 REASON_LANGUAGES = ("fr", "ar", "en")

@@ -1,5 +1,10 @@
 """The OCR worker: takes letters from the queue, reads them, releases their complaints.
 
+``intake.accept_letter`` (a ``pending`` letter, its complaint held) ->
+``Store.letters.claim`` -> **here** (the sandboxed OCR job, the normalizer
+pipeline, the review flag) -> ``Store.letters.complete`` (the complaint
+released with its text, or amended if its hold ran out first) -> the relay.
+
 ``intake ocr-worker`` (Procfile ``ocr``) and ``intake run`` start
 ``settings.ocr_workers`` threads; each runs one sandboxed OCR job at a
 time, so with two workers both cores are busy and a hostile file costs one
@@ -21,11 +26,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from channels.letters.intake import requeue_orphans, scan_limits
-from channels.letters.queue import LetterQueue, Outcome
 from gateway.lib.logs import complaint_context
 from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
-from gateway.store.tables import DONE, FAILED, LetterRow
+from gateway.store.letters import DONE, FAILED, LetterOutcome, LetterQueue, LetterRow
+from gateway.store.revisions import Outcome
 from normalizer.contract import ComplaintMessage
 from normalizer.draft import ComplaintDraft
 from normalizer.ocr import DocumentResult, OcrFailed, PageResult, run_ocr
@@ -46,10 +51,6 @@ FAILED_SUBJECT = "Courrier postal illisible par OCR, à lire sur les scans : {re
 
 def stale_after(services: Services) -> timedelta:
     return timedelta(seconds=services.settings.ocr_timeout * 2 + 60)
-
-
-def _queue(services: Services) -> LetterQueue:
-    return LetterQueue(services.store.engine, services.settings.event_source)
 
 
 def read_letter(services: Services, row: LetterRow, thumbnail: Path) -> DocumentResult:
@@ -126,7 +127,7 @@ def finished_message(
 
 def process_letter(services: Services, row: LetterRow) -> str:
     """OCR one claimed letter and write the outcome; returns the letter's new status."""
-    queue = _queue(services)
+    queue = services.store.letters
     complaint = services.store.complaints.get_by_reference(row.reference)
     if complaint is None:  # cannot happen: the row points at its complaint
         raise StoreUnavailable(f"complaint of letter {row.id} not found")
@@ -148,9 +149,13 @@ def process_letter(services: Services, row: LetterRow) -> str:
         )
     message, low = finished_message(services, complaint, row, result)
     summary = {**result.to_json(), "review": bool(low), "low_confidence_pages": low}
-    released = queue.complete(row.id, Outcome(DONE, message, summary, thumb))
-    if not released:
-        log.warning("letter %s was published before its OCR finished", row.reference)
+    revision = queue.complete(row.id, LetterOutcome(DONE, message, summary, thumb))
+    if revision is None or revision.outcome != Outcome.RELEASED:
+        log.warning(
+            "letter %s was published before its OCR finished (%s)",
+            row.reference,
+            revision.outcome.value if revision else "complaint not found",
+        )
     log.info(
         "letter %s read: %d page(s), %s, min confidence %.0f",
         row.reference,
@@ -198,18 +203,19 @@ def _fail(
             "processed_at": datetime.now(UTC),
         }
     )
-    queue.complete(row.id, Outcome(FAILED, message, None, None, exc.code, reason))
+    queue.complete(row.id, LetterOutcome(FAILED, message, None, None, exc.code, reason))
     log.warning("letter %s could not be read: %s", row.reference, exc.code)
     return FAILED
 
 
 def work(services: Services, stop: threading.Event) -> None:
     """One worker: claim, read, release, until ``stop`` is set."""
-    queue = _queue(services)
+    queue = services.store.letters
     while not stop.is_set():
         try:
             row = queue.claim(stale_after(services))
-        except StoreUnavailable:
+        except StoreUnavailable as exc:  # the database is down: no traceback each time
+            log.error("claiming a letter failed: the store is unavailable (%s)", exc)
             stop.wait(5)
             continue
         except Exception:

@@ -50,12 +50,12 @@ class PhoneLine:
 
     @classmethod
     def of(cls, services: Services) -> PhoneLine:
-        engine = services.store.engine
+        store = services.store
         return cls(
             services=services,
-            calls=CallStore(engine),
-            media=MediaStore(engine),
-            revisions=ComplaintRevisions(engine, services.settings.event_source),
+            calls=store.calls(),
+            media=store.media,
+            revisions=store.revisions(services.settings.event_source),
             table=ivr_table(),
         )
 

@@ -47,7 +47,7 @@ from channels.twilio.transcripts import (
 )
 from gateway.lib.http.errors import ApiError, describe_validation
 from gateway.lib.services import Services
-from gateway.store.calls import CallStore, call_complaint_key
+from gateway.store.calls import call_complaint_key
 from gateway.store.quarantine import QuarantineItem, ReplayResult
 from normalizer.contract import Channel
 
@@ -99,7 +99,7 @@ def replay_twilio(services: Services, item: QuarantineItem) -> ReplayResult:
     received_at = _received_at(item)
     line = replace(
         PhoneLine.of(services),
-        calls=CallStore(services.store.engine, first_seen_at=received_at),
+        calls=services.store.calls(first_seen_at=received_at),
         keeps_refusals=False,
     )
     data = services.store.blobs.get(item.stored_at)

@@ -27,6 +27,7 @@ from gateway.lib.http.errors import ApiError, describe_validation
 from gateway.store.apikeys import ApiClient
 from gateway.store.calls import CallState, KeepTranscript, Transcript
 from normalizer.contract import Channel, LanguageTag
+from normalizer.errors import InputRejected
 from normalizer.language import declared_language, detect_text_language
 from normalizer.pipeline import clean_text
 
@@ -57,11 +58,11 @@ class TranscriptAccepted(BaseModel):
     )
 
 
-class UnknownCall(Exception):
+class UnknownCall(InputRejected):
     """No call with that CallSid."""
 
 
-class CallWithoutRecording(Exception):
+class CallWithoutRecording(InputRejected):
     """The call ended before anything was recorded: there is no complaint to transcribe."""
 
 

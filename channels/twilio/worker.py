@@ -32,6 +32,7 @@ from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
 from gateway.store.media import MediaTask, mark_failed, mark_stored
 from normalizer.contract import Attachment
+from normalizer.errors import OurFailure
 
 log = logging.getLogger("intake.twilio.worker")
 
@@ -44,7 +45,7 @@ BATCH = 8
 HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
-class FetchFailed(Exception):
+class FetchFailed(OurFailure):
     """The media could not be downloaded this time."""
 
 

@@ -12,6 +12,7 @@ codes, whose sentences exist in the four languages of the page.
 
 from __future__ import annotations
 
+from normalizer.errors import InputRejected
 from normalizer.ocr import ScanLimits, ScanRejected, inspect_scan
 
 ACCEPTED_TYPES = frozenset({"application/pdf", "image/jpeg", "image/png", "image/tiff"})
@@ -30,7 +31,7 @@ FORM_ERRORS: dict[str, str] = {
 }
 
 
-class FileRefused(ValueError):
+class FileRefused(InputRejected, ValueError):
     """A file the customer must replace; ``code`` names the texts entry."""
 
     def __init__(self, code: str, **params: object) -> None:

@@ -36,8 +36,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from config.retry import backoff_delay
-from gateway.acks.letter import LetterSender
-from gateway.acks.mail import SMTP_TIMEOUT, EmailSender, new_message_id
 from gateway.acks.policy import (
     EMAIL,
     LETTER,
@@ -49,14 +47,17 @@ from gateway.acks.policy import (
     Skip,
     decide,
 )
-from gateway.acks.sending import Outgoing, Sender, SendFailed, Sent
-from gateway.acks.store import FAILED, QUEUED, SENDING, SENT, AckRecord, AckStore
+from gateway.acks.senders import Outgoing, Sender, SendFailed, Sent
+from gateway.acks.senders.letter import LetterSender
+from gateway.acks.senders.mail import SMTP_TIMEOUT, EmailSender, new_message_id
 from gateway.acks.texts import languages_for
 from gateway.lib.logs import complaint_context
 from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
+from gateway.store.acks import FAILED, QUEUED, SENDING, SENT, AckRecord
 from normalizer.contract import ComplaintMessage, utc_iso
 from normalizer.draft import RawInput
+from normalizer.errors import OurFailure
 
 log = logging.getLogger("intake.acks")
 
@@ -83,7 +84,7 @@ RETRY_PAUSE = timedelta(minutes=1)
 CLAIM_ROUNDS = 1 + max(len(methods) for methods in METHODS_BY_CHANNEL.values())
 
 
-class RetryLater(Exception):
+class RetryLater(OurFailure):
     """Not sent, not our customer's fault: put the complaint back and try again later."""
 
 
@@ -100,7 +101,7 @@ def build_senders(services: Services, context: AckContext) -> dict[str, Sender]:
 
 
 def _twilio(services: Services) -> Sender:
-    from gateway.acks.sms import TwilioSender
+    from gateway.acks.senders.sms import TwilioSender
 
     return TwilioSender(services.settings)
 
@@ -116,7 +117,7 @@ class Acknowledger:
     ) -> None:
         settings = services.settings
         self.services = services
-        self.acks = AckStore(services.store.engine, settings.timezone)
+        self.acks = services.store.acks
         self.context = AckContext.from_settings(settings)
         self.senders = senders if senders is not None else build_senders(services, self.context)
         self.max_attempts = max_attempts or settings.ack_max_attempts

@@ -62,10 +62,8 @@ def ack_group() -> None:
 @click.option("--check", is_flag=True, help="Exit 1 when any complaint is listed.")
 def ack_report(days: int, check: bool) -> None:
     """Complaints without a sent acknowledgement after DAYS days."""
-    from gateway.acks.store import AckStore
-
     with open_services() as services:
-        store = AckStore(services.store.engine, services.settings.timezone)
+        store = services.store.acks
         overdue = store.overdue(days)
     click.echo("reference\tchannel\treceived_at\tack_due_at\tstatus\treason")
     for item in overdue:
@@ -94,11 +92,9 @@ def ack_report(days: int, check: bool) -> None:
 @click.argument("references", nargs=-1)
 def ack_retry(reason: str | None, since: str | None, references: tuple[str, ...]) -> None:
     """Send again, now, the failed or deferred acknowledgements still within their 10-day window."""
-    from gateway.acks.store import AckStore
-
     moment = parse_since(since) if since else None
     with open_services() as services:
-        store = AckStore(services.store.engine, services.settings.timezone)
+        store = services.store.acks
         cap = services.settings.ack_max_per_recipient_per_day
         found = store.retryable(reason=reason, since=moment, references=references)
         reopened = 0
@@ -117,10 +113,8 @@ def ack_retry(reason: str | None, since: str | None, references: tuple[str, ...]
 @ack_group.command("letters")
 def ack_letters() -> None:
     """Acknowledgement letters queued for the mailroom (id, reference, since)."""
-    from gateway.acks.store import AckStore
-
     with open_services() as services:
-        store = AckStore(services.store.engine, services.settings.timezone)
+        store = services.store.acks
         for record in store.letters():
             click.echo(f"{record.id}\t{record.reference}\t{record.created_at.isoformat()}")
 

@@ -1,10 +1,10 @@
 """Letters waiting for the mailroom, for partner scripts: list, download, mark posted.
 
 ack worker -> letter PDF in the blob store, row ``queued`` -> the mailroom
-page (``/letters/acks``, staff session) or **these routes** (partner API
-key that reads all complaints, ``intake api-key create --read-all``) ->
-``Mailroom`` -> ``POST .../posted`` -> ``ack.sent`` published with the
-posting time. The letters carry every customer's name and postal address,
+page (``pages``: ``/letters/acks``, staff session) or **these routes**
+(partner API key that reads all complaints, ``intake api-key create
+--read-all``) -> ``Mailroom`` -> ``POST .../posted`` -> ``ack.sent``
+published with the posting time. The letters carry every customer's name and postal address,
 and ``posted`` publishes the proof that a letter went out: a key that reads
 only its own complaints gets 404 here, as for another partner's complaint.
 
@@ -27,11 +27,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from gateway.acks.letter import ComplaintMissing, NoSuchLetter, NotQueued, mailroom_for
-from gateway.acks.store import AckRecord
+from gateway.acks.mailroom import ComplaintMissing, NoSuchLetter, NotQueued, mailroom_for
 from gateway.lib.http.auth import require_client
 from gateway.lib.http.errors import ApiError
 from gateway.lib.services import Services
+from gateway.store.acks import AckRecord
 from gateway.store.apikeys import ApiClient
 
 

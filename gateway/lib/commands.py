@@ -24,6 +24,7 @@ import click
 
 from config.settings import ConfigError, Settings, get_settings
 from gateway.lib.logs import setup_logging
+from normalizer.errors import InputRejected, OurFailure
 
 if TYPE_CHECKING:
     from gateway.lib.services import Services
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 # The store, the services and the relay are imported where they are used:
 # they bring SQLAlchemy and kombu, and ``intake --help`` must start without
-# them (tests/unit/cli/test_startup_imports.py).
+# them (tests/unit/test_cli_startup_imports.py).
 
 
 class ExitCode(IntEnum):
@@ -54,6 +55,26 @@ class CommandError(click.ClickException):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.exit_code = int(code)  # type: ignore[misc]  # click declares it per class
+
+
+def exit_code_for(exc: BaseException) -> ExitCode:
+    """The one mapping of failures to exit codes (``normalizer.errors``)."""
+    from router.broker import BrokerUnavailable
+
+    if isinstance(exc, ConfigError):
+        return ExitCode.CONFIG
+    if isinstance(exc, InputRejected):
+        return ExitCode.DATAERR
+    if isinstance(exc, BrokerUnavailable):
+        return ExitCode.UNAVAILABLE
+    if isinstance(exc, OurFailure):
+        return ExitCode.TEMPFAIL
+    return ExitCode.SOFTWARE
+
+
+def failed(exc: BaseException, what: str = "") -> CommandError:
+    """``exc`` as one line on stderr with its exit code: ``raise failed(exc) from None``."""
+    return CommandError(f"{what}{': ' if what else ''}{exc}", exit_code_for(exc))
 
 
 def one_line(exc: BaseException) -> str:
@@ -91,7 +112,9 @@ def open_services() -> Iterator[Services]:
     try:
         yield services
     except StoreUnavailable as exc:
-        raise CommandError(f"store unavailable: {exc}", ExitCode.TEMPFAIL) from None
+        raise failed(exc, "store unavailable") from None
+    except (InputRejected, OurFailure) as exc:
+        raise failed(exc) from None
     finally:
         services.close()
 

@@ -104,7 +104,7 @@ def _broker_down(exc: Exception) -> click.ClickException:
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 def dead_letters_list(limit: int) -> None:
     """Message id, routing key, queue it died in, reason, time, reference (left in place)."""
-    from router.deadletters import BrokerUnavailable
+    from router.broker import BrokerUnavailable
 
     try:
         letters = _dead_letters().peek(limit)
@@ -124,7 +124,7 @@ def dead_letters_list(limit: int) -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
 def dead_letters_show(message_id: str, limit: int) -> None:
     """Headers and body of the dead letter(s) with this message id (left in place)."""
-    from router.deadletters import BrokerUnavailable
+    from router.broker import BrokerUnavailable
 
     try:
         letters = [item for item in _dead_letters().peek(limit) if item.message_id == message_id]
@@ -146,7 +146,7 @@ def dead_letters_replay(
     message_ids: tuple[str, ...], everything: bool, queue: str | None, limit: int
 ) -> None:
     """Publish dead letters again to the queue they died in, then take them off."""
-    from router.deadletters import BrokerUnavailable
+    from router.broker import BrokerUnavailable
 
     if not message_ids and not everything:
         raise click.UsageError("name message ids, or give --all")

@@ -18,9 +18,9 @@ from markupsafe import Markup
 from gateway.lib.services import Services
 from gateway.ops import figures, plots
 from gateway.ops.quarantine import replayers
-from gateway.store.leases import Leases, LeaseState
+from gateway.store.leases import LeaseState
 from gateway.store.outbox import OutboxStats
-from gateway.store.quarantine import Quarantine, QuarantineItem
+from gateway.store.quarantine import QuarantineItem
 from router.deadletters import DeadLetter, DeadLetters
 
 DAYS = 14
@@ -51,13 +51,13 @@ class Dashboard:
 def build_dashboard(services: Services, texts: dict[str, str]) -> Dashboard:
     now = datetime.now(UTC)
     zone = services.settings.timezone
-    engine = services.store.engine
+    source = services.store.figures
     tz = ZoneInfo(zone)
-    by_channel, by_language = figures.complaints_per_day(engine, zone, now, DAYS)
+    by_channel, by_language = figures.complaints_per_day(source, zone, now, DAYS)
     day_labels = [day.strftime("%d/%m") for day in by_channel.days]
     stats = services.store.outbox.stats()
-    acks = figures.acknowledgements(engine, zone, now)
-    quarantine = Quarantine(engine)
+    acks = figures.acknowledgements(source, zone, now)
+    quarantine = services.store.quarantine
     dead, dead_count, dead_error = _dead_letters(services)
     return Dashboard(
         now=now,
@@ -77,7 +77,7 @@ def build_dashboard(services: Services, texts: dict[str, str]) -> Dashboard:
         backlog=plots.line(
             [
                 (moment.astimezone(tz).strftime("%H:%M"), count)
-                for moment, count in figures.outbox_backlog(engine, now)
+                for moment, count in figures.outbox_backlog(source, now)
             ],
             title=texts["outbox_backlog"],
         ),
@@ -89,7 +89,7 @@ def build_dashboard(services: Services, texts: dict[str, str]) -> Dashboard:
         dead=dead,
         dead_count=dead_count,
         dead_error=dead_error,
-        leases=Leases(engine).all(),
+        leases=services.store.leases.all(),
     )
 
 

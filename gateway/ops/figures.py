@@ -1,6 +1,6 @@
-"""The numbers behind the operator page and /metrics, read from the shared database.
+"""The numbers behind the operator page and /metrics, from the rows of the shared database.
 
-store (complaints, outbox, acknowledgements, quarantine, letters, leases)
+store (``gateway.store.figures``: complaints, outbox, acknowledgements)
 -> **figures** -> ``gateway.ops.plots`` (SVG) and ``gateway.health`` (Prometheus).
 
 Every figure is computed from rows every instance shares, so all web
@@ -16,10 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, func, select
-
-from gateway.store.db import reading
-from gateway.store.tables import AcknowledgementRow, ComplaintRow, OutboxRow
+from gateway.store.figures import Figures
 
 # Acknowledgement states that mean "nothing reached the customer yet, and we owe it".
 # ``skipped`` (regulator-forwarded, follow-ups, robots) is left to staff and counted apart.
@@ -57,22 +54,18 @@ def local_days(zone: ZoneInfo, now: datetime, days: int) -> list[date]:
 
 
 def complaints_per_day(
-    engine: Engine, zone: str, now: datetime, days: int = 14
+    source: Figures, zone: str, now: datetime, days: int = 14
 ) -> tuple[DailySeries, DailySeries]:
     """Complaints received per day over ``days`` days: by channel, and by language."""
     tz = ZoneInfo(zone)
     axis = local_days(tz, now, days)
     start = datetime.combine(axis[0], datetime.min.time(), tzinfo=tz).astimezone(UTC)
-    query = select(ComplaintRow.channel, ComplaintRow.language, ComplaintRow.received_at).where(
-        ComplaintRow.received_at >= start
-    )
     by_channel: dict[str, Counter[date]] = defaultdict(Counter)
     by_language: dict[str, Counter[date]] = defaultdict(Counter)
-    with reading(engine) as session:
-        for channel, language, received_at in session.execute(query):
-            day = received_at.astimezone(tz).date()
-            by_channel[channel][day] += 1
-            by_language[language][day] += 1
+    for channel, language, received_at in source.complaints_received_since(start):
+        day = received_at.astimezone(tz).date()
+        by_channel[channel][day] += 1
+        by_language[language][day] += 1
     return _aligned(axis, by_channel), _aligned(axis, by_language)
 
 
@@ -82,16 +75,11 @@ def _aligned(axis: list[date], counts: dict[str, Counter[date]]) -> DailySeries:
 
 
 def outbox_backlog(
-    engine: Engine, now: datetime, hours: int = 24, points: int = 48
+    source: Figures, now: datetime, hours: int = 24, points: int = 48
 ) -> list[tuple[datetime, int]]:
     """Unpublished messages at regular instants over the last ``hours`` (held rows apart)."""
     start = now - timedelta(hours=hours)
-    query = select(OutboxRow.created_at, OutboxRow.published_at).where(
-        OutboxRow.held.is_(False),
-        OutboxRow.published_at.is_(None) | (OutboxRow.published_at >= start),
-    )
-    with reading(engine) as session:
-        spans = session.execute(query).all()
+    spans = source.outbox_spans(start)
     step = (now - start) / (points - 1)
     instants = [start + step * index for index in range(points)]
     return [
@@ -107,25 +95,14 @@ def outbox_backlog(
     ]
 
 
-def acknowledgements(engine: Engine, zone: str, now: datetime, days_ahead: int = 10) -> AckFigures:
+def acknowledgements(source: Figures, zone: str, now: datetime, days_ahead: int = 10) -> AckFigures:
     """Complaints still owed an acknowledgement: overdue, due, late after two days."""
     tz = ZoneInfo(zone)
-    owed = (
-        select(ComplaintRow.received_at, ComplaintRow.ack_due_at)
-        .outerjoin(AcknowledgementRow, AcknowledgementRow.complaint_id == ComplaintRow.id)
-        .where(
-            ComplaintRow.follow_up_of.is_(None),
-            AcknowledgementRow.id.is_(None) | AcknowledgementRow.status.in_(UNSENT),
-        )
-    )
-    skipped = select(func.count()).where(AcknowledgementRow.status == SKIPPED)
     overdue = due = late = 0
     by_day: Counter[date] = Counter()
     last_day = now.astimezone(tz).date() + timedelta(days=days_ahead)
-    with reading(engine) as session:
-        rows = session.execute(owed).all()
-        skipped_count = int(session.scalar(skipped) or 0)
-    for received_at, ack_due_at in rows:
+    found = source.owed_acknowledgements(UNSENT, SKIPPED)
+    for received_at, ack_due_at in found.owed:
         late += received_at <= now - timedelta(days=2)
         if ack_due_at < now:
             overdue += 1
@@ -134,23 +111,13 @@ def acknowledgements(engine: Engine, zone: str, now: datetime, days_ahead: int =
         day = ack_due_at.astimezone(tz).date()
         if day <= last_day:
             by_day[day] += 1
-    return AckFigures(overdue, due, late, skipped_count, dict(sorted(by_day.items())))
+    return AckFigures(overdue, due, late, found.skipped, dict(sorted(by_day.items())))
 
 
-def acknowledgement_states(engine: Engine) -> dict[str, int]:
-    query = select(AcknowledgementRow.status, func.count()).group_by(AcknowledgementRow.status)
-    with reading(engine) as session:
-        return {status: int(count) for status, count in session.execute(query)}
+def acknowledgement_states(source: Figures) -> dict[str, int]:
+    return source.acknowledgement_states()
 
 
-def last_complaint_by_channel(engine: Engine) -> dict[str, datetime]:
+def last_complaint_by_channel(source: Figures) -> dict[str, datetime]:
     """When each channel last recorded a complaint (for "channel silent" alerts)."""
-    query = select(ComplaintRow.channel, func.max(ComplaintRow.created_at)).group_by(
-        ComplaintRow.channel
-    )
-    with reading(engine) as session:
-        found: dict[str, datetime] = {}
-        for channel, moment in session.execute(query):
-            if moment is not None:
-                found[channel] = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-        return found
+    return source.last_complaint_by_channel()

@@ -20,14 +20,9 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
 from gateway.lib.services import Services
 from gateway.ops import figures
-from gateway.store.db import reading
-from gateway.store.leases import Leases
-from gateway.store.quarantine import Quarantine
-from gateway.store.tables import OutboxRow
 from router.deadletters import DeadLetterGauge
 
 OCR_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
@@ -48,13 +43,13 @@ class OperationsCollector(Collector):
         yield from self._broker()
 
     def _channels(self) -> Iterator[Metric]:
-        engine = self.services.store.engine
+        store = self.services.store
         last = GaugeMetricFamily(
             "intake_last_complaint_timestamp_seconds",
             "When each channel last recorded a complaint (Unix time)",
             labels=["channel"],
         )
-        for channel, moment in figures.last_complaint_by_channel(engine).items():
+        for channel, moment in figures.last_complaint_by_channel(store.figures).items():
             last.add_metric([channel], moment.timestamp())
         yield last
         open_items = GaugeMetricFamily(
@@ -62,16 +57,12 @@ class OperationsCollector(Collector):
             "Quarantined inputs not replayed or resolved yet, by channel",
             labels=["channel"],
         )
-        for channel, count in Quarantine(engine).unresolved_by_channel().items():
+        for channel, count in store.quarantine.unresolved_by_channel().items():
             open_items.add_metric([channel], count)
         yield open_items
 
     def _relay(self, now: datetime) -> Iterator[Metric]:
-        query = select(func.count()).where(
-            OutboxRow.published_at.is_(None), OutboxRow.claimed_until > now
-        )
-        with reading(self.services.store.engine) as session:
-            claimed = int(session.scalar(query) or 0)
+        claimed = self.services.store.figures.outbox_claimed(now)
         yield GaugeMetricFamily(
             "intake_outbox_claimed",
             "Unpublished messages a relay is publishing right now (claimed, lease running)",
@@ -79,8 +70,8 @@ class OperationsCollector(Collector):
         )
 
     def _acknowledgements(self, now: datetime) -> Iterator[Metric]:
-        engine = self.services.store.engine
-        acks = figures.acknowledgements(engine, self.services.settings.timezone, now)
+        source = self.services.store.figures
+        acks = figures.acknowledgements(source, self.services.settings.timezone, now)
         yield GaugeMetricFamily(
             "intake_acks_overdue",
             "Complaints past their acknowledgement deadline without one sent",
@@ -101,33 +92,19 @@ class OperationsCollector(Collector):
             "Acknowledgements by state (sent, failed, queued, sending, skipped)",
             labels=["status"],
         )
-        for status, count in figures.acknowledgement_states(engine).items():
+        for status, count in figures.acknowledgement_states(source).items():
             states.add_metric([status], count)
         yield states
 
     def _letters(self) -> Iterator[Metric]:
-        from gateway.store.tables import LetterRow
-
-        with reading(self.services.store.engine) as session:
-            by_status = session.execute(
-                select(LetterRow.status, func.count()).group_by(LetterRow.status)
-            ).all()
-            spans = session.execute(
-                select(LetterRow.claimed_at, LetterRow.finished_at).where(
-                    LetterRow.finished_at.is_not(None), LetterRow.claimed_at.is_not(None)
-                )
-            ).all()
+        by_status, spans = self.services.store.figures.letters()
         letters = GaugeMetricFamily(
             "intake_letters", "Postal letters by OCR status", labels=["status"]
         )
         for status, count in by_status:
-            letters.add_metric([status], int(count))
+            letters.add_metric([status], count)
         yield letters
-        durations = [
-            (finished - claimed).total_seconds()
-            for claimed, finished in spans
-            if claimed is not None and finished is not None
-        ]
+        durations = [(finished - claimed).total_seconds() for claimed, finished in spans]
         buckets = [(str(edge), sum(1 for d in durations if d <= edge)) for edge in OCR_BUCKETS]
         yield HistogramMetricFamily(
             "intake_ocr_seconds",
@@ -147,7 +124,7 @@ class OperationsCollector(Collector):
             "Times a lease changed holder (a standby took over)",
             labels=["lease"],
         )
-        for lease in Leases(self.services.store.engine).all():
+        for lease in self.services.store.leases.all():
             held.add_metric([lease.name], 1.0 if lease.expires_at > now else 0.0)
             takeovers.add_metric([lease.name], lease.epoch - 1)
         yield held

@@ -27,7 +27,8 @@ from gateway.ops.dashboard import build_dashboard, human_age
 from gateway.ops.quarantine import replay
 from gateway.store.quarantine import ReplayResult
 from gateway.store.staff import StaffSession
-from router.deadletters import BrokerUnavailable, DeadLetters
+from router.broker import BrokerUnavailable
+from router.deadletters import DeadLetters
 
 HERE = Path(__file__).parent
 _pages = Pages((HERE / "templates",), (HERE / "texts.json",))

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from gateway.lib.commands import CommandError, ExitCode, open_services
+from gateway.lib.commands import CommandError, ExitCode, failed, open_services
 
 # ``gateway.cli`` imports the channel table, which imports this module: its
 # names are imported inside the commands.
@@ -34,7 +34,7 @@ def users_add(name: str, password_stdin: bool) -> None:
         try:
             accounts_for(services).add(name, password)
         except (UserExists, WeakPassword) as exc:
-            raise CommandError(str(exc), ExitCode.DATAERR) from None
+            raise failed(exc) from None
     click.echo(f"user {name} created", err=True)
 
 

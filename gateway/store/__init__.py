@@ -1,7 +1,8 @@
 """The gateway's durable state: blobs on disk, rows in SQLite or PostgreSQL.
 
 ``open_store(settings)`` gives every process the same view: the complaint
-store (intake and quarantine), the outbox, the API keys and shared counters.
+store (intake and quarantine), the outbox, the acknowledgements, the API
+keys and shared counters.
 ``inspect_schema(settings)`` says where the database's schema stands, for
 ``intake check-config``, and changes nothing.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,8 +20,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from config.settings import ConfigError, Settings
+from gateway.store.acks import AckStore
 from gateway.store.apikeys import ApiKeys
 from gateway.store.blobs import BlobStore
+from gateway.store.calls import CallStore
+from gateway.store.checkpoints import ImapCheckpoints
 from gateway.store.db import (
     MIGRATIONS,
     check_database_url,
@@ -28,11 +33,17 @@ from gateway.store.db import (
     normalize_url,
     read_connection,
 )
+from gateway.store.figures import Figures
 from gateway.store.intake import ComplaintStore, IdempotencyConflict, StoreUnavailable
+from gateway.store.leases import Leases
+from gateway.store.letters import LetterQueue
+from gateway.store.media import MediaStore
 from gateway.store.outbox import Counters, Outbox
 from gateway.store.quarantine import Quarantine
 from gateway.store.ratelimits import RateLimiter
+from gateway.store.revisions import ComplaintRevisions
 from gateway.store.staff import StaffAccounts
+from normalizer.errors import OurFailure
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
@@ -79,6 +90,18 @@ class Store:
     api_keys: ApiKeys
     counters: Counters
     quarantine: Quarantine
+    # The numbers behind /ops/ and /metrics (read-only queries).
+    figures: Figures
+    # Leader leases of the single-instance jobs (IMAP poller).
+    leases: Leases
+    # Twilio media waiting for their download, and downloaded.
+    media: MediaStore
+    # Where the IMAP poller stands in each mailbox.
+    imap_checkpoints: ImapCheckpoints
+    # The acknowledgements table (``gateway.acks``), its days in the settings' time zone.
+    acks: AckStore
+    # The OCR work queue of postal letters (``channels.letters``), releasing their complaints.
+    letters: LetterQueue
 
     def rate_limiter(self, per_hour: int) -> RateLimiter:
         """An hourly limit per client key, shared by every process on this store."""
@@ -88,9 +111,21 @@ class Store:
         """Staff users and their sessions, signed with ``secret``."""
         return StaffAccounts(self.engine, secret, max_age)
 
+    def calls(self, *, first_seen_at: datetime | None = None) -> CallStore:
+        """Twilio calls; a call seen for the first time started at ``first_seen_at`` (None: now)."""
+        return CallStore(self.engine, first_seen_at=first_seen_at)
+
+    def revisions(self, event_source: str) -> ComplaintRevisions:
+        """Changes to recorded complaints (media, transcript), as events of ``event_source``."""
+        return ComplaintRevisions(self.engine, event_source)
+
     def ping(self) -> None:
-        with self.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        """One round trip to the database; ``StoreUnavailable`` (named after its error) if none."""
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
 
     def close(self) -> None:
         self.engine.dispose()
@@ -111,6 +146,12 @@ def open_store(settings: Settings, *, migrate_schema: bool | None = None) -> Sto
         api_keys=ApiKeys(engine),
         counters=Counters(engine),
         quarantine=Quarantine(engine),
+        figures=Figures(engine),
+        leases=Leases(engine),
+        media=MediaStore(engine),
+        imap_checkpoints=ImapCheckpoints(engine),
+        acks=AckStore(engine, settings.timezone),
+        letters=LetterQueue(engine, settings.event_source),
     )
 
 
@@ -211,7 +252,7 @@ def _names(revisions: frozenset[str]) -> str:
     return ", ".join(sorted(revisions)) or "none"
 
 
-class MigrationFailed(Exception):
+class MigrationFailed(OurFailure):
     """``migrate_database`` failed; ``unreachable``: the database could not be reached.
 
     Any other failure (a migration that breaks a constraint or a statement

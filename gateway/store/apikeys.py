@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.store.db import reading, writing
 from gateway.store.tables import ApiKeyRow
+from normalizer.errors import InputRejected
 
 KEY_PREFIX = "cpk_"
 CACHE_SECONDS = 5.0
@@ -43,7 +44,7 @@ CACHE_SECONDS = 5.0
 _CACHE_LIMIT = 1000
 
 
-class ApiKeyExists(ValueError):
+class ApiKeyExists(InputRejected, ValueError):
     pass
 
 

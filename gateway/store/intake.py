@@ -54,6 +54,7 @@ from normalizer.contract import (
     event_routing_key,
 )
 from normalizer.draft import ComplaintDraft, RawInput
+from normalizer.errors import InputRejected, OurFailure
 from normalizer.reference import new_reference
 
 log = logging.getLogger("intake.store")
@@ -64,11 +65,11 @@ GROUP_MAX_BATCH = 128
 T = TypeVar("T")
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(OurFailure):
     """Our fault: the database or the disk failed. Nothing was acknowledged."""
 
 
-class IdempotencyConflict(Exception):
+class IdempotencyConflict(InputRejected):
     """The dedup key was already used for a different request."""
 
     def __init__(self, existing: ComplaintMessage) -> None:

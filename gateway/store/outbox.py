@@ -13,21 +13,29 @@ database's write lock (``BEGIN IMMEDIATE``), which serializes claims. A
 relay marks a row published only while the claim is still its own; a
 claim whose relay died lapses at ``claimed_until`` and another relay takes
 the row.
+
+What the relay calls (``claim``, ``mark_published``, ``record_failure``,
+``Counters.add``) raises ``StoreUnavailable`` when the database fails, its
+message the database's error in full (``OperationalError: ...``), so the
+relay tells the store's outages from the broker's without knowing SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gateway.store.db import reading, writing
+from gateway.store.intake import StoreUnavailable
 from gateway.store.leases import holder_is_gone
 from gateway.store.tables import CounterRow, OutboxRow
 
@@ -109,6 +117,15 @@ def _claimants(session: Session, now: datetime) -> list[str]:
     return [name for name in session.scalars(query) if name]
 
 
+@contextmanager
+def _unavailable_on_failure() -> Iterator[None]:
+    """A database failure becomes ``StoreUnavailable``, named and worded as the database's error."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
 def _owned(owner: str | None) -> tuple[ColumnElement[bool], ...]:
     return () if owner is None else (OutboxRow.claimed_by == owner,)
 
@@ -141,7 +158,7 @@ class Outbox:
         now = datetime.now(UTC)
         until = now + timedelta(seconds=lease)
         free = or_(OutboxRow.claimed_until.is_(None), OutboxRow.claimed_until <= now)
-        with writing(self.engine) as session:
+        with _unavailable_on_failure(), writing(self.engine) as session:
             items = _take(session, free, limit, owner=owner, until=until, now=now)
             if len(items) < limit:
                 dead = [name for name in _claimants(session, now) if name != owner and gone(name)]
@@ -165,7 +182,7 @@ class Outbox:
         if not ids:
             return 0
         moment = when or datetime.now(UTC)
-        with writing(self.engine) as session:
+        with _unavailable_on_failure(), writing(self.engine) as session:
             result = session.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id.in_(ids), OutboxRow.published_at.is_(None), *_owned(owner))
@@ -179,7 +196,7 @@ class Outbox:
         """Count a failed attempt and give the claim up, so any relay may retry the rows."""
         if not ids:
             return
-        with writing(self.engine) as session:
+        with _unavailable_on_failure(), writing(self.engine) as session:
             session.execute(
                 update(OutboxRow)
                 .where(OutboxRow.id.in_(ids), *_owned(owner))
@@ -277,7 +294,7 @@ class Counters:
 
     def add(self, name: str, amount: int = 1) -> None:
         upsert = _UPSERTS.get(self.engine.dialect.name)
-        with writing(self.engine) as session:
+        with _unavailable_on_failure(), writing(self.engine) as session:
             if upsert is not None:
                 # One statement: two relays adding to a new counter at once cannot
                 # both insert it (PostgreSQL would refuse the second).

@@ -11,13 +11,15 @@ import hashlib
 import hmac
 import secrets
 
+from normalizer.errors import InputRejected
+
 N, R, P = 2**15, 8, 1
 _MAXMEM = 64 * 1024 * 1024
 _LENGTH = 32
 MIN_LENGTH = 10
 
 
-class WeakPassword(ValueError):
+class WeakPassword(InputRejected, ValueError):
     pass
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 
 from gateway.store.db import reading, writing
+from gateway.store.intake import guarded
 from gateway.store.tables import QuarantineRow
 
 _MIN_PREFIX = 6
@@ -91,6 +92,23 @@ class Quarantine:
                 ).all()
                 row = rows[0] if len(rows) == 1 else None
             return None if row is None else _item(row)
+
+    def holds(self, channel: str, sha256: str) -> bool:
+        """Whether an input of ``channel`` with this hash was quarantined, resolved or not.
+
+        Database failures raise ``StoreUnavailable``.
+        """
+
+        def action() -> bool:
+            with reading(self.engine) as session:
+                found = session.scalar(
+                    select(QuarantineRow.id)
+                    .where(QuarantineRow.sha256 == sha256, QuarantineRow.channel == channel)
+                    .limit(1)
+                )
+            return found is not None
+
+        return guarded(action)
 
     def unresolved_holding(self, channel: str, sha256s: list[str]) -> list[QuarantineItem]:
         """Unresolved items of ``channel`` whose stored input is one of these hashes."""

@@ -20,9 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from gateway.store.db import reading, writing
 from gateway.store.passwords import DUMMY_HASH, hash_password, verify_password
 from gateway.store.tables import StaffSessionRow, StaffUserRow
+from normalizer.errors import InputRejected
 
 
-class UserExists(Exception):
+class UserExists(InputRejected):
     pass
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from normalizer.errors import InputRejected, OurFailure
+
 TOO_LARGE: Final = "too_large"
 TOO_MANY_PARTS: Final = "too_many_parts"
 TOO_DEEP: Final = "too_deep"
@@ -29,7 +31,7 @@ class EmailError(Exception):
     """Base class of every error raised by ``normalizer.email``."""
 
 
-class EmailRejected(EmailError):
+class EmailRejected(EmailError, InputRejected):
     """The message itself is unacceptable (sender's fault): do not retry.
 
     ``code`` is a stable machine code from ``REJECTION_CODES``; ``reason`` is a
@@ -45,5 +47,5 @@ class EmailRejected(EmailError):
         self.reason = reason
 
 
-class EmailInternalError(EmailError):
+class EmailInternalError(EmailError, OurFailure):
     """Normalization could not run for a reason on our side: retry later."""

@@ -24,7 +24,8 @@ from typing import Any
 
 import magic
 
-from normalizer.ocr.sandbox import Limits, SandboxError, run_limited
+from normalizer.errors import InputRejected
+from normalizer.ocr.sandbox import INTERNAL_ERROR, Limits, SandboxError, run_limited
 
 # Sniffed MIME type -> kind of scan, and the extensions that may carry it.
 ACCEPTED: dict[str, tuple[str, frozenset[str]]] = {
@@ -36,7 +37,8 @@ ACCEPTED: dict[str, tuple[str, frozenset[str]]] = {
 LANGUAGES = ("fr", "ar", "en")
 INSPECT_TIMEOUT = 20.0
 # Exit status of the job process when our own code failed (EX_SOFTWARE).
-INTERNAL_ERROR = 70
+# The sandboxed process that decodes untrusted files (``python -m`` this module).
+CHILD = "normalizer.ocr.child"
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def _reasons() -> dict[str, dict[str, Any]]:
     return data
 
 
-class ScanRejected(Exception):
+class ScanRejected(InputRejected):
     """The sender's fault: the file is refused; ``message(lang)`` says why."""
 
     def __init__(self, code: str, **params: object) -> None:
@@ -125,7 +127,7 @@ def _inspect_in_sandbox(path: Path, kind: str, limits: ScanLimits) -> dict[str, 
     }
     try:
         out = run_limited(
-            [sys.executable, "-m", "normalizer.ocr.job", "inspect"],
+            [sys.executable, "-m", CHILD, "inspect"],
             Limits(timeout=min(INSPECT_TIMEOUT, limits.timeout), memory_mb=limits.memory_mb),
             stdin=json.dumps(spec).encode(),
         )

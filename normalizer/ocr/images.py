@@ -17,6 +17,8 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageFile, ImageFilter, ImageOps
 
+from normalizer.errors import InputRejected
+
 TARGET_DPI = 300
 # Long side of an A4 page at TARGET_DPI; used when a file carries no resolution.
 A4_LONG_SIDE = 3508
@@ -29,7 +31,7 @@ SPECKLE_THRESHOLD = 0.05
 _PROFILE_SIDE = 900
 
 
-class ImageRefused(Exception):
+class ImageRefused(InputRejected):
     def __init__(self, code: str, **params: object) -> None:
         super().__init__(code)
         self.code = code

@@ -1,6 +1,6 @@
-"""The OCR job process, and the parent-side call that runs it in the sandbox.
+"""The OCR job: the parent-side call that runs ``normalizer.ocr.child`` in the sandbox.
 
-``python -m normalizer.ocr.job inspect|ocr`` reads a JSON spec on stdin and
+``python -m normalizer.ocr.child inspect|ocr`` reads a JSON spec on stdin and
 writes a JSON answer on stdout. It is what decodes untrusted files, so it
 always runs under ``sandbox.run_limited`` (timeout, memory cap); a file
 that crashes or exhausts it costs this process, never the worker. The
@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from normalizer.ocr.checks import INTERNAL_ERROR, ScanLimits
+from normalizer.errors import OurFailure
+from normalizer.ocr.checks import CHILD, ScanLimits
 from normalizer.ocr.result import DocumentResult
-from normalizer.ocr.sandbox import Limits, SandboxError, run_limited
+from normalizer.ocr.sandbox import INTERNAL_ERROR, Limits, SandboxError, run_limited
 
 
-class OcrFailed(Exception):
+class OcrFailed(OurFailure):
     """OCR could not read the document; ``internal`` is True when it was our fault."""
 
     def __init__(
@@ -122,7 +123,7 @@ def run_ocr(
         spec = job_spec(files, limits, Path(workdir), thumbnail)
         try:
             out = run_limited(
-                [sys.executable, "-m", "normalizer.ocr.job", "ocr"],
+                [sys.executable, "-m", CHILD, "ocr"],
                 Limits(timeout=letter_timeout(files, limits), memory_mb=limits.memory_mb),
                 stdin=json.dumps(spec).encode(),
                 cwd=workdir,
@@ -142,32 +143,3 @@ def run_ocr(
         code = str(result.pages[0].error)
         raise OcrFailed(code, f"no page could be read: {code}", params={"detail": code})
     return result
-
-
-def _main(mode: str) -> int:
-    from normalizer.ocr import engine
-
-    spec = json.loads(sys.stdin.buffer.read())
-    if mode == "inspect":
-        answer = engine.inspect(spec)
-    else:
-        try:
-            answer = engine.ocr_document(spec).to_json()
-        except engine.REFUSALS as exc:
-            answer = {"rejected": exc.code, "params": exc.params}
-    sys.stdout.write(json.dumps(answer, ensure_ascii=False, default=str))
-    return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(_main(sys.argv[1] if len(sys.argv) > 1 else "ocr"))
-    except MemoryError:
-        sys.stderr.write("MemoryError\n")
-        sys.exit(1)
-    except Exception as exc:
-        import traceback
-
-        traceback.print_exc()
-        sys.stderr.write(f"{type(exc).__name__}: {exc}\n")
-        sys.exit(INTERNAL_ERROR)

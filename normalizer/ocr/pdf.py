@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from normalizer.errors import InputRejected
 from normalizer.ocr.sandbox import Limits, SandboxError, run_limited_output
 
 POINTS_PER_INCH = 72
@@ -58,7 +59,7 @@ _CONTENT_LOST = re.compile(r"unfilterable stream|deeply nested|error decoding|ob
 _PAGE_SIZE = re.compile(r"^Page\s+(\d+)\s+size:\s+([\d.]+) x ([\d.]+) pts", re.MULTILINE)
 
 
-class PdfRefused(Exception):
+class PdfRefused(InputRejected):
     def __init__(self, code: str, **params: object) -> None:
         super().__init__(code)
         self.code = code

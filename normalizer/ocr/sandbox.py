@@ -17,8 +17,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from normalizer.errors import OurFailure
 
-class SandboxError(Exception):
+# The exit code of a sandboxed child whose own code failed (sysexits' EX_SOFTWARE).
+INTERNAL_ERROR = 70
+
+
+class SandboxError(OurFailure):
     """The child did not finish normally; ``code`` says how."""
 
     def __init__(self, code: str, detail: str, returncode: int | None = None) -> None:

@@ -33,10 +33,10 @@ from gateway.acks.acknowledger import (
     Acknowledger,
 )
 from gateway.acks.policy import EMAIL
-from gateway.acks.sending import Outgoing, SendFailed, Sent
-from gateway.acks.store import AckRecord
+from gateway.acks.senders import Outgoing, SendFailed, Sent
 from gateway.acks.worker import AckWorker, Verdict, judge
 from gateway.lib.services import Services, build_services
+from gateway.store.acks import AckRecord
 from gateway.store.db import writing
 from gateway.store.tables import AcknowledgementRow
 from normalizer.contract import ComplaintEvent, ComplaintMessage

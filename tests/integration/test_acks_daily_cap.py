@@ -20,9 +20,9 @@ from pydantic import SecretStr
 from config.settings import load_settings
 from gateway.acks.acknowledger import Acknowledger
 from gateway.acks.policy import EMAIL
-from gateway.acks.sending import Outgoing, Sent
-from gateway.acks.store import AckRecord
+from gateway.acks.senders import Outgoing, Sent
 from gateway.lib.services import Services, build_services
+from gateway.store.acks import AckRecord
 from normalizer.contract import Channel, Customer
 from tests.peers.acks import other_complaint
 

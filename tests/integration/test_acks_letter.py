@@ -23,7 +23,7 @@ from sqlalchemy import update
 
 from config.settings import Settings
 from gateway.acks.acknowledger import Acknowledger
-from gateway.acks.letter import Mailroom
+from gateway.acks.mailroom import Mailroom
 from gateway.acks.routes import mailroom_errors
 from gateway.lib.http.errors import ApiError
 from gateway.lib.services import Services

@@ -24,8 +24,8 @@ import pytest
 from config.settings import Settings
 from gateway.acks.acknowledger import RETRY_LEASE, Acknowledger
 from gateway.acks.cli import NOT_RETRYABLE
-from gateway.acks.store import FAILED, SENDING
 from gateway.lib.services import Services, build_services
+from gateway.store.acks import FAILED, SENDING
 from normalizer.contract import Channel, ComplaintMessage, Customer
 from tests.peers.acks import ack_row, event_kinds, other_complaint, running_worker, wait_for_row
 from tests.peers.processes import IntakeProcesses, env_for

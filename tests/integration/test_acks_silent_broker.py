@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from config.settings import load_settings
 from gateway.acks.acknowledger import Acknowledger
 from gateway.acks.policy import EMAIL
-from gateway.acks.sending import Outgoing, Sender, Sent
+from gateway.acks.senders import Outgoing, Sender, Sent
 from gateway.acks.worker import AckWorker
 from gateway.lib.services import Services, build_services
 from router.consumer import GOODBYE_SECONDS

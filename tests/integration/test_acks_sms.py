@@ -14,7 +14,7 @@ import pytest
 
 from config.settings import Settings
 from gateway.acks.acknowledger import Acknowledger
-from gateway.acks.sms import MAX_SEGMENTS, segments
+from gateway.acks.senders.sms import MAX_SEGMENTS, segments
 from gateway.lib.services import Services, build_services
 from normalizer.contract import Channel, Customer
 from tests.peers.acks import event_kinds, other_complaint

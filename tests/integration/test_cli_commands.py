@@ -191,22 +191,22 @@ def test_api_key_create_with_a_name_already_taken_exits_65(
     assert_fails(again, 65, "an API key named 'crm' already exists")
 
 
-def test_replay_since_a_date_that_is_not_one_exits_64(
+def test_republish_since_a_date_that_is_not_one_exits_64(
     intake_processes: IntakeProcesses, settings: Settings
 ) -> None:
-    replayed = intake_processes.run("replay", "--since", "yesterday", env=env_for(settings))
+    replayed = intake_processes.run("republish", "--since", "yesterday", env=env_for(settings))
 
     assert_fails(replayed, 64, "--since: not a date or time: 'yesterday'")
 
 
-def test_replay_publishes_each_message_again_with_the_same_id(
+def test_republish_publishes_each_message_again_with_the_same_id(
     intake_processes: IntakeProcesses, amqp_settings: Settings, amqp_services: Services
 ) -> None:
     created = record(amqp_services.store).message.id
     env = env_for(amqp_settings)
     assert intake_processes.run("relay", "--once", env=env).popen.returncode == 0
 
-    replayed = intake_processes.run("replay", "--since", today(amqp_settings), env=env)
+    replayed = intake_processes.run("republish", "--since", today(amqp_settings), env=env)
     # One more than arrives, so the wait ends on the timeout only if nothing else came.
     consumer = intake_processes.run("consume", "--count", "3", "--timeout", "3", env=env)
 
@@ -217,17 +217,31 @@ def test_replay_publishes_each_message_again_with_the_same_id(
     assert_fails(consumer, 1, "timed out after 2 of 3 message(s)")
 
 
-def test_replay_run_twice_before_publication_queues_each_message_once(
+def test_republish_run_twice_before_publication_queues_each_message_once(
     intake_processes: IntakeProcesses, services: Services, settings: Settings
 ) -> None:
     created = record(services.store).message.id
     env = env_for(settings)
     assert intake_processes.run("relay", "--once", env=env).popen.returncode == 0
 
-    first = intake_processes.run("replay", "--no-publish", "--since", today(settings), env=env)
-    second = intake_processes.run("replay", "--no-publish", "--since", today(settings), env=env)
+    first = intake_processes.run("republish", "--no-publish", "--since", today(settings), env=env)
+    second = intake_processes.run("republish", "--no-publish", "--since", today(settings), env=env)
 
     assert "queued 1 message(s)" in first.stderr(), first.describe()
     assert "queued 0 message(s)" in second.stderr(), second.describe()
     waiting = [row.event_id for row in outbox_rows(services.store) if row.published_at is None]
     assert waiting == [created]
+
+
+def test_replay_the_old_name_of_republish_still_works_and_says_it_is_deprecated(
+    intake_processes: IntakeProcesses, services: Services, settings: Settings
+) -> None:
+    record(services.store)
+    env = env_for(settings)
+    assert intake_processes.run("relay", "--once", env=env).popen.returncode == 0
+
+    old = intake_processes.run("replay", "--no-publish", "--since", today(settings), env=env)
+
+    assert old.popen.returncode == 0, old.describe()
+    assert "deprecated" in old.stderr().lower()
+    assert "queued 1 message(s)" in old.stderr()

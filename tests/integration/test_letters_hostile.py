@@ -162,7 +162,6 @@ def test_ocr_job_over_its_time_limit_fails_the_letter_not_the_worker(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from channels.letters.intake import LetterFile, LetterUpload, accept_letter
-    from channels.letters.queue import LetterQueue
 
     # Every page's recognition takes 5 s, over its 1 s budget, whatever this
     # machine's speed: two pages time out, the rest are skipped. Accepted with
@@ -176,7 +175,7 @@ def test_ocr_job_over_its_time_limit_fails_the_letter_not_the_worker(
             normal,
             LetterUpload(files=[LetterFile("long.tif", scans.multipage_tiff(pages))], source="api"),
         )
-        queue = LetterQueue(tight.store.engine)
+        queue = tight.store.letters
 
         def failed():
             row = queue.get(accepted.letter_id)

@@ -21,8 +21,8 @@ import pytest
 
 from config.settings import Settings
 from gateway.acks.acknowledger import Acknowledger
-from gateway.acks.store import AckRecord
 from gateway.lib.services import Services, build_services
+from gateway.store.acks import AckRecord
 from normalizer.contract import Channel, ComplaintMessage, Customer
 from tests.peers import scans
 from tests.peers.acks import ack_events, ack_row, other_complaint

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from channels.letters.intake import LetterFile, LetterUpload, accept_letter
-from channels.letters.queue import LetterQueue
 from channels.letters.worker import run_ocr_workers
 from gateway.lib.services import Services
 from normalizer.ocr import OcrFailed, ScanLimits, engine, pdf, run_ocr
@@ -118,7 +117,7 @@ def _long_letter(seed: int) -> LetterUpload:
 
 def test_two_ocr_workers_read_two_letters_at_the_same_time(services: Services) -> None:
     ids = [accept_letter(services, _long_letter(seed)).letter_id for seed in (10, 20)]
-    queue = LetterQueue(services.store.engine)
+    queue = services.store.letters
     stop = threading.Event()
     workers = threading.Thread(target=run_ocr_workers, args=(services, stop, 2), daemon=True)
     workers.start()

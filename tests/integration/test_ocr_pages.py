@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from channels.letters.intake import LetterFile, LetterUpload, accept_letter
-from channels.letters.queue import LetterQueue
 from channels.letters.status import letter_view
 from config.settings import Settings
 from gateway.lib.services import build_services
@@ -142,7 +141,7 @@ def _read_letter(settings: Settings, pages: list[Image.Image]):  # type: ignore[
             files=[LetterFile("recto-verso.tif", scans.multipage_tiff(pages))], source="api"
         )
         accepted = accept_letter(services, upload)
-        queue = LetterQueue(services.store.engine)
+        queue = services.store.letters
         with ocr_worker(services):
             wait_until(lambda: queue.get(accepted.letter_id).status == "done", "OCR", timeout=120)
         view = letter_view(queue.get(accepted.letter_id), "fr")

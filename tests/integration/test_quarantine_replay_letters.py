@@ -22,7 +22,6 @@ import pytest
 
 from channels.letters.hotfolder import import_folder
 from channels.letters.intake import LetterFile, LetterUpload, accept_letter
-from channels.letters.queue import LetterQueue
 from channels.letters.replay import replay_letter
 from config.settings import Settings, load_settings
 from gateway.lib.services import Services, build_services
@@ -88,7 +87,7 @@ def test_letter_refused_for_its_pages_is_recorded_whole_once_the_limit_is_raised
     assert message.received_at == midday.astimezone(UTC)
     assert message.customer.name == SENDER
     assert [attachment.name for attachment in message.attachments] == ["page-1-2.pdf", "page-3.pdf"]
-    letter = LetterQueue(services.store.engine).by_complaint(message.id)
+    letter = services.store.letters.by_complaint(message.id)
     assert letter is not None and letter.status == PENDING and letter.pages == 3
     quarantine = Quarantine(services.store.engine)
     assert quarantine.entries(channel="letter") == []

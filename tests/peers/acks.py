@@ -23,9 +23,9 @@ from typing import Any
 from sqlalchemy import select
 
 from channels.email.intake import MailArrival, MailOutcome, ingest_mail
-from gateway.acks.store import AckRecord, AckStore
 from gateway.acks.worker import AckWorker
 from gateway.lib.services import Services
+from gateway.store.acks import AckRecord
 from gateway.store.db import reading
 from gateway.store.tables import EventRow
 from normalizer.contract import Channel, ComplaintMessage, Customer, Origin
@@ -113,7 +113,7 @@ def running_worker(services: Services) -> Iterator[AckWorker]:
 
 
 def ack_row(services: Services, complaint_id: str) -> AckRecord | None:
-    return AckStore(services.store.engine, services.settings.timezone).get(complaint_id)
+    return services.store.acks.get(complaint_id)
 
 
 def wait_for_row(services: Services, complaint_id: str, *statuses: str) -> AckRecord:

@@ -10,8 +10,8 @@ about a dozen and a half of them, a Twilio send one request (connect, read).
 from __future__ import annotations
 
 from gateway.acks.acknowledger import RETRY_LEASE, RETRY_PAUSE
-from gateway.acks.mail import SMTP_TIMEOUT
-from gateway.acks.sms import TWILIO_TIMEOUT
+from gateway.acks.senders.mail import SMTP_TIMEOUT
+from gateway.acks.senders.sms import TWILIO_TIMEOUT
 
 # connect, greeting, EHLO, STARTTLS, TLS handshake, EHLO, AUTH (a method or
 # three, up to two exchanges each), MAIL, RCPT, DATA, the message, QUIT.

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.acks.mail import SmtpRelay, Thread, compose, references_for
 from gateway.acks.policy import Plan
-from gateway.acks.sending import Outgoing
-from gateway.acks.sms import MAX_SEGMENTS, segments, sms_text
+from gateway.acks.senders import Outgoing
+from gateway.acks.senders.mail import SmtpRelay, Thread, compose, references_for
+from gateway.acks.senders.sms import MAX_SEGMENTS, segments, sms_text
 from gateway.acks.texts import TEMPLATE_LANGUAGES, blocks, render, variables
 from normalizer.assemble import assemble_message
 from normalizer.contract import Channel, ComplaintMessage, Customer, Evidence, Language

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from twilio.base.exceptions import TwilioRestException
 
-from gateway.acks.sms import OURS, PROVIDER, RECIPIENT, refusal
+from gateway.acks.senders.sms import OURS, PROVIDER, RECIPIENT, refusal
 
 URI = "/2010-04-01/Accounts/AC1/Messages.json"
 

@@ -15,7 +15,14 @@ from typing import Any
 
 import click
 
-from gateway.lib.commands import CommandError, ExitCode, open_services, publishing, run_until_signal
+from gateway.lib.commands import (
+    CommandError,
+    ExitCode,
+    failed,
+    open_services,
+    publishing,
+    run_until_signal,
+)
 
 
 @click.group("imap")
@@ -117,7 +124,7 @@ def _imap_errors(settings: Any) -> Iterator[None]:
     except ImapConfigError as exc:
         raise CommandError(f"IMAP {where}: {exc}", ExitCode.CONFIG) from None
     except EmailInternalError as exc:
-        raise CommandError(f"e-mail normalizer unavailable: {exc}", ExitCode.TEMPFAIL) from None
+        raise failed(exc, "e-mail normalizer unavailable") from None
     except NETWORK_ERRORS as exc:
         raise CommandError(
             f"IMAP server {where} unavailable: {type(exc).__name__}: {exc}", ExitCode.UNAVAILABLE

@@ -15,13 +15,12 @@ from channels.email.imap.mailbox import FetchedMessage
 from channels.email.intake import MailArrival, MailOutcome, MailResult, ingest_mail
 from gateway.lib.logs import complaint_context
 from gateway.lib.services import Services
-from gateway.store import StoreUnavailable
-from normalizer.email import EmailInternalError
+from normalizer.errors import OurFailure
 
 log = logging.getLogger("intake.imap")
 
 # Our own failures: the whole batch stops, nothing more is acknowledged.
-OUR_FAILURES: tuple[type[Exception], ...] = (StoreUnavailable, EmailInternalError)
+OUR_FAILURES: tuple[type[Exception], ...] = (OurFailure,)
 
 
 class Destination(StrEnum):

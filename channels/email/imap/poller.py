@@ -156,12 +156,12 @@ class ImapPoller:
 
 def run_poller(services: Services, stop: threading.Event) -> None:
     """The channel worker: ``(services, stop)``, returns soon after ``stop`` is set."""
-    from gateway.store.leases import LeaseKeeper, Leases, run_as_leader
+    from gateway.store.leases import LeaseKeeper, run_as_leader
 
     settings = services.settings
     # Keyed like the checkpoint: the lease and the checkpoint guard the same mailbox.
     name = f"poller:{mailbox_name(settings).key}"
-    keeper = LeaseKeeper(Leases(services.store.engine), name, settings.leader_lease_seconds)
+    keeper = LeaseKeeper(services.store.leases, name, settings.leader_lease_seconds)
     run_as_leader(keeper, lambda step_down: ImapPoller(services, step_down).run(), stop)
 
 

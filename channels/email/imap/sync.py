@@ -31,7 +31,6 @@ from channels.email.intake import (
     read_mail,
 )
 from gateway.lib.services import Services
-from gateway.store.checkpoints import ImapCheckpoints
 
 log = logging.getLogger("intake.imap")
 
@@ -56,7 +55,7 @@ class InboxSync:
         for folder in self.folders.values():
             self.mailbox.ensure_folder(folder)
         self.name = mailbox_name(settings)
-        self.checkpoints = ImapCheckpoints(services.store.engine)
+        self.checkpoints = services.store.imap_checkpoints
         self.checkpoint = start_checkpoint(self.checkpoints, self.name, self.mailbox.uidvalidity)
         # UIDs a bug of ours failed on: skipped until the next full resync.
         self.failed: set[int] = set()

@@ -1,5 +1,9 @@
 """HTTP errors: one JSON shape, one place that maps exceptions to status codes.
 
+``ApiError`` is answered as it says (401, 403, 404, 409...); the sender's
+fault (``InputRejected``) is 422 with its code and field; ours
+(``OurFailure``) is 503 with ``Retry-After``; anything else is logged and 503.
+
 Every error body is ``{"error": {"code": "...", "message": "...", "field": ...}}``:
 a machine code a client can branch on, a sentence a person can read, and
 for validation errors the dotted path of the field at fault. Our own
@@ -20,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.store import StoreUnavailable
+from normalizer.errors import InputRejected, OurFailure
 
 log = logging.getLogger("intake.http")
 
@@ -99,8 +104,14 @@ def install_error_handlers(app: FastAPI) -> None:
         }.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
-    @app.exception_handler(StoreUnavailable)
-    async def _store(_request: Request, _exc: StoreUnavailable) -> JSONResponse:
+    @app.exception_handler(InputRejected)
+    async def _rejected(_request: Request, exc: InputRejected) -> JSONResponse:
+        return error_response(422, exc.code, str(exc), exc.field)
+
+    @app.exception_handler(OurFailure)
+    async def _ours(_request: Request, exc: OurFailure) -> JSONResponse:
+        if not isinstance(exc, StoreUnavailable):
+            log.warning("request failed on our side: %s", type(exc).__name__)
         return error_response(
             503,
             "temporarily_unavailable",

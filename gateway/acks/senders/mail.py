@@ -39,7 +39,7 @@ from email.utils import formataddr, formatdate
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from config.settings import Settings
-from gateway.acks.sending import RECIPIENT_REFUSED, Outgoing, SendFailed, Sent
+from gateway.acks.senders import RECIPIENT_REFUSED, Outgoing, SendFailed, Sent
 from gateway.acks.texts import Block, blocks, html_document
 from gateway.store.blobs import BlobStore
 from normalizer.contract import ComplaintMessage

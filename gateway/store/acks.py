@@ -1,6 +1,7 @@
 """The acknowledgements table: one row per complaint, what happened to its acknowledgement.
 
-``Acknowledger`` -> **AckStore** (claim a place under the daily cap, finish,
+``gateway.acks`` (``Acknowledger``, ``Mailroom``, ``intake ack``) ->
+``Store.acks`` -> **AckStore** (claim a place under the daily cap, finish,
 skip; count attempts; defer to the workers' poll; re-open failed rows and
 bring deferred ones forward for ``intake ack retry``; letters waiting for
 the mailroom; complaints still unacknowledged) -> the ``acknowledgements``
@@ -40,13 +41,16 @@ from sqlalchemy import ColumnElement, Engine, and_, func, or_, select, text, upd
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from gateway.acks.sending import PERMANENT_REASONS
 from gateway.store.db import reading, writing
 from gateway.store.intake import guarded
 from gateway.store.tables import AcknowledgementRow, ComplaintRow, EventRow
 from normalizer.contract import ComplaintMessage
 
 SENDING, SENT, QUEUED, FAILED, SKIPPED = "sending", "sent", "queued", "failed", "skipped"
+# The address or number was refused for good: sending again reaches the same refusal,
+# so ``intake ack retry`` re-opens these only when ``--reason`` names them.
+RECIPIENT_REFUSED = "recipient_refused"
+PERMANENT_REASONS = frozenset({RECIPIENT_REFUSED})
 # States that count against a recipient's daily allowance.
 COUNTED = (SENDING, SENT, QUEUED)
 _DETAIL_LIMIT = 2000

@@ -1,7 +1,11 @@
-"""The interface every acknowledgement sender implements, and its two failures.
+"""The acknowledgement senders: the interface each implements, and its two failures.
 
-ack worker -> ``Acknowledger`` -> **a Sender** (e-mail, SMS/WhatsApp, letter)
--> ``Sent`` (what went out, kept as evidence) or ``SendFailed``.
+ack worker -> ``Acknowledger`` -> **a Sender** (``mail``: e-mail, ``sms``:
+SMS/WhatsApp, ``letter``: a PDF for the mailroom) -> ``Sent`` (what went
+out, kept as evidence) or ``SendFailed``.
+
+The senders know nothing of the acknowledger or the mailroom: they take an
+``Outgoing`` and say what went out.
 
 Two kinds of failure, as at every edge of the gateway: ``permanent`` (the
 recipient was refused, the number does not exist: retrying cannot help, the
@@ -21,12 +25,18 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.acks.policy import Plan
+from gateway.store.acks import PERMANENT_REASONS, RECIPIENT_REFUSED
 from normalizer.contract import ComplaintMessage
 
-# The address or number was refused for good: sending again reaches the same refusal,
-# so ``intake ack retry`` re-opens these only when ``--reason`` names them.
-RECIPIENT_REFUSED = "recipient_refused"
-PERMANENT_REASONS = frozenset({RECIPIENT_REFUSED})
+# The reasons of a refusal for good are the store's (``intake ack retry`` reads them).
+__all__ = [
+    "PERMANENT_REASONS",
+    "RECIPIENT_REFUSED",
+    "Outgoing",
+    "SendFailed",
+    "Sender",
+    "Sent",
+]
 
 
 class SendFailed(Exception):

@@ -1,145 +1,35 @@
-"""Printable acknowledgement letters (PDF, French and Arabic) for the mailroom.
+"""The mailroom's side of acknowledgement letters: list, print, mark posted.
 
-``Acknowledger`` -> **LetterSender** (render the PDF, keep it in the blob
-store) -> an acknowledgement row ``queued`` -> **Mailroom** (the staff page
-``/letters/acks`` and the partner API ``/v1/acks/letters`` both use it):
-list, print, and mark posted, which is when the letter counts as sent and
-``ack.sent`` is published.
+``LetterSender`` -> a letter PDF in the blob store, row ``queued`` ->
+**Mailroom** (the staff page ``/letters/acks``, ``pages``, and the partner
+API ``/v1/acks/letters``, ``routes``, both use it) -> ``POST .../posted``
+-> ``Acknowledger.record_sent`` -> ``ack.sent`` published with the posting
+time: only then does the letter count as sent.
 
-Rendering: fpdf2 with HarfBuzz shaping (uharfbuzz), so Arabic letters join
-and run right to left, with Debian's Noto fonts (``fonts-noto-core``). The
-recipient block sits where a window envelope (DL, window on the right)
-shows it. Texts: ``templates/{fr,ar}/letter.txt`` and ``letterhead.json``.
+The queued letters are listed oldest first, each with the local days left
+before its complaint's acknowledgement deadline; printed one by one (the
+PDF as it was rendered when queued, which is also the evidence) or all at
+once (joined with poppler's ``pdfunite``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
-
-from channels.webform.i18n import format_date
-from config.settings import Settings
+from gateway.acks.acknowledger import Acknowledger
 from gateway.acks.policy import LETTER, Plan
-from gateway.acks.sending import Outgoing, Sent
-from gateway.acks.store import QUEUED, SENT, AckRecord
-from gateway.acks.texts import TEMPLATES, languages_for, render, variables
-from gateway.store.blobs import BlobStore
-from normalizer.contract import ComplaintMessage
-
-if TYPE_CHECKING:
-    from gateway.acks.acknowledger import Acknowledger
-    from gateway.lib.services import Services
+from gateway.acks.senders import Sent
+from gateway.acks.texts import languages_for
+from gateway.lib.services import Services
+from gateway.store.acks import QUEUED, SENT, AckRecord
 
 log = logging.getLogger("intake.acks")
-
-FONTS = Path("/usr/share/fonts/truetype/noto")
-LATIN, ARABIC = "NotoSans", "NotoNaskhArabic"
-LETTER_LANGUAGES = ("fr", "ar")
-DIRECTION = {"fr": "ltr", "ar": "rtl"}
-FONT_FOR = {"fr": LATIN, "ar": ARABIC}
-MARGIN = 20.0
-WINDOW = (110.0, 50.0, 80.0)  # x, y, width of a DL envelope window, in mm
-
-
-@cache
-def _letterhead() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((TEMPLATES / "letterhead.json").read_text("utf-8"))
-    return data
-
-
-class LetterPdf(FPDF):
-    def __init__(self) -> None:
-        super().__init__(format="A4")
-        self.set_margins(MARGIN, MARGIN, MARGIN)
-        self.set_auto_page_break(auto=True, margin=MARGIN)
-        for family, name in ((LATIN, "NotoSans"), (ARABIC, "NotoNaskhArabic")):
-            self.add_font(family, "", str(FONTS / f"{name}-Regular.ttf"))
-            self.add_font(family, "B", str(FONTS / f"{name}-Bold.ttf"))
-        # Latin words (the reference, an e-mail address) inside Arabic text.
-        self.set_fallback_fonts([LATIN])
-
-    def use(self, language: str, size: float, style: str = "") -> None:
-        self.set_font(FONT_FOR[language], style, size)
-        self.set_text_shaping(
-            use_shaping_engine=True, direction=DIRECTION[language], script=None, language=language
-        )
-
-    def lines(self, language: str, lines: list[str], height: float, width: float = 0) -> None:
-        align = "R" if DIRECTION[language] == "rtl" else "L"
-        for line in lines:
-            self.multi_cell(width, height, line, align=align, new_x=XPos.LEFT, new_y=YPos.NEXT)
-
-
-def render_letter(outgoing: Outgoing, zone: str, answer_days: int, today: datetime) -> bytes:
-    """The PDF: letterhead, recipient in the window, then French and Arabic texts."""
-    message = outgoing.message
-    pdf = LetterPdf()
-    pdf.add_page()
-    head = _letterhead()
-    pdf.use("fr", 9)
-    pdf.lines("fr", head["fr"]["sender"], 4.5, width=85)
-    pdf.set_xy(MARGIN, MARGIN)
-    pdf.use("ar", 10)
-    pdf.lines("ar", head["ar"]["sender"], 5.5)
-    x, y, width = WINDOW
-    pdf.set_xy(x, y)
-    pdf.use("fr", 11)
-    address = [message.customer.name or "", *(message.customer.postal_address or "").splitlines()]
-    pdf.lines("fr", [line for line in address if line.strip()], 5.5, width=width)
-    pdf.set_xy(MARGIN, 88)
-    dated = {code: format_date(today, code, zone) for code in LETTER_LANGUAGES}
-    for language in LETTER_LANGUAGES:
-        values = variables(message, language, zone, answer_days)
-        _section(pdf, language, render("letter", language, values), dated[language], message)
-    return bytes(pdf.output())
-
-
-def _section(
-    pdf: LetterPdf, language: str, text: str, dated: str, message: ComplaintMessage
-) -> None:
-    head = _letterhead()[language]
-    subject, *paragraphs = text.split("\n\n")
-    size, height = (10.0, 4.8) if language == "fr" else (11.5, 6.0)
-    pdf.use(language, size)
-    pdf.lines(language, [head["dated"].format(date=dated)], height)
-    pdf.lines(language, [head["reference"].format(reference=message.reference)], height)
-    pdf.ln(2)
-    pdf.use(language, size, "B")
-    pdf.lines(language, [subject.strip()], height)
-    pdf.ln(2)
-    pdf.use(language, size)
-    for paragraph in paragraphs:
-        pdf.lines(language, [paragraph.strip()], height)
-        pdf.ln(2)
-    pdf.ln(4)
-
-
-class LetterSender:
-    def __init__(self, settings: Settings, blobs: BlobStore) -> None:
-        self.settings = settings
-        self.blobs = blobs
-
-    def send(self, outgoing: Outgoing) -> Sent:
-        today = datetime.now(ZoneInfo(self.settings.timezone))
-        document = render_letter(outgoing, self.settings.timezone, self.settings.answer_days, today)
-        stored = self.blobs.put(document)
-        return Sent(
-            evidence=document,
-            content_type="application/pdf",
-            status="queued",
-            document=stored.location,
-        )
 
 
 class NoSuchLetter(LookupError):
@@ -242,9 +132,6 @@ class Mailroom:
 
 def mailroom_for(services: Services) -> Mailroom:
     """The ``Mailroom`` of a web process (it sends nothing itself: no senders)."""
-    # Imported here: the acknowledger imports this module for ``LetterSender``.
-    from gateway.acks.acknowledger import Acknowledger
-
     return Mailroom(services, Acknowledger(services, senders={}))
 
 

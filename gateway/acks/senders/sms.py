@@ -31,7 +31,7 @@ from twilio.rest import Client
 
 from config.settings import Settings
 from gateway.acks.policy import WHATSAPP
-from gateway.acks.sending import RECIPIENT_REFUSED, Outgoing, SendFailed, Sent
+from gateway.acks.senders import RECIPIENT_REFUSED, Outgoing, SendFailed, Sent
 from gateway.acks.texts import languages_for, render, variables
 
 MAX_SEGMENTS = 2

@@ -1,0 +1,121 @@
+"""The product's modules form no cycle, counting every way one module reaches another.
+
+import-linter (run by ``scripts/test``) checks that dependencies point down
+between layers; this test looks inside the layers too, and counts what no
+import tool sees: modules named in strings (the component tables'
+``"channels.email:SMTP"``). Top-level, function-local and ``TYPE_CHECKING``
+imports all count.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("config", "normalizer", "router", "gateway", "channels")
+
+
+def product_modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if "migrations" in parts:
+                continue
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            found[name] = path
+    return found
+
+
+def _owner(name: str, modules: dict[str, Path]) -> str | None:
+    """The module ``name`` is, or lies in (``a.b.func`` -> ``a.b``)."""
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _named(node: ast.AST, module: str, is_package: bool) -> Iterator[str]:
+    if isinstance(node, ast.Import):
+        yield from (alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom):
+        base = node.module or ""
+        if node.level:
+            parts = module.split(".")
+            keep = len(parts) - node.level + (1 if is_package else 0)
+            base = ".".join([*parts[:keep], *([node.module] if node.module else [])])
+        yield base
+        yield from (f"{base}.{alias.name}" for alias in node.names)
+    elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        text = node.value.partition(":")[0]
+        if text.split(".")[0] in PACKAGES and text.replace(".", "").replace("_", "").isalnum():
+            yield text
+
+
+def module_graph() -> dict[str, set[str]]:
+    modules = product_modules()
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            for target in _named(node, name, path.name == "__init__.py"):
+                owner = _owner(target, modules)
+                # A package's own __init__ is imported by its submodules: not an edge back.
+                if owner and owner != name and not name.startswith(owner + "."):
+                    graph[name].add(owner)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in graph[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def test_the_module_graph_has_no_cycle() -> None:
+    assert cycles(module_graph()) == []
+
+
+def test_a_module_named_in_a_string_counts_as_an_edge() -> None:
+    graph = module_graph()
+
+    assert "channels.email" in graph["channels"]
+    assert "gateway.acks" in graph["gateway.components"]
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
