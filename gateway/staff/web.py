@@ -23,7 +23,7 @@ from gateway.lib.services import Services
 from gateway.store.staff import StaffSession
 
 LOGIN_CSRF_COOKIE = "intake_login_csrf"
-_pages = Pages()
+_pages = Pages((Path(__file__).with_name("templates"),))
 # Files the staff pages load (a fixed list: nothing else under static/ is served).
 STATIC = {"staff.css": "text/css; charset=utf-8"}
 STATIC_DIR = Path(__file__).with_name("static")
