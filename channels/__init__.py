@@ -37,7 +37,7 @@ CHANNELS = ComponentTable(
     Entry("webform", "channels.webform"),
     Entry(
         "letters",
-        "channels.letters.adapter",
+        "channels.letters",
         {
             "letters": "Postal letters: the scanner's hot folder and backlog imports.",
             "ocr-worker": "Read letters waiting for OCR and release their complaints "

@@ -9,6 +9,56 @@ in a sandboxed job and releases the complaint with its text. A refused
 letter waits in quarantine; ``replay`` runs it through the same path once
 the cause is fixed.
 
-The adapter (routes, workers, commands) is in ``adapter``: importing this
-package, for its models say, brings no web framework with it.
+The component (routes, workers, commands, replay) is ``ADAPTER`` below; the
+letters table and its queue are the store's (``gateway.store.letters``).
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter
+
+from channels.letters import api, page
+from channels.letters.cli import letters, ocr_worker, run_letter_workers
+from config.settings import Settings
+from gateway.lib.component import Component
+from gateway.lib.services import Services
+
+if TYPE_CHECKING:
+    from gateway.store.quarantine import QuarantineItem, ReplayResult
+
+
+def build_routes(services: Services) -> APIRouter:
+    router = APIRouter()
+    router.include_router(api.build_router(services))
+    router.include_router(page.build_router(services))
+    return router
+
+
+# One upload carries every page of a letter, each page file up to
+# INTAKE_LETTER_MAX_BYTES; the per-file and per-page checks do the rest.
+_FILES_PER_UPLOAD = 4
+
+
+def body_limits(settings: Settings) -> dict[str, int]:
+    limit = settings.letter_max_bytes * _FILES_PER_UPLOAD
+    return {"/v1/letters": limit, "/letters/upload": limit}
+
+
+def _replay(services: Services, item: QuarantineItem) -> ReplayResult:
+    from channels.letters.replay import replay_letter
+
+    return replay_letter(services, item)
+
+
+ADAPTER = Component(
+    name="letters",
+    routes=build_routes,
+    worker=run_letter_workers,
+    commands=(letters, ocr_worker),
+    body_limits=body_limits,
+    # A refused letter is checked and recorded again, all its files together.
+    replay=_replay,
+    replays=("letter",),
+)

@@ -3,6 +3,7 @@
 - ``routes``: the webhooks and the transcript API, thin, signature first;
 - ``voice`` / ``messaging`` / ``transcripts``: what each webhook changes;
 - ``worker``: downloads recordings and photos, publishes missed calls;
+- ``cli``: ``intake twilio-worker``;
 - ``replay``: quarantined webhooks and transcripts, through their handler again;
 - ``texts`` + ``ivr.json``: every sentence the line says or writes, per language;
 - ``twiml``: the answers, built with twilio's TwiML builder.
@@ -14,13 +15,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from channels.twilio.cli import twilio_worker
+from channels.twilio.routes import build_router
+from channels.twilio.worker import run_worker, worker_enabled
 from gateway.lib.component import Component
 from gateway.lib.services import Services
 
 if TYPE_CHECKING:
     from gateway.store.quarantine import QuarantineItem, ReplayResult
-from channels.twilio.routes import build_router
-from channels.twilio.worker import run_worker, twilio_worker, worker_enabled
 
 
 def _replay(services: Services, item: QuarantineItem) -> ReplayResult:

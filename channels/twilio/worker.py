@@ -19,14 +19,12 @@ import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
-import click
 import httpx
 import magic
 
 from channels.twilio.line import PhoneLine, refresh
 from channels.twilio.voice import declare_missed
 from config.retry import backoff_delay
-from gateway.lib.commands import open_services, run_until_signal
 from gateway.lib.logs import complaint_context
 from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
@@ -144,17 +142,3 @@ def run_worker(services: Services, stop: threading.Event) -> None:
 
 def worker_enabled(services: Services) -> bool:
     return bool(services.settings.twilio_auth_token.get_secret_value())
-
-
-@click.command("twilio-worker")
-@click.option("--once", is_flag=True, help="One pass (downloads due now, missed calls), then exit.")
-def twilio_worker(once: bool) -> None:
-    """Download call recordings and message photos; publish missed calls."""
-
-    with open_services() as services:
-        if once:
-            with httpx.Client(timeout=HTTP_TIMEOUT) as client:
-                done = work_once(PhoneLine.of(services), client)
-            click.echo(f"did {done} thing(s)", err=True)
-            return
-        run_until_signal(lambda stop: run_worker(services, stop))

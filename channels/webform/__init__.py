@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from channels.webform.routes import body_limits, build_router
 from gateway.lib.component import Component
 from gateway.lib.services import Services
 
 if TYPE_CHECKING:
     from gateway.store.quarantine import QuarantineItem, ReplayResult
-from channels.webform.routes import body_limits, build_router
 
 
 def _replay(services: Services, item: QuarantineItem) -> ReplayResult:

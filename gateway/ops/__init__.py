@@ -6,13 +6,12 @@ acknowledgements due and overdue, quarantined inputs and dead letters, with
 a button that replays an item once its cause is fixed. The same lists and
 replays are ``intake quarantine`` and ``intake dead-letters`` in a shell.
 
-- ``quarantine``: quarantined inputs (list, show, mark resolved) and the
-  replay dispatch to the channel's own ``replay`` hook.
-- ``replayers``: those hooks for e-mail, the partner API and the web form
-  (letters and the phone line keep theirs in ``channels.letters.replay``
-  and ``channels.twilio.replay``).
-- ``figures``: the numbers behind the page (SQL, per day, per channel).
+- ``quarantine``: the replay dispatch to the channel's own ``replay`` hook
+  (``channels/*/replay.py``); the items themselves are read from the store
+  (``gateway.store.quarantine``).
+- ``figures``: the numbers behind the page, per day and per channel (their
+  queries are the store's, ``gateway.store.figures``).
 - ``plots``: inline SVG charts drawn on the server (no script, no CDN).
 - ``web``: the ``/ops/`` routes; ``cli``: the shell commands; ``adapter``:
-  the entry in the channel table that mounts both.
+  the component (in ``gateway.components``) that mounts both.
 """
