@@ -23,6 +23,7 @@ from gateway.lib.commands import (
     ExitCode,
     drain_outbox,
     failed,
+    old_name,
     open_services,
     parse_since,
     run_until_signal,
@@ -192,16 +193,7 @@ def republish(since: str, publish: bool) -> None:
 
 
 # The verb before ``republish``: kept, hidden, for one release (CHANGELOG).
-main.add_command(
-    click.Command(
-        "replay",
-        callback=republish.callback,
-        params=republish.params,
-        help=republish.help,
-        hidden=True,
-        deprecated=True,
-    )
-)
+main.add_command(old_name(republish, "replay"))
 
 
 # -- intake normalize FILE ---------------------------------------------------

@@ -57,6 +57,22 @@ class CommandError(click.ClickException):
         self.exit_code = int(code)  # type: ignore[misc]  # click declares it per class
 
 
+def old_name(command: click.Command, name: str) -> click.Command:
+    """``command`` under the name it had before, hidden from help and marked deprecated.
+
+    Kept for one release after a rename (CHANGELOG says which), so scripts
+    and runbooks keep working while they are updated.
+    """
+    return click.Command(
+        name,
+        callback=command.callback,
+        params=command.params,
+        help=command.help,
+        hidden=True,
+        deprecated=True,
+    )
+
+
 def exit_code_for(exc: BaseException) -> ExitCode:
     """The one mapping of failures to exit codes (``normalizer.errors``)."""
     from router.broker import BrokerUnavailable

@@ -51,7 +51,7 @@ class Component:
     # where the gateway-wide INTAKE_MAX_REQUEST_BYTES is too small (scans).
     body_limits: Callable[[Settings], Mapping[str, int]] | None = None
     # Re-runs a quarantined input once its cause is fixed (operator page,
-    # ``intake quarantine replay``); None: this channel's items are not replayable.
+    # ``intake quarantine reprocess``); None: this channel's items are not replayable.
     replay: Replayer | None = None
     # The quarantine's channel names ``replay`` handles; empty: the adapter's name.
     replays: tuple[str, ...] = ()

@@ -1,14 +1,16 @@
 """``intake quarantine`` and ``intake dead-letters``: the operator page's lists from a shell.
 
 - ``intake quarantine list [--all] [--channel C]``, ``show ID [--raw]``,
-  ``replay ID``: inputs refused at a channel's edge, kept with the reason.
-- ``intake dead-letters list``, ``show ID``, ``replay ID... | --all``: the
+  ``reprocess ID``: inputs refused at a channel's edge, kept with the
+  reason, run through their channel again once the cause is fixed.
+- ``intake dead-letters list``, ``show ID``, ``requeue ID... | --all``: the
   ``complaints.dead`` queue; listing leaves every message in place.
+  (``replay`` is the old name of both, kept hidden for one release.)
 
-Exit codes follow ``gateway.cli``: 1 not found, 65 the input is still
-refused, 69 the broker is unreachable, 75 the store is unavailable.
-``gateway.cli`` imports the channels table, so it is imported here only
-inside the commands.
+Exit codes (``ExitCode``): 1 not found, 65 the input is still refused, 69
+the broker is unreachable, 75 the store is unavailable. The broker client
+and the channels are imported inside the commands that use them: ``intake
+quarantine list`` starts without them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from gateway.lib.commands import CommandError, ExitCode, open_services, settings_or_exit
+from gateway.lib.commands import (
+    CommandError,
+    ExitCode,
+    old_name,
+    open_services,
+    settings_or_exit,
+)
 
 if TYPE_CHECKING:
     from router.deadletters import DeadLetters
@@ -67,9 +75,9 @@ def quarantine_show(item_id: str, raw: bool) -> None:
     click.echo(json.dumps(asdict(item), indent=2, ensure_ascii=False, default=str))
 
 
-@quarantine_group.command("replay")
+@quarantine_group.command("reprocess")
 @click.argument("item_id")
-def quarantine_replay(item_id: str) -> None:
+def quarantine_reprocess(item_id: str) -> None:
     """Run the stored input through its channel again; resolved if it goes through."""
     from gateway.ops.quarantine import replay
 
@@ -137,12 +145,12 @@ def dead_letters_show(message_id: str, limit: int) -> None:
         click.echo(letter.body.decode("utf-8", "replace"))
 
 
-@dead_letters_group.command("replay")
+@dead_letters_group.command("requeue")
 @click.argument("message_ids", nargs=-1)
-@click.option("--all", "everything", is_flag=True, help="Replay every dead letter.")
+@click.option("--all", "everything", is_flag=True, help="Requeue every dead letter.")
 @click.option("--queue", help="Only those that died in this queue (e.g. complaints.acks).")
 @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
-def dead_letters_replay(
+def dead_letters_requeue(
     message_ids: tuple[str, ...], everything: bool, queue: str | None, limit: int
 ) -> None:
     """Publish dead letters again to the queue they died in, then take them off."""
@@ -164,5 +172,8 @@ def dead_letters_replay(
         problems += [f"{key}: not found" for key in sorted(missing)]
         raise CommandError("; ".join(problems), ExitCode.FAILED)
 
+
+quarantine_group.add_command(old_name(quarantine_reprocess, "replay"))
+dead_letters_group.add_command(old_name(dead_letters_requeue, "replay"))
 
 COMMANDS: tuple[click.Command, ...] = (quarantine_group, dead_letters_group)

@@ -77,27 +77,37 @@ def test_replay_returns_a_message_to_the_queue_it_died_in_only(
     assert message.properties["message_id"] == "evt-2"
 
 
-def test_cli_lists_then_replays_all(
+def test_cli_lists_then_requeues_all(
     amqp_settings: Settings, broker: Connection, intake_processes: IntakeProcesses
 ) -> None:
     env = env_for(amqp_settings)
     listing = intake_processes.run("dead-letters", "list", env=env)
     assert listing.popen.returncode == 0, listing.describe()
     assert [line.split("\t")[0] for line in listing.stdout().splitlines()] == list(IDS)
-    replay = intake_processes.run("dead-letters", "replay", "--all", env=env)
+    replay = intake_processes.run("dead-letters", "requeue", "--all", env=env)
     assert replay.popen.returncode == 0, replay.describe()
     topology = topology_for(amqp_settings)
     wait_until(lambda: depth(broker, topology.inbound.name) == 3, "the three copies in inbound")
     assert depth(broker, topology.dead_letters.name) == 0
 
 
-def test_cli_replay_of_an_unknown_id_fails_and_moves_nothing(
+def test_cli_requeue_of_an_unknown_id_fails_and_moves_nothing(
     amqp_settings: Settings, broker: Connection, intake_processes: IntakeProcesses
 ) -> None:
     replay = intake_processes.run(
-        "dead-letters", "replay", "no-such-id", env=env_for(amqp_settings)
+        "dead-letters", "requeue", "no-such-id", env=env_for(amqp_settings)
     )
     assert replay.popen.returncode == 1
     assert "not found" in replay.stderr()
     dead = topology_for(amqp_settings).dead_letters.name
     wait_until(lambda: depth(broker, dead) == 3, "every dead letter back in place")
+
+
+def test_cli_replay_the_old_name_of_requeue_still_works_and_says_it_is_deprecated(
+    amqp_settings: Settings, broker: Connection, intake_processes: IntakeProcesses
+) -> None:
+    old = intake_processes.run("dead-letters", "replay", "no-such-id", env=env_for(amqp_settings))
+
+    assert old.popen.returncode == 1
+    assert "deprecated" in old.stderr().lower()
+    assert "no-such-id: not found" in old.stderr()

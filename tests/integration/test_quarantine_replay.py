@@ -137,9 +137,11 @@ def test_cli_replays_by_id_prefix_and_says_why_when_refused(
     env = env_for(settings)
     listing = intake_processes.run("quarantine", "list", env=env)
     assert {line.split("\t")[0] for line in listing.stdout().splitlines()} == {good.id, bad.id}
-    done = intake_processes.run("quarantine", "replay", good.id[:8], env=env)
+    done = intake_processes.run("quarantine", "reprocess", good.id[:8], env=env)
     assert done.popen.returncode == 0, done.describe()
     assert done.stdout().split("\t")[1].startswith("CP-")
+    # ``replay``: the old name of ``reprocess``, kept for one release.
     refused = intake_processes.run("quarantine", "replay", bad.id, env=env)
     assert refused.popen.returncode == 65
     assert "still refused" in refused.stderr()
+    assert "deprecated" in refused.stderr().lower()

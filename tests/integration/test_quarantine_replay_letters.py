@@ -170,7 +170,7 @@ def test_cli_replays_a_refused_letter_and_prints_its_reference(
 ) -> None:
     (item, _other) = refuse(settings, three_page_letter(days_ago(settings, 1)), letter_max_pages=2)
 
-    done = intake_processes.run("quarantine", "replay", item.id[:8], env=env_for(settings))
+    done = intake_processes.run("quarantine", "reprocess", item.id[:8], env=env_for(settings))
 
     assert done.popen.returncode == 0, done.describe()
     item_id, reference, _complaint = done.stdout().strip().split("\t")

@@ -302,7 +302,7 @@ def test_cli_replays_a_text_message_and_prints_its_reference(
     finally:
         services.close()
 
-    done = intake_processes.run("quarantine", "replay", item_id, env=env_for(settings))
+    done = intake_processes.run("quarantine", "reprocess", item_id, env=env_for(settings))
 
     assert done.popen.returncode == 0, done.describe()
     replayed_id, reference, _complaint = done.stdout().strip().split("\t")
