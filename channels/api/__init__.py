@@ -7,21 +7,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from channels.api.cli import api_key
+from channels.api.replay import replay_api
 from channels.api.routes import build_router
 from gateway.lib.component import Component
-from gateway.lib.services import Services
 
-if TYPE_CHECKING:
-    from gateway.store.quarantine import QuarantineItem, ReplayResult
-
-
-def _replay(services: Services, item: QuarantineItem) -> ReplayResult:
-    from channels.api.replay import replay_api
-
-    return replay_api(services, item)
-
-
-ADAPTER = Component(name="api", routes=build_router, replay=_replay, commands=(api_key,))
+ADAPTER = Component(name="api", routes=build_router, replay=replay_api, commands=(api_key,))

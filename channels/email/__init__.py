@@ -20,14 +20,11 @@ Two components, one package: ``SMTP`` and ``IMAP`` are separate processes
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
 from channels.email.cli import IMAP_COMMANDS, SMTP_COMMANDS
+from channels.email.replay import replay_email
 from gateway.lib.component import Component
 from gateway.lib.services import Services
-
-if TYPE_CHECKING:
-    from gateway.store.quarantine import QuarantineItem, ReplayResult
 
 
 def _smtp_worker(services: Services, stop: threading.Event) -> None:
@@ -42,12 +39,6 @@ def _imap_worker(services: Services, stop: threading.Event) -> None:
     run_poller(services, stop)
 
 
-def _replay(services: Services, item: QuarantineItem) -> ReplayResult:
-    from channels.email.replay import replay_email
-
-    return replay_email(services, item)
-
-
 SMTP = Component(
     name="smtp",
     worker=_smtp_worker,
@@ -60,6 +51,6 @@ IMAP = Component(
     enabled=lambda services: bool(services.settings.imap_host),
     commands=IMAP_COMMANDS,
     # Quarantined e-mail (IMAP, SMTP or imports) is replayed through the same parser.
-    replay=_replay,
+    replay=replay_email,
     replays=("email",),
 )

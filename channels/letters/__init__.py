@@ -15,18 +15,14 @@ letters table and its queue are the store's (``gateway.store.letters``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from fastapi import APIRouter
 
 from channels.letters import api, page
 from channels.letters.cli import letters, ocr_worker, run_letter_workers
+from channels.letters.replay import replay_letter
 from config.settings import Settings
 from gateway.lib.component import Component
 from gateway.lib.services import Services
-
-if TYPE_CHECKING:
-    from gateway.store.quarantine import QuarantineItem, ReplayResult
 
 
 def build_routes(services: Services) -> APIRouter:
@@ -46,12 +42,6 @@ def body_limits(settings: Settings) -> dict[str, int]:
     return {"/v1/letters": limit, "/letters/upload": limit}
 
 
-def _replay(services: Services, item: QuarantineItem) -> ReplayResult:
-    from channels.letters.replay import replay_letter
-
-    return replay_letter(services, item)
-
-
 ADAPTER = Component(
     name="letters",
     routes=build_routes,
@@ -59,6 +49,6 @@ ADAPTER = Component(
     commands=(letters, ocr_worker),
     body_limits=body_limits,
     # A refused letter is checked and recorded again, all its files together.
-    replay=_replay,
+    replay=replay_letter,
     replays=("letter",),
 )

@@ -13,23 +13,11 @@ State lives in ``gateway.store.calls`` / ``media`` / ``revisions``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from channels.twilio.cli import twilio_worker
+from channels.twilio.replay import replay_twilio
 from channels.twilio.routes import build_router
 from channels.twilio.worker import run_worker, worker_enabled
 from gateway.lib.component import Component
-from gateway.lib.services import Services
-
-if TYPE_CHECKING:
-    from gateway.store.quarantine import QuarantineItem, ReplayResult
-
-
-def _replay(services: Services, item: QuarantineItem) -> ReplayResult:
-    from channels.twilio.replay import replay_twilio
-
-    return replay_twilio(services, item)
-
 
 ADAPTER = Component(
     name="twilio",
@@ -39,6 +27,6 @@ ADAPTER = Component(
     commands=(twilio_worker,),
     # Signed webhooks and transcripts refused for their content, run through
     # the same handler again (never a request Twilio did not sign).
-    replay=_replay,
+    replay=replay_twilio,
     replays=("phone", "sms", "whatsapp"),
 )

@@ -14,25 +14,13 @@ and the language of the text.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from channels.webform.replay import replay_webform
 from channels.webform.routes import body_limits, build_router
 from gateway.lib.component import Component
-from gateway.lib.services import Services
-
-if TYPE_CHECKING:
-    from gateway.store.quarantine import QuarantineItem, ReplayResult
-
-
-def _replay(services: Services, item: QuarantineItem) -> ReplayResult:
-    from channels.webform.replay import replay_webform
-
-    return replay_webform(services, item)
-
 
 ADAPTER = Component(
     name="webform",
     routes=build_router,
     body_limits=body_limits,
-    replay=_replay,
+    replay=replay_webform,
 )
