@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from config.settings import Settings
-from gateway.lib.commands import CommandError, ExitCode, settings_or_exit
+from gateway.lib.commands import CommandError, ExitCode, failed, settings_or_exit
 
 # A failed check: its exit code and its one line.
 Problem = tuple[int, str]
@@ -95,10 +95,7 @@ def migrate(blobs: bool) -> None:
         migrate_database(settings)
     except MigrationFailed as exc:
         # Unreachable: worth trying again (75); anything else fails every time (70).
-        code = ExitCode.TEMPFAIL if exc.unreachable else ExitCode.SOFTWARE
-        raise CommandError(
-            f"cannot migrate the database at {safe_database_url(settings)}: {exc}", code
-        ) from None
+        raise failed(exc, f"cannot migrate the database at {safe_database_url(settings)}") from None
     click.echo("schema up to date", err=True)
     if blobs:
         moved = BlobStore(settings.blob_dir).migrate_layout()

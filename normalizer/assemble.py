@@ -6,9 +6,10 @@ from datetime import datetime
 
 from normalizer.contract import Attachment, ComplaintMessage, Evidence, Language
 from normalizer.draft import ComplaintDraft
+from normalizer.errors import OurFailure
 
 
-class DraftIncomplete(ValueError):
+class DraftIncomplete(OurFailure, ValueError):
     """The pipeline did not run on this draft (no language or deadlines)."""
 
 

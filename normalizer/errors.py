@@ -29,4 +29,17 @@ class InputRejected(Exception):
 
 
 class OurFailure(Exception):
-    """Our fault: nothing was acknowledged, and the same input may go through later."""
+    """Our fault: nothing was acknowledged, and the same input may go through later.
+
+    ``retryable`` is False for a failure of ours that trying again cannot
+    mend (a migration the database refuses): a supervisor must not loop on it.
+    """
+
+    retryable: bool = True
+
+
+def one_line(exc: BaseException) -> str:
+    """The error's first line (database errors add the statement on lines of their own)."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")

@@ -12,10 +12,10 @@ import ipaddress
 import ssl
 from dataclasses import dataclass
 
-from config.settings import Settings
+from config.settings import ConfigError, Settings
 
 
-class SmtpConfigError(ValueError):
+class SmtpConfigError(ConfigError, ValueError):
     """An ``INTAKE_SMTP_*`` setting cannot be used; the message names it."""
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
+from channels.letters.hotfolder import import_folder, watch
+from channels.letters.worker import run_ocr_workers
 from gateway.lib.commands import CommandError, ExitCode, open_services, run_until_signal
+from gateway.lib.services import Services
 
-# ``gateway.cli`` imports the channel table, which imports this module: its
-# names are imported inside the commands.
 _DIR = click.Path(file_okay=False, path_type=Path)
 
 
@@ -30,8 +31,6 @@ def letters() -> None:
 )
 def letters_watch(folder: Path, settle: float) -> None:
     """Turn each file the scanner writes into FOLDER into a letter (until stopped)."""
-    from channels.letters.hotfolder import watch
-
     with open_services() as services:
         run_until_signal(lambda stop: watch(services, folder, stop, settle))
 
@@ -41,8 +40,6 @@ def letters_watch(folder: Path, settle: float) -> None:
 def letters_import(folder: Path) -> None:
     """Turn every file in FOLDER into a letter, once, with a progress bar."""
     from tqdm import tqdm
-
-    from channels.letters.hotfolder import import_folder
 
     with open_services() as services:
         outcomes = import_folder(
@@ -67,19 +64,12 @@ def letters_import(folder: Path) -> None:
 @click.option("--workers", type=click.IntRange(min=1), help="Default: INTAKE_OCR_WORKERS.")
 def ocr_worker(workers: int | None) -> None:
     """Read letters waiting for OCR and release their complaints (Procfile: ocr)."""
-    from channels.letters.worker import run_ocr_workers
-
     with open_services() as services:
         run_until_signal(lambda stop: run_ocr_workers(services, stop, workers))
 
 
-def run_letter_workers(services: object, stop: threading.Event) -> None:
+def run_letter_workers(services: Services, stop: threading.Event) -> None:
     """The channel's worker in ``intake run``: OCR workers, and the hot folder if set."""
-    from channels.letters.hotfolder import watch
-    from channels.letters.worker import run_ocr_workers
-    from gateway.lib.services import Services
-
-    assert isinstance(services, Services)
     folder = services.settings.letter_hot_folder
     if folder:
         threading.Thread(

@@ -1,4 +1,4 @@
-"""Shell commands of the acknowledgements, added to ``intake`` through the channels table.
+"""Shell commands of the acknowledgements, added to ``intake`` through ``gateway.components``.
 
 - ``intake ack-worker``: the worker (Procfile process ``ack``).
 - ``intake ack report --days N``: complaints received more than N days ago
@@ -12,9 +12,6 @@
   for good (``recipient_refused``) only when ``--reason`` names them. One
   line per complaint: re-opened, or why not.
 - ``intake ack letters``: acknowledgement letters waiting for the mailroom.
-
-``gateway.cli`` imports the channels table, so it is imported here only
-inside the commands.
 """
 
 from __future__ import annotations

@@ -28,19 +28,20 @@ from gateway.acks.senders import Sent
 from gateway.acks.texts import languages_for
 from gateway.lib.services import Services
 from gateway.store.acks import QUEUED, SENT, AckRecord
+from normalizer.errors import InputRejected, OurFailure
 
 log = logging.getLogger("intake.acks")
 
 
-class NoSuchLetter(LookupError):
+class NoSuchLetter(InputRejected, LookupError):
     """No acknowledgement letter has this id."""
 
 
-class NotQueued(Exception):
+class NotQueued(InputRejected):
     """The letter is not waiting for the mailroom (nor already posted)."""
 
 
-class ComplaintMissing(Exception):
+class ComplaintMissing(OurFailure):
     """A queued letter whose complaint cannot be loaded: ours to look into, not the mailroom's."""
 
 

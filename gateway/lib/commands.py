@@ -24,7 +24,7 @@ import click
 
 from config.settings import ConfigError, Settings, get_settings
 from gateway.lib.logs import setup_logging
-from normalizer.errors import InputRejected, OurFailure
+from normalizer.errors import InputRejected, OurFailure, one_line
 
 if TYPE_CHECKING:
     from gateway.lib.services import Services
@@ -69,7 +69,7 @@ def old_name(command: click.Command, name: str) -> click.Command:
         params=command.params,
         help=command.help,
         hidden=True,
-        deprecated=True,
+        deprecated=f"It is now '{command.name}'.",
     )
 
 
@@ -84,7 +84,7 @@ def exit_code_for(exc: BaseException) -> ExitCode:
     if isinstance(exc, BrokerUnavailable):
         return ExitCode.UNAVAILABLE
     if isinstance(exc, OurFailure):
-        return ExitCode.TEMPFAIL
+        return ExitCode.TEMPFAIL if exc.retryable else ExitCode.SOFTWARE
     return ExitCode.SOFTWARE
 
 
@@ -93,19 +93,16 @@ def failed(exc: BaseException, what: str = "") -> CommandError:
     return CommandError(f"{what}{': ' if what else ''}{exc}", exit_code_for(exc))
 
 
-def one_line(exc: BaseException) -> str:
-    """The error's first line (database errors add the statement on lines of their own)."""
-    cause = getattr(exc, "orig", None) or exc
-    lines = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
-
-
 def settings_or_exit() -> Settings:
     """The process's settings, checked; a wrong one is exit 78 naming the variable."""
-    from gateway.store import checked_settings
-
     try:
-        return checked_settings(get_settings())
+        settings = get_settings()
+        if settings.database_url:
+            # The store checks what it could open; with none set, nothing to import.
+            from gateway.store import checked_settings
+
+            checked_settings(settings)
+        return settings
     except ConfigError as exc:
         raise CommandError(f"configuration error: {exc}", ExitCode.CONFIG) from None
 

@@ -1,18 +1,19 @@
-"""The interface every channel adapter implements, and the table that lists them.
+"""The interface every component implements, and the table that lists them.
 
-A channel is a thin edge: it validates input in its protocol's terms, hands
-the raw bytes and a draft to ``intake`` (which stores the evidence and
-commits the complaint with its outbox row), and only then answers its
-protocol. Adding a channel is one new module and one line in
-``channels/__init__.py``.
+A component is what the host runs: a channel (a thin edge that validates
+input in its protocol's terms, hands the raw bytes and a draft to
+``channels.handoff`` and only then answers), or a service beside intake
+(acknowledgements, the operator pages, staff accounts, the language tools).
+It offers HTTP routes (mounted by the gateway app), a long-running worker
+(started by ``intake run`` and by its own Procfile process), shell commands,
+a replay hook for its quarantined inputs: whichever it needs.
 
-That table (``ComponentTable``) names each adapter's module and imports it on
-first use, and lists the shell commands each adds with their one-line help:
-``intake --help`` and ``intake relay`` import no channel at all, ``intake
-imap poll`` imports only the IMAP channel.
-
-A channel offers HTTP routes (mounted by the gateway app), a long-running
-worker (started by ``intake run`` and by its own Procfile process), or both.
+A table (``ComponentTable``: ``channels.CHANNELS``, the host's
+``gateway.components.COMPONENTS``) names where each component is and
+imports it on first use, and lists the shell commands each adds with their
+one-line help: ``intake --help`` and ``intake relay`` import no channel at
+all, ``intake imap poll`` imports only the e-mail channel. Adding a channel
+is one package and one line in ``channels/__init__.py``.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Component:
 
 @dataclass(frozen=True)
 class Entry:
-    """One line of the channel table: where the adapter is, and what ``intake`` gets from it."""
+    """One line of a component table: where the component is, and what ``intake`` gets from it."""
 
     name: str
     # Where the component is, imported on first use: ``package.module`` (its
@@ -71,7 +72,7 @@ class Entry:
 
 
 class ComponentTable(Sequence[Component]):
-    """The channel table; the adapters are imported when first iterated or indexed."""
+    """A table of components, imported when first iterated or indexed."""
 
     def __init__(self, *entries: Entry) -> None:
         self.entries = entries

@@ -1,4 +1,4 @@
-"""The operations entry in the channel table: ``/ops/`` and ``intake quarantine|dead-letters``."""
+"""The operations component: ``/ops/`` and ``intake quarantine|dead-letters``."""
 
 from __future__ import annotations
 

@@ -24,15 +24,15 @@ import click
 from gateway.lib.commands import (
     CommandError,
     ExitCode,
+    failed,
     old_name,
     open_services,
     settings_or_exit,
 )
+from gateway.ops.quarantine import replay
 
 if TYPE_CHECKING:
     from router.deadletters import DeadLetters
-
-EX_NOT_FOUND = 1
 
 
 @click.group("quarantine")
@@ -68,7 +68,7 @@ def quarantine_show(item_id: str, raw: bool) -> None:
     with open_services() as services:
         item = services.store.quarantine.get(item_id)
         if item is None:
-            raise CommandError(f"no quarantined item {item_id!r}", EX_NOT_FOUND)
+            raise CommandError(f"no quarantined item {item_id!r}", ExitCode.FAILED)
         if raw:
             sys.stdout.buffer.write(services.store.blobs.get(item.stored_at))
             return
@@ -79,12 +79,10 @@ def quarantine_show(item_id: str, raw: bool) -> None:
 @click.argument("item_id")
 def quarantine_reprocess(item_id: str) -> None:
     """Run the stored input through its channel again; resolved if it goes through."""
-    from gateway.ops.quarantine import replay
-
     with open_services() as services:
         item = services.store.quarantine.get(item_id)
         if item is None:
-            raise CommandError(f"no quarantined item {item_id!r}", EX_NOT_FOUND)
+            raise CommandError(f"no quarantined item {item_id!r}", ExitCode.FAILED)
         result = replay(services, item)
     if not result.ok:
         raise CommandError(f"still refused: {result.detail}", ExitCode.DATAERR)
@@ -103,11 +101,6 @@ def _dead_letters() -> DeadLetters:
     return DeadLetters(settings_or_exit())
 
 
-def _broker_down(exc: Exception) -> click.ClickException:
-
-    return CommandError(f"broker unavailable: {exc}", ExitCode.UNAVAILABLE)
-
-
 @dead_letters_group.command("list")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 def dead_letters_list(limit: int) -> None:
@@ -117,7 +110,7 @@ def dead_letters_list(limit: int) -> None:
     try:
         letters = _dead_letters().peek(limit)
     except BrokerUnavailable as exc:
-        raise _broker_down(exc) from None
+        raise failed(exc, "broker unavailable") from None
     for letter in letters:
         died = letter.died_at.isoformat() if letter.died_at else "-"
         click.echo(
@@ -137,9 +130,11 @@ def dead_letters_show(message_id: str, limit: int) -> None:
     try:
         letters = [item for item in _dead_letters().peek(limit) if item.message_id == message_id]
     except BrokerUnavailable as exc:
-        raise _broker_down(exc) from None
+        raise failed(exc, "broker unavailable") from None
     if not letters:
-        raise CommandError(f"no dead letter {message_id!r} among the first {limit}", EX_NOT_FOUND)
+        raise CommandError(
+            f"no dead letter {message_id!r} among the first {limit}", ExitCode.FAILED
+        )
     for letter in letters:
         click.echo(json.dumps(letter.headers, indent=2, ensure_ascii=False, default=str))
         click.echo(letter.body.decode("utf-8", "replace"))
@@ -162,7 +157,7 @@ def dead_letters_requeue(
         wanted = None if everything else set(message_ids)
         outcome = _dead_letters().replay(wanted, limit, queue=queue)
     except BrokerUnavailable as exc:
-        raise _broker_down(exc) from None
+        raise failed(exc, "broker unavailable") from None
     for message_id in outcome.replayed:
         click.echo(message_id)
     click.echo(f"replayed {len(outcome.replayed)} dead letter(s)", err=True)

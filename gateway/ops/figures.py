@@ -112,12 +112,3 @@ def acknowledgements(source: Figures, zone: str, now: datetime, days_ahead: int 
         if day <= last_day:
             by_day[day] += 1
     return AckFigures(overdue, due, late, found.skipped, dict(sorted(by_day.items())))
-
-
-def acknowledgement_states(source: Figures) -> dict[str, int]:
-    return source.acknowledgement_states()
-
-
-def last_complaint_by_channel(source: Figures) -> dict[str, datetime]:
-    """When each channel last recorded a complaint (for "channel silent" alerts)."""
-    return source.last_complaint_by_channel()

@@ -49,7 +49,7 @@ class OperationsCollector(Collector):
             "When each channel last recorded a complaint (Unix time)",
             labels=["channel"],
         )
-        for channel, moment in figures.last_complaint_by_channel(store.figures).items():
+        for channel, moment in store.figures.last_complaint_by_channel().items():
             last.add_metric([channel], moment.timestamp())
         yield last
         open_items = GaugeMetricFamily(
@@ -92,7 +92,7 @@ class OperationsCollector(Collector):
             "Acknowledgements by state (sent, failed, queued, sending, skipped)",
             labels=["status"],
         )
-        for status, count in figures.acknowledgement_states(source).items():
+        for status, count in source.acknowledgement_states().items():
             states.add_metric([status], count)
         yield states
 

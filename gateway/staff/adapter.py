@@ -1,4 +1,4 @@
-"""The staff entry in the channel table: login/logout routes and ``intake users``."""
+"""The staff component (``gateway.components``): login/logout routes and ``intake users``."""
 
 from __future__ import annotations
 

@@ -7,9 +7,9 @@ import sys
 import click
 
 from gateway.lib.commands import CommandError, ExitCode, failed, open_services
-
-# ``gateway.cli`` imports the channel table, which imports this module: its
-# names are imported inside the commands.
+from gateway.lib.http.auth import accounts_for
+from gateway.store.passwords import WeakPassword
+from gateway.store.staff import UserExists
 
 
 @click.group("users")
@@ -22,10 +22,6 @@ def users() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin (scripts).")
 def users_add(name: str, password_stdin: bool) -> None:
     """Create the account NAME; prompts for its password."""
-    from gateway.lib.http.auth import accounts_for
-    from gateway.store.passwords import WeakPassword
-    from gateway.store.staff import UserExists
-
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -41,8 +37,6 @@ def users_add(name: str, password_stdin: bool) -> None:
 @users.command("list")
 def users_list() -> None:
     """List accounts: name, creation date, state."""
-    from gateway.lib.http.auth import accounts_for
-
     with open_services() as services:
         for user in accounts_for(services).list():
             state = f"disabled {user.disabled_at:%Y-%m-%d}" if user.disabled_at else "active"
@@ -53,8 +47,6 @@ def users_list() -> None:
 @click.argument("name")
 def users_disable(name: str) -> None:
     """Disable NAME and end their sessions."""
-    from gateway.lib.http.auth import accounts_for
-
     with open_services() as services:
         if not accounts_for(services).disable(name):
             raise CommandError(f"no active user named {name!r}", ExitCode.FAILED)

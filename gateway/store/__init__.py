@@ -43,7 +43,7 @@ from gateway.store.quarantine import Quarantine
 from gateway.store.ratelimits import RateLimiter
 from gateway.store.revisions import ComplaintRevisions
 from gateway.store.staff import StaffAccounts
-from normalizer.errors import OurFailure
+from normalizer.errors import OurFailure, one_line
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
@@ -195,14 +195,7 @@ def inspect_schema(settings: Settings) -> SchemaState:
     try:
         return _inspect_schema(settings)
     except SQLAlchemyError as exc:
-        raise StoreUnavailable(_first_line(exc)) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    """The error's first line: SQLAlchemy's add the statement and a link on lines of their own."""
-    cause = getattr(exc, "orig", None) or exc
-    lines = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+        raise StoreUnavailable(one_line(exc)) from exc
 
 
 def _inspect_schema(settings: Settings) -> SchemaState:
@@ -263,6 +256,7 @@ class MigrationFailed(OurFailure):
     def __init__(self, message: str, *, unreachable: bool) -> None:
         super().__init__(message)
         self.unreachable = unreachable
+        self.retryable = unreachable
 
 
 def migrate_database(settings: Settings) -> None:
@@ -274,7 +268,7 @@ def migrate_database(settings: Settings) -> None:
         finally:
             engine.dispose()
     except (SQLAlchemyError, OSError) as exc:
-        raise MigrationFailed(_first_line(exc), unreachable=_unreachable(exc)) from exc
+        raise MigrationFailed(one_line(exc), unreachable=_unreachable(exc)) from exc
 
 
 def _unreachable(exc: Exception) -> bool:

@@ -39,7 +39,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 log = logging.getLogger("intake.store")
 
@@ -236,10 +236,6 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
     """A Core connection for reads only (no write lock on SQLite)."""
     with _reader(engine).connect() as connection:
         yield connection
-
-
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
 
 
 def alembic_config(engine: Engine) -> Any:

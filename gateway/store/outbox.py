@@ -245,16 +245,6 @@ class Outbox:
                 )
             return len(originals)
 
-    def release_held(self) -> int:
-        """Let held rows be tried again (after the cause was fixed)."""
-        with writing(self.engine) as session:
-            result = session.execute(
-                update(OutboxRow)
-                .where(OutboxRow.held.is_(True), OutboxRow.published_at.is_(None))
-                .values(held=False)
-            )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
     def stats(self) -> OutboxStats:
         now = datetime.now(UTC)
         unpublished = OutboxRow.published_at.is_(None)

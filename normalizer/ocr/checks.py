@@ -36,7 +36,6 @@ ACCEPTED: dict[str, tuple[str, frozenset[str]]] = {
 }
 LANGUAGES = ("fr", "ar", "en")
 INSPECT_TIMEOUT = 20.0
-# Exit status of the job process when our own code failed (EX_SOFTWARE).
 # The sandboxed process that decodes untrusted files (``python -m`` this module).
 CHILD = "normalizer.ocr.child"
 

@@ -3,8 +3,10 @@
 import-linter (run by ``scripts/test``) checks that dependencies point down
 between layers; this test looks inside the layers too, and counts what no
 import tool sees: modules named in strings (the component tables'
-``"channels.email:SMTP"``). Top-level, function-local and ``TYPE_CHECKING``
-imports all count.
+``"channels.email:SMTP"``, the OCR child's ``python -m`` name). Top-level,
+function-local and ``TYPE_CHECKING`` imports all count, and so does a name
+taken from a package's ``__init__``. A logger's name or a data folder's
+package is not an import.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def _owner(name: str, modules: dict[str, Path]) -> str | None:
     return name or None
 
 
-def _named(node: ast.AST, module: str, is_package: bool) -> Iterator[str]:
+def _named(node: ast.AST, module: str, is_package: bool, modules: dict[str, Path]) -> Iterator[str]:
     if isinstance(node, ast.Import):
         yield from (alias.name for alias in node.names)
     elif isinstance(node, ast.ImportFrom):
@@ -49,12 +51,30 @@ def _named(node: ast.AST, module: str, is_package: bool) -> Iterator[str]:
             parts = module.split(".")
             keep = len(parts) - node.level + (1 if is_package else 0)
             base = ".".join([*parts[:keep], *([node.module] if node.module else [])])
-        yield base
-        yield from (f"{base}.{alias.name}" for alias in node.names)
+        for alias in node.names:
+            # ``from package import module`` needs the module; any other name, the package.
+            submodule = f"{base}.{alias.name}"
+            yield submodule if submodule in modules else base
     elif isinstance(node, ast.Constant) and isinstance(node.value, str):
         text = node.value.partition(":")[0]
         if text.split(".")[0] in PACKAGES and text.replace(".", "").replace("_", "").isalnum():
             yield text
+
+
+# Calls whose string argument names a package without importing it.
+NOT_IMPORTS = frozenset({"getLogger", "files"})
+
+
+def _not_imports(tree: ast.AST) -> set[int]:
+    """The string constants that name a logger or a data folder, not a module to load."""
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else None
+            called = called or (node.func.id if isinstance(node.func, ast.Name) else None)
+            if called in NOT_IMPORTS:
+                skipped.update(id(arg) for arg in node.args)
+    return skipped
 
 
 def module_graph() -> dict[str, set[str]]:
@@ -62,11 +82,13 @@ def module_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
+        skipped = _not_imports(tree)
         for node in ast.walk(tree):
-            for target in _named(node, name, path.name == "__init__.py"):
+            if id(node) in skipped:
+                continue
+            for target in _named(node, name, path.name == "__init__.py", modules):
                 owner = _owner(target, modules)
-                # A package's own __init__ is imported by its submodules: not an edge back.
-                if owner and owner != name and not name.startswith(owner + "."):
+                if owner and owner != name:
                     graph[name].add(owner)
     return graph
 
@@ -108,6 +130,15 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_module_graph_has_no_cycle() -> None:
     assert cycles(module_graph()) == []
+
+
+def test_a_name_taken_from_a_package_counts_as_an_edge_to_the_package() -> None:
+    graph = module_graph()
+
+    # ``from channels.email.cli import ...`` inside channels/email/__init__.py, and
+    # ``from gateway.store import StoreUnavailable`` in a module of the store's.
+    assert "channels.email.cli" in graph["channels.email"]
+    assert "gateway.store" in graph["gateway.lib.http.errors"]
 
 
 def test_a_module_named_in_a_string_counts_as_an_edge() -> None:

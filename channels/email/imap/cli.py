@@ -1,7 +1,7 @@
 """``intake imap poll [--once]`` and ``intake imap backfill``: the IMAP channel from a shell.
 
-The Procfile's ``imap`` process runs ``intake imap poll``. Exit codes follow
-``gateway.cli``: 69 the IMAP server unreachable, 75 the store unavailable,
+The Procfile's ``imap`` process runs ``intake imap poll``. Exit codes
+(``gateway.lib.commands.ExitCode``): 69 the IMAP server unreachable, 75 the store unavailable,
 78 configuration (no host, login refused), 1 some messages failed.
 """
 
@@ -23,6 +23,7 @@ from gateway.lib.commands import (
     publishing,
     run_until_signal,
 )
+from normalizer.email import EmailInternalError
 
 
 @click.group("imap")
@@ -116,7 +117,6 @@ def _require_host(settings: Any) -> None:
 def _imap_errors(settings: Any) -> Iterator[None]:
     """Map IMAP-side failures to exit codes (store failures are mapped by ``open_services``)."""
     from channels.email.imap.connection import NETWORK_ERRORS, ImapConfigError
-    from normalizer.email import EmailInternalError
 
     where = f"{settings.imap_host}:{settings.imap_port}"
     try:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import LoginError
 
-from config.settings import Settings
+from config.settings import ConfigError, Settings
 
 log = logging.getLogger("intake.imap")
 # imapclient logs every command and response at DEBUG: customers' mail and
@@ -46,7 +46,7 @@ TokenProvider = Callable[[Settings], str]
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, imaplib.IMAP4.error, EOFError)
 
 
-class ImapConfigError(Exception):
+class ImapConfigError(ConfigError):
     """Settings that cannot work (login refused, no token, no STARTTLS, clashing folders).
 
     The operator's to fix; the poller keeps retrying with backoff meanwhile,

@@ -27,7 +27,7 @@ class Wakeup(StrEnum):
     STOP = "stop"
 
 
-class ConnectionClosed(ConnectionError):
+class _ConnectionClosed(ConnectionError):
     """The server ended the session (``* BYE``) while we were waiting."""
 
 
@@ -54,7 +54,7 @@ def _watch(client: IMAPClient, stop: threading.Event, idle_seconds: float) -> Wa
         started = time.monotonic()
         responses = client.idle_check(timeout=tick)
         if any(_is_bye(item) for item in responses):
-            raise ConnectionClosed("the IMAP server closed the session")
+            raise _ConnectionClosed("the IMAP server closed the session")
         if any(_is_news(item) for item in responses):
             return Wakeup.NEWS
         if not responses and time.monotonic() - started < tick / 2:

@@ -27,6 +27,7 @@ from typing import Protocol
 from gateway.acks.policy import Plan
 from gateway.store.acks import PERMANENT_REASONS, RECIPIENT_REFUSED
 from normalizer.contract import ComplaintMessage
+from normalizer.errors import OurFailure
 
 # The reasons of a refusal for good are the store's (``intake ack retry`` reads them).
 __all__ = [
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 
-class SendFailed(Exception):
+class SendFailed(OurFailure):
     def __init__(
         self, reason: str, detail: str, *, permanent: bool, configuration: bool = False
     ) -> None:

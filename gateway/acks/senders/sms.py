@@ -33,6 +33,7 @@ from config.settings import Settings
 from gateway.acks.policy import WHATSAPP
 from gateway.acks.senders import RECIPIENT_REFUSED, Outgoing, SendFailed, Sent
 from gateway.acks.texts import languages_for, render, variables
+from normalizer.errors import OurFailure
 
 MAX_SEGMENTS = 2
 TWILIO_TIMEOUT = 30.0
@@ -85,7 +86,7 @@ def refusal(exc: TwilioRestException) -> SendFailed:
     return SendFailed(reason, detail, permanent=reason == RECIPIENT, configuration=reason == OURS)
 
 
-class TooLong(ValueError):
+class TooLong(OurFailure, ValueError):
     """A template renders to more segments than allowed: fix the template."""
 
 

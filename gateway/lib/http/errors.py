@@ -110,13 +110,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OurFailure)
     async def _ours(_request: Request, exc: OurFailure) -> JSONResponse:
-        if not isinstance(exc, StoreUnavailable):
-            log.warning("request failed on our side: %s", type(exc).__name__)
+        if isinstance(exc, StoreUnavailable):
+            message = "the complaint was not recorded; please retry shortly"
+        else:
+            log.exception("request failed on our side: %s", type(exc).__name__)
+            message = "the request could not be completed; please retry shortly"
         return error_response(
-            503,
-            "temporarily_unavailable",
-            "the complaint was not recorded; please retry shortly",
-            headers={"Retry-After": RETRY_AFTER_SECONDS},
+            503, "temporarily_unavailable", message, headers={"Retry-After": RETRY_AFTER_SECONDS}
         )
 
     @app.exception_handler(Exception)
