@@ -46,6 +46,9 @@ from normalizer.reference import find_references
 log = logging.getLogger("intake.email")
 
 RAW_CONTENT_TYPE = "message/rfc822"
+# Where a quarantined mail keeps its receipt time (INTERNALDATE, the SMTP
+# DATA time, the import's date), so that a replay is dated from its arrival.
+RECEIVED_AT = "received_at"
 AUTOREPLY_KIND = "email.autoreply"
 
 
@@ -201,7 +204,7 @@ def read_mail(services: Services, arrival: MailArrival) -> MailResult | MailComp
             content_type=RAW_CONTENT_TYPE,
             reason_code=exc.code,
             reason=exc.reason,
-            source_ids=arrival.source_ids,
+            source_ids={**arrival.source_ids, RECEIVED_AT: arrival.received_at.isoformat()},
         )
         return MailResult(MailOutcome.REJECTED, reason_code=exc.code, reason=exc.reason)
     raw = RawInput(

@@ -8,7 +8,15 @@ returns ``ReplayResult(ok=False)`` and stays in quarantine.
 
 from __future__ import annotations
 
-from channels.email.intake import MailArrival, MailOutcome, ingest_mail, parse_arrival
+from datetime import datetime
+
+from channels.email.intake import (
+    RECEIVED_AT,
+    MailArrival,
+    MailOutcome,
+    ingest_mail,
+    parse_arrival,
+)
 from gateway.lib.services import Services
 from gateway.store.quarantine import QuarantineItem, ReplayResult
 from normalizer.email import EmailRejected
@@ -16,10 +24,11 @@ from normalizer.email import EmailRejected
 
 def replay_email(services: Services, item: QuarantineItem) -> ReplayResult:
     """An e-mail (IMAP, SMTP or import) parsed again with today's parser and limits."""
+    ids = {key: value for key, value in item.source_ids.items() if key != RECEIVED_AT}
     arrival = MailArrival(
         raw=services.store.blobs.get(item.stored_at),
-        received_at=item.created_at,
-        source_ids={**item.source_ids, "replayed_from": item.id},
+        received_at=arrival_time(item),
+        source_ids={**ids, "replayed_from": item.id},
     )
     try:
         parse_arrival(services.settings, arrival)
@@ -31,3 +40,16 @@ def replay_email(services: Services, item: QuarantineItem) -> ReplayResult:
     return ReplayResult(
         True, "complaint recorded", complaint_id=result.complaint_id, reference=result.reference
     )
+
+
+def arrival_time(item: QuarantineItem) -> datetime:
+    """When the mail arrived, as kept with it; the quarantine's own time for items kept before."""
+    kept = item.source_ids.get(RECEIVED_AT)
+    if isinstance(kept, str):
+        try:
+            moment = datetime.fromisoformat(kept)
+        except ValueError:
+            return item.created_at
+        if moment.tzinfo is not None:
+            return moment
+    return item.created_at

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -111,6 +111,8 @@ def test_malformed_mail_is_quarantined_and_the_others_are_processed(
         quarantined = session.scalars(select(QuarantineRow)).one()
     assert quarantined.reason_code == "malformed"
     assert quarantined.source_ids["imap_uid"] == 2
+    # Its INTERNALDATE is kept: a replay is dated from its arrival, not the quarantine.
+    assert datetime.fromisoformat(quarantined.source_ids["received_at"]) == ARRIVED
 
 
 def test_auto_reply_is_stored_as_an_event_and_moved_to_processed(

@@ -67,6 +67,8 @@ def test_mail_refused_for_its_size_becomes_a_complaint_once_the_limit_is_raised(
         assert result.ok, result.detail
         message = services.store.complaints.get_by_reference(result.reference or "")
         assert message is not None and message.channel.value == "email"
+        # Dated from its arrival (the legal clock's start), not from the quarantine.
+        assert message.received_at == ARRIVED
         (resolved,) = Quarantine(services.store.engine).entries(resolved=True)
         assert resolved.resolved_at is not None
         assert resolved.complaint_id == result.complaint_id
