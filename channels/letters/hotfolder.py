@@ -1,5 +1,11 @@
 """The scanner's hot folder: each file the scanner writes there becomes one letter.
 
+The mailroom names the day a letter was received by dropping its scan in a
+folder of that date (``incoming/2026-12-05/scan-0042.pdf``); a file dropped
+at the top is dated the day the gateway reads it. A file's modification
+time never dates a letter: copies keep it, and a scanner's clock may be
+wrong. Other subfolders are not read.
+
 A file is read only once its size and modification time have not changed
 for ``settle`` seconds (a scanner writing over the network pauses between
 pages), and is checked again after reading; the result goes to ``done/``
@@ -23,9 +29,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from channels.letters.intake import LetterFile, LetterUpload, ScanRejectedDate, accept_letter
 from config.retry import backoff_delay
@@ -53,15 +58,35 @@ class FileOutcome:
     detail: str = ""
 
 
+def folder_date(name: str) -> date | None:
+    """The day a dated folder names (``2026-12-05``), or None for any other folder."""
+    if len(name) != len("2026-12-05"):
+        return None
+    try:
+        return date.fromisoformat(name)
+    except ValueError:
+        return None
+
+
 def candidates(root: Path) -> list[Path]:
+    """The scanner's finished files: at the top, and in the folders named by a date."""
+    folders = [root] + [
+        entry for entry in root.iterdir() if entry.is_dir() and folder_date(entry.name)
+    ]
     found = [
         entry
-        for entry in root.iterdir()
+        for folder in folders
+        for entry in folder.iterdir()
         if entry.is_file()
         and not entry.name.startswith(".")
         and not entry.name.lower().endswith(IN_PROGRESS_SUFFIXES)
     ]
     return sorted(found, key=lambda entry: (entry.stat().st_mtime_ns, entry.name))
+
+
+def received_on(root: Path, path: Path) -> date | None:
+    """The day the mailroom received the letter: its dated folder's; None (today) at the top."""
+    return folder_date(path.parent.name) if path.parent != root else None
 
 
 @dataclass
@@ -110,11 +135,10 @@ def process_file(services: Services, root: Path, path: Path) -> FileOutcome:
     after = path.stat()
     if len(data) != after.st_size or before.st_mtime_ns != after.st_mtime_ns:
         return FileOutcome(path, "retry", STILL_WRITING)
-    zone = ZoneInfo(services.settings.timezone)
     upload = LetterUpload(
         files=[LetterFile(path.name, data)],
         source="hotfolder",
-        received_on=datetime.fromtimestamp(after.st_mtime, zone).date(),
+        received_on=received_on(root, path),
         # The folder, so that a replay of this file from quarantine can find it in rejected/.
         source_ids={"file_name": path.name, HOT_FOLDER_ID: str(root.resolve())},
     )

@@ -5,10 +5,13 @@ aside and the next file is read; a file our own failure (store down, or a
 bug of ours) leaves in place waits before its next try.
 """
 
+import os
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -226,3 +229,50 @@ def test_file_over_the_size_cap_is_refused_without_being_read(
         assert Quarantine(small.store.engine).entries() == []
     finally:
         small.close()
+
+
+def local_day(moment: datetime, settings: Settings) -> date:
+    return moment.astimezone(ZoneInfo(settings.timezone)).date()
+
+
+def test_a_scan_in_a_dated_folder_is_a_letter_received_that_day(
+    tmp_path: Path, services: Services, settings: Settings
+) -> None:
+    day = local_day(datetime.now(UTC), settings) - timedelta(days=3)
+    dated = tmp_path / day.isoformat()
+    dated.mkdir()
+    (dated / "scan-0042.pdf").write_bytes(scans.text_pdf(scans.FRENCH_LETTER))
+
+    (outcome,) = import_folder(services, tmp_path)
+
+    assert outcome.status == "done", outcome
+    complaint = services.store.complaints.get_by_reference(outcome.detail)
+    assert complaint is not None
+    assert local_day(complaint.received_at, settings) == day
+    assert (tmp_path / "done" / "scan-0042.pdf").exists()
+
+
+def test_a_scan_at_the_top_is_dated_the_day_it_is_read_never_from_its_mtime(
+    tmp_path: Path, services: Services, settings: Settings
+) -> None:
+    scan = tmp_path / "copied-long-ago.pdf"
+    scan.write_bytes(scans.text_pdf(scans.FRENCH_LETTER))
+    long_ago = time.time() - 20 * 86400
+    os.utime(scan, (long_ago, long_ago))
+
+    (outcome,) = import_folder(services, tmp_path)
+
+    complaint = services.store.complaints.get_by_reference(outcome.detail)
+    assert complaint is not None
+    assert local_day(complaint.received_at, settings) == local_day(datetime.now(UTC), settings)
+
+
+def test_folders_not_named_by_a_date_are_not_read(tmp_path: Path, services: Services) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "old.pdf").write_bytes(scans.text_pdf(scans.FRENCH_LETTER))
+    (tmp_path / "2026-13-45").mkdir()
+    (tmp_path / "2026-13-45" / "odd.pdf").write_bytes(scans.text_pdf(scans.FRENCH_LETTER))
+
+    assert import_folder(services, tmp_path) == []
+    assert (archive / "old.pdf").exists()
