@@ -197,6 +197,21 @@ def test_import_mbox_takes_the_received_time_from_the_from_line(
     assert row.received_at == datetime(2024, 6, 3, 10, 2, 7, tzinfo=UTC)
 
 
+def test_import_mbox_keeps_the_received_time_of_a_mail_it_quarantines(
+    settings: Settings, mbox_file: Path
+) -> None:
+    run(settings, "import", "mbox", str(mbox_file))
+    store = with_store(settings)
+    try:
+        with reading(store.engine) as session:
+            row = session.scalars(select(QuarantineRow)).one()
+    finally:
+        store.close()
+    # Its From line says 09:00 in Casablanca (UTC+1 in June 2024): a replay is dated so.
+    kept = datetime.fromisoformat(row.source_ids["received_at"])
+    assert kept == datetime(2024, 6, 6, 8, 0, tzinfo=UTC)
+
+
 def test_import_shows_a_progress_bar_on_stderr(settings: Settings, mbox_file: Path) -> None:
     process = run(settings, "import", "mbox", str(mbox_file))
     assert "5/5" in process.stderr
