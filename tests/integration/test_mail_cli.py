@@ -11,9 +11,10 @@ import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from config.settings import Settings
 from gateway.store import Store, open_store
@@ -181,18 +182,23 @@ def test_import_mbox_twice_creates_nothing_new(settings: Settings, mbox_file: Pa
     assert table_counts(settings) == before
 
 
+def the_row(settings: Settings, query: Select[Any]) -> Any:
+    """The one row ``query`` finds in the store of ``settings``."""
+    store = with_store(settings)
+    try:
+        with reading(store.engine) as session:
+            return session.scalars(query).one()
+    finally:
+        store.close()
+
+
 def test_import_mbox_takes_the_received_time_from_the_from_line(
     settings: Settings, mbox_file: Path
 ) -> None:
     run(settings, "import", "mbox", str(mbox_file))
-    store = with_store(settings)
-    try:
-        with reading(store.engine) as session:
-            row = session.scalars(
-                select(ComplaintRow).where(ComplaintRow.message.contains("fr-1@fixtures.example"))
-            ).one()
-    finally:
-        store.close()
+    row = the_row(
+        settings, select(ComplaintRow).where(ComplaintRow.message.contains("fr-1@fixtures.example"))
+    )
     # 11:02:07 in Casablanca (UTC+1 in June 2024); the Date header says 10:15 +0100.
     assert row.received_at == datetime(2024, 6, 3, 10, 2, 7, tzinfo=UTC)
 
@@ -201,12 +207,7 @@ def test_import_mbox_keeps_the_received_time_of_a_mail_it_quarantines(
     settings: Settings, mbox_file: Path
 ) -> None:
     run(settings, "import", "mbox", str(mbox_file))
-    store = with_store(settings)
-    try:
-        with reading(store.engine) as session:
-            row = session.scalars(select(QuarantineRow)).one()
-    finally:
-        store.close()
+    row = the_row(settings, select(QuarantineRow))
     # Its From line says 09:00 in Casablanca (UTC+1 in June 2024): a replay is dated so.
     kept = datetime.fromisoformat(row.source_ids["received_at"])
     assert kept == datetime(2024, 6, 6, 8, 0, tzinfo=UTC)
