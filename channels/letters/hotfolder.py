@@ -4,7 +4,11 @@ The mailroom names the day a letter was received by dropping its scan in a
 folder of that date (``incoming/2026-12-05/scan-0042.pdf``); a file dropped
 at the top is dated the day the gateway reads it. A file's modification
 time never dates a letter: copies keep it, and a scanner's clock may be
-wrong. Other subfolders are not read.
+wrong. Other subfolders are not read. A manifest beside a scan
+(``scan-0042.pdf.json``: ``received_on``, ``sender_name``,
+``sender_address``, each optional) gives what the mailroom entered; it is
+written before the scan, or within the settle time, and moves with it. A
+manifest that cannot be read sends its scan to ``rejected/`` for a person.
 
 A file is read only once its size and modification time have not changed
 for ``settle`` seconds (a scanner writing over the network pauses between
@@ -23,6 +27,7 @@ moved on to ``done/`` (``settle_replayed``).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -36,6 +41,7 @@ from channels.letters.intake import LetterFile, LetterUpload, ScanRejectedDate, 
 from config.retry import backoff_delay
 from gateway.lib.logs import mask_personal_data
 from gateway.lib.services import Services
+from normalizer.errors import InputRejected
 from normalizer.ocr import ScanRejected
 
 log = logging.getLogger("intake.letters.hotfolder")
@@ -47,6 +53,10 @@ POLL_INTERVAL = 0.5
 # After our own failure on a file, it is tried again after these pauses (doubling).
 RETRY_FIRST, RETRY_LONGEST = 5.0, 300.0
 STILL_WRITING = "still being written"
+MANIFEST_SUFFIX = ".json"
+MANIFEST_MAX_BYTES = 64 * 1024
+# What a manifest may say, and the longest each may be (as on the upload page).
+MANIFEST_FIELDS = {"received_on": 10, "sender_name": 200, "sender_address": 1000}
 # The key of the upload's source_ids naming the hot folder a file came from.
 HOT_FOLDER_ID = "hot_folder"
 
@@ -56,6 +66,48 @@ class FileOutcome:
     path: Path
     status: str  # done, rejected, retry
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What the mailroom entered for one scan."""
+
+    received_on: date | None = None
+    sender_name: str | None = None
+    sender_address: str | None = None
+
+
+class ManifestInvalid(InputRejected):
+    code = "invalid_manifest"
+
+
+def manifest_of(path: Path) -> Path:
+    return path.with_name(path.name + MANIFEST_SUFFIX)
+
+
+def read_manifest(path: Path) -> Manifest:
+    """The manifest beside the scan ``path`` (empty if none); ``ManifestInvalid`` says why not."""
+    source = manifest_of(path)
+    if not source.exists():
+        return Manifest()
+    if source.stat().st_size > MANIFEST_MAX_BYTES:
+        raise ManifestInvalid(f"the manifest is over {MANIFEST_MAX_BYTES} bytes")
+    try:
+        values = json.loads(source.read_bytes())
+    except ValueError as exc:
+        raise ManifestInvalid(f"not JSON: {exc}") from None
+    if not isinstance(values, dict):
+        raise ManifestInvalid("not a JSON object")
+    for key, value in values.items():
+        if key not in MANIFEST_FIELDS:
+            raise ManifestInvalid(f"unknown field {key!r}")
+        if not isinstance(value, str) or len(value) > MANIFEST_FIELDS[key]:
+            raise ManifestInvalid(f"{key}: text of at most {MANIFEST_FIELDS[key]} characters")
+    day = values.get("received_on")
+    received = folder_date(day) if day else None
+    if day and received is None:
+        raise ManifestInvalid(f"received_on: not a date (YYYY-MM-DD): {day!r}")
+    return Manifest(received, values.get("sender_name"), values.get("sender_address"))
 
 
 def folder_date(name: str) -> date | None:
@@ -79,7 +131,7 @@ def candidates(root: Path) -> list[Path]:
         for entry in folder.iterdir()
         if entry.is_file()
         and not entry.name.startswith(".")
-        and not entry.name.lower().endswith(IN_PROGRESS_SUFFIXES)
+        and not entry.name.lower().endswith((*IN_PROGRESS_SUFFIXES, MANIFEST_SUFFIX))
     ]
     return sorted(found, key=lambda entry: (entry.stat().st_mtime_ns, entry.name))
 
@@ -119,8 +171,11 @@ def _target(folder: Path, name: str) -> Path:
 
 
 def _move(path: Path, folder: Path, note_suffix: str, note: str) -> Path:
+    """Move a scan, and its manifest if it has one, into ``folder`` with a note."""
     target = _target(folder, path.name)
     os.replace(path, target)
+    if manifest_of(path).exists():
+        os.replace(manifest_of(path), manifest_of(target))
     target.with_name(target.name + note_suffix).write_text(note + "\n", encoding="utf-8")
     return target
 
@@ -135,10 +190,18 @@ def process_file(services: Services, root: Path, path: Path) -> FileOutcome:
     after = path.stat()
     if len(data) != after.st_size or before.st_mtime_ns != after.st_mtime_ns:
         return FileOutcome(path, "retry", STILL_WRITING)
+    try:
+        manifest = read_manifest(path)
+    except ManifestInvalid as exc:  # what the mailroom entered: theirs to correct
+        _move(path, root / REJECTED, ".reason.txt", f"{exc.code}\n{exc}")
+        log.warning("hot folder: %s set aside: its manifest cannot be read", path.name)
+        return FileOutcome(path, REJECTED, exc.code)
     upload = LetterUpload(
         files=[LetterFile(path.name, data)],
         source="hotfolder",
-        received_on=received_on(root, path),
+        received_on=manifest.received_on or received_on(root, path),
+        sender_name=manifest.sender_name,
+        sender_address=manifest.sender_address,
         # The folder, so that a replay of this file from quarantine can find it in rejected/.
         source_ids={"file_name": path.name, HOT_FOLDER_ID: str(root.resolve())},
     )
@@ -265,7 +328,7 @@ def settle_replayed(folder: str, data: bytes, reference: str) -> Path | None:
 def _rejected_copy(rejected: Path, data: bytes) -> Path | None:
     digest = hashlib.sha256(data).digest()
     for entry in sorted(rejected.iterdir()):
-        if entry.name.endswith(NOTE_SUFFIXES) or not entry.is_file():
+        if entry.name.endswith((*NOTE_SUFFIXES, MANIFEST_SUFFIX)) or not entry.is_file():
             continue
         if (
             entry.stat().st_size == len(data)

@@ -5,6 +5,7 @@ aside and the next file is read; a file our own failure (store down, or a
 bug of ours) leaves in place waits before its next try.
 """
 
+import json
 import os
 import threading
 import time
@@ -22,7 +23,9 @@ from config.settings import Settings
 from gateway.lib.services import Services, build_services
 from gateway.store import StoreUnavailable
 from gateway.store.quarantine import Quarantine
+from gateway.store.tables import ComplaintRow
 from tests.peers import scans
+from tests.peers.complaints import count_rows
 from tests.peers.processes import IntakeProcesses, env_for, wait_until
 
 SETTLE = 1.0
@@ -276,3 +279,52 @@ def test_folders_not_named_by_a_date_are_not_read(tmp_path: Path, services: Serv
 
     assert import_folder(services, tmp_path) == []
     assert (archive / "old.pdf").exists()
+
+
+def test_a_manifest_gives_the_sender_and_the_day_the_mailroom_entered(
+    tmp_path: Path, services: Services, settings: Settings
+) -> None:
+    day = local_day(datetime.now(UTC), settings) - timedelta(days=2)
+    scan = tmp_path / "scan-0042.pdf"
+    scan.write_bytes(scans.text_pdf(scans.FRENCH_LETTER))
+    manifest = {
+        "received_on": day.isoformat(),
+        "sender_name": "Fatima Zahra Bennani",
+        "sender_address": "12 rue Ibn Battouta, 20250 Casablanca",
+    }
+    (tmp_path / "scan-0042.pdf.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    (outcome,) = import_folder(services, tmp_path)
+
+    complaint = services.store.complaints.get_by_reference(outcome.detail)
+    assert complaint is not None
+    assert local_day(complaint.received_at, settings) == day
+    assert complaint.customer.name == "Fatima Zahra Bennani"
+    assert complaint.customer.postal_address == "12 rue Ibn Battouta, 20250 Casablanca"
+    assert (tmp_path / "done" / "scan-0042.pdf.json").exists()
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    ["{not json", '["a list"]', '{"received_on": "05/12/2026"}', '{"sender_phone": "0661"}'],
+    ids=["not-json", "not-an-object", "not-a-date", "unknown-field"],
+)
+def test_a_scan_whose_manifest_cannot_be_read_is_set_aside_for_a_person(
+    tmp_path: Path, services: Services, manifest: str
+) -> None:
+    (tmp_path / "scan.pdf").write_bytes(scans.text_pdf(scans.FRENCH_LETTER))
+    (tmp_path / "scan.pdf.json").write_text(manifest, encoding="utf-8")
+
+    (outcome,) = import_folder(services, tmp_path)
+
+    assert (outcome.status, outcome.detail) == ("rejected", "invalid_manifest")
+    note = (tmp_path / "rejected" / "scan.pdf.reason.txt").read_text(encoding="utf-8")
+    assert note.startswith("invalid_manifest\n")
+    assert (tmp_path / "rejected" / "scan.pdf.json").exists()
+    assert count_rows(services.store, ComplaintRow) == 0
+
+
+def test_a_manifest_alone_is_not_read_as_a_scan(tmp_path: Path, services: Services) -> None:
+    (tmp_path / "waiting-for-its-scan.pdf.json").write_text("{}", encoding="utf-8")
+
+    assert import_folder(services, tmp_path) == []
