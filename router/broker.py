@@ -4,6 +4,13 @@ The embedded default is kombu's ``filesystem://`` transport with one shared
 folder for messages and one for exchange bindings, under the data
 directory, so a consumer in another process on the same machine sees what
 the relay publishes.
+
+kombu's virtual transports (filesystem among them) put a requeued or
+restored message back into *every* queue bound to its exchange and routing
+key, not into the queue it came from: one retry by the acknowledgement
+worker would deliver the complaint a second time on ``complaints.inbound``.
+``EmbeddedTransport`` remembers the queue each message was taken from and
+puts it back there only, as RabbitMQ does.
 """
 
 from __future__ import annotations
@@ -11,15 +18,19 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from kombu import Connection
+from kombu.transport import filesystem
 
 from config.settings import Settings
 from normalizer.errors import OurFailure
 from router.topology import Topology, build_topology
 
 CONNECT_TIMEOUT = 5.0
+# Where a message taken from the embedded broker came from (its delivery_info).
+SOURCE_QUEUE = "x-intake-queue"
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 
 
@@ -29,6 +40,42 @@ def scheme_of(url: str) -> str:
 
 def is_amqp(url: str) -> bool:
     return scheme_of(url) in AMQP_SCHEMES
+
+
+class _EmbeddedChannel(filesystem.Channel):
+    """A filesystem channel whose requeue goes back to the message's own queue."""
+
+    def basic_consume(
+        self, queue: str, no_ack: bool, callback: Any, consumer_tag: str, **kwargs: Any
+    ) -> Any:
+        def stamped(message: Any) -> Any:
+            _remember_queue(message, queue)
+            return callback(message)
+
+        return super().basic_consume(queue, no_ack, stamped, consumer_tag, **kwargs)
+
+    def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
+        message = super().basic_get(queue, no_ack, **kwargs)
+        if message is not None:
+            _remember_queue(message, queue)
+        return message
+
+    def _restore(self, message: Any) -> None:
+        queue = message.delivery_info.get(SOURCE_QUEUE)
+        if queue is None:  # not taken through this channel: kombu's own rule
+            super()._restore(message)
+            return
+        payload = message.serializable()
+        payload["redelivered"] = True
+        self._put(queue, payload)
+
+
+class EmbeddedTransport(filesystem.Transport):
+    Channel = _EmbeddedChannel
+
+
+def _remember_queue(message: Any, queue: str) -> None:
+    message.delivery_info[SOURCE_QUEUE] = queue
 
 
 def topology_for(settings: Settings) -> Topology:
@@ -49,7 +96,9 @@ def connect(
     """
     url = settings.resolved_broker_url
     options: dict[str, object] = {}
+    transport: type[EmbeddedTransport] | None = None
     if scheme_of(url) == "filesystem":
+        transport = EmbeddedTransport
         # kombu warns on every connection to a filesystem URL without a host.
         url = url if urlsplit(url).hostname else "filesystem://localhost/"
         folder = settings.broker_dir.resolve()
@@ -65,7 +114,11 @@ def connect(
     elif is_amqp(url) and reply_timeout is not None:
         options = {"read_timeout": reply_timeout, "write_timeout": reply_timeout}
     return Connection(
-        url, connect_timeout=CONNECT_TIMEOUT, heartbeat=heartbeat, transport_options=options
+        url,
+        transport=transport,
+        connect_timeout=CONNECT_TIMEOUT,
+        heartbeat=heartbeat,
+        transport_options=options,
     )
 
 
