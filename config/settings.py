@@ -58,6 +58,20 @@ class Settings(BaseSettings):
     # held in the outbox with an error instead of vanishing.
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # HTTP server bounds (S18): connections plus requests in progress beyond which
+    # uvicorn answers 503 at once; seconds an idle keep-alive connection is kept;
+    # seconds a client has to send a request's headers (from connect, or from the
+    # previous answer) before the connection is closed (slowloris); largest request
+    # head h11 buffers (bytes).
+    http_limit_concurrency: int = Field(default=500, ge=1)
+    http_timeout_keep_alive: int = Field(default=5, ge=1)
+    http_header_timeout: float = Field(default=10.0, gt=0)
+    http_max_header_bytes: int = Field(default=64 * 1024, ge=4096)
+    # Refused input (a form post with a bad field, a honeypot hit) is quarantined as
+    # its first bytes only, with the whole input's size and sha256 (S2); when the
+    # heads kept add up to the quota, only the metadata is kept.
+    quarantine_head_bytes: int = Field(default=256 * 1024, ge=1024)
+    quarantine_refused_quota_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
     auto_migrate: bool = True
     # Seconds a write waits for SQLite's write lock (another process holding it)
     # before the input is refused as our failure: HTTP 503, SMTP 451, IMAP mail left.
@@ -78,6 +92,14 @@ class Settings(BaseSettings):
     email_max_parts: int = Field(default=200, ge=1)
     email_max_depth: int = Field(default=20, ge=1)
     email_max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Mail authentication (S12): an origin other than customer needs authenticated
+    # mail. authserv-ids (RFC 8601) of our own MX or mailbox provider whose topmost
+    # Authentication-Results headers are believed, comma-separated; empty: none.
+    trusted_authserv_ids: str = ""
+    # Verify DKIM signatures ourselves (DNS lookup of the key, bounded by the timeout
+    # in seconds; a DNS failure leaves the mail unauthenticated, never refused).
+    email_dkim_verify: bool = True
+    email_dkim_dns_timeout: float = Field(default=5.0, gt=0, le=60)
 
     # IMAP poller: runs when imap_host is set.
     imap_host: str = ""
@@ -106,13 +128,39 @@ class Settings(BaseSettings):
     # Networks allowed to deliver (comma-separated CIDR); empty: anyone (a public MX).
     smtp_allowed_networks: str = ""
     smtp_max_connections: int = Field(default=50, ge=1)
+    # Sessions one client address may hold at once (S9); beyond it: 421.
+    smtp_max_connections_per_address: int = Field(default=5, ge=1)
+    # Seconds a session may stay silent (DATA included: no bytes for that long).
+    smtp_idle_timeout: float = Field(default=60.0, gt=0)
+    # Commands one session may send, and how many of them may be NOOP, HELP, VRFY
+    # or EXPN (they only keep a session open); beyond: 421 and the session closes.
+    smtp_max_commands: int = Field(default=100, ge=10)
+    smtp_max_noops: int = Field(default=10, ge=1)
+    # DATA beyond this many bytes goes to a spool file under data_dir (S10), not memory.
+    smtp_spool_threshold_bytes: int = Field(default=256 * 1024, ge=0)
+    # Messages per hour (S2) from one MAIL FROM address and from one client address;
+    # beyond: 450 4.7.1 (the sender retries later), the head kept in quarantine.
+    # 0: no limit (a relay that is the only client: set the client limit to 0).
+    smtp_max_messages_per_sender_per_hour: int = Field(default=20, ge=0)
+    smtp_max_messages_per_client_per_hour: int = Field(default=200, ge=0)
     smtp_tls_cert: str = ""
     smtp_tls_key: str = ""
 
     # -- public URLs --------------------------------------------------------
     # How the outside world reaches this gateway (behind a proxy: the proxy's
-    # URL). Twilio signatures and links in messages are computed from it.
+    # URL). Twilio signatures, links in messages and the API's status_url /
+    # Location are computed from it, never from the request's Host; empty: the
+    # API answers relative links (the path only).
     public_base_url: str = "http://127.0.0.1:8080"
+
+    # -- partner API -------------------------------------------------------
+    # How many days in the past a complaint may be dated: a partner's
+    # received_at (keys with the received-at:backdate scope; others not at
+    # all) and a letter's received_on (API and the mailroom's upload page).
+    max_backdate_days: int = Field(default=30, ge=0)
+    # Serve the API documentation (/docs, Swagger UI from the installed
+    # swagger-ui-bundle package, under the pages' strict policy); off: 404.
+    api_docs: bool = True
 
     # -- phone line (issue: phone channel) ----------------------------------
     twilio_account_sid: str = Field(
@@ -138,6 +186,10 @@ class Settings(BaseSettings):
     call_end_grace: float = Field(default=60.0, ge=0)
     # How often the phone worker looks for downloads and ended calls.
     twilio_worker_interval: float = Field(default=1.0, gt=0)
+    # Hosts media and recordings are downloaded from besides Twilio's own
+    # (api.twilio.com and its media hosts) and INTAKE_TWILIO_API_BASE_URL's;
+    # comma-separated. Only https, and each redirect is checked against the same list.
+    twilio_media_hosts: str = ""
 
     # -- postal letters (issue: letters and OCR) ----------------------------
     ocr_workers: int = Field(default=2, ge=1)
@@ -150,10 +202,31 @@ class Settings(BaseSettings):
     letter_max_pixels: int = Field(default=40_000_000, ge=1_000_000)
     # Pages whose mean word confidence is under this are flagged for review.
     ocr_review_confidence: float = Field(default=60.0, ge=0, le=100)
+    # How the programs that decode untrusted files (poppler, qpdf, tesseract, Pillow)
+    # are confined: "auto" runs them under bubblewrap (no network, no service
+    # files, nobody's uid) when it works here, else under rlimits only with a warning
+    # at start; "bwrap" refuses to start without it; "none" uses rlimits only.
+    sandbox: Literal["auto", "bwrap", "none"] = "auto"
     # Staff sessions (mailroom and operator pages); empty: a random secret
     # per start, which logs staff out at each restart.
     session_secret: SecretStr = SecretStr("")
     session_max_age: int = Field(default=8 * 3600, ge=60)
+    # Seconds without a request after which a staff session ends (besides its max age).
+    staff_idle_timeout: int = Field(default=30 * 60, ge=60)
+    # Staff login throttling (review S6): failed logins allowed per account name and
+    # per client address before a back-off; the first back-off in seconds (doubled
+    # at each further failure) and the longest lock. A browser that logged in as
+    # the user before is not held by the account's lock (a lock cannot keep them out).
+    staff_login_free_attempts: int = Field(default=5, ge=1)
+    staff_login_address_free_attempts: int = Field(default=20, ge=1)
+    staff_login_backoff_seconds: float = Field(default=2.0, gt=0)
+    staff_login_lockout_seconds: float = Field(default=900.0, gt=0)
+    # /metrics (review S17): seconds its figures (and /readyz's, 5 at most) are
+    # cached; a bearer token it requires (empty: none); networks it answers
+    # (CIDR, comma-separated; empty: any).
+    metrics_cache_seconds: float = Field(default=15.0, ge=0)
+    metrics_token: SecretStr = SecretStr("")
+    metrics_allowed_networks: str = ""
     # Scanner hot folder watched by ``intake run`` (``intake letters watch DIR`` otherwise);
     # empty: none.
     letter_hot_folder: str = ""
@@ -165,11 +238,37 @@ class Settings(BaseSettings):
     webform_max_posts_per_hour: int = Field(default=60, ge=1)
     # Largest attachment of the web form (at most five); letters' type and page checks apply.
     webform_max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Form posts handled at once by one process; more get a 503 page with Retry-After
+    # before their body is read (S1).
+    webform_max_concurrent_posts: int = Field(default=4, ge=1)
+    # Past the per-address limits (a carrier NAT shared by many customers), a post
+    # whose browser solved a proof of work for its form token counts against that
+    # token's own budget instead (S20): posts and complaints per token per hour, and
+    # the work asked (leading zero bits of sha256; 0: no way past the address limits).
+    webform_max_posts_per_token: int = Field(default=20, ge=1)
+    webform_max_per_token: int = Field(default=3, ge=1)
+    webform_pow_bits: int = Field(default=16, ge=0, le=24)
+    # Attachment checks of the form (each file's structure read in the sandbox):
+    # how many run at once in this process, and how long a post waits for a free
+    # one before it is answered 503 with Retry-After.
+    webform_inspection_workers: int = Field(default=2, ge=1)
+    webform_inspection_wait: float = Field(default=10.0, ge=0)
+    # Seconds of attachment checks one client address may spend per hour (per
+    # process); beyond it the form answers 429.
+    webform_inspection_seconds_per_hour: float = Field(default=120.0, gt=0)
     # smtp://user:password@host:port (smtps:// for TLS, ?starttls=true to upgrade);
     # empty: no e-mail acknowledgements.
     smtp_relay_url: SecretStr = SecretStr("")
     ack_from: str = "contact@cashplus.ma"
     ack_max_per_recipient_per_day: int = Field(default=3, ge=1)
+    # Countries (ISO 3166 codes, comma-separated) whose numbers may get an SMS or
+    # WhatsApp acknowledgement; others are passed over (SMS pumping, review S4).
+    ack_sms_countries: str = "MA"
+    # SMS + WhatsApp acknowledgements per local day, all workers together; past it,
+    # the rest wait for the next day (an ERROR is logged once that day).
+    ack_sms_max_per_day: int = Field(default=500, ge=0)
+    # E-mail acknowledgements per local day, all workers together (review S5).
+    ack_email_max_per_day: int = Field(default=2000, ge=0)
     # Failed attempts (ours, not the recipient's) in a row before a complaint leaves the
     # queue; it is then tried again every few minutes, then hourly, until its
     # acknowledgement deadline, and only then recorded as failed.

@@ -15,6 +15,8 @@ from channels.api.intake import ComplaintIn
 from config.settings import Settings
 from gateway import health
 from gateway.components import COMPONENTS
+from gateway.lib.http.apidocs import build_docs_router
+from gateway.lib.http.credentials import CredentialsFirst
 from gateway.lib.http.errors import BodySizeLimit, install_error_handlers
 from gateway.lib.http.security import SecurityHeaders
 from gateway.lib.services import Services
@@ -30,13 +32,25 @@ def create_app(services: Services) -> FastAPI:
             "Front door of the Cash Plus Service Réclamations: every complaint is stored as "
             "evidence, normalized and published on the `complaints` exchange."
         ),
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN: ours is self-hosted.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = services
     install_error_handlers(app)
     app.include_router(health.build_router(services))
+    if services.settings.api_docs:
+        app.include_router(build_docs_router())
     for channel in COMPONENTS:
         if channel.routes is not None:
             app.include_router(channel.routes(services))
+    app.add_middleware(
+        CredentialsFirst,
+        services=services,
+        paths={
+            path: kind for channel in COMPONENTS for path, kind in channel.credentials_first.items()
+        },
+    )
     app.add_middleware(
         BodySizeLimit,
         limit=services.settings.max_request_bytes,

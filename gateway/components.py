@@ -36,7 +36,11 @@ COMPONENTS = ComponentTable(
     Entry(
         "staff",
         "gateway.staff.adapter",
-        {"users": "Manage staff accounts (the mailroom upload page, operator pages)."},
+        {
+            "staff": "Staff accounts (mailroom, operator, admin) and the audit trail of their "
+            "actions.",
+            "users": "Old name of intake staff (deprecated: kept for one release).",
+        },
     ),
     Entry(
         "langid",

@@ -31,14 +31,21 @@ def web_server(services: Services) -> uvicorn.Server:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.lib.http.server import protocol_for
 
+    settings = services.settings
     config = uvicorn.Config(
         create_app(services),
-        host=services.settings.http_host,
-        port=services.settings.http_port,
+        host=settings.http_host,
+        port=settings.http_port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        # Bounds against slow and idle clients (gateway/lib/http/server.py).
+        http=protocol_for(settings.http_header_timeout),
+        limit_concurrency=settings.http_limit_concurrency,
+        timeout_keep_alive=settings.http_timeout_keep_alive,
+        h11_max_incomplete_event_size=settings.http_max_header_bytes,
     )
     return uvicorn.Server(config)
 

@@ -8,6 +8,13 @@ Dedup: with an ``Idempotency-Key`` header, the key (per API client) names the
 complaint; reusing it with a different body is a ``409``. Without one, the
 exact same body from the same client on the same local day is taken as a
 retry of the first.
+
+Who may say what (``check_scopes``): the fields that move the legal clock or
+say who sent the complaint need the key's scope: ``received_at`` in the
+past ``received-at:backdate`` (and even then at most
+``INTAKE_MAX_BACKDATE_DAYS``), ``origin`` other than ``customer`` and
+``channel`` other than ``api`` or ``phone`` (a CRM typing in a call)
+``origin:set``. Refused as any invalid field: 422, quarantined.
 """
 
 from __future__ import annotations
@@ -25,6 +32,10 @@ from normalizer.deadlines import local_receipt_date
 from normalizer.draft import ComplaintDraft, RawInput
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+BACKDATE = "received-at:backdate"
+ORIGIN_SET = "origin:set"
+# Channels any key may name: its own, and a call typed in by a call-centre agent.
+OPEN_CHANNELS = frozenset({Channel.API, Channel.PHONE})
 
 
 class CustomerIn(BaseModel):
@@ -73,10 +84,37 @@ def parse_submission(raw: bytes) -> ComplaintIn:
         raise ApiError(422, code, message, field=field) from None
 
 
+def _refused(field: str, message: str) -> ApiError:
+    return ApiError(422, "invalid_field", f"{field}: {message}", field=field)
+
+
+def check_scopes(
+    payload: ComplaintIn, client: ApiClient, now: datetime, max_backdate: timedelta
+) -> None:
+    """The fields only some keys may set (``ApiError`` 422 naming the field and the scope)."""
+    if payload.origin != Origin.CUSTOMER and not client.has(ORIGIN_SET):
+        raise _refused("origin", f"only a key with the scope {ORIGIN_SET} may set it")
+    if payload.channel not in OPEN_CHANNELS and not client.has(ORIGIN_SET):
+        raise _refused(
+            "channel",
+            f"{payload.channel.value}: only a key with the scope {ORIGIN_SET} may name a channel "
+            "other than api or phone",
+        )
+    received_at = payload.received_at
+    if received_at is None or now - received_at <= MAX_CLOCK_SKEW:
+        return
+    if not client.has(BACKDATE):
+        raise _refused(
+            "received_at", f"is in the past; only a key with the scope {BACKDATE} may backdate"
+        )
+    if now - received_at > max_backdate:
+        raise _refused("received_at", f"is more than {max_backdate.days} days in the past")
+
+
 def build_draft(payload: ComplaintIn, now: datetime) -> ComplaintDraft:
     received_at = payload.received_at or now
     if received_at - now > MAX_CLOCK_SKEW:
-        raise ApiError(422, "invalid_field", "received_at: is in the future", field="received_at")
+        raise _refused("received_at", "is in the future")
     contact = payload.customer
     if not (contact.email or contact.phone or contact.postal_address):
         raise ApiError(
@@ -114,9 +152,13 @@ def dedup_key_for(
     return f"api:{client.id}:body:{digest}:{local_receipt_date(received_at, zone).isoformat()}"
 
 
-def read_submission(raw: bytes, now: datetime) -> ComplaintDraft:
-    """The draft of a submitted body; ``ApiError`` (422) names what is wrong."""
-    return build_draft(parse_submission(raw), now)
+def read_submission(
+    raw: bytes, now: datetime, client: ApiClient, max_backdate: timedelta
+) -> ComplaintDraft:
+    """The draft of a body ``client`` submitted; ``ApiError`` (422) names what is wrong."""
+    payload = parse_submission(raw)
+    check_scopes(payload, client, now, max_backdate)
+    return build_draft(payload, now)
 
 
 def submission_input(

@@ -8,6 +8,8 @@ from its first receipt.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from channels.api.intake import read_submission, submission_input
 from channels.handoff import hand_off
 from gateway.lib.http.errors import ApiError
@@ -22,7 +24,9 @@ def replay_api(services: Services, item: QuarantineItem) -> ReplayResult:
     if client is None:
         return ReplayResult(False, "the API client of this input no longer exists")
     try:
-        draft = read_submission(raw, item.created_at)
+        # The client's scopes now: an operator may have granted the one it lacked.
+        backdate = timedelta(days=services.settings.max_backdate_days)
+        draft = read_submission(raw, item.created_at, client, backdate)
     except ApiError as exc:
         return ReplayResult(False, f"{exc.code}: {exc.message}")
     key = item.source_ids.get("idempotency_key")

@@ -13,7 +13,7 @@ the broker is down right now.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -22,11 +22,12 @@ from pydantic import BaseModel
 
 from channels.api.intake import ComplaintAccepted, read_submission, submission_input
 from channels.handoff import hand_off
-from gateway.lib.http.auth import require_client
+from gateway.lib.http.auth import missing_scope, require_client, require_scope
 from gateway.lib.http.errors import ApiError
+from gateway.lib.http.links import link_for
 from gateway.lib.services import Services
 from gateway.store import IdempotencyConflict
-from gateway.store.apikeys import ApiClient
+from gateway.store.apikeys import STATUS, ApiClient
 from normalizer.contract import Channel, ComplaintMessage
 from normalizer.reference import InvalidReference, parse_reference
 
@@ -36,19 +37,21 @@ class ComplaintStatus(BaseModel):
     published: bool
 
 
-def _accepted(message: ComplaintMessage, request: Request) -> dict[str, Any]:
+def _accepted(message: ComplaintMessage, status_url: str) -> dict[str, Any]:
     return ComplaintAccepted(
         id=message.id,
         reference=message.reference,
         received_at=message.received_at,
         ack_due_at=message.ack_due_at,
         answer_due_at=message.answer_due_at,
-        status_url=str(request.url_for("get_complaint", reference=message.reference)),
+        status_url=status_url,
     ).model_dump(mode="json")
 
 
 def build_router(services: Services) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["complaints"])
+    settings = services.settings
+    max_backdate = timedelta(days=settings.max_backdate_days)
 
     @router.post(
         "/complaints",
@@ -57,6 +60,7 @@ def build_router(services: Services) -> APIRouter:
         responses={
             200: {"description": "Repeat of an earlier request: the same complaint"},
             401: {},
+            403: {},
             409: {},
             413: {},
             422: {},
@@ -74,13 +78,13 @@ def build_router(services: Services) -> APIRouter:
     async def create_complaint(
         request: Request,
         response: Response,
-        client: Annotated[ApiClient, Depends(require_client)],
+        client: Annotated[ApiClient, Depends(require_scope("complaints:write"))],
         idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
     ) -> dict[str, Any]:
         raw = await request.body()
         now = datetime.now(UTC)
         try:
-            draft = read_submission(raw, now)
+            draft = read_submission(raw, now, client, max_backdate)
         except ApiError as exc:
             await run_in_threadpool(
                 services.store.complaints.quarantine,
@@ -105,20 +109,23 @@ def build_router(services: Services) -> APIRouter:
                 "with a different body",
             ) from None
         response.status_code = 201 if result.created else 200
-        response.headers["Location"] = str(
-            request.url_for("get_complaint", reference=result.message.reference)
+        status_url = link_for(
+            request, settings, "get_complaint", reference=result.message.reference
         )
-        return _accepted(result.message, request)
+        response.headers["Location"] = status_url
+        return _accepted(result.message, status_url)
 
     @router.get(
         "/complaints/{reference}",
         name="get_complaint",
         response_model=ComplaintStatus,
-        responses={401: {}, 404: {}, 422: {}},
+        responses={401: {}, 403: {}, 404: {}, 422: {}},
     )
     async def get_complaint(
         reference: str, client: Annotated[ApiClient, Depends(require_client)]
     ) -> ComplaintStatus:
+        if not (client.has(STATUS) or client.reads_all):
+            raise missing_scope(STATUS)
         try:
             canonical = parse_reference(reference)
         except InvalidReference as exc:

@@ -48,6 +48,8 @@ ADAPTER = Component(
     worker=run_letter_workers,
     commands=(letters, ocr_worker),
     body_limits=body_limits,
+    # Uploads of up to 4 x 50 MB: no byte read before the key or the session is known.
+    credentials_first={"/v1/letters": "client:letters:write", "/letters/upload": "staff"},
     # A refused letter is checked and recorded again, all its files together.
     replay=replay_letter,
     replays=("letter",),

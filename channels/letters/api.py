@@ -3,7 +3,9 @@
 For a scanning station or a document-management system. Multipart upload
 (``files``: one or more scans of one letter, pages in order;
 ``received_on``: the date the mailroom received it, default today;
-``sender_name``, ``sender_address``), API-key auth as for complaints.
+``sender_name``, ``sender_address``), API-key auth as for complaints
+(scope ``letters:write``; reading back: ``complaints:status`` or
+``complaints:read-all``).
 ``202`` once the scans, the complaint and the OCR job are committed; the
 complaint reaches the queue when OCR is done. Refusals speak the caller's
 ``Accept-Language`` (French, Arabic or English).
@@ -14,18 +16,24 @@ scanning station -> **here** -> ``intake.accept_letter`` -> the OCR
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from channels.letters.intake import LetterUpload, ScanRejectedDate, accept_letter
+from channels.letters.intake import (
+    LetterUpload,
+    ScanRejectedDate,
+    accept_letter,
+    check_received_on,
+)
 from channels.letters.status import letter_view, read_files, reason_language
-from gateway.lib.http.auth import require_client
+from gateway.lib.http.auth import missing_scope, require_client, require_scope
 from gateway.lib.http.errors import ApiError
+from gateway.lib.http.links import link_for
 from gateway.lib.services import Services
-from gateway.store.apikeys import ApiClient
+from gateway.store.apikeys import STATUS, ApiClient
 from normalizer.ocr import ScanRejected
 
 
@@ -46,7 +54,13 @@ def parse_date(value: str | None) -> date | None:
 
 
 async def submit(services: Services, upload: LetterUpload, language: str) -> Any:
+    """``accept_letter`` in HTTP terms (the API's and the upload page's)."""
+    settings = services.settings
     try:
+        # A person typed the date: bounded in the past (INTAKE_MAX_BACKDATE_DAYS).
+        check_received_on(
+            upload.received_on, settings.timezone, timedelta(days=settings.max_backdate_days)
+        )
         return await run_in_threadpool(accept_letter, services, upload)
     except ScanRejected as exc:
         raise refusal(exc, language) from None
@@ -61,13 +75,13 @@ def build_router(services: Services) -> APIRouter:
     @router.post(
         "/letters",
         status_code=202,
-        responses={200: {}, 401: {}, 413: {}, 415: {}, 422: {}, 503: {}},
+        responses={200: {}, 401: {}, 403: {}, 413: {}, 415: {}, 422: {}, 503: {}},
     )
     # FastAPI reads each form field from a parameter.
     async def upload_letter(  # noqa: PLR0917
         request: Request,
         response: Response,
-        client: Annotated[ApiClient, Depends(require_client)],
+        client: Annotated[ApiClient, Depends(require_scope("letters:write"))],
         files: Annotated[list[UploadFile], File(description="Scans of one letter, in order")],
         received_on: Annotated[str | None, Form()] = None,
         sender_name: Annotated[str | None, Form(max_length=200)] = None,
@@ -87,7 +101,7 @@ def build_router(services: Services) -> APIRouter:
             source_ids={"api_client": client.name},
         )
         accepted = await submit(services, upload, language)
-        status_url = str(request.url_for("get_letter", letter_id=accepted.letter_id))
+        status_url = link_for(request, settings, "get_letter", letter_id=accepted.letter_id)
         response.status_code = 202 if accepted.created else 200
         response.headers["Location"] = status_url
         return {
@@ -98,10 +112,12 @@ def build_router(services: Services) -> APIRouter:
             "status_url": status_url,
         }
 
-    @router.get("/letters/{letter_id}", name="get_letter", responses={401: {}, 404: {}})
+    @router.get("/letters/{letter_id}", name="get_letter", responses={401: {}, 403: {}, 404: {}})
     async def get_letter(
         request: Request, letter_id: str, client: Annotated[ApiClient, Depends(require_client)]
     ) -> dict[str, Any]:
+        if not (client.has(STATUS) or client.reads_all):
+            raise missing_scope(STATUS)
         row = await run_in_threadpool(services.store.letters.get, letter_id)
         if row is None or not await run_in_threadpool(_readable, client, row.reference):
             raise ApiError(404, "not_found", f"no letter with id {letter_id}")

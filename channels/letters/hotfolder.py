@@ -22,14 +22,25 @@ after a pause, and the folder goes on with the next. Names starting with
 ``.`` or ending in ``.part``, ``.tmp`` are the scanner's work in progress
 and are never touched. A refused file later replayed from quarantine is
 moved on to ``done/`` (``settle_replayed``).
+
+Only regular files are read, and never through a link: anything else in the
+folder (a symbolic link, a FIFO, a socket, a device) is moved to
+``rejected/`` as ``not_a_regular_file`` without being opened, its target
+never read (a link placed in the share must not make the service read a
+file the scanner could not), and logged at WARNING with its name. Files
+are opened with ``O_NOFOLLOW`` and checked again once open, so a file
+swapped for a link in between is refused the same way. A symbolic link to
+a folder is not a dated folder and is not listed.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -59,6 +70,9 @@ MANIFEST_MAX_BYTES = 64 * 1024
 MANIFEST_FIELDS = {"received_on": 10, "sender_name": 200, "sender_address": 1000}
 # The key of the upload's source_ids naming the hot folder a file came from.
 HOT_FOLDER_ID = "hot_folder"
+NOT_REGULAR = "not_a_regular_file"
+# Opening never follows a link and never waits on a FIFO's writer.
+OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,36 @@ class ManifestInvalid(InputRejected):
     code = "invalid_manifest"
 
 
+class NotRegularFile(Exception):
+    """The entry is a link, a FIFO, a socket or a device: never opened through."""
+
+
+def is_regular(path: Path) -> bool:
+    """A regular file itself (``lstat``: a link to one is not)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def read_regular(path: Path, limit: int) -> tuple[bytes, os.stat_result]:
+    """At most ``limit + 1`` bytes of the regular file ``path`` and its status once open.
+
+    ``NotRegularFile`` for anything else (a link is not followed, a FIFO not waited on).
+    """
+    try:
+        fd = os.open(path, OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW on a link
+            raise NotRegularFile(str(path.name)) from None
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        status = os.fstat(handle.fileno())
+        if not stat.S_ISREG(status.st_mode):
+            raise NotRegularFile(str(path.name))
+        return handle.read(limit + 1), status
+
+
 def manifest_of(path: Path) -> Path:
     return path.with_name(path.name + MANIFEST_SUFFIX)
 
@@ -88,12 +132,16 @@ def manifest_of(path: Path) -> Path:
 def read_manifest(path: Path) -> Manifest:
     """The manifest beside the scan ``path`` (empty if none); ``ManifestInvalid`` says why not."""
     source = manifest_of(path)
-    if not source.exists():
+    if not os.path.lexists(source):
         return Manifest()
-    if source.stat().st_size > MANIFEST_MAX_BYTES:
+    try:
+        data, _status = read_regular(source, MANIFEST_MAX_BYTES)
+    except NotRegularFile:
+        raise ManifestInvalid("the manifest is not a regular file (a link?)") from None
+    if len(data) > MANIFEST_MAX_BYTES:
         raise ManifestInvalid(f"the manifest is over {MANIFEST_MAX_BYTES} bytes")
     try:
-        values = json.loads(source.read_bytes())
+        values = json.loads(data)
     except ValueError as exc:
         raise ManifestInvalid(f"not JSON: {exc}") from None
     if not isinstance(values, dict):
@@ -121,19 +169,30 @@ def folder_date(name: str) -> date | None:
 
 
 def candidates(root: Path) -> list[Path]:
-    """The scanner's finished files: at the top, and in the folders named by a date."""
+    """The scanner's finished files: at the top, and in the folders named by a date.
+
+    Entries that are not folders are listed whatever they are (links, FIFOs
+    included: ``process_file`` sets them aside unread); nothing is followed.
+    """
     folders = [root] + [
-        entry for entry in root.iterdir() if entry.is_dir() and folder_date(entry.name)
+        Path(entry.path)
+        for entry in _entries(root)
+        if entry.is_dir(follow_symlinks=False) and folder_date(entry.name)
     ]
     found = [
-        entry
+        (entry.stat(follow_symlinks=False).st_mtime_ns, entry.name, Path(entry.path))
         for folder in folders
-        for entry in folder.iterdir()
-        if entry.is_file()
+        for entry in _entries(folder)
+        if not entry.is_dir(follow_symlinks=False)
         and not entry.name.startswith(".")
         and not entry.name.lower().endswith((*IN_PROGRESS_SUFFIXES, MANIFEST_SUFFIX))
     ]
-    return sorted(found, key=lambda entry: (entry.stat().st_mtime_ns, entry.name))
+    return [path for _, _, path in sorted(found)]
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    with os.scandir(folder) as listing:
+        return list(listing)
 
 
 def received_on(root: Path, path: Path) -> date | None:
@@ -149,8 +208,8 @@ class Stability:
     seen: dict[Path, tuple[tuple[int, int], float]] = field(default_factory=dict)
 
     def ready(self, path: Path, now: float) -> bool:
-        stat = path.stat()
-        signature = (stat.st_size, stat.st_mtime_ns)
+        status = os.lstat(path)  # a link's own, never its target's
+        signature = (status.st_size, status.st_mtime_ns)
         previous = self.seen.get(path)
         if previous is None or previous[0] != signature:
             self.seen[path] = (signature, now)
@@ -164,7 +223,7 @@ class Stability:
 def _target(folder: Path, name: str) -> Path:
     folder.mkdir(exist_ok=True)
     target = folder / name
-    if target.exists():
+    if os.path.lexists(target):
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         target = folder / f"{Path(name).stem}-{stamp}{Path(name).suffix}"
     return target
@@ -173,8 +232,8 @@ def _target(folder: Path, name: str) -> Path:
 def _move(path: Path, folder: Path, note_suffix: str, note: str) -> Path:
     """Move a scan, and its manifest if it has one, into ``folder`` with a note."""
     target = _target(folder, path.name)
-    os.replace(path, target)
-    if manifest_of(path).exists():
+    os.replace(path, target)  # a link is moved as a link: its target is not touched
+    if os.path.lexists(manifest_of(path)):
         os.replace(manifest_of(path), manifest_of(target))
     target.with_name(target.name + note_suffix).write_text(note + "\n", encoding="utf-8")
     return target
@@ -182,14 +241,9 @@ def _move(path: Path, folder: Path, note_suffix: str, note: str) -> Path:
 
 def process_file(services: Services, root: Path, path: Path) -> FileOutcome:
     """Turn one complete file into a letter and move it; never raises for a bad file."""
-    before = path.stat()
-    limit = services.settings.letter_max_bytes
-    if before.st_size > limit:  # refused from its size: never read into memory
-        return _refuse(root, path, ScanRejected("too_large", size=before.st_size, limit=limit))
-    data = path.read_bytes()
-    after = path.stat()
-    if len(data) != after.st_size or before.st_mtime_ns != after.st_mtime_ns:
-        return FileOutcome(path, "retry", STILL_WRITING)
+    data = _read_whole(root, path, services.settings.letter_max_bytes)
+    if isinstance(data, FileOutcome):
+        return data
     try:
         manifest = read_manifest(path)
     except ManifestInvalid as exc:  # what the mailroom entered: theirs to correct
@@ -215,6 +269,54 @@ def process_file(services: Services, root: Path, path: Path) -> FileOutcome:
     _move(path, root / DONE, ".reference.txt", accepted.reference)
     log.info("hot folder: %s is letter %s", path.name, accepted.reference)
     return FileOutcome(path, DONE, accepted.reference)
+
+
+def _read_whole(root: Path, path: Path, limit: int) -> bytes | FileOutcome:
+    """The file's bytes, or what became of it: set aside, refused for its size, still written."""
+    if not is_regular(path):
+        return _set_aside(root, path)
+    before = os.lstat(path)
+    if before.st_size > limit:  # refused from its size: never read into memory
+        return _refuse(root, path, ScanRejected("too_large", size=before.st_size, limit=limit))
+    try:
+        data, opened = read_regular(path, limit)
+    except NotRegularFile:  # swapped for a link or a FIFO since it was listed
+        return _set_aside(root, path)
+    after = os.lstat(path)
+    if (
+        len(data) != after.st_size
+        or before.st_mtime_ns != after.st_mtime_ns
+        or (opened.st_dev, opened.st_ino) != (after.st_dev, after.st_ino)
+    ):
+        return FileOutcome(path, "retry", STILL_WRITING)
+    return data
+
+
+def _set_aside(root: Path, path: Path) -> FileOutcome:
+    """A link, FIFO, socket or device: to ``rejected/`` as it is, never opened."""
+    try:
+        kind = _kind(os.lstat(path).st_mode)
+    except OSError:
+        return FileOutcome(path, "retry", "gone")
+    note = (
+        f"{NOT_REGULAR}\nCe n'est pas un fichier ordinaire ({kind}) : il n'a pas été lu.\n"
+        f"ليس ملفًا عاديًا ({kind}): لم تتم قراءته."
+    )
+    _move(path, root / REJECTED, ".reason.txt", note)
+    log.warning("hot folder: %s set aside unread: %s (%s)", path.name, NOT_REGULAR, kind)
+    return FileOutcome(path, REJECTED, NOT_REGULAR)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "not a file"
 
 
 def _refuse(root: Path, path: Path, exc: ScanRejected) -> FileOutcome:
@@ -328,11 +430,15 @@ def settle_replayed(folder: str, data: bytes, reference: str) -> Path | None:
 def _rejected_copy(rejected: Path, data: bytes) -> Path | None:
     digest = hashlib.sha256(data).digest()
     for entry in sorted(rejected.iterdir()):
-        if entry.name.endswith((*NOTE_SUFFIXES, MANIFEST_SUFFIX)) or not entry.is_file():
+        # A link set aside there is never read through.
+        if entry.name.endswith((*NOTE_SUFFIXES, MANIFEST_SUFFIX)) or not is_regular(entry):
             continue
-        if (
-            entry.stat().st_size == len(data)
-            and hashlib.sha256(entry.read_bytes()).digest() == digest
-        ):
+        if os.lstat(entry).st_size != len(data):
+            continue
+        try:
+            content, _status = read_regular(entry, len(data))
+        except (NotRegularFile, OSError):
+            continue
+        if hashlib.sha256(content).digest() == digest:
             return entry
     return None

@@ -15,7 +15,9 @@ raise ``StoreUnavailable``.
 The evidence is a manifest of the files (name, type, sha256) with what the
 mailroom typed; the scans themselves are stored as attachments, fsynced
 before any row points at them. Dedup: the hashes of the files, in order,
-so the same scans sent twice are the same letter.
+so the same scans sent twice are the same letter; per partner for the API
+(``letter_dedup_key``): one partner sending another's scans gets a letter of
+its own, never the other's ids.
 
 The complaint and the letter row are committed one after the other; a
 letter left without its row by a crash in between is queued again from its
@@ -104,9 +106,22 @@ def received_at_for(received_on: date | None, zone: str, now: datetime) -> datet
     return datetime.combine(received_on, time(12), tzinfo=local_zone).astimezone(UTC)
 
 
+def check_received_on(received_on: date | None, zone: str, max_age: timedelta) -> None:
+    """A date a person typed (API, upload page) at most ``max_age`` in the past.
+
+    The hot folder's dated folders and replays are not bounded here: the
+    first are the mailroom's own filing, the second were checked on arrival.
+    """
+    if received_on is None:
+        return
+    today = datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
+    if received_on < today - max_age:
+        raise ScanRejectedDate(received_on, f"is more than {max_age.days} days in the past")
+
+
 class ScanRejectedDate(InputRejected, ValueError):
-    def __init__(self, received_on: date) -> None:
-        super().__init__(f"received_on: {received_on.isoformat()} is in the future")
+    def __init__(self, received_on: date, problem: str = "is in the future") -> None:
+        super().__init__(f"received_on: {received_on.isoformat()} {problem}")
 
 
 def check_files(upload: LetterUpload, limits: ScanLimits) -> list[ScanInfo]:
@@ -155,6 +170,30 @@ def letter_key(upload: LetterUpload) -> str:
     return digest.hexdigest()
 
 
+def letter_dedup_key(upload: LetterUpload, key: str) -> str:
+    """The complaint's dedup key: the scans, and for the API the partner that sent them.
+
+    The mailroom (upload page, hot folder) is one sender: the same scans by
+    either are one letter, under the key every letter had before partners
+    were told apart (``letter:<scans>``). A partner's letters are its own
+    (``letter:api:<key name>:<scans>``), so another partner's bytes never
+    answer with the first one's ids. A partner's letter recorded before then
+    is under the old key: ``record_letter`` still finds it for that partner.
+    """
+    client = upload.source_ids.get("api_client") if upload.source == "api" else None
+    return f"letter:api:{client}:{key}" if client else f"letter:{key}"
+
+
+def _legacy_api_key(services: Services, upload: LetterUpload, key: str) -> str | None:
+    """The old key of this partner's letter with these scans, if it has one (see above)."""
+    client = upload.source_ids.get("api_client") if upload.source == "api" else None
+    if not client:
+        return None
+    legacy = f"letter:{key}"
+    found = services.store.complaints.find_by_dedup_key(legacy)
+    return legacy if found is not None and found.evidence.api_client == client else None
+
+
 def accept_letter(services: Services, upload: LetterUpload) -> LetterAccepted:
     """Check, store and queue one letter (blocking); raises ``ScanRejected`` after quarantine."""
     try:
@@ -175,12 +214,13 @@ def record_letter(
     """
     received_at = received_at_for(upload.received_on, services.settings.timezone, arrived_at)
     key = letter_key(upload)
+    dedup_key = _legacy_api_key(services, upload, key) or letter_dedup_key(upload, key)
     raw = RawInput(
         channel=Channel.LETTER,
         data=_manifest(upload, infos, received_at),
         content_type=MANIFEST_TYPE,
         received_at=received_at,
-        dedup_key=f"letter:{key}",
+        dedup_key=dedup_key,
         source_ids={"upload_id": f"sha256:{key}", **upload.source_ids},
     )
     hold_until = datetime.now(UTC) + OCR_HOLD

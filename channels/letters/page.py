@@ -32,7 +32,7 @@ from fastapi.responses import FileResponse
 from channels.letters.api import parse_date, submit
 from channels.letters.intake import LetterUpload
 from channels.letters.status import letter_view, read_files
-from gateway.lib.http.auth import require_csrf, require_staff
+from gateway.lib.http.auth import audit, require_csrf, require_staff
 from gateway.lib.http.errors import ApiError
 from gateway.lib.http.pages import Pages, page_language
 from gateway.lib.services import Services
@@ -121,6 +121,12 @@ def _add_upload_routes(router: APIRouter, services: Services) -> None:
         )
         accepted = await submit(services, upload, language)
         response.status_code = 202 if accepted.created else 200
+        await audit(
+            request,
+            "letter_uploaded",
+            accepted.letter_id,
+            f"{len(scans)} file(s){'' if accepted.created else ', already known'}",
+        )
         return page_view(await letter_or_404(accepted.letter_id), request)
 
     @router.get("/status/{letter_id}")

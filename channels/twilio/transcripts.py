@@ -1,7 +1,10 @@
 """Transcripts of calls: Twilio's own (English only) and any speech-to-text engine's.
 
-``POST /v1/calls/{CallSid}/transcript`` (partner API key) lets the call
-centre's engine attach a transcript to a call at any time; Twilio's
+``POST /v1/calls/{CallSid}/transcript`` (a partner API key with the scope
+``transcripts:write``, 403 otherwise) lets the call centre's engine attach a
+transcript to a call at any time; the answer names the call's complaint
+(``complaint_id``, ``reference``) only to a key that may read it
+(``complaints:read-all``: a call's complaint is no partner's own). Twilio's
 ``transcribeCallback`` lands in the same place. The request is kept as
 evidence, the transcript becomes the complaint's body, and its language is
 checked against the caller's menu choice (``gateway.store.revisions``).
@@ -22,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from channels.twilio.line import PhoneLine, refresh
 from channels.twilio.signature import FORM_TYPE, TwilioRequest
 from channels.twilio.voice import required
-from gateway.lib.http.auth import require_client
+from gateway.lib.http.auth import require_scope
 from gateway.lib.http.errors import ApiError, describe_validation
 from gateway.store.apikeys import ApiClient
 from gateway.store.calls import CallState, KeepTranscript, Transcript
@@ -139,7 +142,7 @@ def build_transcript_router(line: PhoneLine) -> APIRouter:
     @router.post(
         "/calls/{call_sid}/transcript",
         response_model=TranscriptAccepted,
-        responses={401: {}, 404: {}, 409: {}, 413: {}, 422: {}, 503: {}},
+        responses={401: {}, 403: {}, 404: {}, 409: {}, 413: {}, 422: {}, 503: {}},
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -152,7 +155,7 @@ def build_transcript_router(line: PhoneLine) -> APIRouter:
     async def attach_transcript(
         call_sid: str,
         request: Request,
-        client: Annotated[ApiClient, Depends(require_client)],
+        client: Annotated[ApiClient, Depends(require_scope("transcripts:write"))],
     ) -> dict[str, Any]:
         raw = await request.body()
         payload = await _parse(line, raw, call_sid, client)
@@ -173,6 +176,10 @@ def build_transcript_router(line: PhoneLine) -> APIRouter:
             raise ApiError(
                 409, "call_without_recording", f"call {call_sid} ended before any recording"
             ) from None
+        # A call's complaint was submitted by Twilio, not by any key: only a
+        # key that reads every complaint may learn which one it is.
+        if not client.reads_all:
+            accepted = accepted.model_copy(update={"complaint_id": None, "reference": None})
         return accepted.model_dump(mode="json")
 
     return router

@@ -9,6 +9,12 @@ Each pass:
    python-magic, and brings the complaint up to date. A failed download is
    retried with exponential backoff; after ``INTAKE_RECORDING_FETCH_ATTEMPTS``
    the complaint goes out without it, its URL in ``evidence.missing_media``.
+   Only Twilio's own hosts are fetched from (``allowed``: https on
+   api.twilio.com and its media hosts, ``INTAKE_TWILIO_MEDIA_HOSTS``, and
+   ``INTAKE_TWILIO_API_BASE_URL``'s own origin); redirects are followed by
+   hand, at most ``MAX_REDIRECTS``, each hop checked the same way. A URL
+   elsewhere is never requested: the download fails at once, for good
+   (``MediaRefused``), and the complaint goes out without it.
 2. publishes ``event.call.missed`` for calls that ended during the
    recording and got no recording within ``INTAKE_CALL_END_GRACE``.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import magic
@@ -25,6 +32,7 @@ import magic
 from channels.twilio.line import PhoneLine, refresh
 from channels.twilio.voice import declare_missed
 from config.retry import backoff_delay
+from config.settings import Settings
 from gateway.lib.logs import complaint_context
 from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
@@ -41,30 +49,80 @@ MAX_BACKOFF_SECONDS = 300.0
 CLAIM_LEASE = timedelta(minutes=5)
 BATCH = 8
 HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+# Where Twilio serves recordings and MMS/WhatsApp media from (over https): its
+# API, and the media hosts its API redirects to. Others: INTAKE_TWILIO_MEDIA_HOSTS.
+TWILIO_MEDIA_HOSTS = frozenset({"api.twilio.com", "media.twiliocdn.com", "mms.twiliocdn.com"})
+MAX_REDIRECTS = 3
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class FetchFailed(OurFailure):
     """The media could not be downloaded this time."""
 
 
+class MediaRefused(FetchFailed):
+    """The URL (or a redirect) leads outside Twilio's hosts: never fetched, never retried."""
+
+
+def allowed(url: str, settings: Settings) -> bool:
+    """Whether ``url`` may be fetched: https on Twilio's media hosts (and the extra ones),
+    or the origin of ``INTAKE_TWILIO_API_BASE_URL`` exactly (its scheme, host and port)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    if parts.username or parts.password:
+        return False
+    base = urlsplit(settings.twilio_api_base_url)
+    if (parts.scheme, parts.hostname, port) == (base.scheme, base.hostname, base.port):
+        return True
+    hosts = TWILIO_MEDIA_HOSTS | {
+        host.strip().lower() for host in settings.twilio_media_hosts.split(",") if host.strip()
+    }
+    return parts.scheme == "https" and port in (None, 443) and parts.hostname in hosts
+
+
 def download(client: httpx.Client, line: PhoneLine, url: str) -> tuple[bytes, str | None]:
-    """The media's bytes and declared type; credentials only for Twilio's own API."""
+    """The media's bytes and declared type; credentials only for Twilio's own API.
+
+    Each hop (the URL, then each redirect) must be ``allowed`` before it is requested.
+    """
     settings = line.settings
-    auth: tuple[str, str] | None = None
     token = settings.twilio_auth_token.get_secret_value()
-    if url.startswith(settings.twilio_api_base_url.rstrip("/") + "/") and token:
-        auth = (settings.twilio_account_sid, token)
-    with client.stream("GET", url, auth=auth, follow_redirects=True) as response:
-        if response.status_code != 200:
-            raise FetchFailed(f"HTTP {response.status_code}")
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > MAX_MEDIA_BYTES:
-                raise FetchFailed(f"larger than {MAX_MEDIA_BYTES} bytes")
-            chunks.append(chunk)
-        declared = response.headers.get("content-type")
+    api = settings.twilio_api_base_url.rstrip("/") + "/"
+    for _hop in range(MAX_REDIRECTS + 1):
+        if not allowed(url, settings):
+            raise MediaRefused(f"not a Twilio media host: {_origin(url)}")
+        auth = (settings.twilio_account_sid, token) if url.startswith(api) and token else None
+        with client.stream("GET", url, auth=auth, follow_redirects=False) as response:
+            if response.status_code in REDIRECTS and "location" in response.headers:
+                url = urljoin(url, response.headers["location"])
+                continue
+            return _body(response)
+    raise MediaRefused(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _origin(url: str) -> str:
+    """Scheme, host and port of ``url`` for a log or a reason: never its path or query."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    except ValueError:
+        return "an unreadable URL"
+
+
+def _body(response: httpx.Response) -> tuple[bytes, str | None]:
+    if response.status_code != 200:
+        raise FetchFailed(f"HTTP {response.status_code}")
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > MAX_MEDIA_BYTES:
+            raise FetchFailed(f"larger than {MAX_MEDIA_BYTES} bytes")
+        chunks.append(chunk)
+    declared = response.headers.get("content-type")
     return b"".join(chunks), declared.split(";")[0].strip() if declared else None
 
 
@@ -78,7 +136,8 @@ def fetch_one(line: PhoneLine, client: httpx.Client, task: MediaTask) -> None:
         data, declared = download(client, line, task.url)
     except (httpx.HTTPError, FetchFailed) as exc:
         attempt = task.attempts + 1
-        give_up = attempt >= line.settings.recording_fetch_attempts
+        # A URL outside Twilio's hosts will not become one: given up at once.
+        give_up = isinstance(exc, MediaRefused) or attempt >= line.settings.recording_fetch_attempts
         delay = retry_delay(line.settings.media_fetch_backoff, attempt)
         retry_at = None if give_up else datetime.now(UTC) + timedelta(seconds=delay)
         reason = f"{type(exc).__name__}: {exc}"

@@ -1,22 +1,29 @@
-"""Reading a form POST: the raw body under the form's own cap, then its fields and files.
+"""Reading a form POST in two steps: its head before any guard, the rest to disk after them.
 
-browser POST -> **read_limited** (the evidence, at most ``max_body_bytes``)
--> **parse_form** -> ``Submission`` -> guards and validation (routes).
+browser POST -> **PostBody.read_head** (at most ``FIELDS_BYTES``) -> form
+token (CSRF) and flood guard, from the head alone -> **PostBody.spool_rest**
+(to a temporary file, under the form's cap) -> **parse_spooled** ->
+``Submission`` -> validation (routes).
 
-The form enforces its size cap itself, while the body streams in, instead of
-leaving it to the gateway-wide ``BodySizeLimit``: an oversized post must get
-the form page back in the customer's language with what they typed, not the
-API's JSON error. The fields come before the files in the page, so the first
-``FIELDS_BYTES`` of a body that is too large still hold what was typed; only
-that head is kept and parsed. A post that declares a ``Content-Length`` over
-the cap is refused after its head, a streamed one as soon as it passes the
-cap: this runs before the CSRF check and the flood guard, so an anonymous
-oversized post must cost little.
+An anonymous post costs us its head only: the token is the form's first
+field (the page puts its hidden field first, so every browser sends it
+first, with or without JavaScript) and the fields come before the files, so
+the first ``FIELDS_BYTES`` hold the token and what was typed. Only a post
+whose token is valid and whose sender is within the flood guard is read
+further, straight to a spooled temporary file (on disk past 1 MiB), with
+its size and sha256 counted on the way; the parser reads it back in chunks
+and spools the files it finds. The form enforces its size cap itself
+instead of leaving it to the gateway-wide ``BodySizeLimit``: an oversized
+post gets the form page back in the customer's language with what they
+typed (from the head), not the API's JSON error.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from fastapi import Request
@@ -30,29 +37,95 @@ _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f]")
 # What a post holds before its files: the text fields at their largest (up to
 # 4 bytes a character in UTF-8) and the multipart framing around them.
 FIELDS_BYTES = 4 * MAX_TEXT + 64 * 1024
+# A spooled body stays in memory up to this, then moves to a temporary file.
+SPOOL_MEMORY = 1024 * 1024
+PARSE_CHUNK = 64 * 1024
 
 
-async def read_limited(request: Request, limit: int) -> tuple[bytes, bool]:
-    """The body and whether it is whole; a body over ``limit`` bytes comes back as its head.
+class PostBody:
+    """One form POST, read in two steps (see the module's docstring)."""
 
-    The head (``FIELDS_BYTES`` at most) is all the size error page needs to
-    give back what was typed. A declared ``Content-Length`` over the cap is
-    believed: only the head is read. A streamed body is read until it passes
-    the cap, never further. The rest is not read: the server discards it
-    after the answer.
-    """
-    declared_over = _declared_size(request) > limit
-    stop_after = FIELDS_BYTES if declared_over else limit
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > stop_after:
-            break
-    if declared_over or size > limit:
-        return _head(chunks), False
-    return b"".join(chunks), True
+    def __init__(self, request: Request, limit: int) -> None:
+        self.request = request
+        self.limit = limit
+        self.declared_over = _declared_size(request) > limit
+        self._stream = request.stream()
+        self.start = b""  # the first chunks: at least FIELDS_BYTES of the body, or all of it
+        self.ended = False
+
+    async def read_head(self) -> bytes:
+        """Read the body's first ``FIELDS_BYTES`` (and the rest of the chunk that passes them)."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in self._stream:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= FIELDS_BYTES:
+                break
+        else:
+            self.ended = True
+        self.start = b"".join(chunks)
+        return self.head
+
+    @property
+    def head(self) -> bytes:
+        return self.start[:FIELDS_BYTES]
+
+    async def spool_rest(self) -> SpooledBody | None:
+        """The whole body in a temporary file; ``None`` once it passes the cap (read no further)."""
+        spooled = SpooledBody()
+        try:
+            spooled.write(self.start)
+            if not self.ended:
+                async for chunk in self._stream:
+                    spooled.write(chunk)
+                    if spooled.size > self.limit:
+                        break
+            if spooled.size > self.limit:
+                spooled.close()
+                return None
+        except BaseException:
+            spooled.close()
+            raise
+        spooled.file.seek(0)
+        return spooled
+
+
+class SpooledBody:
+    """A body on its way to disk: memory up to ``SPOOL_MEMORY``, a temporary file past it."""
+
+    def __init__(self) -> None:
+        self.file: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+            max_size=SPOOL_MEMORY
+        )
+        self.size = 0
+        self._digest = hashlib.sha256()
+
+    def write(self, chunk: bytes) -> None:
+        self.file.write(chunk)
+        self.size += len(chunk)
+        self._digest.update(chunk)
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def head(self, size: int) -> bytes:
+        self.file.seek(0)
+        return self.file.read(size)
+
+    def read_all(self) -> bytes:
+        """The whole body in memory: the evidence, once the post is admitted and valid."""
+        self.file.seek(0)
+        return self.file.read()
+
+    def chunks(self) -> Iterator[bytes]:
+        self.file.seek(0)
+        while chunk := self.file.read(PARSE_CHUNK):
+            yield chunk
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def _declared_size(request: Request) -> int:
@@ -60,30 +133,26 @@ def _declared_size(request: Request) -> int:
     return int(declared) if declared.isdigit() else 0
 
 
-def _head(chunks: list[bytes]) -> bytes:
-    """The first ``FIELDS_BYTES`` of the chunks, without joining the rest."""
-    head = bytearray()
-    for chunk in chunks:
-        head += chunk[: FIELDS_BYTES - len(head)]
-        if len(head) >= FIELDS_BYTES:
-            break
-    return bytes(head)
-
-
 async def parse_form(request: Request, body: bytes) -> FormData:
-    """Parse the body already read (and kept as evidence) as a form, with part limits.
+    """Parse a head of the body (or a small whole one) as a form, with part limits.
 
     A body cut short parses too: the parts it holds whole are returned, the
     one it cuts (a file, normally) is left out.
     """
-    delivered = False
+    return await _parse(request, iter([body]))
 
+
+async def parse_spooled(request: Request, body: SpooledBody) -> FormData:
+    """Parse the spooled body, read back in chunks; files go to the parser's own spools."""
+    return await _parse(request, body.chunks())
+
+
+async def _parse(request: Request, chunks: Iterator[bytes]) -> FormData:
     async def replay() -> Message:
-        nonlocal delivered
-        if delivered:
-            return {"type": "http.disconnect"}
-        delivered = True
-        return {"type": "http.request", "body": body, "more_body": False}
+        chunk = next(chunks, None)
+        if chunk is None:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": chunk, "more_body": True}
 
     again = Request(request.scope, replay)
     # Room for a few files too many, so the customer gets the friendly

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from channels.webform.attachments import FileRefused, check_file
+from channels.webform.attachments import FileRefused, charged_to, check_file
 from channels.webform.guard import HONEYPOT
 from channels.webform.i18n import BY_CODE, CONTACT_OPTIONS, product_codes
 from normalizer.contact import InvalidContact, check_email, to_e164
@@ -187,10 +187,12 @@ FIELD_ORDER = (
 )
 
 
-def validate(sub: Submission, limits: ScanLimits) -> Checked:
+def validate(sub: Submission, limits: ScanLimits, client: str | None = None) -> Checked:
+    """``client``: the keyed hash of the sender's address, charged for the attachment checks."""
     out = Checked()
-    for check in CHECKS:
-        check(sub, out, limits)
+    with charged_to(client):
+        for check in CHECKS:
+            check(sub, out, limits)
     out.errors.sort(key=lambda error: FIELD_ORDER.index(error.field))
     return out
 

@@ -31,6 +31,26 @@ FIELD = "csrf_token"
 # Bots fill every field; people never see this one (hidden by CSS, skipped by
 # keyboard and screen readers). A name browsers do not autofill.
 HONEYPOT = "contact_me_by_fax_only"
+# The proof of work a browser solves for its form token when its address is
+# over the per-address limits (a carrier NAT): see ``work_done``.
+POW_FIELD = "pow"
+
+
+def work_done(token: str, answer: str, bits: int) -> bool:
+    """Whether ``sha256("<token>:<answer>")`` starts with ``bits`` zero bits.
+
+    The page's script (``static/form.js``) counts ``answer`` up from 0 until
+    it finds one: about ``2**bits`` hashes, a second or two in a phone's
+    browser at 16 bits, for each form token; checking it is one hash. A
+    token's proof buys that token its own budget past the address limits
+    (``routes``), so a bot behind the same address pays the work again for
+    every token it wants.
+    """
+    if bits <= 0 or not answer or len(answer) > 20 or not answer.isdigit():
+        return False
+    digest = hashlib.sha256(f"{token}:{answer}".encode()).digest()
+    value = int.from_bytes(digest, "big")
+    return value >> (256 - bits) == 0
 
 
 def _b64(data: bytes) -> str:

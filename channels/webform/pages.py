@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from channels.webform.attachments import ACCEPTED_TYPES, megabytes
 from channels.webform.form import MAX_FILES, MAX_TEXT, FieldError
-from channels.webform.guard import FIELD, HONEYPOT
+from channels.webform.guard import FIELD, HONEYPOT, POW_FIELD
 from channels.webform.i18n import (
     CONTACT_OPTIONS,
     DEFAULT,
@@ -82,8 +82,12 @@ class Pages:
         errors: Sequence[FieldError] = (),
         notice: Notice | None = None,
         reattach: Sequence[str] = (),
+        pow_bits: int = 0,
     ) -> str:
         """The form, blank or sent back with what was typed, its errors and a notice.
+
+        ``pow_bits``: the page's script solves its token's proof of work
+        (``guard.work_done``) into the hidden ``pow`` field (a 429 page).
 
         ``reattach`` names the files the customer had chosen: a page sent
         back never holds them, so it says which ones to attach again.
@@ -100,6 +104,8 @@ class Pages:
             "action": language.action,
             "token": token,
             "token_field": FIELD,
+            "pow_field": POW_FIELD,
+            "pow_bits": pow_bits,
             "honeypot": HONEYPOT,
             # Not prefilled: left empty, the acknowledgement follows the language
             # the complaint is written in, not the language of the page.

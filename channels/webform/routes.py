@@ -1,9 +1,14 @@
 """HTTP edge of the public form: ``/`` (French), ``/ar/``, ``/en/``, ``/es/``.
 
-browser --GET--> page with a CSRF token --POST--> **guards** (size, CSRF,
-flood guard, honeypot) -> validation -> complaint limit -> ``hand_off``
-(evidence, complaint, outbox in one commit) -> confirmation page with the
-reference.
+browser --GET--> page with a CSRF token --POST--> **guards** (a free slot
+among ``INTAKE_WEBFORM_MAX_CONCURRENT_POSTS``, then from the body's head
+alone: CSRF, flood guard) -> the rest of the body to disk (size cap) ->
+honeypot -> validation -> complaint limit -> ``hand_off`` (evidence,
+complaint, outbox in one commit) -> confirmation page with the reference.
+
+Past the per-address limits (many customers behind one carrier NAT), a
+post whose browser solved the proof of work of its token (``guard.work_done``)
+counts against that token's own hourly budget instead of getting a 429.
 
 Every answer is a page in the customer's language, never JSON: errors go
 back to the form with what was typed (422, 403, 429, 413) and the names of
@@ -11,8 +16,9 @@ the files to attach again, our own failures are a 503 page with
 ``Retry-After`` and nothing recorded. The form enforces its own body cap
 (``body``), so the gateway's JSON 413 never answers a customer. The raw multipart
 body as received is the evidence; a refused submission is quarantined with
-its reason. A reloaded or double-clicked POST carries the same token nonce
-and content, so it finds the complaint already recorded (same reference).
+its reason, as its head only (the store's ``head_only``). A reloaded or
+double-clicked POST carries the same token nonce and content, so it finds
+the complaint already recorded (same reference).
 """
 
 from __future__ import annotations
@@ -28,10 +34,17 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 
 from channels.handoff import hand_off
-from channels.webform.attachments import megabytes
-from channels.webform.body import max_body_bytes, parse_form, read_limited, uploads_of
+from channels.webform.attachments import InspectionBudgetSpent, InspectionsBusy, megabytes
+from channels.webform.body import (
+    PostBody,
+    SpooledBody,
+    max_body_bytes,
+    parse_form,
+    parse_spooled,
+    uploads_of,
+)
 from channels.webform.form import FieldError, Submission, build_draft, validate
-from channels.webform.guard import COOKIE, FIELD, FormGuard
+from channels.webform.guard import COOKIE, FIELD, POW_FIELD, FormGuard, work_done
 from channels.webform.i18n import BY_CODE, DEFAULT, HERE, LANGUAGES, UiLanguage
 from channels.webform.intake import form_input, form_limits
 from channels.webform.pages import Notice, Pages
@@ -39,6 +52,7 @@ from config.settings import Settings
 from gateway.lib.http.errors import OWN_LIMIT
 from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
+from gateway.store.intake import RefusedHead
 from normalizer.contract import Channel
 
 log = logging.getLogger("intake.webform")
@@ -50,20 +64,25 @@ ASSET_TYPES = {"form.css": "text/css; charset=utf-8", "form.js": "text/javascrip
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Admitted:
-    """A submission past the guards: its raw body (the evidence) and who sent it.
+    """A submission past the guards: its raw body (the evidence, spooled) and who sent it.
 
     ``client`` counts every post (flood guard), ``complainant`` the complaints
-    recorded: two keyed hashes of the same address.
+    recorded: two keyed hashes of the same address. ``token_key`` is the
+    token's own budget, used instead of the address's when ``by_token`` (the
+    address is over its limits and the browser did the proof of work).
     """
 
-    body: bytes
+    body: SpooledBody
     content_type: str
     sub: Submission
     nonce: str
     client: str
     complainant: str
+    token_key: str
+    worked: bool
+    by_token: bool = False
 
 
 class WebForm:
@@ -80,6 +99,14 @@ class WebForm:
         # limit would lower that limit in disguise.
         posts = max(settings.webform_max_posts_per_hour, settings.webform_max_per_hour)
         self.flood_guard = services.store.rate_limiter(posts)
+        # A carrier NAT: past the address's limits, a token that did the work
+        # has budgets of its own (S20).
+        self.pow_bits = settings.webform_pow_bits
+        self.token_posts = services.store.rate_limiter(settings.webform_max_posts_per_token)
+        self.token_complaints = services.store.rate_limiter(settings.webform_max_per_token)
+        self.max_posts = settings.webform_max_concurrent_posts
+        self.in_flight = 0
+        self.head_bytes = settings.quarantine_head_bytes
         self.limits = form_limits(settings)
         self.max_body = max_body_bytes(settings)
         self.pages = Pages(settings.timezone, self.limits.max_bytes)
@@ -95,12 +122,15 @@ class WebForm:
         sub: Submission | None = None,
         errors: Sequence[FieldError] = (),
         notice: str | None = None,
+        work: bool = False,
         **params: object,
     ) -> HTMLResponse:
+        """The form; ``work``: its script is to solve the token's proof of work (a 429)."""
         nonce = request.cookies.get(COOKIE) or self.guard.new_nonce()
         html = self.pages.form(
             language,
             self.guard.issue(nonce),
+            pow_bits=self.pow_bits if work else 0,
             values=sub.values if sub else None,
             errors=errors,
             notice=Notice(notice, params) if notice else None,
@@ -142,6 +172,11 @@ class WebForm:
     # -- POST ---------------------------------------------------------------
     def submit(self, language: UiLanguage) -> Handler:
         async def submit_form(request: Request) -> Response:
+            if self.in_flight >= self.max_posts:
+                # Before the body is read: a flood of posts queues nowhere.
+                log.warning("web form busy: %s posts in progress", self.in_flight)
+                return self.page(language, request, 503, notice="unavailable")
+            self.in_flight += 1
             admitted: Admitted | None = None
             try:
                 outcome = await self._admit(language, request)
@@ -155,31 +190,93 @@ class WebForm:
                     log.exception("web form submission failed")
                 sub = admitted.sub if admitted else None
                 return self.page(language, request, 503, sub=sub, notice="unavailable")
+            finally:
+                self.in_flight -= 1
+                if admitted is not None:
+                    admitted.body.close()
 
         return submit_form
 
     async def _admit(self, language: UiLanguage, request: Request) -> Admitted | Response:
-        """The checks that need no store, cheapest first: size, form syntax, CSRF."""
-        body, whole = await read_limited(request, self.max_body)
-        if not whole:
-            return await self._too_large(language, request, body)
+        """The guards, cheapest first, each before more of the body is read.
+
+        The head (``FIELDS_BYTES``): size declared, form syntax, CSRF token,
+        flood guard. Only then the rest, to a spooled file: size, files.
+        """
+        post = PostBody(request, self.max_body)
+        head = await post.read_head()
+        if post.declared_over:
+            return await self._too_large(language, request, head)
         try:
-            form = await parse_form(request, body)
+            head_form = await parse_form(request, head)
         except HTTPException:
             return self.page(language, request, 400, notice="rejected")
-        sub = Submission.from_form(form, await uploads_of(form))
-        nonce = self.guard.check(str(form.get(FIELD) or ""), request.cookies.get(COOKIE))
+        typed = Submission.from_form(head_form, [])
+        token = str(head_form.get(FIELD) or "")
+        nonce = self.guard.check(token, request.cookies.get(COOKIE))
         if nonce is None:
-            return self.page(language, request, 403, sub=sub, notice="form_expired")
+            return self.page(language, request, 403, sub=typed, notice="form_expired")
         address = request.client.host if request.client else "unknown"
+        client = self.guard.client_key(address)
+        token_key = self.guard.client_key(nonce, "token")
+        worked = work_done(token, str(head_form.get(POW_FIELD) or ""), self.pow_bits)
+        refused = await self._flood_guard(language, request, typed, (client, token_key, worked))
+        if refused is not None:
+            return refused
+        read = await self._read_rest(language, request, post, typed)
+        if isinstance(read, Response):
+            return read
+        spooled, sub = read
         return Admitted(
-            body=body,
+            body=spooled,
             content_type=request.headers.get("content-type", "multipart/form-data"),
             sub=sub,
             nonce=nonce,
-            client=self.guard.client_key(address),
+            client=client,
             complainant=self.guard.client_key(address, "complaint"),
+            token_key=token_key,
+            worked=worked,
         )
+
+    async def _read_rest(
+        self, language: UiLanguage, request: Request, post: PostBody, typed: Submission
+    ) -> tuple[SpooledBody, Submission] | Response:
+        """The whole body spooled (size cap) and parsed, or the page saying why not."""
+        spooled = await post.spool_rest()
+        if spooled is None:
+            return await self._too_large(language, request, post.head)
+        try:
+            form = await parse_spooled(request, spooled)
+            return spooled, Submission.from_form(form, await uploads_of(form))
+        except HTTPException:
+            spooled.close()
+            return self.page(language, request, 400, sub=typed, notice="rejected")
+        except BaseException:
+            spooled.close()
+            raise
+
+    async def _flood_guard(
+        self,
+        language: UiLanguage,
+        request: Request,
+        typed: Submission,
+        keys: tuple[str, str, bool],
+    ) -> Response | None:
+        """The 429 (or 503) page when this post may not go on, else ``None``."""
+        try:
+            allowed = await self._post_allowed(*keys)
+        except StoreUnavailable:
+            return self.page(language, request, 503, sub=typed, notice="unavailable")
+        if allowed:
+            return None
+        log.warning("web form flood guard reached for a client")
+        return self.page(language, request, 429, sub=typed, notice="rate_limited", work=True)
+
+    async def _post_allowed(self, client: str, token_key: str, worked: bool) -> bool:
+        """The address's flood guard, or past it the token's own budget if it did the work."""
+        if await run_in_threadpool(self.flood_guard.allow, client):
+            return True
+        return worked and await run_in_threadpool(self.token_posts.allow, token_key)
 
     async def _too_large(self, language: UiLanguage, request: Request, head: bytes) -> Response:
         """The size error on the form, with the fields in the body's head (files are lost)."""
@@ -191,29 +288,36 @@ class WebForm:
         return self.page(language, request, 413, sub=sub, notice="request_too_large", max_mb=mb)
 
     async def _record(self, language: UiLanguage, request: Request, admitted: Admitted) -> Response:
-        """Flood guard, honeypot, validation, complaint limit, then hand-off and confirmation.
+        """Honeypot, validation, complaint limit, then hand-off and confirmation.
 
         Only a recorded complaint counts against the complaint limit: a
         customer who makes typos is sent back to the form, not locked out.
         """
         sub = admitted.sub
-        if not await run_in_threadpool(self.flood_guard.allow, admitted.client):
-            log.warning("web form flood guard reached for a client")
-            return self.page(language, request, 429, sub=sub, notice="rate_limited")
         if sub.honeypot:
             await self._quarantine(admitted, "honeypot", "the hidden field was filled")
             return self.page(language, request, 400, sub=sub, notice="rejected")
-        checked = await run_in_threadpool(validate, sub, self.limits)
+        # Attachment checks are charged to the token when the address is over
+        # its limits and the browser did the work (a carrier's shared address).
+        payer = admitted.token_key if admitted.by_token else admitted.client
+        try:
+            checked = await run_in_threadpool(validate, sub, self.limits, payer)
+        except InspectionBudgetSpent:
+            log.warning("web form attachment-check budget spent for a client")
+            return self.page(language, request, 429, sub=sub, notice="rate_limited", work=True)
+        except InspectionsBusy:
+            log.warning("web form attachment checks busy: every slot stayed taken")
+            return self.page(language, request, 503, sub=sub, notice="unavailable")
         if checked.errors:
             codes = ", ".join(f"{error.field}:{error.code}" for error in checked.errors)
             await self._quarantine(admitted, "invalid_field", codes)
             return self.page(language, request, 422, sub=sub, errors=checked.errors)
-        if not await run_in_threadpool(self.complaint_limit.within, admitted.complainant):
+        if not await self._complaint_allowed(admitted):
             log.warning("web form complaint limit reached for a client")
-            return self.page(language, request, 429, sub=sub, notice="rate_limited")
+            return self.page(language, request, 429, sub=sub, notice="rate_limited", work=True)
         received_at = datetime.now(UTC)
         raw = form_input(
-            admitted.body,
+            await run_in_threadpool(admitted.body.read_all),
             admitted.content_type,
             admitted.nonce,
             sub,
@@ -228,18 +332,37 @@ class WebForm:
         self._cookies(response, admitted.nonce, language)
         return response
 
+    async def _complaint_allowed(self, admitted: Admitted) -> bool:
+        if await run_in_threadpool(self.complaint_limit.within, admitted.complainant):
+            return True
+        if admitted.worked and await run_in_threadpool(
+            self.token_complaints.within, admitted.token_key
+        ):
+            admitted.by_token = True
+            return True
+        return False
+
     async def _count_complaint(self, admitted: Admitted) -> None:
         """Count a recorded complaint; a failure here must not hide its reference."""
         try:
-            await run_in_threadpool(self.complaint_limit.record, admitted.complainant)
+            limit = self.token_complaints if admitted.by_token else self.complaint_limit
+            key = admitted.token_key if admitted.by_token else admitted.complainant
+            await run_in_threadpool(limit.record, key)
         except StoreUnavailable:
             log.warning("web form complaint recorded but not counted against the limit")
 
     async def _quarantine(self, admitted: Admitted, code: str, reason: str) -> None:
+        """Refused input anyone can send: its head, size and sha256 (``INTAKE_QUARANTINE_*``)."""
+        body = admitted.body
+        refused = RefusedHead(
+            head=await run_in_threadpool(body.head, self.head_bytes),
+            size=body.size,
+            sha256=body.sha256,
+        )
         await run_in_threadpool(
             self.services.store.complaints.quarantine,
             channel=Channel.WEBFORM.value,
-            data=admitted.body,
+            data=refused,
             content_type=admitted.content_type,
             reason_code=code,
             reason=reason,
@@ -268,7 +391,7 @@ def body_limits(_settings: Settings) -> dict[str, int]:
     """The form's POST paths for the app-wide ``BodySizeLimit``: it enforces its own cap.
 
     The middleware's answer is the API's JSON 413; the form's own
-    (``read_limited``) is the page in the customer's language, with what
+    (``PostBody``) is the page in the customer's language, with what
     was typed. Exact paths: anything else under ``/fr/`` keeps the
     gateway's limit.
     """

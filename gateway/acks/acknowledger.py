@@ -25,6 +25,13 @@ and published as ``ack.failed``. A relay away for an afternoon thus delays
 acknowledgements, it does not fail them. Once the cause is fixed,
 ``intake ack retry`` re-opens failed rows and brings deferred ones forward;
 the same poll sends both (``resend_due``), one worker per row (a lease).
+
+Global daily budgets (``BUDGETS``: SMS and WhatsApp together, e-mail): a
+method whose budget is spent is passed over for the next one; when none is
+left, the complaint waits for the next local day (an undecided row deferred
+to midnight, reason ``daily_budget_exhausted``, decided again then), at the
+latest for its last try before the deadline. The claim that takes a
+budget's last place logs an ERROR, once a day across all workers.
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ from typing import Any
 
 from config.retry import backoff_delay
 from gateway.acks.policy import (
+    BUDGET_OF,
+    BUDGETS,
+    DAILY_BUDGET_EXHAUSTED,
     EMAIL,
     LETTER,
     METHODS_BY_CHANNEL,
@@ -54,7 +64,7 @@ from gateway.acks.texts import languages_for
 from gateway.lib.logs import complaint_context
 from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
-from gateway.store.acks import FAILED, QUEUED, SENDING, SENT, AckRecord
+from gateway.store.acks import FAILED, QUEUED, SENDING, SENT, AckRecord, Budget
 from normalizer.contract import ComplaintMessage, utc_iso
 from normalizer.draft import RawInput
 from normalizer.errors import OurFailure
@@ -148,6 +158,8 @@ class Acknowledger:
             record = self.acks.get(message.id)
             if record is None or record.undecided:
                 record = self._decide(message)
+                if record.undecided:  # waiting for a budget's next day, decided again then
+                    return record
             if record.status != SENDING or (record.retry_at is not None) != reopened:
                 # Done (or refused) on an earlier delivery; or deferred or re-opened,
                 # which only a worker's poll sends (a stray delivery must not send it too).
@@ -181,17 +193,47 @@ class Acknowledger:
         return tried
 
     def _decide(self, message: ComplaintMessage) -> AckRecord:
-        """Choose how to acknowledge and take the recipient's place for today."""
+        """Choose how to acknowledge and take the recipient's (and budget's) place for today."""
         for _ in range(CLAIM_ROUNDS):
-            decision = decide(message, self.context, self.acks.sent_today)
+            decision = decide(message, self.context, self.acks.sent_today, self._budget_left)
+            if isinstance(decision, Skip) and decision.reason == DAILY_BUDGET_EXHAUSTED:
+                return self._wait_for_budget(message, decision)
             if isinstance(decision, Skip):
                 log.info("no acknowledgement for %s: %s", message.reference, decision.reason)
                 return self.acks.skip(message, decision.reason, decision.detail)
             record = self._claim(message, decision)
             if record is not None:
                 return record
-            # Another worker took the recipient's last place since the count: decide again.
+            # Another worker took the recipient's (or budget's) last place since the count.
         return self.acks.skip(message, "recipient_daily_limit", "every place taken meanwhile")
+
+    def budget(self, method: str) -> Budget | None:
+        """The global daily budget ``method`` counts against, if one is set."""
+        name = BUDGET_OF.get(method)
+        if name is None or name not in self.context.budgets:
+            return None
+        return Budget(name, BUDGETS[name], self.context.budgets[name])
+
+    def _budget_left(self, name: str) -> bool:
+        return self.acks.budget_used_today(BUDGETS[name]) < self.context.budgets[name]
+
+    def _wait_for_budget(self, message: ComplaintMessage, decision: Skip) -> AckRecord:
+        """No budget left today: decided again at the next local midnight (or the last try)."""
+        now = self.clock()
+        retry_at = min(self.acks.next_midnight(now), message.ack_due_at - DEADLINE_MARGIN)
+        if retry_at <= now:
+            return self._failed_for_budget(message, decision)
+        log.warning(
+            "acknowledgement of %s waits for the next day's budget (%s)",
+            message.reference,
+            decision.detail,
+        )
+        return self.acks.wait_for_budget(message, retry_at, decision.reason, decision.detail)
+
+    def _failed_for_budget(self, message: ComplaintMessage, decision: Skip) -> AckRecord:
+        """The last try before the deadline found no budget: failed, published, for staff."""
+        record = self.acks.wait_for_budget(message, self.clock(), decision.reason, decision.detail)
+        return self._failed(message, record, decision.reason, decision.detail)
 
     def _claim(self, message: ComplaintMessage, plan: Plan) -> AckRecord | None:
         values = {
@@ -200,7 +242,17 @@ class Acknowledger:
             "languages": ",".join(plan.languages),
             "message_id": new_message_id(message.reference, self.services.settings.smtp_hostname),
         }
-        return self.acks.claim(message, values, self.context.max_per_day)
+        budget = self.budget(plan.method)
+        claim = self.acks.claim_within(message, values, self.context.max_per_day, budget)
+        if claim.filled_budget and budget is not None:
+            log.error(
+                "the daily budget of %s acknowledgements (%d) is spent: the rest wait for "
+                "tomorrow (if legitimate: raise INTAKE_ACK_%s_MAX_PER_DAY, `intake ack retry`)",
+                budget.name,
+                budget.per_day,
+                budget.name.upper(),
+            )
+        return claim.record
 
     def _send(self, message: ComplaintMessage, record: AckRecord) -> AckRecord:
         plan = Plan(str(record.method), str(record.recipient), languages_for(message))

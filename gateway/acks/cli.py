@@ -89,14 +89,17 @@ def ack_report(days: int, check: bool) -> None:
 @click.argument("references", nargs=-1)
 def ack_retry(reason: str | None, since: str | None, references: tuple[str, ...]) -> None:
     """Send again, now, the failed or deferred acknowledgements still within their 10-day window."""
+    from gateway.acks.policy import AckContext, daily_budgets
+
     moment = parse_since(since) if since else None
     with open_services() as services:
         store = services.store.acks
         cap = services.settings.ack_max_per_recipient_per_day
+        budgets = daily_budgets(AckContext.from_settings(services.settings))
         found = store.retryable(reason=reason, since=moment, references=references)
         reopened = 0
         for record in found:
-            why_not = store.reopen(record.complaint_id, cap)
+            why_not = store.reopen(record.complaint_id, cap, budgets=budgets)
             reopened += why_not is None
             click.echo(f"{record.reference}\t{why_not or 'reopened'}\t{record.method or ''}")
     asked = {reference.upper() for reference in references}

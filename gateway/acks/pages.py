@@ -33,7 +33,7 @@ from fastapi.responses import RedirectResponse
 from channels.webform.i18n import format_date
 from gateway.acks.mailroom import QueuedLetter, mailroom_for
 from gateway.acks.routes import mailroom_errors, pdf_response
-from gateway.lib.http.auth import require_csrf, require_staff
+from gateway.lib.http.auth import audit, require_csrf, require_staff
 from gateway.lib.http.errors import ApiError
 from gateway.lib.http.pages import Pages, page_language
 from gateway.lib.services import Services
@@ -125,9 +125,10 @@ def build_router(services: Services) -> APIRouter:
         return pdf_response(data, f"accuse-reception-{record.reference}")
 
     @router.post("/acks/{ack_id}/posted")
-    async def letter_posted(ack_id: str, _staff: StaffPosting) -> Response:
+    async def letter_posted(request: Request, ack_id: str, _staff: StaffPosting) -> Response:
         with mailroom_errors():
             record = await run_in_threadpool(mailroom.mark_posted, ack_id, datetime.now(UTC))
+        await audit(request, "ack_letter_posted", ack_id, record.reference)
         return RedirectResponse(f"/letters/acks?posted={record.reference}", status_code=303)
 
     return router

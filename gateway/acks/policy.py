@@ -6,26 +6,45 @@ why nothing was sent.
 
 - ``SKIP_RULES``: complaints never acknowledged automatically (a follow-up
   of a complaint already acknowledged; one forwarded by Bank Al-Maghrib or
-  the CMMB, whose sender is the institution, not the customer).
+  the CMMB, whose sender is the institution, not the customer; an e-mail
+  whose sender did not pass authentication, since its ``From`` may be
+  anyone's: staff acknowledge those by hand).
 - ``METHODS_BY_CHANNEL``: the order in which ways of reaching the customer
   are tried, per channel; a web form customer's own choice comes first.
 - a method is passed over when it is not configured, the customer gave no
   such contact, the address is one that must never get one (our own, a
-  no-reply or bounce address), or that recipient already had
-  ``ack_max_per_recipient_per_day`` acknowledgements today.
+  no-reply or bounce address), an SMS or WhatsApp number of a country not
+  in ``ack_sms_countries`` (SMS pumping), that recipient already had
+  ``ack_max_per_recipient_per_day`` acknowledgements today, or the method's
+  global daily budget (``BUDGETS``) is spent.
+- when nothing is left and a budget was among the reasons, the decision is
+  ``Skip(DAILY_BUDGET_EXHAUSTED)``: the acknowledger leaves the complaint
+  for the next day's budget (within its 10 days) instead of giving up.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import phonenumbers
 
 from config.settings import Settings
 from gateway.acks.texts import languages_for
+from gateway.store.acks import BUDGET_METHODS, Budget
 from normalizer.contract import Channel, ComplaintMessage, Origin
 
 EMAIL, SMS, WHATSAPP, LETTER = "email", "sms", "whatsapp", "letter"
+COUNTRY_NOT_ALLOWED = "country_not_allowed"
+DAILY_BUDGET_EXHAUSTED = "daily_budget_exhausted"
+SENDER_NOT_AUTHENTICATED = "sender_not_authenticated"
+# Global daily budgets: name -> the methods that share it (a text costs us per message,
+# wherever it goes; an e-mail from contact@cashplus.ma reaches a stranger's inbox).
+BUDGETS: dict[str, tuple[str, ...]] = BUDGET_METHODS
+BUDGET_OF: dict[str, str] = {
+    method: name for name, methods in BUDGETS.items() for method in methods
+}
 
 METHODS_BY_CHANNEL: dict[Channel, tuple[str, ...]] = {
     Channel.EMAIL: (EMAIL, SMS),
@@ -74,6 +93,10 @@ class AckContext:
     own_domains: frozenset[str]
     own_numbers: frozenset[str]
     max_per_day: int
+    # Regions (ISO 3166 alpha-2) whose numbers may get an SMS or WhatsApp message.
+    sms_countries: frozenset[str] = frozenset({"MA"})
+    # Budget name (``BUDGETS``) -> acknowledgements allowed per local day; absent: no cap.
+    budgets: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AckContext:
@@ -98,7 +121,18 @@ class AckContext:
                 n for n in (settings.twilio_phone_number, settings.twilio_whatsapp_number) if n
             ),
             max_per_day=settings.ack_max_per_recipient_per_day,
+            sms_countries=frozenset(
+                code.strip().upper()
+                for code in settings.ack_sms_countries.split(",")
+                if code.strip()
+            ),
+            budgets={"sms": settings.ack_sms_max_per_day, "email": settings.ack_email_max_per_day},
         )
+
+
+def daily_budgets(context: AckContext) -> tuple[Budget, ...]:
+    """The global daily budgets in force, for the store's claims."""
+    return tuple(Budget(name, BUDGETS[name], limit) for name, limit in context.budgets.items())
 
 
 SkipRule = Callable[[ComplaintMessage], Skip | None]
@@ -116,7 +150,28 @@ def _forwarded(message: ComplaintMessage) -> Skip | None:
     return None
 
 
-SKIP_RULES: tuple[SkipRule, ...] = (_follow_up, _forwarded)
+def sender_authentication(message: ComplaintMessage) -> str:
+    """The e-mail channel's verdict on the sender: ``pass``, ``fail`` or ``none``.
+
+    Read from ``details["authentication"]["result"]`` (set by the e-mail
+    channel from SPF/DKIM/DMARC); a complaint without one counts as ``none``.
+    """
+    verdict = message.details.get("authentication")
+    result = verdict.get("result") if isinstance(verdict, Mapping) else None
+    return result if isinstance(result, str) and result else "none"
+
+
+def _unauthenticated(message: ComplaintMessage) -> Skip | None:
+    """An e-mail's ``From`` is anyone's unless authenticated: no auto-reply to a forgery."""
+    if message.channel is not Channel.EMAIL:
+        return None
+    result = sender_authentication(message)
+    if result == "pass":
+        return None
+    return Skip(SENDER_NOT_AUTHENTICATED, f"sender authentication: {result}; acknowledged by staff")
+
+
+SKIP_RULES: tuple[SkipRule, ...] = (_follow_up, _forwarded, _unauthenticated)
 
 
 def recipient_for(message: ComplaintMessage, method: str) -> str | None:
@@ -139,9 +194,26 @@ def blocked(recipient: str, method: str, context: AckContext) -> str | None:
             return "own_address"
         if NEVER_LOCAL_PARTS.match(local):
             return "robot_address"
-    elif method in (SMS, WHATSAPP) and recipient in context.own_numbers:
-        return "own_address"
+    elif method in (SMS, WHATSAPP):
+        if recipient in context.own_numbers:
+            return "own_address"
+        if region_of(recipient) not in context.sms_countries:
+            return COUNTRY_NOT_ALLOWED
     return None
+
+
+def region_of(number: str) -> str | None:
+    """The country (ISO 3166 alpha-2) of an E.164 number, ``None`` when it has none."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.region_code_for_number(parsed)
+
+
+def nothing_spent(_budget: str) -> bool:
+    """Budget check of a caller without budgets: every budget has room."""
+    return True
 
 
 def methods_for(message: ComplaintMessage) -> tuple[str, ...]:
@@ -153,9 +225,15 @@ def methods_for(message: ComplaintMessage) -> tuple[str, ...]:
 
 
 def decide(
-    message: ComplaintMessage, context: AckContext, sent_today: Callable[[str], int]
+    message: ComplaintMessage,
+    context: AckContext,
+    sent_today: Callable[[str], int],
+    budget_left: Callable[[str], bool] = nothing_spent,
 ) -> Plan | Skip:
-    """The first way of reaching the customer that is allowed, or why there is none."""
+    """The first way of reaching the customer that is allowed, or why there is none.
+
+    ``budget_left(name)``: whether the global daily budget ``name`` has room.
+    """
     for rule in SKIP_RULES:
         skipped = rule(message)
         if skipped is not None:
@@ -169,11 +247,18 @@ def decide(
         why = why or blocked(recipient, method, context)
         if why is None and sent_today(recipient) >= context.max_per_day:
             why = "recipient_daily_limit"
+        budget = BUDGET_OF.get(method)
+        if why is None and budget is not None and budget in context.budgets:
+            why = None if budget_left(budget) else DAILY_BUDGET_EXHAUSTED
         if why is not None:
             passed_over.append((method, why))
             continue
         return Plan(method=method, recipient=recipient, languages=languages_for(message))
     if not passed_over:
         return Skip("no_contact", "no e-mail, phone or postal address")
+    detail = "; ".join(f"{m}: {why}" for m, why in passed_over)
+    if any(why == DAILY_BUDGET_EXHAUSTED for _method, why in passed_over):
+        # Tomorrow's budget can reach the customer: wait for it rather than give up.
+        return Skip(DAILY_BUDGET_EXHAUSTED, detail)
     # The first method tried says most about why the customer got nothing.
-    return Skip(passed_over[0][1], "; ".join(f"{m}: {why}" for m, why in passed_over))
+    return Skip(passed_over[0][1], detail)

@@ -80,8 +80,9 @@ def variables(
     message: ComplaintMessage, language: str, zone: str, answer_days: int
 ) -> dict[str, object]:
     local_due = message.answer_due_at.astimezone(ZoneInfo(zone))
+    # Only what we wrote or computed: no text a stranger typed (the name, a subject)
+    # reaches an acknowledgement (review S5); a template naming one fails to render.
     return {
-        "name": message.customer.name,
         "reference": message.reference,
         "received": format_date(message.received_at, language, zone),
         "answer_due": format_date(message.answer_due_at, language, zone),

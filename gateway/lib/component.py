@@ -51,6 +51,9 @@ class Component:
     # Request body limits of the channel's upload routes, by path prefix,
     # where the gateway-wide INTAKE_MAX_REQUEST_BYTES is too small (scans).
     body_limits: Callable[[Settings], Mapping[str, int]] | None = None
+    # Upload paths whose credentials are checked before their body is read
+    # (``gateway.lib.http.credentials``): exact path -> "client" or "staff".
+    credentials_first: Mapping[str, str] = field(default_factory=dict)
     # Re-runs a quarantined input once its cause is fixed (operator page,
     # ``intake quarantine reprocess``); None: this channel's items are not replayable.
     replay: Replayer | None = None

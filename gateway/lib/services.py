@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config.settings import Settings
+from config.settings import ConfigError, Settings
 from gateway.store import Store, open_store
 from normalizer.pipeline import PipelineContext, pipeline_context
 from router.broker import BrokerProbe
@@ -29,5 +29,20 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
+    configure_sandbox(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return Services(settings=settings, store=open_store(settings), broker=BrokerProbe(settings))
+
+
+def configure_sandbox(settings: Settings) -> str:
+    """The hostile-file sandbox for this process (``INTAKE_SANDBOX``), tried at start.
+
+    ``bwrap`` without a working bubblewrap refuses to start (a configuration
+    error, exit 78); ``auto`` without it warns once and goes on under rlimits.
+    """
+    from normalizer.ocr import sandbox  # the OCR package (magic, Pillow) only when used
+
+    try:
+        return sandbox.configure(settings.sandbox, hidden=(settings.data_dir,))
+    except sandbox.SandboxUnavailable as exc:
+        raise ConfigError(f"INTAKE_SANDBOX: {exc}") from None

@@ -84,10 +84,28 @@ def quarantine_reprocess(item_id: str) -> None:
         if item is None:
             raise CommandError(f"no quarantined item {item_id!r}", ExitCode.FAILED)
         result = replay(services, item)
+        # The staff audit trail, as the operator page's button writes it.
+        services.store.staff_audit.record(
+            f"cli:{_shell_user()}",
+            "quarantine_reprocess",
+            item.id,
+            f"{result.detail} {result.reference or ''}".strip()
+            if result.ok
+            else f"still refused: {result.detail}",
+        )
     if not result.ok:
         raise CommandError(f"still refused: {result.detail}", ExitCode.DATAERR)
     click.echo(f"{item.id}\t{result.reference or '-'}\t{result.complaint_id or '-'}")
     click.echo(f"replayed: {result.detail}", err=True)
+
+
+def _shell_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "?"
 
 
 @click.group("dead-letters")

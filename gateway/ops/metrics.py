@@ -95,22 +95,42 @@ class OperationsCollector(Collector):
         for status, count in source.acknowledgement_states().items():
             states.add_metric([status], count)
         yield states
+        yield from self._ack_budgets()
+
+    def _ack_budgets(self) -> Iterator[Metric]:
+        """Global daily budgets of acknowledgements (SMS + WhatsApp, e-mail): used and limit."""
+        settings = self.services.settings
+        limits = {"sms": settings.ack_sms_max_per_day, "email": settings.ack_email_max_per_day}
+        used = GaugeMetricFamily(
+            "intake_acks_budget_used",
+            "Acknowledgements counted today (Africa/Casablanca day) against each daily budget",
+            labels=["budget"],
+        )
+        limit = GaugeMetricFamily(
+            "intake_acks_budget_limit", "Each daily budget of acknowledgements", labels=["budget"]
+        )
+        for name, count in self.services.store.acks.budgets_used_today().items():
+            used.add_metric([name], count)
+            limit.add_metric([name], limits.get(name, 0))
+        yield used
+        yield limit
 
     def _letters(self) -> Iterator[Metric]:
-        by_status, spans = self.services.store.figures.letters()
+        by_status, times = self.services.store.figures.letters(OCR_BUCKETS)
         letters = GaugeMetricFamily(
             "intake_letters", "Postal letters by OCR status", labels=["status"]
         )
         for status, count in by_status:
             letters.add_metric([status], count)
         yield letters
-        durations = [(finished - claimed).total_seconds() for claimed, finished in spans]
-        buckets = [(str(edge), sum(1 for d in durations if d <= edge)) for edge in OCR_BUCKETS]
+        buckets = [
+            (str(edge), within) for edge, within in zip(OCR_BUCKETS, times.within, strict=True)
+        ]
         yield HistogramMetricFamily(
             "intake_ocr_seconds",
             "Time from a worker's claim of a letter to its OCR result",
-            buckets=[*buckets, ("+Inf", len(durations))],
-            sum_value=sum(durations),
+            buckets=[*buckets, ("+Inf", times.count)],
+            sum_value=times.total_seconds,
         )
 
     def _leases(self, now: datetime) -> Iterator[Metric]:

@@ -1,6 +1,7 @@
 """Staff accounts: users with scrypt-hashed passwords, sessions with CSRF tokens.
 
-Used by the mailroom's letter upload page and by later operator pages:
-``require_staff`` / ``require_csrf`` (in ``gateway.staff.web``) protect a
-route; ``ADAPTER`` mounts the login/logout pages and adds ``intake users``.
+Roles: ``mailroom`` (the letters pages), ``operator`` (``/ops/``), ``admin``
+(everything). ``require_staff`` / ``require_csrf`` (``gateway.lib.http.auth``)
+protect a route and check the role; ``ADAPTER`` mounts the login, logout and
+password pages and adds ``intake staff`` (audit trail included).
 """

@@ -43,6 +43,8 @@ from gateway.store.quarantine import Quarantine
 from gateway.store.ratelimits import RateLimiter
 from gateway.store.revisions import ComplaintRevisions
 from gateway.store.staff import StaffAccounts
+from gateway.store.staff_audit import StaffAudit
+from gateway.store.staff_logins import LoginGuard, LoginPolicy
 from normalizer.errors import OurFailure, one_line
 
 if TYPE_CHECKING:
@@ -107,9 +109,20 @@ class Store:
         """An hourly limit per client key, shared by every process on this store."""
         return RateLimiter(self.engine, per_hour)
 
-    def staff_accounts(self, secret: bytes, max_age: int) -> StaffAccounts:
+    def staff_accounts(
+        self, secret: bytes, max_age: int, idle_timeout: int | None = None
+    ) -> StaffAccounts:
         """Staff users and their sessions, signed with ``secret``."""
-        return StaffAccounts(self.engine, secret, max_age)
+        return StaffAccounts(self.engine, secret, max_age, idle_timeout)
+
+    def login_guard(self, secret: bytes, policy: LoginPolicy) -> LoginGuard:
+        """Staff login throttling, one-use login form tokens, trusted browsers."""
+        return LoginGuard(self.engine, secret, policy)
+
+    @property
+    def staff_audit(self) -> StaffAudit:
+        """The staff audit trail (who did what)."""
+        return StaffAudit(self.engine)
 
     def calls(self, *, first_seen_at: datetime | None = None) -> CallStore:
         """Twilio calls; a call seen for the first time started at ``first_seen_at`` (None: now)."""
@@ -141,7 +154,13 @@ def open_store(settings: Settings, *, migrate_schema: bool | None = None) -> Sto
     return Store(
         engine=engine,
         blobs=blobs,
-        complaints=ComplaintStore(engine, blobs, settings.event_source),
+        complaints=ComplaintStore(
+            engine,
+            blobs,
+            settings.event_source,
+            refused_head_bytes=settings.quarantine_head_bytes,
+            refused_quota_bytes=settings.quarantine_refused_quota_bytes,
+        ),
         outbox=Outbox(engine),
         api_keys=ApiKeys(engine),
         counters=Counters(engine),

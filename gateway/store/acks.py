@@ -25,6 +25,13 @@ The per-recipient daily cap is exact with any number of workers: the count
 and the row that takes the place are one transaction, serialized per
 recipient (SQLite: its single writer, ``BEGIN IMMEDIATE``; PostgreSQL: a
 transaction-scoped advisory lock on the recipient).
+
+Global daily budgets (SMS and WhatsApp together; e-mail) are exact the same
+way: the claim also counts today's rows of the budget's methods and takes
+the place in that transaction, serialized per budget (PostgreSQL: an
+advisory lock on the budget's name, taken before the recipient's, always
+in that order). The claim that takes a budget's last place says so, once
+per day whatever the number of workers (the acknowledger logs it).
 """
 
 from __future__ import annotations
@@ -54,6 +61,29 @@ PERMANENT_REASONS = frozenset({RECIPIENT_REFUSED})
 # States that count against a recipient's daily allowance.
 COUNTED = (SENDING, SENT, QUEUED)
 _DETAIL_LIMIT = 2000
+# Global daily budgets: name -> the methods that share it (``gateway.acks.policy.BUDGETS``).
+BUDGET_METHODS: dict[str, tuple[str, ...]] = {"sms": ("sms", "whatsapp"), "email": ("email",)}
+# Why a claim took no place: the recipient's day or the budget's day is full.
+RECIPIENT_FULL, BUDGET_FULL = "recipient_daily_limit", "daily_budget_exhausted"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A global daily allowance shared by some methods (``sms`` for SMS and WhatsApp)."""
+
+    name: str
+    methods: tuple[str, ...]
+    per_day: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What ``claim_within`` did: the row opened, or why no place was taken."""
+
+    record: AckRecord | None
+    refused: str | None = None  # RECIPIENT_FULL or BUDGET_FULL
+    # This claim took the budget's last place today (true for exactly one claim a day).
+    filled_budget: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,8 +179,33 @@ def _lock_recipient(session: Session, recipient: str) -> None:
     write lock from its ``BEGIN IMMEDIATE``.
     """
     if session.get_bind().dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.sha256(recipient.encode()).digest()[:8], "big", signed=True)
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        _lock_key(session, recipient)
+
+
+def _lock_key(session: Session, name: str) -> None:
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _lock_budget(session: Session, budget: Budget) -> None:
+    """Serialize the daily count of one budget (taken before any recipient's lock)."""
+    if session.get_bind().dialect.name == "postgresql":
+        _lock_key(session, f"ack-budget:{budget.name}")
+
+
+def _budget_used_since(session: Session, methods: Sequence[str], since: datetime) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(AcknowledgementRow)
+            .where(
+                AcknowledgementRow.method.in_(list(methods)),
+                AcknowledgementRow.status.in_(COUNTED),
+                AcknowledgementRow.claimed_at >= since,
+            )
+        )
+        or 0
+    )
 
 
 def _counted_since(session: Session, recipient: str, since: datetime) -> int:
@@ -228,16 +283,43 @@ class AckStore:
         since the decision). The count and the insert are one transaction,
         serialized per recipient, so the cap holds with any number of workers.
         """
+        return self.claim_within(message, values, cap, None, now).record
+
+    def claim_within(
+        self,
+        message: ComplaintMessage,
+        values: dict[str, Any],
+        cap: int,
+        budget: Budget | None,
+        now: datetime | None = None,
+    ) -> Claim:
+        """``claim``, also within a global daily ``budget`` of the method's group.
+
+        The budget's count, the recipient's count and the insert are one
+        transaction, serialized per budget then per recipient.
+        """
         moment = now or datetime.now(UTC)
         recipient = str(values["recipient"])
+        midnight = self._midnight(moment)
 
-        def take(session: Session) -> AckRecord | None:
+        def take(session: Session) -> Claim:
+            used = 0
+            if budget is not None:
+                _lock_budget(session, budget)
+                used = _budget_used_since(session, budget.methods, midnight)
+                if used >= budget.per_day:
+                    return Claim(None, BUDGET_FULL)
             _lock_recipient(session, recipient)
-            if _counted_since(session, recipient, self._midnight(moment)) >= cap:
-                return None
-            return _put(session, message, {**values, "status": SENDING, "claimed_at": moment})
+            if _counted_since(session, recipient, midnight) >= cap:
+                return Claim(None, RECIPIENT_FULL)
+            record = _put(session, message, {**values, "status": SENDING, "claimed_at": moment})
+            filled = budget is not None and used + 1 == budget.per_day
+            return Claim(record, filled_budget=filled)
 
-        return self._write_row(message, take)
+        def kept(existing: Any) -> Claim:
+            return existing if isinstance(existing, Claim) else Claim(existing)
+
+        return kept(self._write_row(message, take))
 
     def _write_row(self, message: ComplaintMessage, write: Any) -> Any:
         def action() -> Any:
@@ -298,6 +380,46 @@ class AckStore:
 
         return guarded(action)
 
+    def budget_used_today(self, methods: Sequence[str], now: datetime | None = None) -> int:
+        """Acknowledgements by these methods since local midnight, whoever the recipient."""
+        since = self._midnight(now or datetime.now(UTC))
+
+        def action() -> int:
+            with reading(self.engine) as session:
+                return _budget_used_since(session, methods, since)
+
+        return guarded(action)
+
+    def budgets_used_today(self, now: datetime | None = None) -> dict[str, int]:
+        """Today's count of each global budget (``BUDGET_METHODS``), for ``/metrics``."""
+        return {
+            name: self.budget_used_today(methods, now) for name, methods in BUDGET_METHODS.items()
+        }
+
+    def next_midnight(self, now: datetime | None = None) -> datetime:
+        """The start of the next local day, when the daily budgets and caps start over."""
+        local = (now or datetime.now(UTC)).astimezone(self.zone)
+        tomorrow = local.date() + timedelta(days=1)
+        return datetime.combine(tomorrow, time(0), tzinfo=self.zone).astimezone(UTC)
+
+    def wait_for_budget(
+        self, message: ComplaintMessage, retry_at: datetime, reason: str, detail: str = ""
+    ) -> AckRecord:
+        """Leave an undecided row to the workers' poll from ``retry_at`` (a budget's next day).
+
+        Undecided (no method): the poll decides again then, and takes a place
+        of that day. ``reason`` marks it deferred, so ``intake ack retry``
+        (after raising the budget) may bring it forward.
+        """
+        values = {
+            "status": SENDING,
+            "languages": "",
+            "retry_at": retry_at,
+            "reason": reason,
+            "detail": _detail(detail),
+        }
+        return self._write_row(message, lambda session: _put(session, message, values))
+
     def _midnight(self, moment: datetime) -> datetime:
         local = moment.astimezone(self.zone)
         return datetime.combine(local.date(), time(0), tzinfo=self.zone)
@@ -341,11 +463,18 @@ class AckStore:
 
         return guarded(action)
 
-    def reopen(self, complaint_id: str, cap: int, now: datetime | None = None) -> str | None:
+    def reopen(
+        self,
+        complaint_id: str,
+        cap: int,
+        now: datetime | None = None,
+        budgets: Sequence[Budget] = (),
+    ) -> str | None:
         """Hand a failed or deferred row to a worker's poll at once; else say why not.
 
-        A failed row takes one of the recipient's places for today, like a
-        first send; a deferred one still holds the place it took.
+        A failed row takes one of the recipient's places for today, and one
+        of its method's global budget (``budgets``), like a first send; a
+        deferred one still holds the place it took.
         """
         moment = now or datetime.now(UTC)
 
@@ -357,6 +486,14 @@ class AckStore:
                 if row is None or row.status != FAILED:
                     return "no longer failed or deferred"
                 if row.recipient is not None:  # else undecided: the worker decides and claims
+                    for budget in budgets:
+                        if row.method in budget.methods:
+                            _lock_budget(session, budget)
+                            midnight = self._midnight(moment)
+                            if _budget_used_since(session, budget.methods, midnight) >= (
+                                budget.per_day
+                            ):
+                                return BUDGET_FULL
                     _lock_recipient(session, row.recipient)
                     if _counted_since(session, row.recipient, self._midnight(moment)) >= cap:
                         return "recipient_daily_limit"

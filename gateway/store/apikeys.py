@@ -4,9 +4,13 @@ A key is shown once, when created; only its sha256 is stored. Keys carry a
 short readable prefix (``cpk_ab12…``) so an operator can tell them apart in
 lists without ever seeing the secret.
 
-A key reads back only the complaints it submitted itself, unless it was
-created to read all of them (``reads_all``: the call centre's CRM looking up
-the reference a caller reads out). Rotating a key gives its partner a new
+What a key may do is the list of its scopes (``SCOPES``): a partner's CRM
+submits complaints and reads back its own (``complaints:write``,
+``complaints:status``, what a key gets when none is named), a scanning
+station letters, a speech-to-text engine transcripts; the call centre's CRM
+reads any complaint (``complaints:read-all``: looking up the reference a
+caller reads out). Setting who a complaint came from, or backdating it, is
+granted separately. Rotating a key gives its partner a new
 secret under the same identity, so an ``Idempotency-Key`` sent before the
 rotation still finds its complaint after it.
 
@@ -27,7 +31,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -44,8 +48,50 @@ CACHE_SECONDS = 5.0
 _CACHE_LIMIT = 1000
 
 
+# Scope -> what it allows (``intake api-key list`` and the docs say the same).
+SCOPES: dict[str, str] = {
+    "complaints:write": "submit complaints (POST /v1/complaints)",
+    "complaints:status": "read back the complaints and letters this key submitted",
+    "complaints:read-all": (
+        "read any complaint and letter, and the acknowledgement letters to post (/v1/acks)"
+    ),
+    "letters:write": "upload scanned letters (POST /v1/letters)",
+    "transcripts:write": "attach a call's transcript (POST /v1/calls/{CallSid}/transcript)",
+    "origin:set": "submit a complaint with an origin other than customer, or a channel other "
+    "than api or phone",
+    "received-at:backdate": "submit a complaint received in the past (up to "
+    "INTAKE_MAX_BACKDATE_DAYS)",
+}
+READ_ALL = "complaints:read-all"
+STATUS = "complaints:status"
+# A key created without naming any scope: a partner's CRM or script.
+DEFAULT_SCOPES = frozenset({"complaints:write", STATUS})
+
+
 class ApiKeyExists(InputRejected, ValueError):
     pass
+
+
+class UnknownScope(InputRejected, ValueError):
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"unknown scope {scope!r}; the scopes are: {', '.join(SCOPES)}")
+
+
+def checked_scopes(scopes: Iterable[str]) -> frozenset[str]:
+    """``scopes`` as a set, or ``UnknownScope`` naming the first that does not exist."""
+    found = frozenset(scopes)
+    for scope in sorted(found):
+        if scope not in SCOPES:
+            raise UnknownScope(scope)
+    return found
+
+
+def _stored(scopes: frozenset[str]) -> str:
+    return " ".join(sorted(scopes))
+
+
+def _read(stored: str) -> frozenset[str]:
+    return frozenset(stored.split())
 
 
 @dataclass(frozen=True)
@@ -53,11 +99,19 @@ class ApiClient:
     id: str
     name: str
     prefix: str
-    reads_all: bool = False
+    scopes: frozenset[str] = frozenset()
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    @property
+    def reads_all(self) -> bool:
+        """Whether this key reads any complaint (``complaints:read-all``)."""
+        return READ_ALL in self.scopes
 
     def may_read(self, submitted_by: str | None) -> bool:
         """Whether this key may read a complaint submitted by ``submitted_by`` (a key name)."""
-        return self.reads_all or submitted_by == self.name
+        return self.reads_all or (STATUS in self.scopes and submitted_by == self.name)
 
 
 def hash_key(key: str) -> str:
@@ -82,8 +136,9 @@ class ApiKeys:
         self._generation = 0
         self._lock = threading.Lock()
 
-    def create(self, name: str, *, reads_all: bool = False) -> str:
-        """A new key for ``name``; the only time the clear key exists."""
+    def create(self, name: str, scopes: Iterable[str] = DEFAULT_SCOPES) -> str:
+        """A new key for ``name`` with ``scopes``; the only time the clear key exists."""
+        allowed = checked_scopes(scopes)
         key = _new_key()
         try:
             with writing(self.engine) as session:
@@ -93,7 +148,7 @@ class ApiKeys:
                         name=name,
                         key_hash=hash_key(key),
                         prefix=_prefix(key),
-                        reads_all=reads_all,
+                        scopes=_stored(allowed),
                     )
                 )
         except IntegrityError:
@@ -141,13 +196,45 @@ class ApiKeys:
         # comparison below is belt and braces.
         if row is None or not hmac.compare_digest(row.key_hash, digest):
             return None
-        return ApiClient(id=row.id, name=row.name, prefix=row.prefix, reads_all=row.reads_all)
+        return _client(row)
 
     def by_name(self, name: str) -> ApiClient | None:
         """The client called ``name``, revoked or not (a replay keeps its submitter)."""
         with reading(self.engine) as session:
             row = session.scalars(select(ApiKeyRow).where(ApiKeyRow.name == name)).first()
-        return None if row is None else ApiClient(id=row.id, name=row.name, prefix=row.prefix)
+        return None if row is None else _client(row)
+
+    def change_scopes(
+        self, name: str, *, add: Iterable[str] = (), remove: Iterable[str] = ()
+    ) -> frozenset[str] | None:
+        """Grant ``add`` and withdraw ``remove`` on the active key ``name``; its scopes, or None.
+
+        Takes effect like a revocation: at once here, within ``CACHE_SECONDS`` elsewhere.
+        """
+        granted, withdrawn = checked_scopes(add), checked_scopes(remove)
+        with reading(self.engine) as session:
+            stored = session.scalar(
+                select(ApiKeyRow.scopes).where(
+                    ApiKeyRow.name == name, ApiKeyRow.revoked_at.is_(None)
+                )
+            )
+        if stored is None:
+            return None
+        scopes = (_read(stored) | granted) - withdrawn
+        # Only if nobody changed them meanwhile: two operators' changes never mix.
+        with writing(self.engine) as session:
+            result = session.execute(
+                update(ApiKeyRow)
+                .where(
+                    ApiKeyRow.name == name,
+                    ApiKeyRow.revoked_at.is_(None),
+                    ApiKeyRow.scopes == stored,
+                )
+                .values(scopes=_stored(scopes))
+            )
+            changed = bool(result.rowcount)  # type: ignore[attr-defined]
+        self._forget_all()
+        return scopes if changed else self.change_scopes(name, add=add, remove=remove)
 
     def revoke(self, name: str) -> bool:
         return self._update_active(name, revoked_at=datetime.now(UTC))
@@ -165,15 +252,18 @@ class ApiKeys:
                 .values(**values)
             )
             changed = bool(result.rowcount)  # type: ignore[attr-defined]
+        self._forget_all()
+        return changed
+
+    def _forget_all(self) -> None:
         with self._lock:
             self._generation += 1
             self._known.clear()
-        return changed
 
-    def list(self) -> list[tuple[str, str, datetime, datetime | None, bool]]:
+    def list(self) -> list[tuple[str, str, datetime, datetime | None, frozenset[str]]]:
         with reading(self.engine) as session:
             return [
-                (row.name, row.prefix, row.created_at, row.revoked_at, row.reads_all)
+                (row.name, row.prefix, row.created_at, row.revoked_at, _read(row.scopes))
                 for row in session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))
             ]
 
@@ -182,3 +272,7 @@ class ApiKeys:
             return len(
                 session.scalars(select(ApiKeyRow.id).where(ApiKeyRow.revoked_at.is_(None))).all()
             )
+
+
+def _client(row: ApiKeyRow) -> ApiClient:
+    return ApiClient(id=row.id, name=row.name, prefix=row.prefix, scopes=_read(row.scopes))

@@ -12,11 +12,12 @@ Database errors propagate as they are, like the other readers of the store.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, case, func, select
 
 from gateway.store.db import reading
 from gateway.store.tables import (
@@ -44,6 +45,15 @@ class RecordedByChannel:
 
     complaints: list[tuple[str, int]]
     quarantined: list[tuple[str, int]]
+
+
+@dataclass(frozen=True)
+class OcrTimes:
+    """Finished letters' OCR times: how many, their sum, and how many within each edge."""
+
+    count: int
+    total_seconds: float
+    within: list[int]
 
 
 class Figures:
@@ -133,22 +143,37 @@ class Figures:
             return {status: int(count) for status, count in session.execute(query)}
 
     # -- letters ------------------------------------------------------------
-    def letters(self) -> tuple[list[tuple[str, int]], list[tuple[datetime, datetime]]]:
-        """Letters per OCR status, and ``(claimed_at, finished_at)`` of the finished ones."""
+    def letters(self, edges: Sequence[float]) -> tuple[list[tuple[str, int]], OcrTimes]:
+        """Letters per OCR status, and the OCR times of the finished ones in ``edges`` buckets.
+
+        One aggregate query: no row per letter comes back, however many there are.
+        """
+        seconds = self._ocr_seconds()
+        columns: list[ColumnElement[Any]] = [
+            func.count(),
+            func.coalesce(func.sum(seconds), 0.0),
+            *(func.coalesce(func.sum(case((seconds <= edge, 1), else_=0)), 0) for edge in edges),
+        ]
         with reading(self.engine) as session:
             by_status = session.execute(
                 select(LetterRow.status, func.count()).group_by(LetterRow.status)
             ).all()
-            spans = session.execute(
-                select(LetterRow.claimed_at, LetterRow.finished_at).where(
+            times = session.execute(
+                select(*columns).where(
                     LetterRow.finished_at.is_not(None), LetterRow.claimed_at.is_not(None)
                 )
-            ).all()
+            ).one()
+        finished, total, *within = times
         return (
             [(status, int(count)) for status, count in by_status],
-            [
-                (claimed, finished)
-                for claimed, finished in spans
-                if claimed is not None and finished is not None
-            ],
+            OcrTimes(int(finished or 0), float(total or 0.0), [int(n or 0) for n in within]),
+        )
+
+    def _ocr_seconds(self) -> ColumnElement[Any]:
+        """Seconds from a letter's claim to its OCR result, in this database's SQL."""
+        if self.engine.dialect.name == "postgresql":
+            return func.extract("epoch", LetterRow.finished_at - LetterRow.claimed_at)
+        # SQLite keeps the times as text; julianday reads them (days, with fractions).
+        return (func.julianday(LetterRow.finished_at) - func.julianday(LetterRow.claimed_at)) * (
+            86400.0
         )

@@ -20,6 +20,7 @@ IMAP mail left in place): nothing was acknowledged.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -29,7 +30,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -100,11 +101,40 @@ def guarded(action: Callable[[], T]) -> T:
         raise StoreUnavailable(type(exc).__name__) from exc
 
 
+@dataclass(frozen=True)
+class RefusedHead:
+    """What quarantine keeps of refused input nobody vouched for: its head, size and hash.
+
+    ``of(data)`` from bytes in memory; a caller that streamed the input to
+    disk builds it from the first bytes and a running sha256.
+    """
+
+    head: bytes
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, data: bytes, head_bytes: int) -> RefusedHead:
+        return cls(head=data[:head_bytes], size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
 class ComplaintStore:
-    def __init__(self, engine: Engine, blobs: BlobStore, event_source: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        blobs: BlobStore,
+        event_source: str,
+        *,
+        refused_head_bytes: int = 256 * 1024,
+        refused_quota_bytes: int = 1024 * 1024 * 1024,
+    ) -> None:
         self.engine = engine
         self.blobs = blobs
         self.event_source = event_source
+        # Refused input kept as its head (``quarantine(..., head_only=True)``):
+        # how much of each, and how much of them all before only metadata is kept.
+        self.refused_head_bytes = refused_head_bytes
+        self.refused_quota_bytes = refused_quota_bytes
         # Now rather than in the first request, whose caller would wait for 256 mkdirs.
         blobs.ensure_layout()
         # Concurrent callers (SMTP ingest threads, the web server's threadpool)
@@ -291,35 +321,132 @@ class ComplaintStore:
         self,
         *,
         channel: str,
-        data: bytes,
+        data: bytes | RefusedHead,
         content_type: str,
         reason_code: str,
         reason: str,
         source_ids: dict[str, object] | None = None,
+        head_only: bool = False,
     ) -> str:
-        """Keep input we refused, with why; returns the quarantine id."""
+        """Keep input we refused, with why; returns the quarantine id.
+
+        ``head_only`` (always so for a ``RefusedHead``): input anyone can send
+        for free (a form post, a mail to a public MX) keeps only its first
+        ``refused_head_bytes``, with the whole input's size and sha256, and
+        nothing but this metadata once the heads kept reach
+        ``refused_quota_bytes`` (a warning in the log then). Such an item can
+        be shown (``quarantine show --raw`` writes the head) but not
+        reprocessed when it is not whole.
+        """
+        if isinstance(data, RefusedHead) or head_only:
+            refused = (
+                data
+                if isinstance(data, RefusedHead)
+                else RefusedHead.of(data, self.refused_head_bytes)
+            )
+            return self._quarantine_head(
+                channel, refused, content_type, reason_code, reason, source_ids
+            )
+        assert isinstance(data, bytes)
+        whole = data
 
         def action() -> str:
-            stored = self.blobs.put(data)
-            item_id = str(uuid.uuid4())
-            with writing(self.engine) as session:
-                session.add(
-                    QuarantineRow(
-                        id=item_id,
-                        channel=channel,
-                        reason_code=reason_code,
-                        reason=reason,
-                        sha256=stored.sha256,
-                        size=stored.size,
-                        content_type=content_type,
-                        stored_at=stored.location,
-                        source_ids=dict(source_ids or {}),
-                    )
-                )
-            return item_id
+            stored = self.blobs.put(whole)
+            return self._add_quarantined(
+                channel,
+                reason_code,
+                reason,
+                stored.sha256,
+                stored.size,
+                content_type,
+                stored.location,
+                source_ids,
+                None,
+            )
 
         item_id = guarded(action)
         log.warning("quarantined %s input %s: %s", channel, item_id, reason_code)
+        return item_id
+
+    def _quarantine_head(  # noqa: PLR0917
+        self,
+        channel: str,
+        refused: RefusedHead,
+        content_type: str,
+        reason_code: str,
+        reason: str,
+        source_ids: dict[str, object] | None,
+    ) -> str:
+        head = refused.head[: self.refused_head_bytes]
+
+        def action() -> str:
+            if head and self._refused_bytes_kept() + len(head) > self.refused_quota_bytes:
+                log.warning(
+                    "quarantine quota for refused input reached (%s bytes): %s input kept "
+                    "as metadata only",
+                    self.refused_quota_bytes,
+                    channel,
+                )
+                kept = b""
+            else:
+                kept = head
+            stored = self.blobs.put(kept)
+            return self._add_quarantined(
+                channel,
+                reason_code,
+                reason,
+                refused.sha256,
+                refused.size,
+                content_type,
+                stored.location,
+                source_ids,
+                len(kept),
+            )
+
+        item_id = guarded(action)
+        log.warning(
+            "quarantined %s input %s: %s (kept %s of %s bytes)",
+            channel,
+            item_id,
+            reason_code,
+            min(len(head), refused.size),
+            refused.size,
+        )
+        return item_id
+
+    def _refused_bytes_kept(self) -> int:
+        query = select(func.coalesce(func.sum(QuarantineRow.kept_bytes), 0))
+        with reading(self.engine) as session:
+            return int(session.scalar(query) or 0)
+
+    def _add_quarantined(  # noqa: PLR0917
+        self,
+        channel: str,
+        reason_code: str,
+        reason: str,
+        sha256: str,
+        size: int,
+        content_type: str,
+        stored_at: str,
+        source_ids: dict[str, object] | None,
+        kept_bytes: int | None,
+    ) -> str:
+        item_id = str(uuid.uuid4())
+        with writing(self.engine) as session:
+            session.add(
+                QuarantineRow(
+                    id=item_id,
+                    channel=channel,
+                    reason_code=reason_code,
+                    reason=reason,
+                    sha256=sha256,
+                    size=size,
+                    content_type=content_type,
+                    stored_at=stored_at,
+                    source_ids=dict(source_ids or {}),
+                    kept_bytes=kept_bytes,
+                )
+            )
         return item_id
 
     # -- reading ----------------------------------------------------------

@@ -34,6 +34,22 @@ class QuarantineItem:
     created_at: datetime
     resolved_at: datetime | None
     complaint_id: str | None
+    # Refused input kept as its head only: the bytes ``stored_at`` holds (0:
+    # metadata only); ``sha256`` and ``size`` are the whole input's. None: whole.
+    kept_bytes: int | None = None
+
+    @property
+    def whole(self) -> bool:
+        """Whether ``stored_at`` holds the whole input (else it cannot be reprocessed)."""
+        return self.kept_bytes is None or self.kept_bytes >= self.size
+
+    def not_whole(self) -> str:
+        """Why a replay of a truncated item cannot be made (for ``ReplayResult.detail``)."""
+        return (
+            f"only the first {self.kept_bytes} of {self.size} bytes of this refused input were "
+            "kept (sha256 of the whole in the item): it cannot be reprocessed; ask the sender "
+            "to send it again"
+        )
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,7 @@ def _item(row: QuarantineRow) -> QuarantineItem:
         created_at=row.created_at,
         resolved_at=row.resolved_at,
         complaint_id=row.complaint_id,
+        kept_bytes=row.kept_bytes,
     )
 
 
@@ -129,6 +146,16 @@ class Quarantine:
                 .where(QuarantineRow.id == item_id, QuarantineRow.resolved_at.is_(None))
                 .values(resolved_at=datetime.now(UTC), complaint_id=complaint_id)
             )
+
+    def refused_heads(self) -> tuple[int, int]:
+        """(bytes of refused-input heads kept, items kept as metadata only): for a gauge."""
+        query = select(
+            func.coalesce(func.sum(QuarantineRow.kept_bytes), 0),
+            func.count().filter(QuarantineRow.kept_bytes == 0, QuarantineRow.size > 0),
+        )
+        with reading(self.engine) as session:
+            kept, metadata_only = session.execute(query).one()
+        return int(kept or 0), int(metadata_only or 0)
 
     def unresolved_by_channel(self) -> dict[str, int]:
         query = (

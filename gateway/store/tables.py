@@ -1,6 +1,7 @@
 """Every table of the store: evidence, complaints, the outbox, quarantine, API keys,
 IMAP checkpoints, leases, calls and media, letters, web form attempts,
-acknowledgements, staff users and sessions.
+acknowledgements, staff users and sessions, login throttling and the staff audit
+trail.
 
 Letters: one row per postal letter and the OCR work queue (``pending`` ->
 ``running`` -> ``done`` or ``failed``). Staff: passwords only as scrypt
@@ -34,7 +35,6 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
-    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -172,6 +172,10 @@ class QuarantineRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=_now, index=True)
     resolved_at: Mapped[datetime | None]
     complaint_id: Mapped[str | None] = mapped_column(String(36))
+    # Refused input kept as its head only (migration 0013): the bytes kept in
+    # ``stored_at`` (0: metadata only, past the quota); ``sha256`` and ``size``
+    # are the whole input's. NULL: ``stored_at`` holds the whole input.
+    kept_bytes: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ApiKeyRow(Base):
@@ -184,9 +188,9 @@ class ApiKeyRow(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=_now)
     revoked_at: Mapped[datetime | None]
-    # False: the key reads back only the complaints it submitted itself. True:
-    # any complaint (the call centre's CRM looking up a caller's reference).
-    reads_all: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # What the key may do: scope names separated by spaces, sorted
+    # (``gateway.store.apikeys.SCOPES``). Empty: nothing.
+    scopes: Mapped[str] = mapped_column(String(512), default="", server_default="")
 
 
 class EventRow(Base):
@@ -223,6 +227,12 @@ class StaffUserRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=_now)
     disabled_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+    # mailroom (letters pages), operator (/ops/), admin (everything); users made
+    # before roles existed became admin (migration 0012).
+    role: Mapped[str] = mapped_column(
+        String(16), default="mailroom", server_default=text("'mailroom'")
+    )
+    password_changed_at: Mapped[datetime | None]
 
 
 class StaffSessionRow(Base):
@@ -234,6 +244,53 @@ class StaffSessionRow(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=_now)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+    # Last request seen (written at most once a minute), for the idle timeout.
+    last_seen_at: Mapped[datetime | None]
+
+
+class StaffLoginThrottleRow(Base):
+    """Failed logins of one account name or one client address, and its back-off.
+
+    ``key`` is a hash (``account:NAME`` or ``address:IP``): names an attacker
+    tried and client addresses are not kept in clear.
+    """
+
+    __tablename__ = "staff_login_throttle"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(index=True)
+    locked_until: Mapped[datetime | None]
+
+
+class StaffLoginTokenRow(Base):
+    """A login form token already used: each served form allows one attempt."""
+
+    __tablename__ = "staff_login_tokens"
+
+    # sha256 of the token's nonce.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class StaffAuditRow(Base):
+    """One staff action: log in/out, replays, letters uploaded or posted, accounts changed."""
+
+    __tablename__ = "staff_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=_now, index=True)
+    # The staff user's name, or ``cli:<os user>`` for a shell command.
+    actor: Mapped[str] = mapped_column(String(128), index=True)
+    role: Mapped[str | None] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    # What it acted on: a quarantine item, a message id, a letter, a user name.
+    target: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[str | None] = mapped_column(Text)
+    # Values a notice on the page is worded from (reference, count...).
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The client address, masked (last part dropped).
+    address: Mapped[str | None] = mapped_column(String(64))
 
 
 # -- letters -------------------------------------

@@ -15,6 +15,8 @@ never killed whole. Exit 70 means our own code failed (not the file's fault).
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from typing import Any
 from normalizer.errors import OurFailure
 from normalizer.ocr.checks import CHILD, ScanLimits
 from normalizer.ocr.result import DocumentResult
-from normalizer.ocr.sandbox import INTERNAL_ERROR, Limits, SandboxError, run_limited
+from normalizer.ocr.sandbox import INTERNAL_ERROR, Confine, Limits, SandboxError, run_limited
 
 
 class OcrFailed(OurFailure):
@@ -109,6 +111,26 @@ def job_spec(
     }
 
 
+THUMBNAIL_NAME = "thumbnail.png"
+# A first page's thumbnail is a few tens of KB; more is not a thumbnail.
+MAX_THUMBNAIL_BYTES = 4 * 1024 * 1024
+
+
+def _copy_out(drawn: Path, thumbnail: Path) -> None:
+    """The job's thumbnail to where the caller wants it: a regular file only, never a link
+    the job left there (it must not make us copy a file it could not read itself)."""
+    try:
+        fd = os.open(drawn, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return  # none drawn (no page was rendered), or not a file
+    with os.fdopen(fd, "rb") as source:
+        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+            return
+        data = source.read(MAX_THUMBNAIL_BYTES + 1)
+    if len(data) <= MAX_THUMBNAIL_BYTES:
+        thumbnail.write_bytes(data)
+
+
 def run_ocr(
     files: list[ScanFile], limits: ScanLimits, thumbnail: Path | None = None
 ) -> DocumentResult:
@@ -120,13 +142,18 @@ def run_ocr(
     read fails.
     """
     with tempfile.TemporaryDirectory(prefix="intake-ocr-") as workdir:
-        spec = job_spec(files, limits, Path(workdir), thumbnail)
+        # The job writes only in its work folder; the thumbnail is copied out after.
+        drawn = Path(workdir) / THUMBNAIL_NAME if thumbnail else None
+        spec = job_spec(files, limits, Path(workdir), drawn)
         try:
             out = run_limited(
                 [sys.executable, "-m", CHILD, "ocr"],
                 Limits(timeout=letter_timeout(files, limits), memory_mb=limits.memory_mb),
                 stdin=json.dumps(spec).encode(),
                 cwd=workdir,
+                confine=Confine(
+                    reads=tuple(item.path.resolve() for item in files), writes=(Path(workdir),)
+                ),
             )
         except SandboxError as exc:
             internal = exc.returncode == INTERNAL_ERROR
@@ -134,6 +161,8 @@ def run_ocr(
             raise OcrFailed(
                 code, exc.detail[-300:], internal=internal, params={"detail": exc.detail[-200:]}
             ) from None
+        if drawn is not None and thumbnail is not None:
+            _copy_out(drawn, thumbnail)
     answer = json.loads(out)
     if "rejected" in answer:
         params = answer.get("params", {})

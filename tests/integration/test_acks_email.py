@@ -8,6 +8,7 @@ headers, threading, language, right-to-left HTML, and what is never sent.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import signal
 from collections.abc import Iterator
@@ -20,8 +21,10 @@ import pytest
 from channels.email.intake import MailArrival, ingest_mail
 from config.settings import Settings
 from gateway.lib.services import Services, build_services
+from gateway.store.acks import AckRecord
 from normalizer.contract import Channel, ComplaintMessage, Customer
 from tests.peers.acks import (
+    TRUSTED_MX,
     ack_events,
     ack_row,
     mail_complaint,
@@ -87,8 +90,8 @@ def test_email_complaint_gets_a_threaded_auto_reply_with_its_reference(
     assert re.fullmatch(
         rf"<ack\.{complaint.reference}\.[0-9a-f]{{16}}@intake\.cashplus\.ma>", headers["Message-ID"]
     )
-    # Their subject, unchanged: Gmail starts a new conversation when the subject changes.
-    assert headers["Subject"] == "Re: Réclamation transfert"
+    # Our own subject with the reference, never theirs (S5); threading by the headers above.
+    assert headers["Subject"] == f"Votre réclamation {complaint.reference} est bien reçue"
     assert headers["Content-Language"] == "fr"
     # In the first sentence instead, which inbox previews show.
     assert complaint.reference in "\n".join(mail.part("plain").splitlines()[:3])
@@ -96,7 +99,7 @@ def test_email_complaint_gets_a_threaded_auto_reply_with_its_reference(
     assert "répondez simplement à ce message" in mail.part("plain")
 
 
-def test_the_reply_continues_the_customers_references_chain_and_subject(
+def test_the_reply_continues_the_customers_references_chain_under_our_subject(
     services: Services, relay: SmtpCapture
 ) -> None:
     chain = [f"<earlier.{n}@example.ma>" for n in range(12)]
@@ -110,12 +113,14 @@ def test_the_reply_continues_the_customers_references_chain_and_subject(
     # thread's root and the latest ids.
     assert references == [chain[0], *chain[-8:], complaint.evidence.message_id]
     assert mail.message["In-Reply-To"] == complaint.evidence.message_id
-    assert mail.message["Subject"] == "Re: Virement bloqué"  # not "Re: Re: ..."
+    assert "Virement" not in mail.message["Subject"]
+    assert complaint.reference in mail.message["Subject"]
 
 
 def threaded_mail_complaint(services: Services, subject: str, chain: list[str]) -> ComplaintMessage:
     """A customer's e-mail answering a thread of their own (ids the gateway never sent)."""
     mail = EmailMessage()
+    mail["Authentication-Results"] = f"{TRUSTED_MX}; dmarc=pass header.from=example.ma"
     mail["From"] = "Fatima Alaoui <fatima.alaoui@example.ma>"
     mail["To"] = "contact@cashplus.ma"
     mail["Subject"] = subject
@@ -127,7 +132,8 @@ def threaded_mail_complaint(services: Services, subject: str, chain: list[str]) 
     arrival = MailArrival(
         raw=mail.as_bytes(), received_at=datetime.now(UTC), envelope_sender=sender
     )
-    result = ingest_mail(services, arrival)
+    trusting = services.settings.model_copy(update={"trusted_authserv_ids": TRUSTED_MX})
+    result = ingest_mail(dataclasses.replace(services, settings=trusting), arrival)
     found = services.store.complaints.get_by_reference(str(result.reference))
     assert found is not None and found.follow_up_of is None
     return found
@@ -337,3 +343,101 @@ def test_the_worker_also_runs_on_the_embedded_broker(settings: Settings) -> None
             services.close()
 
     assert complaint.reference in mail.part("plain")
+
+
+PHISHING_NAME = "client. URGENT : votre carte Cash Plus est suspendue, reactivez-la sur"
+PHISHING_URL = "https://cashplus-verif.example/reactiver"
+PHISHING_SUBJECT = f"URGENT carte suspendue {PHISHING_URL} sous 24h"
+
+
+def no_stranger_text(raw: bytes) -> None:
+    """Nothing of the attacker's: not the URL, not the name, not the subject, in any part."""
+    sent = raw.decode("utf-8", "replace")
+    for text in (PHISHING_URL, "cashplus-verif", "URGENT", "reactivez", "suspendue"):
+        assert text not in sent, text
+
+
+def test_a_web_form_acknowledgement_carries_no_text_the_form_sender_typed(
+    services: Services, relay: SmtpCapture
+) -> None:
+    # S5, as probed: the form's name (free text, URLs allowed) went into "Bonjour <name>"
+    # and the To header of a genuine mail from contact@cashplus.ma to any address.
+    customer = Customer(name=f"{PHISHING_NAME} {PHISHING_URL}", email="victime@example.ma")
+    complaint = other_complaint(services, Channel.WEBFORM, FRENCH, customer)
+    publish(services)
+    with running_worker(services):
+        [mail] = delivered(relay, 1)
+
+    no_stranger_text(mail.raw)
+    for subtype in ("plain", "html"):
+        no_stranger_text(mail.part(subtype).encode())
+    assert mail.message["To"] == "victime@example.ma"
+    assert mail.part("plain").startswith("Bonjour,")
+    assert complaint.reference in mail.message["Subject"]
+
+
+def test_an_email_acknowledgement_carries_neither_their_subject_nor_their_name(
+    services: Services, relay: SmtpCapture
+) -> None:
+    complaint = mail_complaint(
+        services, FRENCH, name=PHISHING_NAME, subject=PHISHING_SUBJECT, sender="a@example.ma"
+    )
+    publish(services)
+    with running_worker(services):
+        [mail] = delivered(relay, 1)
+
+    no_stranger_text(mail.raw)
+    for subtype in ("plain", "html"):
+        no_stranger_text(mail.part(subtype).encode())
+    assert mail.message["Subject"] == f"Votre réclamation {complaint.reference} est bien reçue"
+    assert mail.message["In-Reply-To"] == complaint.evidence.message_id  # still threaded
+
+
+@pytest.mark.parametrize("authentication", ["fail", None])
+def test_an_email_whose_sender_is_not_authenticated_gets_no_email_acknowledgement(
+    services: Services, relay: SmtpCapture, authentication: str | None
+) -> None:
+    # S5/S12: a forged From would make us send a genuine reply to the victim it names.
+    complaint = mail_complaint(
+        services, FRENCH, sender="victime@example.ma", authentication=authentication
+    )
+    genuine = mail_complaint(services, f"{FRENCH} (authentifié)", sender="client@example.ma")
+    publish(services)
+    with running_worker(services):
+        row = wait_for_row(services, complaint.id, "skipped")
+        wait_for_row(services, genuine.id, "sent")
+
+    assert row.reason == "sender_not_authenticated"
+    assert [mail.rcpt_tos for mail in relay.messages()] == [["client@example.ma"]]
+
+
+def test_the_global_email_budget_holds_the_rest_until_the_next_day(
+    amqp_settings: Settings, relay: SmtpCapture
+) -> None:
+    services = services_for(
+        amqp_settings, smtp_relay_url=_secret(relay.url), ack_email_max_per_day=2
+    )
+    try:
+        customers = [Customer(email=f"client{n}@example.ma") for n in range(3)]
+        complaints = [
+            other_complaint(services, Channel.WEBFORM, f"{FRENCH} ({n})", customer)
+            for n, customer in enumerate(customers)
+        ]
+        publish(services)
+        with running_worker(services):
+            rows = [wait_for_row(services, c.id, "sent") for c in complaints[:2]]
+            waiting = wait_until(
+                lambda: _waiting_for_budget(services, complaints[2].id), "a row waiting"
+            )
+    finally:
+        services.close()
+
+    assert [row.status for row in rows] == ["sent", "sent"]
+    assert len(relay.messages()) == 2
+    assert waiting is not None and waiting.method is None  # decided again on the next day
+    assert waiting.retry_at is not None and waiting.retry_at > datetime.now(UTC)
+
+
+def _waiting_for_budget(services: Services, complaint_id: str) -> AckRecord | None:
+    row = ack_row(services, complaint_id)
+    return row if row is not None and row.reason == "daily_budget_exhausted" else None

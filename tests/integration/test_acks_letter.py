@@ -74,6 +74,24 @@ def test_a_letter_complaint_gets_a_printable_pdf_in_french_and_arabic(
     assert (tmp_path / "letter.png").stat().st_size > 10_000
 
 
+def test_a_name_that_is_not_plainly_a_name_stays_off_the_envelope(
+    services: Services, tmp_path: Path
+) -> None:
+    # S5: a letter goes to an address typed on the form; the name line above it is
+    # free text too, so a sentence with a link is not printed (the address is).
+    phishing = Customer(
+        name="URGENT carte suspendue: https://cashplus-verif.example",
+        postal_address=SENDER.postal_address,
+    )
+    complaint = other_complaint(services, Channel.LETTER, LETTER_TEXT, phishing)
+
+    row = Acknowledger(services).handle(complaint)
+    text = pdf_text(services.store.blobs.get(str(row.document)), tmp_path)
+
+    assert "10100 Rabat" in text and complaint.reference in text
+    assert "cashplus-verif" not in text and "URGENT" not in text
+
+
 def key_for(processes: IntakeProcesses, env: dict[str, str], *args: str) -> dict[str, str]:
     """The Authorization header of a new partner API key (``intake api-key create``)."""
     created = processes.run("api-key", "create", *args, env=env)

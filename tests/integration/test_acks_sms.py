@@ -9,13 +9,17 @@ UCS-2 segments, WhatsApp addresses, and a refused number recorded as failed.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
 from config.settings import Settings
 from gateway.acks.acknowledger import Acknowledger
 from gateway.acks.senders.sms import MAX_SEGMENTS, segments
 from gateway.lib.services import Services, build_services
+from gateway.store.db import writing
+from gateway.store.tables import AcknowledgementRow
 from normalizer.contract import Channel, Customer
 from tests.peers.acks import event_kinds, other_complaint
 from tests.peers.twilio_api import ACCOUNT_SID, TwilioApi, twilio_api, twilio_settings
@@ -126,4 +130,87 @@ def test_our_own_number_never_gets_an_sms(services: Services, api: TwilioApi) ->
 
     assert row.status == "skipped"
     assert row.reason == "own_address"
+    assert api.recorded() == []
+
+
+@pytest.mark.parametrize("method", ["sms", "whatsapp"])
+def test_a_form_complaint_with_a_foreign_number_gets_no_text_message(
+    services: Services, api: TwilioApi, method: str
+) -> None:
+    # S4, as probed: a form post with +447400123456 and "sms" planned an SMS from our account.
+    customer = Customer(phone="+447400123456", preferred_contact=method)
+    complaint = other_complaint(services, Channel.WEBFORM, "Mon virement est bloqué.", customer)
+
+    row = Acknowledger(services).handle(complaint)
+
+    assert row.status == "skipped"
+    assert row.reason == "country_not_allowed"
+    assert api.recorded() == []
+
+
+def test_past_the_daily_sms_budget_the_rest_wait_for_the_next_day_with_one_alarm(
+    settings: Settings, api: TwilioApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    configured = twilio_settings(
+        settings, api, twilio_phone_number=OUR_NUMBER, ack_sms_max_per_day=2
+    )
+    services = build_services(configured)
+    try:
+        complaints = [
+            other_complaint(
+                services, Channel.PHONE, f"Ma carte est bloquée ({n}).", Customer(phone=number)
+            )
+            for n, number in enumerate(["+212661000001", "+212661000002", "+212661000003"])
+        ]
+        rows = [Acknowledger(services).handle(complaint) for complaint in complaints]
+        again = Acknowledger(services).handle(complaints[2])  # a redelivery, same day
+
+        assert [row.status for row in rows] == ["sent", "sent", "sending"]
+        waiting = rows[2]
+        assert waiting.reason == again.reason == "daily_budget_exhausted"
+        assert waiting.method is None and waiting.retry_at is not None
+        assert waiting.retry_at == services.store.acks.next_midnight()
+        assert len(api.recorded()) == 2
+        assert services.store.acks.budgets_used_today()["sms"] == 2  # /metrics' figure
+        alarms = [r for r in caplog.records if r.levelname == "ERROR" and "budget" in r.message]
+        assert len(alarms) == 1
+
+        next_day(services, waiting.complaint_id)
+        Acknowledger(services).resend_due()
+    finally:
+        services.close()
+
+    assert len(api.recorded()) == 3
+    assert api.recorded()[2].form["To"] == "+212661000003"
+
+
+def next_day(services: Services, complaint_id: str) -> None:
+    """Move today's sends to yesterday and make the waiting row due: the next day's poll."""
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    with writing(services.store.engine) as session:
+        session.execute(update(AcknowledgementRow).values(claimed_at=yesterday))
+        session.execute(
+            update(AcknowledgementRow)
+            .where(AcknowledgementRow.complaint_id == complaint_id)
+            .values(retry_at=datetime.now(UTC))
+        )
+
+
+def test_no_budget_left_at_the_last_try_before_the_deadline_is_recorded_as_failed(
+    settings: Settings, api: TwilioApi
+) -> None:
+    configured = twilio_settings(settings, api, ack_sms_max_per_day=0)
+    services = build_services(configured)
+    try:
+        complaint = other_complaint(
+            services, Channel.PHONE, "Ma carte est bloquée.", Customer(phone=PHONE)
+        )
+        last_try = complaint.ack_due_at - timedelta(minutes=10)
+        row = Acknowledger(services, clock=lambda: last_try).handle(complaint)
+        kinds = event_kinds(services)
+    finally:
+        services.close()
+
+    assert row.status == "failed" and row.reason == "daily_budget_exhausted"
+    assert kinds == ["ack.failed"]  # published: staff acknowledge it by hand
     assert api.recorded() == []

@@ -14,6 +14,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -317,7 +318,10 @@ def test_metrics_follow_intake_backlog_and_publish_errors(
     data_dir: Path, topology_prefix: str, rabbitmq_proxy: TcpProxy
 ) -> None:
     settings = load_settings(
-        data_dir=data_dir, broker_url=rabbitmq_proxy.url(), topology_prefix=topology_prefix
+        data_dir=data_dir,
+        broker_url=rabbitmq_proxy.url(),
+        topology_prefix=topology_prefix,
+        metrics_cache_seconds=0,  # two scrapes a moment apart, each fresh
     )
     services = build_services(settings)
     key = services.store.api_keys.create("crm")
@@ -347,3 +351,124 @@ def test_metrics_follow_intake_backlog_and_publish_errors(
     assert after[("intake_outbox_oldest_pending_age_seconds", ())] == 0
     assert after[("intake_published_total", ())] == 3
     assert after[("intake_publish_errors_total", ())] == 3
+
+
+# -- fields only some keys may set (review S16) -----------------------------------------
+def key_with(gateway: Gateway, *scopes: str) -> dict[str, str]:
+    """The Authorization header of a new key with ``scopes`` (the process sees it at once)."""
+    key = gateway.services.store.api_keys.create(f"partner-{uuid.uuid4()}", scopes)
+    return {"Authorization": f"Bearer {key}"}
+
+
+def days_ago(days: float) -> str:
+    return (datetime.now(UTC) - timedelta(days=days)).isoformat()
+
+
+def test_a_key_without_the_backdate_scope_cannot_date_a_complaint_in_the_past(
+    gateway: Gateway,
+) -> None:
+    answer = gateway.http.post(
+        "/v1/complaints", json=complaint(received_at=days_ago(20)), headers=gateway.auth
+    )
+
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["field"] == "received_at"
+    assert "received-at:backdate" in error["message"]
+
+
+def test_the_backdate_scope_dates_a_complaint_within_the_bound_only(gateway: Gateway) -> None:
+    auth = key_with(gateway, "complaints:write", "received-at:backdate")
+
+    within = gateway.http.post(
+        "/v1/complaints", json=complaint(received_at=days_ago(20)), headers=auth
+    )
+    beyond = gateway.http.post(
+        "/v1/complaints", json=complaint(received_at=days_ago(31)), headers=auth
+    )
+
+    assert within.status_code == 201, within.text
+    assert datetime.fromisoformat(within.json()["received_at"]) < datetime.now(UTC) - timedelta(
+        days=19
+    )
+    assert beyond.status_code == 422
+    assert beyond.json()["error"]["field"] == "received_at"
+    assert "more than 30 days" in beyond.json()["error"]["message"]
+
+
+def test_a_partners_own_clock_a_little_behind_ours_is_not_a_backdate(gateway: Gateway) -> None:
+    answer = gateway.http.post(
+        "/v1/complaints", json=complaint(received_at=days_ago(1 / 24 / 60)), headers=gateway.auth
+    )
+
+    assert answer.status_code == 201, answer.text
+
+
+def test_only_a_key_with_the_origin_scope_says_the_regulator_forwarded_it(
+    gateway: Gateway,
+) -> None:
+    refused = gateway.http.post(
+        "/v1/complaints", json=complaint(origin="bank_al_maghrib"), headers=gateway.auth
+    )
+    forwarded = gateway.http.post(
+        "/v1/complaints",
+        json=complaint(origin="bank_al_maghrib"),
+        headers=key_with(gateway, "complaints:write", "origin:set"),
+    )
+
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "origin"
+    assert "origin:set" in refused.json()["error"]["message"]
+    assert forwarded.status_code == 201, forwarded.text
+    recorded = gateway.services.store.complaints.get_by_reference(forwarded.json()["reference"])
+    assert recorded is not None and recorded.origin.value == "bank_al_maghrib"
+
+
+@pytest.mark.parametrize("channel", ["email", "letter", "webform", "sms", "whatsapp"])
+def test_a_key_cannot_claim_another_channel_without_the_origin_scope(
+    gateway: Gateway, channel: str
+) -> None:
+    answer = gateway.http.post(
+        "/v1/complaints", json=complaint(channel=channel), headers=gateway.auth
+    )
+
+    assert answer.status_code == 422
+    assert answer.json()["error"]["field"] == "channel"
+
+
+def test_a_call_centre_crm_may_say_the_complaint_came_by_phone(gateway: Gateway) -> None:
+    answer = gateway.http.post(
+        "/v1/complaints", json=complaint(channel="phone"), headers=gateway.auth
+    )
+
+    assert answer.status_code == 201, answer.text
+
+
+# -- links from the public URL, never from Host (review S19) ---------------------------
+def test_status_url_and_location_ignore_the_host_the_caller_sent(gateway: Gateway) -> None:
+    answer = gateway.http.post(
+        "/v1/complaints",
+        json=complaint(),
+        headers={**gateway.auth, "Host": "evil.example", "X-Forwarded-Proto": "https"},
+    )
+
+    assert answer.status_code == 201, answer.text
+    expected = f"{gateway.settings.public_base_url}/v1/complaints/{answer.json()['reference']}"
+    assert answer.json()["status_url"] == expected
+    assert answer.headers["Location"] == expected
+
+
+def test_without_a_public_url_the_links_are_relative(settings: Settings) -> None:
+    services = build_services(settings.model_copy(update={"public_base_url": ""}))
+    key = services.store.api_keys.create("crm")
+    try:
+        client = TestClient(create_app(services), base_url="http://evil.example")
+        answer = client.post(
+            "/v1/complaints", json=complaint(), headers={"Authorization": f"Bearer {key}"}
+        )
+    finally:
+        services.close()
+
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["status_url"] == f"/v1/complaints/{answer.json()['reference']}"
+    assert answer.headers["Location"] == answer.json()["status_url"]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from config.settings import Settings
@@ -16,6 +18,8 @@ from gateway.app import create_app
 from gateway.lib.services import Services, build_services
 from gateway.store import Store, apikeys, open_store
 from gateway.store.apikeys import CACHE_SECONDS, ApiClient, ApiKeys
+from gateway.store.db import alembic_config, create_store_engine
+from tests.peers.processes import IntakeProcesses, env_for
 from tests.peers.webform import REFERENCE, fresh_form, valid_fields
 
 
@@ -157,7 +161,7 @@ def test_a_key_reads_its_own_complaints_not_another_partners(
     client, services = api
     crm = services.store.api_keys.create("crm")
     other = services.store.api_keys.create("other-partner")
-    call_centre = services.store.api_keys.create("call-centre", reads_all=True)
+    call_centre = services.store.api_keys.create("call-centre", {"complaints:read-all"})
     body = {"body": "Mon virement n'est pas arrivé.", "customer": {"phone": "0612345678"}}
     created = client.post("/v1/complaints", json=body, headers=_bearer(crm))
     assert created.status_code == 201, created.text
@@ -178,7 +182,7 @@ def test_complaints_from_other_channels_are_read_only_by_keys_that_read_all(
 ) -> None:
     client, services = api
     crm = services.store.api_keys.create("crm")
-    call_centre = services.store.api_keys.create("call-centre", reads_all=True)
+    call_centre = services.store.api_keys.create("call-centre", {"complaints:read-all"})
     page = client.post("/fr/", data=valid_fields(fresh_form(client)))
     assert page.status_code == 200, page.text[-500:]
     found = REFERENCE.search(page.text)
@@ -188,3 +192,97 @@ def test_complaints_from_other_channels_are_read_only_by_keys_that_read_all(
     assert client.get(f"/v1/complaints/{reference}", headers=_bearer(crm)).status_code == 404
     seen = client.get(f"/v1/complaints/{reference}", headers=_bearer(call_centre))
     assert seen.status_code == 200 and seen.json()["complaint"]["channel"] == "webform"
+
+
+# -- scopes: what a key may do ---------------------------------------------------------
+def test_a_key_without_the_write_scope_cannot_submit_and_is_told_which_scope(
+    api: tuple[TestClient, Services],
+) -> None:
+    client, services = api
+    scanner = services.store.api_keys.create("scanner", {"letters:write"})
+    body = {"body": "Mon virement n'est pas arrivé.", "customer": {"phone": "0612345678"}}
+
+    refused = client.post("/v1/complaints", json=body, headers=_bearer(scanner))
+
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert (error["code"], error["scope"]) == ("missing_scope", "complaints:write")
+    assert "complaints:write" in error["message"]
+    assert services.store.complaints.get_by_reference("CP-AAAA-AAAA") is None
+
+
+def test_a_key_created_without_scopes_submits_and_reads_back_its_own_only(store: Store) -> None:
+    keys = ApiKeys(store.engine)
+    client = keys.authenticate(keys.create("crm"))
+
+    assert client is not None
+    assert client.scopes == {"complaints:write", "complaints:status"}
+    assert client.may_read("crm") and not client.may_read("other") and not client.reads_all
+
+
+def test_granting_a_scope_takes_effect_at_once_and_withdrawing_it_too(store: Store) -> None:
+    keys = ApiKeys(store.engine, clock=Clock())
+    key = keys.create("stt", {"transcripts:write"})
+    assert keys.authenticate(key).scopes == {"transcripts:write"}  # type: ignore[union-attr]
+
+    assert keys.change_scopes("stt", add={"complaints:read-all"}) == {
+        "transcripts:write",
+        "complaints:read-all",
+    }
+    assert keys.authenticate(key).reads_all  # type: ignore[union-attr]
+    keys.change_scopes("stt", remove={"complaints:read-all"})
+    assert not keys.authenticate(key).reads_all  # type: ignore[union-attr]
+    assert keys.change_scopes("nobody", add={"origin:set"}) is None
+
+
+def test_cli_creates_a_key_with_its_scopes_lists_them_and_refuses_an_unknown_one(
+    intake_processes: IntakeProcesses, settings: Settings
+) -> None:
+    env = env_for(settings)
+    created = intake_processes.run(
+        "api-key", "create", "stt", "--scope", "transcripts:write", "--read-all", env=env
+    )
+    assert created.popen.returncode == 0, created.describe()
+    assert intake_processes.run("api-key", "create", "crm", env=env).popen.returncode == 0
+
+    unknown = intake_processes.run("api-key", "create", "x", "--scope", "letters:read", env=env)
+    listed = intake_processes.run("api-key", "list", env=env).stdout()
+
+    assert unknown.popen.returncode == 2
+    assert "'letters:read' is not one of" in unknown.stderr()
+    rows = {line.split("\t")[0]: line.split("\t")[-1] for line in listed.splitlines()}
+    assert rows == {
+        "stt": "complaints:read-all,transcripts:write",
+        "crm": "complaints:status,complaints:write",
+    }
+
+
+def test_migration_gives_existing_keys_what_they_could_do_and_no_new_power(
+    tmp_path: Path,
+) -> None:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    config = alembic_config(engine)
+    command.upgrade(config, "0010")
+    with engine.begin() as connection:
+        for name, reads_all in (("crm", False), ("call-centre", True)):
+            connection.execute(
+                text(
+                    "INSERT INTO api_keys (id, name, key_hash, prefix, created_at, reads_all)"
+                    " VALUES (:id, :name, :hash, 'cpk_x', CURRENT_TIMESTAMP, :reads_all)"
+                ),
+                {"id": name, "name": name, "hash": name * 8, "reads_all": reads_all},
+            )
+
+    command.upgrade(config, "0011")
+
+    scopes = {name: found for name, _p, _c, _r, found in ApiKeys(engine).list()}
+    engine.dispose()
+    assert scopes == {
+        "crm": {"complaints:write", "complaints:status", "letters:write"},
+        "call-centre": {
+            "complaints:write",
+            "complaints:status",
+            "letters:write",
+            "complaints:read-all",
+        },
+    }

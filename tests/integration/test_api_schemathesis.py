@@ -33,6 +33,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from gateway.store.apikeys import SCOPES
 from tests.peers.processes import IntakeProcesses, free_port, intake_env, wait_for_port
 
 LONG = bool(os.environ.get("INTAKE_LONG_FUZZ"))
@@ -58,6 +59,9 @@ LEFT_TO_OTHER_TESTS = ("/twilio/", "/v1/letters")
 # Checks skipped for one operation, with the reason; none today.
 EXCUSED: dict[tuple[str, str], Any] = {}
 
+# Every route a key may use, so each is exercised past its scope check.
+SCOPE_ARGS = [arg for scope in SCOPES for arg in ("--scope", scope)]
+
 
 def modes_for(operation: Any) -> list[Any]:
     """Valid requests, and invalid ones where the operation takes anything to spoil."""
@@ -75,7 +79,7 @@ def running_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         workdir=root, env=intake_env(data_dir=root / "var", http_port=port, log_level="WARNING")
     )
     try:
-        key = processes.run("api-key", "create", "schemathesis", "--read-all").stdout().strip()
+        key = processes.run("api-key", "create", "schemathesis", *SCOPE_ARGS).stdout().strip()
         web = processes.start("web")
         wait_for_port(port, web)
         yield f"http://127.0.0.1:{port}", key

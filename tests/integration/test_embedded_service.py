@@ -56,7 +56,10 @@ def test_complaint_posted_over_http_reaches_a_consumer_in_another_process(
         consumer = intake_processes.run("consume", "--count", "1", "--timeout", "30", env=env)
         # The relay marks the row just after the broker took it: poll, don't race.
         wait_until(
-            lambda: http.get(response.headers["Location"], headers=auth).json()["published"],
+            # Location is on INTAKE_PUBLIC_BASE_URL; this client talks to the process.
+            lambda: http.get(httpx.URL(response.headers["Location"]).path, headers=auth).json()[
+                "published"
+            ],
             "the status to say published",
         )
 

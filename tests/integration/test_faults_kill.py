@@ -154,6 +154,10 @@ def kill_settings(
         confirm_timeout=5.0,
         http_port=free_port(),
         smtp_port=free_port(),
+        # Retrying clients on one address: no hourly budget, no per-address cap.
+        smtp_max_messages_per_sender_per_hour=0,
+        smtp_max_messages_per_client_per_hour=0,
+        smtp_max_connections_per_address=50,
         imap_host=account.host,
         imap_port=account.port,
         imap_user=account.user,

@@ -60,6 +60,8 @@ def store_settings(data_dir: Path, broker: RabbitNode, account: ImapAccount) -> 
         relay_poll_interval=0.2,
         relay_max_backoff=1.0,
         smtp_port=free_port(),
+        smtp_max_messages_per_sender_per_hour=0,
+        smtp_max_messages_per_client_per_hour=0,
         imap_host=account.host,
         imap_port=account.port,
         imap_user=account.user,

@@ -211,7 +211,8 @@ def upload_letter(gateway: HostileGateway, name: bytes, data: bytes) -> httpx.Re
 def letter_is_read(gateway: HostileGateway, status_url: str, timeout: float = 120) -> dict:
     def finished() -> dict | None:
         with gateway.api() as client:
-            view = client.get(status_url).json()
+            # The link is on the public URL (a proxy's); this client talks to the process.
+            view = client.get(httpx.URL(status_url).path).json()
         return view if view["status"] in ("done", "failed") else None
 
     return wait_until(finished, "the letter's OCR to finish", timeout=timeout, interval=0.5)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from channels.letters import intake
 from config.settings import Settings
 from gateway.app import create_app
 from gateway.lib.services import Services, build_services
@@ -16,6 +17,7 @@ from tests.peers.ocr import ocr_worker as running_ocr_worker
 from tests.peers.processes import wait_until
 
 MB = 1024 * 1024
+SCANNER = {"letters:write", "complaints:status"}
 
 
 @pytest.fixture
@@ -28,7 +30,7 @@ def services(settings: Settings) -> Iterator[Services]:
 
 @pytest.fixture
 def client(services: Services) -> TestClient:
-    key = services.store.api_keys.create("scanner")
+    key = services.store.api_keys.create("scanner", SCANNER)
     return TestClient(create_app(services), headers={"Authorization": f"Bearer {key}"})
 
 
@@ -78,7 +80,7 @@ def test_another_partners_key_cannot_read_the_letter(
     other = services.store.api_keys.create("other-partner")
     refused = client.get(url, headers={"Authorization": f"Bearer {other}"})
     assert refused.status_code == 404
-    mailroom = services.store.api_keys.create("mailroom-supervisor", reads_all=True)
+    mailroom = services.store.api_keys.create("mailroom-supervisor", {"complaints:read-all"})
     seen = client.get(url, headers={"Authorization": f"Bearer {mailroom}"})
     assert seen.status_code == 200 and seen.json()["reference"] == answer.json()["reference"]
 
@@ -150,3 +152,71 @@ def test_refused_file_is_quarantined_with_its_reason(
     assert answer.status_code == 415
     assert answer.json()["error"]["message"].startswith("نوع الملف مرفوض")
     assert count_rows(services.store, QuarantineRow) == 1
+
+
+# -- letters are per partner (review S15) ----------------------------------------------
+def test_another_partner_sending_the_same_scans_gets_its_own_letter_never_the_first_ones(
+    client: TestClient, services: Services
+) -> None:
+    files = two_pages()
+    first = client.post("/v1/letters", files=files, data={"sender_name": "Fatima"}).json()
+    other = {"Authorization": f"Bearer {services.store.api_keys.create('other', SCANNER)}"}
+
+    copied = client.post("/v1/letters", files=files, data={"sender_name": "Karim"}, headers=other)
+
+    assert copied.status_code == 202, copied.text
+    mine = copied.json()
+    assert {mine["id"], mine["reference"], mine["complaint_id"]}.isdisjoint(
+        {first["id"], first["reference"], first["complaint_id"]}
+    )
+    assert client.get(mine["status_url"], headers=other).status_code == 200
+    complaint = services.store.complaints.get_by_reference(mine["reference"])
+    assert complaint is not None and complaint.customer.name == "Karim"
+    assert client.post("/v1/letters", files=files).json()["id"] == first["id"]
+
+
+def test_a_partners_letter_recorded_under_the_old_key_is_still_found_for_that_partner(
+    client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = two_pages()
+    # As the gateway recorded every letter before partners were told apart.
+    monkeypatch.setattr(intake, "letter_dedup_key", lambda _upload, key: f"letter:{key}")
+    before = client.post("/v1/letters", files=files).json()
+    monkeypatch.undo()
+    other = {"Authorization": f"Bearer {services.store.api_keys.create('other', SCANNER)}"}
+
+    again = client.post("/v1/letters", files=files)
+    copied = client.post("/v1/letters", files=files, headers=other)
+
+    assert again.status_code == 200 and again.json()["id"] == before["id"]
+    assert copied.status_code == 202 and copied.json()["id"] != before["id"]
+
+
+def test_a_key_without_the_letters_scope_cannot_upload(services: Services) -> None:
+    crm = services.store.api_keys.create("crm")
+    client = TestClient(create_app(services), headers={"Authorization": f"Bearer {crm}"})
+
+    answer = client.post("/v1/letters", files=two_pages())
+
+    assert answer.status_code == 403
+    assert answer.json()["error"]["scope"] == "letters:write"
+
+
+def test_reception_date_more_than_the_bound_in_the_past_is_refused(client: TestClient) -> None:
+    long_ago = (datetime.now(UTC) - timedelta(days=45)).date().isoformat()
+
+    answer = client.post("/v1/letters", files=two_pages(), data={"received_on": long_ago})
+
+    assert answer.status_code == 422
+    assert answer.json()["error"]["field"] == "received_on"
+    assert "more than 30 days in the past" in answer.json()["error"]["message"]
+
+
+def test_status_url_ignores_the_host_the_caller_sent(
+    client: TestClient, services: Services
+) -> None:
+    answer = client.post("/v1/letters", files=two_pages(), headers={"Host": "evil.example"})
+
+    base = services.settings.public_base_url
+    assert answer.json()["status_url"] == f"{base}/v1/letters/{answer.json()['id']}"
+    assert answer.headers["Location"] == answer.json()["status_url"]

@@ -38,7 +38,7 @@ def services(settings: Settings) -> Iterator[Services]:
 
 @pytest.fixture
 def client(services: Services) -> TestClient:
-    key = services.store.api_keys.create("scanner")
+    key = services.store.api_keys.create("scanner", {"letters:write", "complaints:status"})
     return TestClient(create_app(services), headers={"Authorization": f"Bearer {key}"})
 
 

@@ -14,7 +14,7 @@ The Arabic pages are right-to-left; screenshots go to tests/artifacts/.
 
 import subprocess
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -251,3 +251,28 @@ def test_arabic_list_of_letters_to_post_is_right_to_left_and_flags_close_deadlin
     assert close.locator(".reference").inner_text() == late.reference
     assert close.locator(".deadline").inner_text() == "الأيام المتبقية: 1"
     screenshot(page, "letters-acks-ar")
+
+
+def test_a_reception_date_typed_too_far_in_the_past_is_refused(
+    page, settings: Settings, intake_processes: IntakeProcesses, letter_pages: list[str]
+) -> None:
+    base = start_web_with_staff(intake_processes, settings)
+    log_in(page, base)
+    token = page.get_attribute("#letter-form", "data-csrf")
+    long_ago = (datetime.now(UTC) - timedelta(days=settings.max_backdate_days + 5)).date()
+
+    answer = page.request.post(
+        f"{base}/letters/upload",
+        headers={"X-CSRF-Token": token},
+        multipart={
+            "files": {
+                "name": "page1.png",
+                "mimeType": "image/png",
+                "buffer": Path(letter_pages[0]).read_bytes(),
+            },
+            "received_on": long_ago.isoformat(),
+        },
+    )
+
+    assert answer.status == 422
+    assert answer.json()["error"]["field"] == "received_on"

@@ -93,6 +93,8 @@ def cluster(
         imap_timeout=5.0,
         imap_idle_seconds=5.0,
         smtp_port=smtp_port,
+        smtp_max_messages_per_sender_per_hour=0,
+        smtp_max_messages_per_client_per_hour=0,
         leader_lease_seconds=3.0,
         relay_batch_size=5,
         session_secret="shared-by-every-web-instance",

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from gateway.app import create_app
 from gateway.lib.services import Services
@@ -68,3 +70,42 @@ def test_metrics_count_unresolved_quarantine_and_owed_acknowledgements(
     assert "intake_acks_overdue 0.0" in text
     assert "intake_dead_letters 0.0" in text
     assert re.search(r'intake_last_complaint_timestamp_seconds\{channel="api"\} \d', text)
+
+
+def test_metrics_run_their_queries_once_per_cache_period(services: Services) -> None:
+    """Review S17: a burst of scrapes costs the database one round of queries."""
+    client = TestClient(create_app(services))
+    statements: list[str] = []
+
+    def counted(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(services.store.engine, "before_cursor_execute", counted)
+    try:
+        assert client.get("/metrics").status_code == 200
+        once = len(statements)
+        assert once >= 10
+        for _ in range(20):
+            assert client.get("/metrics").status_code == 200
+        assert len(statements) == once
+    finally:
+        event.remove(services.store.engine, "before_cursor_execute", counted)
+
+
+def test_the_ocr_histogram_is_one_aggregate_query(services: Services) -> None:
+    """Review S17: the OCR times are summed by the database, no row per letter comes back."""
+    record(services.store)
+    statements: list[str] = []
+
+    def counted(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(services.store.engine, "before_cursor_execute", counted)
+    try:
+        by_status, times = services.store.figures.letters((1.0, 10.0))
+    finally:
+        event.remove(services.store.engine, "before_cursor_execute", counted)
+    assert times.count == 0 and times.within == [0, 0] and by_status == []
+    letter_queries = [s for s in statements if "letters" in s]
+    assert len(letter_queries) == 2
+    assert all("finished_at, letters.claimed_at" not in s for s in letter_queries)

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from config.settings import Settings
 from gateway.app import create_app
-from gateway.lib.http.security import DOCS_POLICY, PAGE_POLICY
+from gateway.lib.http.security import PAGE_POLICY
 from gateway.lib.services import build_services
 from tests.peers import scans
 from tests.peers.processes import IntakeProcesses, env_for, free_port
@@ -95,10 +95,26 @@ def test_a_refusal_before_the_app_reads_the_body_carries_the_headers(client: Tes
     assert answer.headers["x-content-type-options"] == "nosniff"
 
 
-def test_api_documentation_gets_its_own_policy(client: TestClient) -> None:
+def test_api_documentation_is_under_the_strict_policy_and_loads_nothing_from_elsewhere(
+    client: TestClient,
+) -> None:
     answer = client.get("/docs")
 
-    assert answer.headers["content-security-policy"] == DOCS_POLICY
+    assert answer.status_code == 200
+    assert answer.headers["content-security-policy"] == PAGE_POLICY
+    assert "http" not in answer.text  # every script and style is ours, by path
+    assert "<script>" not in answer.text and "<style" not in answer.text
+    script = client.get("/docs/static/swagger-ui-bundle.js")
+    assert script.status_code == 200 and "SwaggerUIBundle" in script.text
+    assert client.get("/docs/static/index.html").status_code == 404
+    assert client.get("/redoc").status_code == 404
+
+
+def test_api_documentation_can_be_turned_off(settings: Settings) -> None:
+    for client in client_for(settings.model_copy(update={"api_docs": False})):
+        assert client.get("/docs").status_code == 404
+        assert client.get("/docs/static/swagger-ui-bundle.js").status_code == 404
+        assert client.get("/openapi.json").status_code == 200
 
 
 def test_hsts_is_sent_only_when_the_public_url_is_https(
@@ -190,6 +206,16 @@ def test_mailroom_upload_page_script_works_under_the_policy(
 
     watched.wait_for_selector("#results .letter .reference", timeout=60_000)
     assert violations(watched) == []
+
+
+def test_api_documentation_renders_under_the_policy(watched: Any, site: str) -> None:
+    requests: list[str] = []
+    watched.on("request", lambda request: requests.append(request.url))
+    watched.goto(site + "/docs")
+
+    watched.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    assert violations(watched) == []
+    assert all(url.startswith(site) for url in requests), requests
 
 
 def test_operator_page_renders_under_the_policy(watched: Any, site: str) -> None:

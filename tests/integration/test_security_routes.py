@@ -9,8 +9,8 @@ Public on purpose:
 - the complaint form and its language variants (``GET``) and their posts
   (anyone may complain; a post needs the CSRF token of a form we served);
 - health, readiness and metrics (operators and probes; nothing personal);
-- the OpenAPI document and its renderings (``/openapi.json``, ``/docs``,
-  ``/redoc``): the API contract is public for partners, it holds no data;
+- the OpenAPI document and its rendering (``/openapi.json``, ``/docs`` and
+  its static files): the API contract is public for partners, it holds no data;
 - the pages' own static files, and the staff login form.
 """
 
@@ -18,12 +18,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
+from gateway.lib.http.auth import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    accounts_for,
+    require_staff,
+    roles_for,
+)
 from gateway.lib.services import build_services
 
 FORM_PAGES = ("/", "/fr/", "/ar/", "/en/", "/es/")
@@ -35,8 +43,7 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
         ("GET", "/metrics"),
         ("GET", "/openapi.json"),
         ("GET", "/docs"),
-        ("GET", "/docs/oauth2-redirect"),
-        ("GET", "/redoc"),
+        ("GET", "/docs/static/{name}"),
         ("GET", "/assets/webform/{name}"),
         ("GET", "/letters/static/{name}"),
         ("GET", "/staff/static/{name}"),
@@ -152,3 +159,63 @@ def test_public_routes_answer_without_credentials(routes_and_client) -> None:
     _routes, client = routes_and_client
     for path in ("/healthz", "/metrics", "/openapi.json", "/", "/staff/login"):
         assert client.get(path).status_code == 200, path
+
+
+def _dependency_calls(dependant: Any) -> Iterator[Any]:
+    for sub in dependant.dependencies:
+        yield sub.call
+        yield from _dependency_calls(sub)
+
+
+def staff_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path) of every route that needs a staff session (``require_staff``)."""
+    found = []
+    for route in app.routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        for item in list(contexts()) if contexts is not None else [route]:
+            dependant = getattr(item, "dependant", None)
+            if dependant is not None and require_staff in set(_dependency_calls(dependant)):
+                for method in sorted(getattr(item, "methods", None) or ()):
+                    if method != "HEAD":
+                        found.append((method, str(getattr(item, "path", ""))))
+    return sorted(found)
+
+
+def test_every_staff_route_has_a_role_rule_and_refuses_the_other_roles(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Review S6: every route behind the staff login says which roles may use it.
+
+    A mailroom and an operator session each call every staff route (with
+    their CSRF token); a route their role is not in answers 403 before doing
+    anything, a route it is in does not.
+    """
+    from config.settings import load_settings
+
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("roles") / "var")
+    services = build_services(settings)
+    try:
+        app = create_app(services)
+        routes = staff_routes(app)
+        assert ("POST", "/ops/dead-letters/replay") in routes
+        assert ("POST", "/letters/upload") in routes
+        assert ("POST", "/staff/password") in routes
+        assert [route for route in routes if roles_for(route[1]) is None] == []
+        accounts = accounts_for(services)
+        for role in ("mailroom", "operator"):
+            user = accounts.add(f"user-{role}", "courrier-2026-casa", role)
+            token, session = accounts.open_session(user)
+            with TestClient(app, follow_redirects=False) as client:
+                client.cookies.set(SESSION_COOKIE, token)
+                for method, path in routes:
+                    allowed = role in (roles_for(path) or ())
+                    if method == "POST" and path == "/staff/logout":
+                        continue  # would end the session the loop uses
+                    answer = client.request(
+                        method,
+                        concrete(path),
+                        headers={"Accept": "application/json", CSRF_HEADER: session.csrf_token},
+                    )
+                    assert (answer.status_code == 403) != allowed, (role, method, path, answer.text)
+    finally:
+        services.close()

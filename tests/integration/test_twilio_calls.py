@@ -96,7 +96,7 @@ def make_rig(settings: Settings, **extra: object) -> Iterator[Rig]:
         configured = twilio_settings(settings, twilio_api_base_url=media.base_url, **extra)
         with running_gateway(configured) as gateway:
             hooks = TwilioWebhooks(target=gateway.base_url)
-            key = gateway.services.store.api_keys.create("call-centre-stt")
+            key = gateway.services.store.api_keys.create("call-centre-stt", {"transcripts:write"})
             yield Rig(gateway, hooks, media, key)
             hooks.close()
 

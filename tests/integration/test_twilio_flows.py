@@ -263,7 +263,7 @@ def test_transcript_after_publication_is_published_as_an_amendment_of_the_same_c
             call_sid = make_call(line, digit="1")
             # Published at once (no wait), then amended when the recording is stored.
             wait_for_outbox_empty(line, at_least=2)
-            key = gateway.services.store.api_keys.create("speech-engine")
+            key = gateway.services.store.api_keys.create("speech-engine", {"transcripts:write"})
             response = hooks.client.post(
                 f"{gateway.base_url}/v1/calls/{call_sid}/transcript",
                 json={"text": "Bonjour, mon transfert n'est jamais arrivé.", "engine": "whisper"},

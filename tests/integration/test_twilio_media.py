@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
+from channels.twilio.worker import allowed
 from config.settings import Settings
 from gateway.store.db import reading
 from gateway.store.tables import MediaRow, OutboxRow
@@ -131,21 +132,94 @@ def test_recording_that_never_downloads_leaves_its_url_and_says_the_audio_is_mis
     assert rig.media.hits[path] == 3
 
 
-def test_credentials_are_not_sent_to_media_outside_twilios_api(rig: Rig) -> None:
+def send_photo(rig: Rig, url: str) -> str:
+    """An MMS whose one photo is at ``url``; its MessageSid."""
+    message_sid = sid("MM")
+    rig.hooks.post(
+        "/twilio/messaging",
+        {
+            "AccountSid": ACCOUNT_SID,
+            "MessageSid": message_sid,
+            "From": CALLER,
+            "Body": "voici la photo",
+            "NumMedia": "1",
+            "MediaUrl0": url,
+        },
+    )
+    return message_sid
+
+
+def media_reason(rig: Rig, path: str) -> str | None:
+    with reading(rig.gateway.services.store.engine) as session:
+        return session.scalar(select(MediaRow.last_error).where(MediaRow.url.endswith(path)))
+
+
+def message_complaint(rig: Rig, message_sid: str) -> ComplaintMessage:
+    store = rig.gateway.services.store
+    found = store.complaints.find_by_dedup_key(f"twilio:message:{message_sid}")
+    assert found is not None
+    with reading(store.engine) as session:
+        payload = session.scalar(select(OutboxRow.payload).where(OutboxRow.event_id == found.id))
+    assert payload is not None
+    return ComplaintEvent.model_validate_json(payload).data
+
+
+def test_media_outside_twilios_hosts_is_never_requested_and_the_message_goes_without_it(
+    rig: Rig,
+) -> None:
     with MediaServer() as elsewhere:
         url = elsewhere.add("/photo.png", image_bytes("PNG"), "image/png")
-        rig.hooks.post(
-            "/twilio/messaging",
-            {
-                "AccountSid": ACCOUNT_SID,
-                "MessageSid": sid("MM"),
-                "From": CALLER,
-                "Body": "voici la photo",
-                "NumMedia": "1",
-                "MediaUrl0": url,
-            },
-        )
-        wait_until(lambda: media_state(rig, "/photo.png") == "failed", "the download to fail")
+        message_sid = send_photo(rig, url)
+        wait_until(lambda: media_state(rig, "/photo.png") == "failed", "the download refused")
 
-    assert elsewhere.authorizations
-    assert set(elsewhere.authorizations) == {None}
+    assert elsewhere.authorizations == []  # not one request, with or without credentials
+    reason = media_reason(rig, "/photo.png")
+    assert reason is not None and "not a Twilio media host" in reason
+    message = message_complaint(rig, message_sid)
+    assert message.attachments == []
+    assert message.evidence.missing_media == [url]
+
+
+def test_a_redirect_from_twilio_to_an_internal_address_is_not_followed(rig: Rig) -> None:
+    secret = b"intake_complaints_total 42\n"
+    with MediaServer() as internal:
+        target = internal.add("/metrics", secret, "text/plain")
+        url = rig.media.redirect("/2010-04-01/Media/ME1.png", target)
+        message_sid = send_photo(rig, url)
+        wait_until(lambda: media_state(rig, "/ME1.png") == "failed", "the redirect refused")
+
+    assert rig.media.hits["/2010-04-01/Media/ME1.png"] == 1  # the allowed hop, once
+    assert internal.hits == {}  # the internal address never saw a request
+    reason = media_reason(rig, "/ME1.png")
+    assert reason is not None and "not a Twilio media host" in reason
+    message = message_complaint(rig, message_sid)
+    assert message.attachments == []
+    blobs = rig.gateway.services.store.blobs
+    assert not blobs.path_for(hashlib.sha256(secret).hexdigest()).exists()
+
+
+def test_only_twilios_hosts_over_https_and_the_configured_api_origin_are_allowed(
+    settings: Settings,
+) -> None:
+    configured = settings.model_copy(
+        update={
+            "twilio_api_base_url": "http://127.0.0.1:8999",
+            "twilio_media_hosts": "media.example.ma",
+        }
+    )
+    assert allowed("https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1", configured)
+    assert allowed("https://media.twiliocdn.com/AC1/abc", configured)
+    assert allowed("https://media.example.ma/x.png", configured)
+    assert allowed("http://127.0.0.1:8999/2010-04-01/x.wav", configured)
+    for refused in (
+        "http://api.twilio.com/x",  # not https
+        "https://api.twilio.com:8443/x",
+        "https://api.twilio.com.evil.example/x",
+        "https://user:pw@api.twilio.com/x",
+        "http://127.0.0.1:9000/metrics",  # the API's host, another port
+        "https://127.0.0.1:8999/x",  # the API's host and port, another scheme
+        "http://169.254.169.254/latest/meta-data/",
+        "file:///etc/passwd",
+        "https://[::1/x",
+    ):
+        assert not allowed(refused, configured), refused

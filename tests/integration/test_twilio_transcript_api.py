@@ -12,6 +12,7 @@ from sqlalchemy import select
 from config.settings import Settings
 from gateway.store.db import reading
 from gateway.store.tables import QuarantineRow
+from normalizer.contract import ComplaintMessage
 from tests.peers.twilio import (
     RunningGateway,
     TwilioWebhooks,
@@ -44,8 +45,19 @@ def api(settings: Settings) -> Iterator[Api]:
         twilio_settings(settings, twilio_api_base_url="http://127.0.0.1:9")
     ) as gateway:
         hooks = TwilioWebhooks(target=gateway.base_url)
-        yield Api(gateway, hooks, gateway.services.store.api_keys.create("stt"))
+        keys = gateway.services.store.api_keys
+        yield Api(gateway, hooks, keys.create("stt", {"transcripts:write"}))
         hooks.close()
+
+
+def key_with(api: Api, *scopes: str) -> str:
+    return api.gateway.services.store.api_keys.create(f"partner-{sid('K')}", scopes)
+
+
+def call_complaint(api: Api, call_sid: str) -> ComplaintMessage:
+    found = api.gateway.services.store.complaints.find_by_dedup_key(f"twilio:call:{call_sid}")
+    assert found is not None
+    return found
 
 
 def recorded_call(api: Api) -> str:
@@ -121,10 +133,46 @@ def test_transcript_before_the_recording_waits_for_the_complaint(api: Api) -> No
 
 def test_same_transcript_twice_changes_nothing_the_second_time(api: Api) -> None:
     call_sid = recorded_call(api)
+    reader = key_with(api, "transcripts:write", "complaints:read-all")
 
-    first = api.post(call_sid, {"text": "Ma carte est bloquée.", "engine": "whisper"})
-    second = api.post(call_sid, {"text": "Ma carte est bloquée.", "engine": "whisper"})
+    first = api.post(call_sid, {"text": "Ma carte est bloquée.", "engine": "whisper"}, reader)
+    second = api.post(call_sid, {"text": "Ma carte est bloquée.", "engine": "whisper"}, reader)
 
     assert first.json()["outcome"] == "rewritten"
     assert second.json()["outcome"] == "unchanged"
     assert first.json()["reference"] == second.json()["reference"]
+
+
+# -- who may attach a transcript, and what it learns (review S7) -----------------------
+def test_a_partner_key_without_the_transcripts_scope_cannot_rewrite_a_call(api: Api) -> None:
+    call_sid = recorded_call(api)
+    before = call_complaint(api, call_sid).body
+    crm = key_with(api, "complaints:write", "complaints:status", "letters:write")
+
+    refused = api.post(call_sid, {"text": "Texte inventé par un autre partenaire."}, crm)
+
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert (error["code"], error["scope"]) == ("missing_scope", "transcripts:write")
+    assert "reference" not in refused.text and "complaint_id" not in refused.text
+    assert call_complaint(api, call_sid).body == before
+
+
+def test_the_transcript_engine_is_not_told_which_complaint_the_call_is(api: Api) -> None:
+    call_sid = recorded_call(api)
+
+    answer = api.post(call_sid, {"text": "Ma carte est bloquée depuis lundi."})
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outcome"] == "rewritten"
+    assert (answer.json()["complaint_id"], answer.json()["reference"]) == (None, None)
+    assert call_complaint(api, call_sid).body == "Ma carte est bloquée depuis lundi."
+
+
+def test_a_key_that_reads_every_complaint_is_told_the_reference(api: Api) -> None:
+    call_sid = recorded_call(api)
+    reader = key_with(api, "transcripts:write", "complaints:read-all")
+
+    answer = api.post(call_sid, {"text": "Ma carte est bloquée depuis lundi."}, reader)
+
+    assert answer.json()["reference"] == call_complaint(api, call_sid).reference

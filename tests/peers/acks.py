@@ -1,7 +1,11 @@
 """Helpers for acknowledgement tests: complaints as channels make them, the worker, the events.
 
 ``mail_complaint`` goes through the e-mail channel's real intake (so the
-complaint carries the customer's Message-ID); ``other_complaint`` through
+complaint carries the customer's Message-ID and the channel's authentication
+verdict: by default ``pass``, from an ``Authentication-Results`` header of
+an authserv-id the intake is told to trust, as our MX would write it;
+``authentication="fail"`` or ``None`` for a mail that does not pass, since
+only authenticated senders get an e-mail acknowledgement); ``other_complaint`` through
 the store's hand-off for phone, letter or web form complaints.
 ``running_worker`` runs ``AckWorker`` in a thread against the real broker
 and stops it when the block ends; ``ack_events`` reads ``event.ack.*`` from
@@ -10,6 +14,7 @@ the events queue as a downstream consumer would.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import uuid
@@ -35,6 +40,9 @@ from router.publisher import declare_topology
 from router.relay import build_relay
 from tests.peers.processes import wait_until
 
+# The authserv-id of "our MX" in tests: its Authentication-Results header is believed.
+TRUSTED_MX = "mx.test.cashplus.ma"
+
 
 def mail_complaint(
     services: Services,
@@ -44,8 +52,17 @@ def mail_complaint(
     name: str = "Fatima Alaoui",
     subject: str = "Réclamation transfert",
     in_reply_to: str | None = None,
+    authentication: str | None = "pass",
 ) -> ComplaintMessage:
+    """An e-mail complaint; ``authentication`` is what our MX says of its sender (DMARC)."""
     mail = EmailMessage()
+    if authentication is not None:
+        domain = sender.rpartition("@")[2]
+        mail["Authentication-Results"] = (
+            f"{TRUSTED_MX}; dmarc={authentication} header.from={domain}"
+        )
+        trusting = services.settings.model_copy(update={"trusted_authserv_ids": TRUSTED_MX})
+        services = dataclasses.replace(services, settings=trusting)
     mail["From"] = f"{name} <{sender}>"
     mail["To"] = "contact@cashplus.ma"
     mail["Subject"] = subject

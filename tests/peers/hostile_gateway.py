@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from gateway.store.apikeys import SCOPES
 from tests.peers.dovecot import DovecotServer, ImapAccount
 from tests.peers.hostile import peak_rss_mb
 from tests.peers.processes import (
@@ -32,6 +33,9 @@ from tests.peers.processes import (
     wait_for_port,
 )
 from tests.peers.twilio import ACCOUNT_SID, AUTH_TOKEN, MediaServer, TwilioWebhooks
+
+# The hostile inputs go through every route a key may use.
+ALL_SCOPES = [arg for scope in SCOPES for arg in ("--scope", scope)]
 
 # What the issue allows a hostile input to cost the process, at its worst.
 MEMORY_BOUND_MB = 300.0
@@ -78,6 +82,9 @@ def gateway_env(data_dir: Path, http_port: int, smtp_port: int, account: ImapAcc
         http_port=http_port,
         smtp_port=smtp_port,
         smtp_recipients="contact@cashplus.ma",
+        # One sender and one address deliver every hostile mail: no hourly budget here.
+        smtp_max_messages_per_sender_per_hour=0,
+        smtp_max_messages_per_client_per_hour=0,
         imap_host=account.host,
         imap_port=account.port,
         imap_user=account.user,
@@ -109,7 +116,7 @@ def running_hostile_gateway(root: Path, dovecot: DovecotServer) -> Iterator[Host
         env = gateway_env(data_dir, http_port, smtp_port, account, media.base_url)
         processes = IntakeProcesses(workdir=root, env=env)
         try:
-            created = processes.run("api-key", "create", "hostile-tests", "--read-all")
+            created = processes.run("api-key", "create", "hostile-tests", *ALL_SCOPES)
             assert created.popen.returncode == 0, created.describe()
             process = processes.start("run")
             wait_for_port(http_port, process)

@@ -1,7 +1,8 @@
 """A gateway process with a staff account, for the pages behind the staff login.
 
-The account is made the way an operator makes one (``intake users add NAME
---password-stdin``), then the process is started and waited for.
+The account is made the way an operator makes one (``intake staff add NAME
+--role ROLE --password-stdin``; ``admin`` unless the test says otherwise,
+so a test sees every page), then the process is started and waited for.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from typing import Any
 from tests.peers.processes import INTAKE, IntakeProcesses, wait_for_port
 
 
-def add_staff_user(env: dict[str, str], name: str, password: str) -> None:
+def add_staff_user(env: dict[str, str], name: str, password: str, role: str = "admin") -> None:
     subprocess.run(
-        [INTAKE, "users", "add", name, "--password-stdin"],
+        [INTAKE, "staff", "add", name, "--role", role, "--password-stdin"],
         input=f"{password}\n".encode(),
         env=env,
         check=True,
@@ -29,9 +30,10 @@ def serve_with_staff(
     port: int,
     user: tuple[str, str],
     command: str = "run",
+    role: str = "admin",
 ) -> str:
-    """Add ``user`` (name, password), start ``intake COMMAND`` on ``port``; its base URL."""
-    add_staff_user(env, *user)
+    """Add ``user`` (name, password) with ``role``, start ``intake COMMAND`` on ``port``."""
+    add_staff_user(env, *user, role=role)
     process = processes.start(command, env=env)
     wait_for_port(port, process, timeout=60)
     return f"http://127.0.0.1:{port}"

@@ -147,13 +147,15 @@ def image_bytes(kind: str, colour: tuple[int, int, int] = (200, 30, 30)) -> byte
 
 
 class MediaServer:
-    """Files under basic auth; ``fail(path, n)`` answers 404 to the first n requests of a path."""
+    """Files under basic auth; ``fail(path, n)`` answers 404 to the first n requests of a path,
+    ``redirect(path, location)`` a 302 to ``location`` (after the auth check, as Twilio's API)."""
 
     def __init__(self, user: str = ACCOUNT_SID, password: str = AUTH_TOKEN) -> None:
         self.files: dict[str, tuple[bytes, str]] = {}
         self.failures: Counter[str] = Counter()
         self.hits: Counter[str] = Counter()
         self.unauthorized: Counter[str] = Counter()
+        self.redirects: dict[str, str] = {}
         # The Authorization header of every request, in order (None: none sent).
         self.authorizations: list[str | None] = []
         expected = base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -172,6 +174,10 @@ class MediaServer:
     def fail(self, path: str, times: int) -> None:
         self.failures[path] = times
 
+    def redirect(self, path: str, location: str) -> str:
+        self.redirects[path] = location
+        return self.base_url + path
+
     def _handler(self, expected: str) -> type[BaseHTTPRequestHandler]:
         server = self
 
@@ -182,6 +188,9 @@ class MediaServer:
                 if self.headers.get("Authorization") != f"Basic {expected}":
                     server.unauthorized[self.path] += 1
                     self._answer(401, b"", "text/plain", {"WWW-Authenticate": "Basic"})
+                    return
+                if self.path in server.redirects:
+                    self._answer(302, b"", "text/plain", {"Location": server.redirects[self.path]})
                     return
                 if server.failures[self.path] > 0:
                     server.failures[self.path] -= 1

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from config.settings import load_settings
-from gateway.acks.policy import AckContext, Plan, Skip, decide
+from gateway.acks.policy import AckContext, Plan, Skip, decide, sender_authentication
 from gateway.acks.texts import languages_for
 from normalizer.assemble import assemble_message
 from normalizer.contract import Channel, ComplaintMessage, Customer, Evidence, Language, Origin
@@ -32,7 +34,9 @@ def complaint(
     confidence: float = 0.9,
     follow_up_of: str | None = None,
     origin: Origin = Origin.CUSTOMER,
+    authentication: str | None = "pass",
 ) -> ComplaintMessage:
+    """A complaint; an e-mail one carries the e-mail channel's verdict ``authentication``."""
     draft = ComplaintDraft(
         channel=channel,
         received_at=datetime(2026, 11, 26, 9, tzinfo=UTC),
@@ -43,7 +47,7 @@ def complaint(
     )
     normalize(draft)
     draft.follow_up_of = follow_up_of
-    return assemble_message(
+    message = assemble_message(
         draft,
         complaint_id="c1",
         reference="CP-7K4M-9QXT",
@@ -51,6 +55,16 @@ def complaint(
         attachments=[],
         processed_at=datetime(2026, 11, 26, 9, tzinfo=UTC),
     )
+    if channel is Channel.EMAIL and authentication is not None:
+        return with_authentication(message, authentication)
+    return message
+
+
+def with_authentication(message: ComplaintMessage, result: str) -> ComplaintMessage:
+    """The complaint with the e-mail channel's ``details["authentication"]`` verdict."""
+    details = dict(getattr(message, "details", None) or {})
+    details["authentication"] = {"result": result, "method": "dkim", "domain": "example.ma"}
+    return message.model_copy(update={"details": details})
 
 
 def nobody_yet(_recipient: str) -> int:
@@ -169,3 +183,89 @@ def test_the_context_reads_what_is_configured() -> None:
     context = AckContext.from_settings(settings)
     assert context.enabled_methods == frozenset({"email", "letter"})  # no Twilio token
     assert "contact@cashplus.ma" in context.own_addresses
+
+
+def budgets_spent(*names: str) -> Callable[[str], bool]:
+    def left(name: str) -> bool:
+        return name not in names
+
+    return left
+
+
+WITH_BUDGETS = replace(EVERYTHING, budgets={"sms": 500, "email": 2000})
+
+
+@pytest.mark.parametrize("result", ["fail", "none"])
+def test_an_email_whose_sender_is_not_authenticated_is_left_to_staff(result: str) -> None:
+    # S5: a forged From would get our genuine, DKIM-signed reply (backscatter, phishing).
+    message = complaint(authentication=result)
+    decision = decide(message, EVERYTHING, nobody_yet)
+    assert isinstance(decision, Skip)
+    assert decision.reason == "sender_not_authenticated"
+    assert "staff" in decision.detail
+
+
+def test_an_email_without_any_verdict_counts_as_not_authenticated() -> None:
+    message = complaint(authentication=None)
+    assert sender_authentication(message) == "none"
+    decision = decide(message, EVERYTHING, nobody_yet)
+    assert isinstance(decision, Skip) and decision.reason == "sender_not_authenticated"
+
+
+def test_an_authenticated_email_is_answered_by_email() -> None:
+    decision = decide(complaint(authentication="pass"), EVERYTHING, nobody_yet)
+    assert decision == Plan("email", "fatima@example.ma", ("fr",))
+
+
+@pytest.mark.parametrize(
+    "number", ["+447400123456", "+33612345678", "+882345678901", "+2250707123456"]
+)
+def test_an_sms_to_a_number_outside_the_allowed_countries_is_not_sent(number: str) -> None:
+    # S4: the review's probe: a form post with a UK number and "sms" planned an SMS.
+    customer = Customer(phone=number, preferred_contact="sms")
+    decision = decide(complaint(Channel.WEBFORM, customer), EVERYTHING, nobody_yet)
+    assert decision == Skip("country_not_allowed", "sms: country_not_allowed")
+
+
+def test_a_foreign_number_falls_back_to_email_when_there_is_one() -> None:
+    customer = Customer(phone="+447400123456", email="a@example.ma", preferred_contact="whatsapp")
+    decision = decide(complaint(Channel.WEBFORM, customer), EVERYTHING, nobody_yet)
+    assert decision == Plan("email", "a@example.ma", ("fr",))
+
+
+def test_a_moroccan_number_gets_its_sms_and_the_allowed_countries_are_a_setting() -> None:
+    customer = Customer(phone="+33612345678", preferred_contact="sms")
+    message = complaint(Channel.WEBFORM, customer)
+    with_france = replace(EVERYTHING, sms_countries=frozenset({"MA", "FR"}))
+    assert decide(message, with_france, nobody_yet) == Plan("sms", "+33612345678", ("fr",))
+    moroccan = complaint(Channel.PHONE, Customer(phone="+212661234567"))
+    assert decide(moroccan, EVERYTHING, nobody_yet) == Plan("sms", "+212661234567", ("fr",))
+
+
+def test_a_spent_sms_budget_falls_back_to_email() -> None:
+    customer = Customer(phone="+212661234567", email="a@example.ma", preferred_contact="sms")
+    message = complaint(Channel.WEBFORM, customer)
+    decision = decide(message, WITH_BUDGETS, nobody_yet, budgets_spent("sms"))
+    assert decision == Plan("email", "a@example.ma", ("fr",))
+
+
+def test_a_spent_budget_with_no_other_way_says_wait_for_it() -> None:
+    message = complaint(Channel.PHONE, Customer(phone="+212661234567"))
+    decision = decide(message, WITH_BUDGETS, nobody_yet, budgets_spent("sms"))
+    assert decision == Skip("daily_budget_exhausted", "sms: daily_budget_exhausted")
+
+
+def test_a_spent_email_budget_counts_too() -> None:
+    message = complaint(Channel.WEBFORM, Customer(email="a@example.ma"))
+    decision = decide(message, WITH_BUDGETS, nobody_yet, budgets_spent("email"))
+    assert decision == Skip("daily_budget_exhausted", "email: daily_budget_exhausted")
+
+
+def test_the_context_reads_the_countries_and_budgets() -> None:
+    settings = load_settings(
+        ack_sms_countries="ma, fr", ack_sms_max_per_day=7, ack_email_max_per_day=9
+    )
+    context = AckContext.from_settings(settings)
+    assert context.sms_countries == frozenset({"MA", "FR"})
+    assert context.budgets == {"sms": 7, "email": 9}
+    assert AckContext.from_settings(load_settings()).sms_countries == frozenset({"MA"})

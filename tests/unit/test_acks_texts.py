@@ -61,7 +61,7 @@ def test_the_email_gives_the_answer_date_and_the_40_day_commitment(language: str
     text = render("email", language, variables(complaint(), language, ZONE, 40))
     assert "40" in text
     assert "2027" in text  # 40 days after 26 November 2026
-    assert "Fatima Zahra" in text
+    assert "Fatima Zahra" not in text  # S5: the greeting names nobody (the name is free text)
 
 
 @pytest.mark.parametrize("tag", ["fr", "ar", "en", "es"])
@@ -93,20 +93,33 @@ def test_a_reply_to_an_email_threads_and_says_it_is_automatic() -> None:
     assert mail.get_body(("html",)) is not None and mail.get_body(("plain",)) is not None
 
 
-def test_a_reply_continues_their_references_and_keeps_their_subject() -> None:
+def test_a_reply_continues_their_references_under_our_own_subject() -> None:
     message = complaint()
-    thread = Thread(subject="Virement bloqué", references=("<root@x>", "<a@x>"))
+    thread = Thread(references=("<root@x>", "<a@x>"))
     parts = blocks(message, "email", ZONE, 40)
     mail = compose(outgoing(message), parts, "contact@cashplus.ma", thread)
     assert mail["References"] == "<root@x> <a@x> <m1@example.ma>"
-    assert mail["Subject"] == "Re: Virement bloqué"
+    # S5: never their subject (a stranger's text); ours, with the reference.
+    assert mail["Subject"] == "Votre réclamation CP-7K4M-9QXT est bien reçue"
 
 
-def test_a_subject_that_already_says_re_is_not_prefixed_again() -> None:
-    message = complaint()
-    thread = Thread(subject="RE: Virement bloqué")
-    mail = compose(outgoing(message), blocks(message, "email", ZONE, 40), "c@cashplus.ma", thread)
-    assert mail["Subject"] == "RE: Virement bloqué"
+PHISHING = (
+    "client. URGENT : votre carte est suspendue, reactivez-la sur https://cashplus-verif.example"
+)
+
+
+@pytest.mark.parametrize("tag", ["fr", "ary-Arab", "en", "es"])
+def test_no_text_the_customer_typed_reaches_any_acknowledgement(tag: str) -> None:
+    # S5: the name (200 free characters on the form) went into the greeting and To.
+    message = complaint(tag).model_copy(
+        update={"customer": Customer(name=PHISHING, email="victim@example.ma"), "subject": PHISHING}
+    )
+    mail = compose(outgoing(message), blocks(message, "email", ZONE, 40), "contact@cashplus.ma")
+    sms = sms_text(outgoing(message), ZONE, 40)
+    for sent in (mail.as_string(), mail.get_body(("plain",)).get_content(), sms):  # type: ignore[union-attr]
+        assert "cashplus-verif" not in sent
+        assert "URGENT" not in sent
+    assert mail["To"] == "fatima@example.ma"
 
 
 def test_a_long_references_chain_keeps_its_root_and_the_latest_ids() -> None:

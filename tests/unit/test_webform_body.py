@@ -1,14 +1,17 @@
-"""Reading a form POST under the cap: an oversized post costs its head, not the cap.
+"""Reading a form POST in two steps: an anonymous post costs its head, never its files.
 
-``read_limited`` runs before the CSRF check and the flood guard, so what an
-anonymous oversized post makes the gateway read and hold must stay small.
-The body here is a real multipart post (built by httpx, as a browser would
-send it) fed to a real Starlette request in chunks, counting what was pulled.
+``PostBody.read_head`` runs before the CSRF check and the flood guard, so
+what an anonymous post makes the gateway read and hold must stay small
+whatever its size; ``spool_rest`` (after the guards) puts the body on disk,
+not in memory. The body here is a real multipart post (built by httpx, as a
+browser would send it) fed to a real Starlette request in chunks, counting
+what was pulled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -17,7 +20,7 @@ import httpx
 from starlette.requests import Request
 from starlette.types import Message
 
-from channels.webform.body import FIELDS_BYTES, parse_form, read_limited
+from channels.webform.body import FIELDS_BYTES, SPOOL_MEMORY, PostBody, parse_form, parse_spooled
 from channels.webform.form import Submission
 
 CHUNK = 64 * 1024
@@ -76,42 +79,74 @@ def request_for(body: bytes, content_type: str, *, declared: bool) -> tuple[Requ
 def test_a_post_declared_over_the_cap_is_read_no_further_than_its_head() -> None:
     body, content_type = multipart(file_bytes=20 * CAP)
     request, receive = request_for(body, content_type, declared=True)
+    post = PostBody(request, CAP)
 
-    kept, whole = run(read_limited(request, CAP))
+    kept = run(post.read_head())
 
-    assert not whole
+    assert post.declared_over
     assert len(kept) == FIELDS_BYTES
     assert receive.pulled <= FIELDS_BYTES + CHUNK
 
 
-def test_a_streamed_post_is_read_no_further_than_the_cap_and_only_its_head_is_kept() -> None:
+def test_any_post_is_read_no_further_than_its_head_before_the_guards() -> None:
+    """S1: before the token and the flood guard, a post within the cap costs its head too."""
+    body, content_type = multipart(file_bytes=CAP // 2)
+    request, receive = request_for(body, content_type, declared=True)
+    post = PostBody(request, CAP)
+
+    kept = run(post.read_head())
+
+    assert not post.declared_over and kept == body[:FIELDS_BYTES]
+    assert receive.pulled <= FIELDS_BYTES + CHUNK < len(body)
+
+
+def test_a_streamed_post_is_read_no_further_than_the_cap() -> None:
     body, content_type = multipart(file_bytes=20 * CAP)
     request, receive = request_for(body, content_type, declared=False)
+    post = PostBody(request, CAP)
 
-    kept, whole = run(read_limited(request, CAP))
+    async def read() -> object:
+        await post.read_head()
+        return await post.spool_rest()
 
-    assert not whole
-    assert len(kept) == FIELDS_BYTES
+    assert run(read()) is None
     assert CAP < receive.pulled <= CAP + CHUNK
 
 
-def test_the_head_of_an_oversized_post_still_holds_what_was_typed() -> None:
+def test_the_head_of_a_post_holds_what_was_typed() -> None:
     body, content_type = multipart(file_bytes=20 * CAP)
     request, _ = request_for(body, content_type, declared=True)
 
     async def head_fields() -> Submission:
-        kept, _ = await read_limited(request, CAP)
-        return Submission.from_form(await parse_form(request, kept), [])
+        post = PostBody(request, CAP)
+        return Submission.from_form(await parse_form(request, await post.read_head()), [])
 
     sub = run(head_fields())
 
     assert sub.get("text") == TEXT and sub.get("name") == "Fatima Zahra"
 
 
-def test_a_post_under_the_cap_is_read_whole() -> None:
-    body, content_type = multipart(file_bytes=CAP // 2)
+def test_a_post_under_the_cap_is_spooled_to_disk_whole_and_parsed_back() -> None:
+    body, content_type = multipart(file_bytes=3 * SPOOL_MEMORY)
     request, _ = request_for(body, content_type, declared=False)
+    post = PostBody(request, 10 * SPOOL_MEMORY)
 
-    kept, whole = run(read_limited(request, CAP))
+    async def spool_and_parse() -> tuple[bool, int, str, bytes, bytes]:
+        await post.read_head()
+        spooled = await post.spool_rest()
+        assert spooled is not None
+        rolled = bool(spooled.file._rolled)  # type: ignore[attr-defined]  # on disk, not in memory
+        form = await parse_spooled(request, spooled)
+        upload = form["attachments"]
+        assert not isinstance(upload, str)
+        data = await upload.read()
+        whole = spooled.read_all()
+        spooled.close()
+        return rolled, spooled.size, spooled.sha256, whole, data
 
-    assert whole and kept == body
+    rolled, size, sha256, whole, data = run(spool_and_parse())
+
+    assert rolled
+    assert whole == body and size == len(body)
+    assert sha256 == hashlib.sha256(body).hexdigest()
+    assert data == b"\x00" * 3 * SPOOL_MEMORY

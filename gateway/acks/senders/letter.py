@@ -9,11 +9,20 @@ Rendering: fpdf2 with HarfBuzz shaping (uharfbuzz), so Arabic letters join
 and run right to left, with Debian's Noto fonts (``fonts-noto-core``). The
 recipient block sits where a window envelope (DL, window on the right)
 shows it. Texts: ``templates/{fr,ar}/letter.txt`` and ``letterhead.json``.
+
+The letter's text is ours alone (reference and dates). The window block is
+the postal address the customer typed, which the post needs, and above it
+their name, which helps the postman but is a stranger's free text (review
+S5): it is printed only when it looks like a name (letters, spaces,
+apostrophes, hyphens, a dot after an initial; at most ``MAX_NAME``
+characters) and left out otherwise (a URL, digits, an e-mail address, a
+sentence). Mailroom staff see every letter before posting it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -37,6 +46,18 @@ DIRECTION = {"fr": "ltr", "ar": "rtl"}
 FONT_FOR = {"fr": LATIN, "ar": ARABIC}
 MARGIN = 20.0
 WINDOW = (110.0, 50.0, 80.0)  # x, y, width of a DL envelope window, in mm
+# A name on the envelope: one line a person would write (``Mme Fatima Zahra El-Alaoui``).
+MAX_NAME = 40
+NAME_LIKE = re.compile(r"(?:[^\W\d_]|[ '’.-])+")
+DOMAIN_LIKE = re.compile(r"\.[^\W\d_]")  # "cashplus-verif.example": a dot inside a word
+
+
+def envelope_name(name: str | None) -> str | None:
+    """The customer's name for the window, or ``None`` when it is not plainly a name."""
+    text = " ".join((name or "").split())
+    if not text or len(text) > MAX_NAME or not NAME_LIKE.fullmatch(text):
+        return None
+    return None if DOMAIN_LIKE.search(text) else text
 
 
 @cache
@@ -82,7 +103,8 @@ def render_letter(outgoing: Outgoing, zone: str, answer_days: int, today: dateti
     x, y, width = WINDOW
     pdf.set_xy(x, y)
     pdf.use("fr", 11)
-    address = [message.customer.name or "", *(message.customer.postal_address or "").splitlines()]
+    name = envelope_name(message.customer.name)
+    address = [name or "", *(message.customer.postal_address or "").splitlines()]
     pdf.lines("fr", [line for line in address if line.strip()], 5.5, width=width)
     pdf.set_xy(MARGIN, 88)
     dated = {code: format_date(today, code, zone) for code in LETTER_LANGUAGES}

@@ -6,14 +6,19 @@ blocks; send: ``INTAKE_SMTP_RELAY_URL``) -> the customer's mailbox.
 The reply threads with the customer's own message (RFC 5322 3.6.4):
 ``In-Reply-To`` is its Message-ID and ``References`` its References chain
 followed by its Message-ID (the thread's root and the latest ids when the
-chain is long); both are read from the e-mail as received (the evidence).
-The subject is "Re: " and theirs, unchanged, because clients that group
-by subject (Gmail) start a new conversation when it changes; the
-reference is in the first sentence of the text (inbox previews show it),
-and our own Message-ID carries it
+chain is long); the References are read from the e-mail as received (the
+evidence).
+
+No text a stranger typed goes out (review S5: our DKIM-signed mail must not
+carry someone's phishing sentence): the subject is always our own, fixed
+per language with the reference ("Votre réclamation CP-XXXX-XXXX ..."),
+never the customer's (a client that groups by subject, such as Gmail, may
+show it as a new conversation; the threading headers still link it); the
+greeting names nobody; ``To`` is the bare address, without the name the
+form or the ``From`` header gave. The reference is in the first sentence
+of the text (inbox previews show it), and our own Message-ID carries it
 (``<ack.CP-XXXX-XXXX.<random>@host>``), so when the customer answers, the
-e-mail channel links the answer to the complaint. A complaint that did not
-come by e-mail gets our own subject, with the reference.
+e-mail channel links the answer to the complaint.
 ``Auto-Submitted`` (RFC 3834: ``auto-replied`` to an e-mail,
 ``auto-generated`` otherwise) and ``X-Auto-Response-Suppress`` keep
 out-of-office robots from answering it.
@@ -28,7 +33,6 @@ is our configuration, not the customer's: retried, and logged as an error.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import smtplib
 import ssl
@@ -53,19 +57,17 @@ SMTP_TIMEOUT = 30.0
 TRUE = {"1", "true", "yes", "on"}
 # Ids kept in References: the thread's root and the latest ones (RFC 5322 3.6.4 allows trimming).
 MAX_REFERENCES = 10
-REPLY_PREFIX = re.compile(r"^\s*re\s*:", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Thread:
-    """The customer's e-mail as a thread: its subject and References chain, as received."""
+    """The customer's e-mail as a thread: its References chain, as received."""
 
-    subject: str | None = None
     references: tuple[str, ...] = ()
 
 
 def thread_of(message: ComplaintMessage, blobs: BlobStore | None) -> Thread:
-    """Read the subject and References from the raw e-mail (the complaint keeps neither)."""
+    """Read the References from the raw e-mail (the complaint does not keep them)."""
     if blobs is None or not message.evidence.message_id:
         return Thread()
     try:
@@ -74,8 +76,7 @@ def thread_of(message: ComplaintMessage, blobs: BlobStore | None) -> Thread:
         log.warning("raw e-mail of %s unreadable (%s)", message.reference, type(exc).__name__)
         return Thread()
     headers = BytesParser(policy=POLICY).parsebytes(raw, headersonly=True)
-    subject = " ".join((header_text(headers, "Subject") or "").split())
-    return Thread(subject or None, message_ids(header_text(headers, "References")))
+    return Thread(message_ids(header_text(headers, "References")))
 
 
 def references_for(theirs: tuple[str, ...], message_id: str) -> str:
@@ -84,10 +85,6 @@ def references_for(theirs: tuple[str, ...], message_id: str) -> str:
     if len(chain) > MAX_REFERENCES:
         chain = [chain[0], *chain[-(MAX_REFERENCES - 1) :]]
     return " ".join(chain)
-
-
-def reply_subject(theirs: str) -> str:
-    return theirs if REPLY_PREFIX.match(theirs) else f"Re: {theirs}"
 
 
 def new_message_id(reference: str, hostname: str) -> str:
@@ -102,12 +99,10 @@ def compose(
     thread = thread or Thread()
     mail = EmailMessage()
     mail["From"] = formataddr((SENDER_NAME, sender))
-    mail["To"] = formataddr((message.customer.name or "", outgoing.plan.recipient))
+    mail["To"] = outgoing.plan.recipient  # no display name: it is text a stranger typed
     mail["Reply-To"] = sender
     original = message.evidence.message_id
-    subject = " / ".join(part.subject for part in parts)
-    if original and thread.subject:
-        subject = reply_subject(thread.subject)
+    subject = " / ".join(part.subject for part in parts)  # ours, never theirs
     mail["Subject"] = subject
     mail["Date"] = formatdate(usegmt=True)
     mail["Message-ID"] = outgoing.message_id

@@ -47,6 +47,7 @@ class ApiError(Exception):
         *,
         field: str | None = None,
         headers: dict[str, str] | None = None,
+        details: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -54,6 +55,8 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.headers = headers or {}
+        # More machine-readable members of the error (``scope`` of a 403 missing_scope).
+        self.details = details or {}
 
 
 def error_response(
@@ -62,8 +65,10 @@ def error_response(
     message: str,
     field: str | None = None,
     headers: Mapping[str, str] | None = None,
+    *,
+    details: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
+    body: dict[str, Any] = {**(details or {}), "code": code, "message": message}
     if field is not None:
         body["field"] = field
     return JSONResponse({"error": body}, status_code=status, headers=headers)
@@ -88,7 +93,9 @@ def describe_validation(errors: list[Any]) -> tuple[str, str, str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+        return error_response(
+            exc.status, exc.code, exc.message, exc.field, exc.headers, details=exc.details
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,10 +7,9 @@ scripts and styles from their own static files and carry their texts as
 JSON data blocks, so the policy needs no inline script or style. The
 policy lives here, in one place, rather than in each page's handler.
 
-- ``Content-Security-Policy`` on HTML answers: ``PAGE_POLICY``, except the
-  API documentation (``/docs``, ``/redoc``), which FastAPI renders with an
-  inline bootstrap script and Swagger UI / ReDoc from their CDN:
-  ``DOCS_POLICY`` allows exactly that, and those pages show no personal data.
+- ``Content-Security-Policy`` on HTML answers: ``PAGE_POLICY``, the API
+  documentation (``/docs``) included: it is served from our own origin
+  (``gateway.lib.http.apidocs``), with no CDN and no inline script.
   Other answers (JSON, PDF, images) get no policy: Chrome's PDF viewer does
   not render under one, and ``nosniff`` keeps them from being read as HTML.
 - ``X-Content-Type-Options``, ``Referrer-Policy``, ``X-Frame-Options``,
@@ -37,21 +36,6 @@ PAGE_POLICY = "; ".join(
         "object-src 'none'",
     )
 )
-_CDN = "https://cdn.jsdelivr.net"
-DOCS_POLICY = "; ".join(
-    (
-        "default-src 'self'",
-        f"script-src 'self' 'unsafe-inline' {_CDN}",
-        f"style-src 'self' 'unsafe-inline' {_CDN}",
-        "img-src 'self' data: https://fastapi.tiangolo.com",
-        "worker-src 'self' blob:",
-        f"connect-src 'self' {_CDN}",
-        "frame-ancestors 'none'",
-        "base-uri 'none'",
-        "object-src 'none'",
-    )
-)
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 HSTS = "max-age=31536000"
 
 ALWAYS: dict[str, str] = {
@@ -65,11 +49,11 @@ ALWAYS: dict[str, str] = {
 }
 
 
-def policy_for(path: str, content_type: str) -> str | None:
+def policy_for(content_type: str) -> str | None:
     """The content security policy of an answer, or None for what is not a page."""
     if not content_type.lower().startswith("text/html"):
         return None
-    return DOCS_POLICY if path in DOCS_PATHS else PAGE_POLICY
+    return PAGE_POLICY
 
 
 class SecurityHeaders:
@@ -85,14 +69,13 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = str(scope.get("path", ""))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in self.always.items():
                     headers[name] = value
-                policy = policy_for(path, headers.get("content-type", ""))
+                policy = policy_for(headers.get("content-type", ""))
                 if policy is not None:
                     headers["Content-Security-Policy"] = policy
             await send(message)
