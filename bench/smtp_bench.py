@@ -153,6 +153,10 @@ def main() -> None:
             "INTAKE_SMTP_PORT": str(port),
             "INTAKE_LOG_LEVEL": "WARNING",
             "INTAKE_SMTP_MAX_CONNECTIONS": str(args.clients + 5),
+            # Every client is 127.0.0.1: no per-address cap, no hourly budgets.
+            "INTAKE_SMTP_MAX_CONNECTIONS_PER_ADDRESS": str(args.clients + 5),
+            "INTAKE_SMTP_MAX_MESSAGES_PER_SENDER_PER_HOUR": "0",
+            "INTAKE_SMTP_MAX_MESSAGES_PER_CLIENT_PER_HOUR": "0",
         }
         with server([INTAKE, "smtp", "serve"], port, env):
             print(f"intake smtp serve: {args.messages} mails…", file=sys.stderr)

@@ -90,6 +90,12 @@ def gateway(folder: Path, database_url: str, broker_url: str) -> Iterator[Gatewa
         INTAKE_TOPOLOGY_PREFIX=f"soak-{uuid.uuid4().hex[:8]}." if broker_url else "",
         INTAKE_HTTP_PORT=str(port),
         INTAKE_SMTP_PORT=str(smtp_port),
+        # Every mail comes from 127.0.0.1 on long sessions: no hourly budgets, no
+        # per-address cap, no command budget worth hitting.
+        INTAKE_SMTP_MAX_MESSAGES_PER_CLIENT_PER_HOUR="0",
+        INTAKE_SMTP_MAX_MESSAGES_PER_SENDER_PER_HOUR="0",
+        INTAKE_SMTP_MAX_CONNECTIONS_PER_ADDRESS="50",
+        INTAKE_SMTP_MAX_COMMANDS="1000000",
         INTAKE_LOG_LEVEL="WARNING",
         INTAKE_PUBLIC_BASE_URL=PUBLIC,
         INTAKE_WEBFORM_MAX_PER_HOUR="1000000000",

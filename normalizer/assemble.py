@@ -45,4 +45,5 @@ def assemble_message(
         attachments=attachments,
         follow_up_of=draft.follow_up_of,
         evidence=evidence,
+        details=dict(draft.details),
     )

@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-SCHEMA_VERSION: Literal["1.2"] = "1.2"
+SCHEMA_VERSION: Literal["1.3"] = "1.3"
 # Versions a reader of this code still accepts (messages stored before an upgrade).
-SchemaVersion = Literal["1.0", "1.1", "1.2"]
+SchemaVersion = Literal["1.0", "1.1", "1.2", "1.3"]
 EVENT_TYPE: Literal["ma.cashplus.complaint.received.v1"] = "ma.cashplus.complaint.received.v1"
 DATA_SCHEMA: Literal["urn:cashplus:schema:complaint:1"] = "urn:cashplus:schema:complaint:1"
 AMENDED_EVENT_TYPE: Literal["ma.cashplus.complaint.amended.v1"] = "ma.cashplus.complaint.amended.v1"
@@ -162,7 +162,8 @@ class ComplaintMessage(_Model):
         description=(
             "1.0: first version. 1.1: adds customer.preferred_language, "
             "customer.preferred_contact, evidence.recording_url, evidence.missing_media. "
-            "1.2: adds needs_review and attachments[].ocr_confidence"
+            "1.2: adds needs_review and attachments[].ocr_confidence. "
+            "1.3: adds details (e-mail authentication)"
         ),
     )
     id: str = Field(description="Stable identifier (UUID); the same on every redelivery")
@@ -191,6 +192,15 @@ class ComplaintMessage(_Model):
         default=None, description="Reference of an earlier complaint this one continues"
     )
     evidence: Evidence
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Channel facts. E-mail: authentication = {result: pass|fail|none, "
+            "method: dkim|authentication-results|null, domain: the From-aligned domain "
+            "or null} (an acknowledgement e-mail only on pass); claimed_origin = the "
+            "origin the From header claims when the mail was not authenticated"
+        ),
+    )
 
 
 class ComplaintEvent(_Model):
@@ -269,7 +279,8 @@ class IntakeEvent(_Model):
         description=(
             "1.0: first version. 1.1: adds customer.preferred_language, "
             "customer.preferred_contact, evidence.recording_url, evidence.missing_media. "
-            "1.2: adds needs_review and attachments[].ocr_confidence"
+            "1.2: adds needs_review and attachments[].ocr_confidence. "
+            "1.3: adds details (e-mail authentication)"
         ),
     )
     id: str

@@ -58,3 +58,6 @@ class ComplaintDraft:
     follow_up_of: str | None = None
     ack_due_at: datetime | None = None
     answer_due_at: datetime | None = None
+    # Channel facts for downstream (``ComplaintMessage.details``), e.g. e-mail's
+    # ``authentication`` verdict and ``claimed_origin``.
+    details: dict[str, Any] = field(default_factory=dict)

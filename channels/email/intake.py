@@ -40,7 +40,9 @@ from gateway.store.intake import IntakeResult
 from normalizer.contact import build_customer
 from normalizer.contract import Channel, Origin
 from normalizer.draft import AttachmentDraft, ComplaintDraft, RawInput
-from normalizer.email import EmailLimits, EmailRejected, ParsedEmail, parse_email
+from normalizer.email import AuthPolicy, EmailLimits, EmailRejected, ParsedEmail, parse_email
+from normalizer.email.authentication import DnsFunc
+from normalizer.email.origin import CUSTOMER
 from normalizer.reference import find_references
 
 log = logging.getLogger("intake.email")
@@ -50,6 +52,8 @@ RAW_CONTENT_TYPE = "message/rfc822"
 # DATA time, the import's date), so that a replay is dated from its arrival.
 RECEIVED_AT = "received_at"
 AUTOREPLY_KIND = "email.autoreply"
+# The DKIM key lookup (None: DNS through dnspython); tests answer it themselves.
+dkim_dnsfunc: DnsFunc | None = None
 
 
 class MailOutcome(StrEnum):
@@ -91,14 +95,40 @@ def email_limits(settings: Settings) -> EmailLimits:
     )
 
 
+def auth_policy(settings: Settings) -> AuthPolicy:
+    """What authenticates a mail's From domain (S12): trusted MX headers, our DKIM check."""
+    return AuthPolicy.from_values(
+        settings.trusted_authserv_ids,
+        verify_dkim=settings.email_dkim_verify,
+        dns_timeout=settings.email_dkim_dns_timeout,
+        dnsfunc=dkim_dnsfunc,
+    )
+
+
 def parse_arrival(settings: Settings, arrival: MailArrival) -> ParsedEmail:
-    """Parse with the configured limits and origin rules (raises ``EmailRejected``)."""
+    """Parse with the configured limits, origin and authentication rules.
+
+    Raises ``EmailRejected``.
+    """
     return parse_email(
         arrival.raw,
         email_limits(settings),
         envelope_sender=arrival.envelope_sender,
         origin_rules=settings.origin_rules,
+        auth_policy=auth_policy(settings),
     )
+
+
+def mail_details(parsed: ParsedEmail) -> dict[str, Any]:
+    """``details`` of an e-mail complaint: the authentication verdict, for every one.
+
+    ``claimed_origin`` tells staff that an unauthenticated mail says it comes
+    from an authority (its ``origin`` stays ``customer``).
+    """
+    details: dict[str, Any] = {"authentication": parsed.authentication.as_details()}
+    if parsed.claimed_origin != CUSTOMER and parsed.origin == CUSTOMER:
+        details["claimed_origin"] = parsed.claimed_origin
+    return details
 
 
 def content_key(parsed: ParsedEmail) -> str:
@@ -141,6 +171,7 @@ def build_draft(parsed: ParsedEmail, received_at: datetime) -> ComplaintDraft:
             for item in parsed.attachments
         ],
         follow_up_of=parsed.references_found[0] if parsed.references_found else None,
+        details=mail_details(parsed),
     )
 
 

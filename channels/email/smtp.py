@@ -3,11 +3,19 @@
 Flow: sending MTA --SMTP--> **channels.email.smtp** --> ``channels.email.intake.ingest_mail``
 (evidence blob + complaint + outbox row, one commit) --> the reply.
 
-The edge is thin: it refuses what it can refuse early (unknown recipients
-``550``, a client outside the allowed networks ``554``, a declared or actual
-size over ``email_max_bytes`` ``552``, connection N+1 ``421``), then hands the
-raw bytes to ``ingest_mail`` in a worker thread and answers ``250`` only after
-that call returned, that is after the durable commit. Our own failures
+The edge is thin: it refuses what it can refuse early (a client outside the
+allowed networks ``554`` in place of the greeting, connection N+1 overall or
+from one address ``421``, unknown recipients ``550``, a declared or actual
+size over ``email_max_bytes`` ``552``, a sender or client over its hourly
+message budget ``450 4.7.1``), then hands the message to ``ingest_mail`` in a
+worker thread and answers ``250`` only after that call returned, that is
+after the durable commit.
+
+A session costs little while it lasts (S9, S10): it is closed after
+``smtp_idle_timeout`` seconds of silence, after ``smtp_max_commands``
+commands or ``smtp_max_noops`` NOOP-like ones (``421``), and its DATA goes
+to a ``DataSpool`` (a file past a small threshold), read back whole only by
+the ingest thread. Our own failures
 (store down, normalizer broken, anything unexpected) answer ``451`` with no
 internal detail, so the sender keeps the message and retries; dedup in
 ``ingest_mail`` makes the retry harmless. Every reply this server composes is
@@ -23,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -30,7 +40,9 @@ from typing import Any, Final
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.email.intake import MailArrival, MailOutcome, MailResult, ingest_mail
+from channels.email.smtp_limits import MessageBudgets
 from channels.email.smtp_policy import SmtpConfigError, SmtpPolicy, tls_context
+from channels.email.spool import DataSpool, spool_folder, sweep
 from gateway.lib.services import Services
 from normalizer.email.errors import (
     HEADER_TOO_LARGE,
@@ -58,6 +70,15 @@ MESSAGE_TOO_BIG: Final = "552 5.3.4 Message too big: {reason}"
 CONTENT_REJECTED: Final = "554 5.6.0 Message rejected: {reason}"
 TEMPORARY_FAILURE: Final = "451 4.3.0 Temporary local problem, please try again later"
 TOO_MANY_CONNECTIONS: Final = "421 {hostname} Too many connections, try again later"
+TOO_MANY_FROM_ADDRESS: Final = (
+    "421 {hostname} Too many connections from your address, try again later"
+)
+CLIENT_REFUSED_GREETING: Final = "554 {hostname} 5.7.1 Client host rejected: access denied"
+TOO_MANY_COMMANDS: Final = "421 4.7.0 {hostname} Too many commands, closing connection"
+RATE_LIMITED: Final = "450 4.7.1 Too many messages from this {which}, try again later"
+DATA_TOO_BIG: Final = "552 5.3.4 Message too big: over the limit of {limit} bytes"
+LINE_TOO_LONG: Final = "500 5.5.2 Line too long (see RFC 5321 4.5.3.1.6)"
+DATA_GO_AHEAD: Final = "354 End data with <CR><LF>.<CR><LF>"
 SHUTTING_DOWN: Final = "421 {hostname} Service shutting down, try again later"
 
 # Which reply the sender gets for each reason ``normalizer.email`` rejects a message.
@@ -74,6 +95,10 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 # Commits queue on one writer lock on SQLite and on a pool of 10 connections on
 # PostgreSQL: more threads than that only add contention (bench/smtp_bench.py).
 MAX_INGEST_THREADS = 8
+# Commands that do nothing but keep a session open: they have their own, small budget.
+IDLE_COMMANDS: Final = frozenset({"NOOP", "HELP", "VRFY", "EXPN"})
+# Messages of the largest size parsed at once (smaller ones: more at once).
+MESSAGES_PARSED_AT_ONCE = 2
 
 
 def reply_for_result(result: MailResult) -> str:
@@ -119,7 +144,14 @@ class IntakeHandler:
         self.services = services
         self.policy = policy
         self.executor = executor
+        self.budgets = MessageBudgets(services)
         self.in_flight = 0
+        # Parsing holds a message several times over in memory (the stdlib parser's
+        # copies): messages wait on disk until their bytes fit in this budget (one
+        # message always fits), so memory follows this figure, not the session count.
+        self.max_bytes_in_flight = MESSAGES_PARSED_AT_ONCE * services.settings.email_max_bytes
+        self.bytes_in_flight = 0
+        self._room = asyncio.Condition()
 
     async def handle_EHLO(
         self,
@@ -159,50 +191,246 @@ class IntakeHandler:
         return RECIPIENT_OK
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        arrival = arrival_for(session, envelope, datetime.now(UTC))
+        received_at = datetime.now(UTC)
+        spool = envelope.spool if isinstance(envelope, SpooledEnvelope) else None
+        if spool is None:  # DATA read by aiosmtpd itself: the bytes are in the envelope
+            spool = DataSpool(spool_folder(self.services.settings.data_dir), 1 << 62, 0)
+            spool.write(bytes(envelope.original_content or b""))
         self.in_flight += 1
+        size = spool.size
         try:
-            future = self.executor.submit(ingest_mail, self.services, arrival)
-            result = await asyncio.wrap_future(future)
+            await self._take_room(size)
+            try:
+                future = self.executor.submit(self._ingest, session, envelope, spool, received_at)
+                return await asyncio.wrap_future(future)
+            finally:
+                await self._give_room(size)
         except Exception as error:
             return reply_for_error(error)
         finally:
             self.in_flight -= 1
-        return reply_for_result(result)
+
+    async def _take_room(self, size: int) -> None:
+        def fits() -> bool:
+            return (
+                not self.bytes_in_flight or self.bytes_in_flight + size <= self.max_bytes_in_flight
+            )
+
+        async with self._room:
+            await self._room.wait_for(fits)
+            self.bytes_in_flight += size
+
+    async def _give_room(self, size: int) -> None:
+        async with self._room:
+            self.bytes_in_flight -= size
+            self._room.notify_all()
+
+    def _ingest(
+        self, session: Session, envelope: Envelope, spool: DataSpool, received_at: datetime
+    ) -> str:
+        """In an ingest thread: the budgets, then the whole message read once and handed off."""
+        try:
+            peer = _peer_host(session.peer)
+            over = self.budgets.over(peer, _sender(envelope))
+            if over is not None:
+                self.budgets.refuse(over, spool, source_ids(session, envelope), received_at)
+                return RATE_LIMITED.format(which=over.which)
+            raw = spool.read()
+        finally:
+            spool.close()  # the file goes; ``raw`` is the one copy left
+        return reply_for_result(
+            ingest_mail(self.services, arrival_for(session, envelope, received_at, raw))
+        )
 
     async def handle_exception(self, error: Exception) -> str:
         # Called by aiosmtpd for anything a hook raised; never "500 <exception text>".
         return reply_for_error(error)
 
 
-def arrival_for(session: Session, envelope: Envelope, received_at: datetime) -> MailArrival:
+def _sender(envelope: Envelope) -> str:
+    return "" if envelope.mail_from in (None, "<>") else str(envelope.mail_from)
+
+
+def source_ids(session: Session, envelope: Envelope) -> dict[str, Any]:
+    return {
+        "smtp_peer": _peer_host(session.peer),
+        "mail_from": _sender(envelope),
+        "rcpt_to": list(envelope.rcpt_tos),
+    }
+
+
+def arrival_for(
+    session: Session, envelope: Envelope, received_at: datetime, raw: bytes
+) -> MailArrival:
     """The message as it reached us: bytes unchanged, envelope in the source ids."""
-    sender = "" if envelope.mail_from in (None, "<>") else str(envelope.mail_from)
     return MailArrival(
-        raw=bytes(envelope.original_content or b""),
+        raw=raw,
         received_at=received_at,
-        source_ids={
-            "smtp_peer": _peer_host(session.peer),
-            "mail_from": sender,
-            "rcpt_to": list(envelope.rcpt_tos),
-        },
-        envelope_sender=sender,
+        source_ids=source_ids(session, envelope),
+        envelope_sender=_sender(envelope),
     )
 
 
 # -- the listening server and its sessions -------------------------------------
-class _Session(SMTP):
-    """aiosmtpd's session, which tells the server when its connection ends."""
+class SpooledEnvelope(Envelope):
+    """aiosmtpd's envelope, whose DATA is in a ``DataSpool`` instead of ``original_content``."""
 
-    def __init__(self, handler: IntakeHandler, on_close: Any, **options: Any) -> None:
-        super().__init__(handler, **options)
-        self._on_close = on_close
+    def __init__(self) -> None:
+        super().__init__()
+        self.spool: DataSpool | None = None
+
+
+class _Session(SMTP):
+    """aiosmtpd's session, with our admission, command budget, idle timeout and DATA spool."""
+
+    def __init__(self, handler: IntakeHandler, server: SmtpServer, **options: Any) -> None:
+        settings = server.settings
+        super().__init__(handler, timeout=settings.smtp_idle_timeout, **options)
+        self._server = server
+        self._refused = False
+        self._admitted_as: str | None = None
+        self._commands = 0
+        self._idle_commands = 0
+        self._receiving = False  # inside DATA: bytes arriving count as activity
+        self._busy = False  # the message is ours now: the client waits for our reply
+        self._last_progress = 0.0
+        # Every command goes through the budget; aiosmtpd looks them up in this table.
+        self._smtp_methods = {
+            name: self._budgeted(name, method) for name, method in self._smtp_methods.items()
+        }
+
+    def _create_envelope(self) -> Envelope:
+        return SpooledEnvelope()
+
+    # -- admission: at connect, before the greeting ------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.transport is not None or self._original_transport is not None:
+            super().connection_made(transport)  # the same session after STARTTLS
+            return
+        host = _peer_host(transport.get_extra_info("peername"))
+        refusal = self._server.admit(host)
+        if refusal is not None:
+            self._refused = True
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(refusal.encode("ascii") + b"\r\n")
+            transport.close()
+            return
+        self._admitted_as = host
+        super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         try:
-            super().connection_lost(error)
+            if not self._refused:
+                super().connection_lost(error)
         finally:
-            self._on_close(self)
+            host, self._admitted_as = self._admitted_as, None  # released once, however called
+            self._server.release(self, host)
+
+    def eof_received(self) -> bool | None:
+        if self._refused:
+            return False
+        return super().eof_received()
+
+    # -- time and command budgets ---------------------------------------------------
+    def _timeout_cb(self) -> None:
+        if self._busy:  # waiting for our commit is not the client's silence
+            self._reset_timeout()
+            return
+        # Inside DATA the clock runs from the last bytes received, not the command.
+        if self._receiving:
+            quiet = self.loop.time() - self._last_progress
+            if quiet < self._timeout_duration:
+                self._reset_timeout(self._timeout_duration - quiet)
+                return
+        log.info("SMTP session closed after %s s of silence", self._timeout_duration)
+        super()._timeout_cb()
+
+    def _budgeted(
+        self, command: str, method: Callable[[str | None], Awaitable[None]]
+    ) -> Callable[[str | None], Awaitable[None]]:
+        settings = self._server.settings
+
+        async def run(arg: str | None) -> None:
+            self._commands += 1
+            self._idle_commands += command in IDLE_COMMANDS
+            if (
+                self._commands > settings.smtp_max_commands
+                or self._idle_commands > settings.smtp_max_noops
+            ):
+                log.warning("SMTP session closed: over its command budget (%s)", command)
+                await self.push(TOO_MANY_COMMANDS.format(hostname=self.hostname))
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            await method(arg)
+
+        return run
+
+    # -- DATA into a spool, never whole in memory ----------------------------------
+    async def smtp_DATA(self, arg: str | None) -> None:
+        """aiosmtpd's DATA (same replies, same checks), the lines going to a ``DataSpool``."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        envelope = self.envelope
+        assert isinstance(envelope, SpooledEnvelope)
+        if not envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        spool = self._server.new_spool()
+        try:
+            await self.push(DATA_GO_AHEAD)
+            problem = await self._receive(spool)
+            if problem is not None:
+                spool.close()
+                await self.push(problem)
+                self._set_post_data_state()
+                return
+            envelope.spool = spool
+            self._busy = True
+            status = await self._call_handler_hook("DATA")
+        finally:
+            self._busy = False
+            spool.close()
+        self._set_post_data_state()
+        await self.push(status)
+
+    async def _receive(self, spool: DataSpool) -> str | None:
+        """Read up to the lone dot; the error reply when the message cannot be taken."""
+        limit = self.data_size_limit
+        received = 0
+        problem: str | None = None
+        fragments: list[bytes] = []
+        self._receiving, self._last_progress = True, self.loop.time()
+        try:
+            while self.transport is not None:
+                try:
+                    line = await self._reader.readuntil(b"\r\n")
+                except asyncio.LimitOverrunError as overrun:
+                    problem = problem or LINE_TOO_LONG
+                    line = await self._reader.read(overrun.consumed)
+                self._last_progress = self.loop.time()
+                if not fragments and line == b".\r\n":
+                    break
+                received += len(line)
+                if problem is None and limit and received > limit:
+                    problem = DATA_TOO_BIG.format(limit=limit)
+                fragments.append(line)
+                if not line.endswith(b"\r\n"):
+                    continue
+                whole = b"".join(fragments)
+                fragments.clear()
+                if problem is None and len(whole) > self.line_length_limit:
+                    problem = LINE_TOO_LONG
+                if problem is None:
+                    spool.write(whole[1:] if whole.startswith(b".") else whole)
+                elif spool.size:
+                    spool.close()  # nothing more is kept of a message we refuse
+        finally:
+            self._receiving = False
+        return problem
 
 
 class _Refusal(asyncio.Protocol):
@@ -233,6 +461,8 @@ class SmtpServer:
         self.handler = IntakeHandler(services, SmtpPolicy.from_settings(settings), self.executor)
         self.tls = tls_context(settings)
         self.sessions: set[_Session] = set()
+        self.per_address: Counter[str] = Counter()
+        self.spool_folder = spool_folder(settings.data_dir)
         self.closing = False
         self._server: asyncio.Server | None = None
 
@@ -240,8 +470,37 @@ class SmtpServer:
     def listening(self) -> bool:
         return self._server is not None and self._server.is_serving()
 
+    def admit(self, host: str) -> str | None:
+        """At connect: the greeting-level refusal for this client address, or None (admitted)."""
+        hostname = self.settings.smtp_hostname
+        if not self.handler.policy.allows_peer(host):
+            log.warning("refused connection from %s: not in INTAKE_SMTP_ALLOWED_NETWORKS", host)
+            return CLIENT_REFUSED_GREETING.format(hostname=hostname)
+        if self.per_address[host] >= self.settings.smtp_max_connections_per_address:
+            log.warning(
+                "refused connection from %s: %s sessions open", host, self.per_address[host]
+            )
+            return TOO_MANY_FROM_ADDRESS.format(hostname=hostname)
+        self.per_address[host] += 1
+        return None
+
+    def release(self, session: _Session, host: str | None) -> None:
+        self.sessions.discard(session)
+        if host is not None:
+            self.per_address[host] -= 1
+            if self.per_address[host] <= 0:
+                del self.per_address[host]
+
+    def new_spool(self) -> DataSpool:
+        return DataSpool(
+            self.spool_folder,
+            self.settings.smtp_spool_threshold_bytes,
+            self.handler.services.store.complaints.refused_head_bytes,
+        )
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        sweep(self.spool_folder)
         # reuse_port: several receivers may listen on one port, the kernel
         # spreading connections among them (one receiver uses one core).
         self._server = await loop.create_server(
@@ -264,7 +523,7 @@ class SmtpServer:
             return _Refusal(TOO_MANY_CONNECTIONS.format(hostname=hostname))
         session = _Session(
             self.handler,
-            self.sessions.discard,
+            self,
             data_size_limit=self.settings.email_max_bytes,
             enable_SMTPUTF8=True,
             hostname=hostname,

@@ -2,10 +2,12 @@
 
 Flow: IMAP poller / SMTP receiver -> raw evidence stored -> **normalizer.email**
 -> the e-mail channel builds the ``ComplaintMessage``. Pure library: no
-database, no network, no blob store.
+database, no blob store; no network either, except the DKIM key lookup
+when the caller's ``AuthPolicy`` asks for it.
 """
 
 from normalizer.email.attachments import ParsedAttachment
+from normalizer.email.authentication import Authentication, AuthPolicy
 from normalizer.email.autoreply import detect_auto_reply
 from normalizer.email.errors import EmailError, EmailInternalError, EmailRejected
 from normalizer.email.limits import EmailLimits
@@ -14,6 +16,8 @@ from normalizer.email.parse import ParsedEmail, parse_email
 
 __all__ = [
     "DEFAULT_ORIGIN_RULES",
+    "AuthPolicy",
+    "Authentication",
     "EmailError",
     "EmailInternalError",
     "EmailLimits",

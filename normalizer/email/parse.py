@@ -6,7 +6,9 @@ Flow: IMAP poller / SMTP receiver (raw bytes already stored as evidence)
 Pure: no database, no network, no blob store. The steps, in order: check
 limits on the raw bytes, parse with ``email.policy.default`` (``mimepolicy``), walk the MIME
 tree, decode headers, decide what the body is, strip quotes and signature,
-find references, detect auto-replies, classify the origin.
+find references, detect auto-replies, authenticate the sender's domain and
+classify the origin (``authentication``: the DNS lookup of a DKIM key is the
+one call outside this process, made only when the policy asks for it).
 
 Customer identity: ``from_name``/``from_address`` are the From header as
 written. ``customer_name``/``customer_address`` are who to answer: the From
@@ -14,19 +16,22 @@ address, except when From is a no-reply forwarder (``no-reply@``,
 ``ne-pas-repondre@``, ``notifications@`` …) and a Reply-To is present, in which
 case the first Reply-To wins. A forward by Bank Al-Maghrib or the CMMB keeps
 the authority as customer contact: the origin field says who forwarded it.
+The origin is an authority only when the mail is authenticated (S12):
+``claimed_origin`` is what the From header says, ``origin`` what we believe.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.errors import MessageError
 from email.message import Message
 from email.parser import BytesParser
 
 from normalizer.email.attachments import ParsedAttachment
+from normalizer.email.authentication import Authentication, AuthPolicy, authenticate
 from normalizer.email.autoreply import detect_auto_reply
 from normalizer.email.errors import MALFORMED, EmailError, EmailInternalError, EmailRejected
 from normalizer.email.headers import (
@@ -83,6 +88,9 @@ class ParsedEmail:
     origin: str = CUSTOMER
     is_forward: bool = False
     defects: tuple[str, ...] = ()
+    # What the From header claims, and whether the mail proves it (S12).
+    claimed_origin: str = CUSTOMER
+    authentication: Authentication = field(default_factory=Authentication)
 
 
 def parse_email(
@@ -91,19 +99,22 @@ def parse_email(
     *,
     envelope_sender: str | None = None,
     origin_rules: Mapping[str, Sequence[str]] | None = None,
+    auth_policy: AuthPolicy | None = None,
 ) -> ParsedEmail:
     """Parse and normalize one raw message.
 
     ``envelope_sender`` is the SMTP ``MAIL FROM`` when the caller knows it
     (``""`` for the null path ``<>``); ``origin_rules`` as for
-    ``classify_origin``. Raises ``EmailRejected`` (sender's fault: over a
-    limit, malformed) or ``EmailInternalError`` (ours: retry later).
+    ``classify_origin``; ``auth_policy`` what authenticates a mail (default:
+    nothing does, so no authority origin and no network). Raises
+    ``EmailRejected`` (sender's fault: over a limit, malformed) or
+    ``EmailInternalError`` (ours: retry later).
     """
     limits = limits or EmailLimits()
     precheck(raw, limits)
     try:
         message = BytesParser(policy=POLICY).parsebytes(raw)
-        return _build(message, PartBudget(limits), envelope_sender, origin_rules)
+        return _build(raw, message, PartBudget(limits), envelope_sender, origin_rules, auth_policy)
     except EmailError:
         raise
     except (RecursionError, MessageError) as error:
@@ -114,11 +125,13 @@ def parse_email(
         raise EmailInternalError(f"e-mail normalization failed: {type(error).__name__}") from error
 
 
-def _build(
+def _build(  # noqa: PLR0917
+    raw: bytes,
     message: Message,
     budget: PartBudget,
     envelope_sender: str | None,
     origin_rules: Mapping[str, Sequence[str]] | None,
+    auth_policy: AuthPolicy | None,
 ) -> ParsedEmail:
     notes: list[str] = []
     collected = walk_message(message, budget)
@@ -127,7 +140,9 @@ def _build(
     from_name, from_address = senders[0] if senders else (None, None)
     reply_to = address_header(message, "Reply-To")
     customer_name, customer_address = _customer(from_name, from_address, reply_to)
-    origin = classify_origin(from_address, origin_rules)
+    claimed_origin = classify_origin(from_address, origin_rules)
+    verdict = authenticate(raw, message, _ascii_domain(from_address), auth_policy or AuthPolicy())
+    origin = claimed_origin if verdict.passed else CUSTOMER
     forward = bool(_FORWARD_SUBJECT.match(subject))
     body, full_text = _assemble(collected, forward, include=forward or origin != CUSTOMER)
     headers = useful_headers(message)
@@ -155,7 +170,20 @@ def _build(
         origin=origin,
         is_forward=forward or bool(collected.forwards and not collected.text.strip()),
         defects=tuple(sorted({type(defect).__name__ for defect in _all_defects(message)})),
+        claimed_origin=claimed_origin,
+        authentication=verdict,
     )
+
+
+def _ascii_domain(address: str | None) -> str | None:
+    """The From domain in its ASCII (IDNA) form, as DKIM's ``d=`` is written."""
+    if not address or "@" not in address:
+        return None
+    domain = address.strip().strip("<>").rpartition("@")[2].strip().rstrip(".").lower()
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain or None
 
 
 def _customer(

@@ -202,13 +202,20 @@ def test_smtputf8_addresses_are_accepted(smtp: RunningSmtp) -> None:
     assert smtp.rows(ComplaintRow) == 1
 
 
-def test_client_outside_the_allowed_networks_is_refused_with_554(
+def test_client_outside_the_allowed_networks_is_refused_with_554_in_the_greeting(
     start_smtp: Callable[..., RunningSmtp],
 ) -> None:
-    smtp = start_smtp(smtp_allowed_networks="10.0.0.0/8, 192.168.0.0/16")
-    with smtp.client() as client:
-        code, text = deliver(client, eml("fr_signature_quote.eml"))
-    assert (code, text.split(" ", 1)[0]) == (554, "5.7.1")
+    # S9: refused at connect, so a host that may not deliver holds no session slot.
+    smtp = start_smtp(smtp_allowed_networks="10.0.0.0/8, 192.168.0.0/16", smtp_max_connections=2)
+    with socket.create_connection(("127.0.0.1", smtp.port), timeout=10) as sock:
+        greeting = sock.recv(1024)
+        closed = sock.recv(1024)
+    with pytest.raises(smtplib.SMTPConnectError) as refused:
+        smtp.client()
+    assert greeting.startswith(b"554 ") and b"5.7.1" in greeting
+    assert closed == b""  # and the connection is closed by the server
+    assert refused.value.smtp_code == 554
+    wait_until(lambda: not smtp.server.sessions, "the refused sessions to be released")
     assert smtp.rows(EvidenceRow) == 0
 
 
