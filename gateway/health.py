@@ -182,25 +182,26 @@ def build_router(services: Services) -> APIRouter:
         """The process is up and serving."""
         return {"status": "ok"}
 
+    def probe() -> dict[str, object]:
+        checks: dict[str, object] = {}
+        try:
+            services.store.ping()
+            checks["database"] = {"ok": True}
+        except StoreUnavailable as exc:
+            # Named after the database's own error, as the store reports it.
+            checks["database"] = {"ok": False, "error": str(exc)}
+        except Exception as exc:
+            checks["database"] = {"ok": False, "error": type(exc).__name__}
+        ok, detail = services.broker.check()
+        checks["broker"] = {"ok": ok, "detail": detail}
+        return checks
+
+    # One cache for the process: a burst of probes costs one database ping and one broker check.
+    readiness = Cached(probe, min(settings.metrics_cache_seconds, READYZ_CACHE_LIMIT))
+
     @router.get("/readyz")
     async def readyz(_request: Request) -> JSONResponse:
         """Database and broker reachable: this instance can take traffic."""
-
-        def probe() -> dict[str, object]:
-            checks: dict[str, object] = {}
-            try:
-                services.store.ping()
-                checks["database"] = {"ok": True}
-            except StoreUnavailable as exc:
-                # Named after the database's own error, as the store reports it.
-                checks["database"] = {"ok": False, "error": str(exc)}
-            except Exception as exc:
-                checks["database"] = {"ok": False, "error": type(exc).__name__}
-            ok, detail = services.broker.check()
-            checks["broker"] = {"ok": ok, "detail": detail}
-            return checks
-
-        readiness = Cached(probe, min(settings.metrics_cache_seconds, READYZ_CACHE_LIMIT))
         checks: dict[str, object] = await run_in_threadpool(readiness.get)  # type: ignore[arg-type]
         ready = all(bool(item["ok"]) for item in checks.values())  # type: ignore[index]
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

@@ -32,11 +32,9 @@ def _form_fields(content_type: str, body: bytes) -> list[Message]:
 def replay_webform(services: Services, item: QuarantineItem) -> ReplayResult:
     """A web form post checked again (not the honeypot: the operator judged it human).
 
-    A refused post is kept as its head only (the store's ``head_only``):
-    such an item is refused here, saying so, rather than replayed cut short.
+    A refused post kept as its head only never gets here: ``gateway.ops``
+    refuses to reprocess any such item, whatever its channel.
     """
-    if not item.whole:
-        return ReplayResult(False, item.not_whole())
     body = services.store.blobs.get(item.stored_at)
     values: dict[str, str] = {}
     uploads: list[Upload] = []

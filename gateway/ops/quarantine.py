@@ -37,6 +37,8 @@ def replay(services: Services, item: QuarantineItem) -> ReplayResult:
     """Run ``item`` through its channel again; mark it resolved if it went through."""
     if item.resolved_at is not None:
         return ReplayResult(True, "already resolved", complaint_id=item.complaint_id)
+    if not item.whole:  # refused input kept as its head: any channel, never parsed cut
+        return ReplayResult(False, item.not_whole())
     hook = replayers().get(item.channel)
     if hook is None:
         return ReplayResult(False, f"inputs of channel {item.channel!r} cannot be replayed")

@@ -11,14 +11,19 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
+from config.settings import Settings
 from gateway.app import create_app
 from gateway.lib.services import Services
 from gateway.store.leases import Leases
 from tests.peers.complaints import record
+from tests.peers.processes import IntakeProcesses
+from tests.peers.webform import start_web
 
 ALERTS = Path(__file__).resolve().parents[2] / "docs" / "alerts.yml"
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{|\s)")
@@ -90,6 +95,38 @@ def test_metrics_run_their_queries_once_per_cache_period(services: Services) -> 
         assert len(statements) == once
     finally:
         event.remove(services.store.engine, "before_cursor_execute", counted)
+
+
+def test_a_burst_of_readiness_probes_pings_the_store_once(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review S17: /readyz answers from a cache of a few seconds, not a ping per request."""
+    pings: list[None] = []
+    real = services.store.ping
+
+    def counted() -> None:
+        pings.append(None)
+        real()
+
+    monkeypatch.setattr(services.store, "ping", counted)
+    client = TestClient(create_app(services))
+
+    answers = [client.get("/readyz").status_code for _ in range(20)]
+
+    assert answers == [200] * 20
+    assert len(pings) == 1
+
+
+@pytest.mark.parametrize(("networks", "status"), [("10.0.0.0/8", 403), ("127.0.0.0/8", 200)])
+def test_metrics_are_served_only_to_the_allowed_networks(
+    intake_processes: IntakeProcesses, settings: Settings, networks: str, status: int
+) -> None:
+    """Review S17: INTAKE_METRICS_ALLOWED_NETWORKS keeps /metrics to the operators' network."""
+    web = start_web(intake_processes, settings, metrics_allowed_networks=networks)
+
+    answer = httpx.get(f"{web.url}/metrics", timeout=30)
+
+    assert answer.status_code == status
 
 
 def test_the_ocr_histogram_is_one_aggregate_query(services: Services) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import select
 import channels.email.intake as email_intake
 from channels.email.spool import spool_folder
 from config.settings import Settings
+from gateway.ops.quarantine import replay
 from gateway.store.db import reading
 from gateway.store.tables import ComplaintRow, EvidenceRow, QuarantineRow
 from tests.integration.test_smtp import RECIPIENTS, SENDER, RunningSmtp, deliver, eml, running_smtp
@@ -242,6 +243,13 @@ def test_a_sender_over_its_hourly_budget_gets_450_and_only_the_head_is_quarantin
     assert item.reason_code == "rate_limited"
     assert item.size == len(flood)
     assert smtp.services.store.blobs.get(item.stored_at) == flood[:1024]  # the head only
+    assert smtp.rows(ComplaintRow) == 3
+    # A head is never parsed as if it were the mail: reprocessing it says why not.
+    kept = smtp.services.store.quarantine.get(item.id)
+    assert kept is not None
+    refused = replay(smtp.services, kept)
+    assert not refused.ok
+    assert "cannot be reprocessed" in refused.detail
     assert smtp.rows(ComplaintRow) == 3
 
 
