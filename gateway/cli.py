@@ -69,6 +69,8 @@ class IntakeGroup(click.Group):
         for name in names:
             command = self.commands.get(name)
             if command is None:
+                if not lazy[name]:
+                    continue  # hidden: an old name kept for scripts
                 # click's own shortening, on the help text from the table.
                 stand_in = click.Command(name, help=lazy[name])
                 rows.append((name, stand_in.get_short_help_str(limit)))

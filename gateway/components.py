@@ -39,7 +39,8 @@ COMPONENTS = ComponentTable(
         {
             "staff": "Staff accounts (mailroom, operator, admin) and the audit trail of their "
             "actions.",
-            "users": "Old name of intake staff (deprecated: kept for one release).",
+            # An empty help: a hidden command (the old name of intake staff, for one release).
+            "users": "",
         },
     ),
     Entry(
