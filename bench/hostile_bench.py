@@ -1,10 +1,11 @@
 """Benchmark: what hostile posts cost the web process and the SMTP receiver (S1, S3, S10).
 
-    .venv/bin/python bench/hostile_bench.py [--source DIR] [--label NAME] [--json]
+    .venv/bin/python bench/hostile_bench.py [--before REF] [--json]
 
-Runs the gateway's own processes (``intake web``, ``intake smtp serve``) from
-the code tree ``--source`` (default: this checkout; give a ``git worktree``
-of an older commit to measure "before") on a fresh embedded store, and sends:
+Runs the gateway's own processes (``intake web``, ``intake smtp serve``) on a
+fresh embedded store, first from a ``git worktree`` of ``REF`` (the code
+before the fixes, default 23a7790: the yardstick), then from this checkout,
+and sends each the same:
 
 1. **Form flood (S1)**: 4 concurrent anonymous posts of about 47 MB each
    (five 9.4 MB files, no form token) to ``/fr/``. Reports the web
@@ -17,9 +18,8 @@ of an older commit to measure "before") on a fresh embedded store, and sends:
 3. **SMTP DATA (S10)**: 4 concurrent sessions each sending a 24 MB message.
    Reports the receiver's resident memory before and its peak after.
 
-The yardstick is the same process idle: each figure is reported next to the
-process's own figure before the load. Memory is read from ``/proc``; CPU
-from ``/proc/PID/stat`` (children counted once they are waited for).
+Memory is read from ``/proc`` (the process idle, then its peak); CPU from
+``/proc/PID/stat`` (children counted once they are waited for).
 """
 
 from __future__ import annotations
@@ -82,9 +82,7 @@ def wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) 
 
 
 def start(source: Path, data_dir: Path, *args: str, **env: str) -> subprocess.Popen[bytes]:
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith("INTAKE_")
-    }
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("INTAKE_")}
     environment.update({"INTAKE_DATA_DIR": str(data_dir), "INTAKE_LOG_LEVEL": "WARNING"})
     environment.update({f"INTAKE_{key.upper()}": value for key, value in env.items()})
     # ``python -m`` puts the working directory first on the path: the code of ``source``.
@@ -93,7 +91,7 @@ def start(source: Path, data_dir: Path, *args: str, **env: str) -> subprocess.Po
         cwd=source,
         env=environment,
         stdout=subprocess.DEVNULL,
-        stderr=open(data_dir / f"{args[0]}.log", "wb"),  # noqa: SIM115
+        stderr=open(data_dir / f"{args[0]}.log", "wb"),
     )
 
 
@@ -267,44 +265,86 @@ def scenario_smtp(source: Path, work: Path) -> dict[str, Any]:
         stop(smtp)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, default=ROOT)
-    parser.add_argument("--label", default="this checkout")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    source = args.source.resolve()
+def measure(source: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hostile-bench-") as folder:
         work = Path(folder)
         for name in ("flood", "pdfs", "smtp"):
             (work / name).mkdir()
-        results = {"label": args.label, "source": str(source)}
+        results: dict[str, Any] = {}
         for name, scenario in (
             ("form_flood", scenario_form_flood),
             ("crafted_pdfs", scenario_crafted_pdfs),
             ("smtp_data", scenario_smtp),
         ):
-            print(f"{name}...", file=sys.stderr, flush=True)
+            print(f"{source}: {name}...", file=sys.stderr, flush=True)
             results[name] = scenario(source, work)
+        return results
+
+
+def at_commit(ref: str, folder: Path) -> Path:
+    """A worktree of ``ref`` under ``folder`` (removed by the caller's ``remove_worktree``)."""
+    tree = folder / "before"
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(tree), ref],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return tree
+
+
+def remove_worktree(tree: Path) -> None:
+    subprocess.run(
+        ["git", "worktree", "remove", "--force", str(tree)],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+    )
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = ["| scenario | code | answers | memory: idle -> peak | CPU |", "|---|---|---|---|---|"]
+    for side in ("before", "after"):
+        flood, pdfs, smtp = (
+            results[side][key] for key in ("form_flood", "crafted_pdfs", "smtp_data")
+        )
+        label = f"{side} ({results[side + '_ref']})"
+        lines += [
+            f"| 4 x 47 MB anonymous form posts (S1) | {label} | {' '.join(flood['answers'])} | "
+            f"{flood['rss_before_mib']:.0f} -> {flood['peak_mib']:.0f} MiB | "
+            f"{flood['cpu_s']:.1f} s |",
+            f"| 5 crafted PDFs of {pdfs['pdf_mib']:.1f} MB in one post (S3) | {label} | "
+            f"{pdfs['answer']} in {pdfs['wall_s']:.1f} s | - | {pdfs['cpu_s']:.1f} s |",
+            f"| 4 x 24 MB SMTP messages at once (S10) | {label} | {' '.join(smtp['answers'])} | "
+            f"{smtp['rss_before_mib']:.0f} -> {smtp['peak_mib']:.0f} MiB | - |",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default="23a7790", help="the commit measured as the yardstick")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="hostile-before-") as folder:
+        tree = at_commit(args.before, Path(folder))
+        try:
+            before = measure(tree)
+        finally:
+            remove_worktree(tree)
+    after = measure(ROOT)
+    results = {"before": before, "after": after, "before_ref": args.before, "after_ref": head}
     if args.json:
         print(json.dumps(results, indent=2))
-        return
-    flood, pdfs, smtp = results["form_flood"], results["crafted_pdfs"], results["smtp_data"]
-    print(f"### Hostile load: {args.label}\n")
-    print("| scenario | answers | memory: idle -> peak | CPU |")
-    print("|---|---|---|---|")
-    print(
-        f"| 4 x 47 MB anonymous form posts (S1) | {' '.join(flood['answers'])} | "
-        f"{flood['rss_before_mib']:.0f} -> {flood['peak_mib']:.0f} MiB | {flood['cpu_s']:.1f} s |"
-    )
-    print(
-        f"| 5 crafted PDFs of {pdfs['pdf_mib']:.1f} MB, one post (S3) | {pdfs['answer']} "
-        f"in {pdfs['wall_s']:.1f} s | - | {pdfs['cpu_s']:.1f} s |"
-    )
-    print(
-        f"| 4 x 24 MB SMTP messages (S10) | {' '.join(smtp['answers'])} | "
-        f"{smtp['rss_before_mib']:.0f} -> {smtp['peak_mib']:.0f} MiB | - |"
-    )
+    else:
+        print(table(results))
 
 
 if __name__ == "__main__":

@@ -327,6 +327,53 @@ def soak_production(f: Figures) -> Rendered:
     return values, summary
 
 
+def hostile(f: Figures) -> Rendered:
+    lines = []
+    for side in ("before", "after"):
+        figures, ref = f[side], f[f"{side}_ref"]
+        flood, pdfs, mail = figures["form_flood"], figures["crafted_pdfs"], figures["smtp_data"]
+        lines += [
+            (
+                "4 x 47 MB anonymous form posts (S1)",
+                f"{side} ({ref})",
+                " ".join(flood["answers"]),
+                f"{flood['rss_before_mib']:.0f} -> {flood['peak_mib']:.0f} MiB",
+                f"{flood['cpu_s']:.1f} s",
+            ),
+            (
+                f"5 crafted PDFs of {pdfs['pdf_mib']:.1f} MB in one post (S3)",
+                f"{side} ({ref})",
+                f"{pdfs['answer']} in {pdfs['wall_s']:.1f} s",
+                "-",
+                f"{pdfs['cpu_s']:.1f} s",
+            ),
+            (
+                "4 x 24 MB SMTP messages at once (S10)",
+                f"{side} ({ref})",
+                " ".join(mail["answers"]),
+                f"{mail['rss_before_mib']:.0f} -> {mail['peak_mib']:.0f} MiB",
+                "-",
+            ),
+        ]
+    head = "| attack | code | answers | memory: idle -> peak | CPU |\n|---|---|---|---|---|\n"
+    before, after = f["before"], f["after"]
+
+    def growth(side: Figures, key: str) -> float:
+        return float(side[key]["peak_mib"] - side[key]["rss_before_mib"])
+
+    summary = (
+        "hostile load (S1, S3, S10)",
+        f"form flood +{growth(after, 'form_flood'):.0f} MiB; crafted PDFs "
+        f"{after['crafted_pdfs']['cpu_s']:.1f} s CPU; SMTP +{growth(after, 'smtp_data'):.0f} MiB",
+        f"before: +{growth(before, 'form_flood'):.0f} MiB; "
+        f"{before['crafted_pdfs']['cpu_s']:.1f} s; +{growth(before, 'smtp_data'):.0f} MiB",
+        f"memory {growth(after, 'form_flood') / max(growth(before, 'form_flood'), 1):.2f}×, "
+        f"CPU {after['crafted_pdfs']['cpu_s'] / max(before['crafted_pdfs']['cpu_s'], 0.01):.2f}×, "
+        f"{growth(after, 'smtp_data') / max(growth(before, 'smtp_data'), 1):.2f}×",
+    )
+    return {"table": head + rows(*lines)}, summary
+
+
 RENDERERS: dict[str, Callable[[Figures], Rendered]] = {
     "relay": relay,
     "smtp": smtp,
@@ -335,6 +382,7 @@ RENDERERS: dict[str, Callable[[Figures], Rendered]] = {
     "webform": webform,
     "ocr": ocr,
     "langid": langid,
+    "hostile": hostile,
     "soak": soak,
     "soak_production": soak_production,
 }

@@ -81,6 +81,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("webform", _script("webform_bench", [], ["--posts", "60", "--acks", "30"])),
     Benchmark("ocr", _ocr),
     Benchmark("langid", _langid),
+    Benchmark("hostile", _script("hostile_bench", [], [])),
 )
 
 
