@@ -15,12 +15,10 @@ it three times, as Twilio does on a slow answer.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from kombu import Queue
 
 from config.settings import Settings
 from router.broker import connect, topology_for
@@ -33,6 +31,7 @@ from tests.peers.processes import (
     wait_for_port,
     wait_until,
 )
+from tests.peers.queues import drain
 from tests.peers.twilio import (
     MediaServer,
     TwilioWebhooks,
@@ -46,19 +45,6 @@ from tests.peers.twilio import (
 
 CALLER = "+212661234567"
 RECEIVED = "ma.cashplus.complaint.received.v1"
-
-
-def drain(settings: Settings, pick: str) -> list[dict[str, object]]:
-    """Every message now in the ``pick`` queue of the topology (taken for good)."""
-    topology = topology_for(settings)
-    queue: Queue = getattr(topology, pick)
-    bodies = []
-    with connect(settings) as connection:
-        declare_topology(connection, topology)
-        bound = queue.bind(connection.default_channel)
-        while (message := bound.get(no_ack=True)) is not None:
-            bodies.append(json.loads(message.body))
-    return bodies
 
 
 def publish_complaint(settings: Settings, body: dict[str, object]) -> None:

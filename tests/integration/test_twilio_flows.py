@@ -8,21 +8,18 @@ URLs, and reads what reached its own namespace of queues.
 from __future__ import annotations
 
 import hashlib
-import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from kombu import Queue
 from sqlalchemy import func, select
 
 from config.settings import Settings
 from gateway.store.db import reading
 from gateway.store.tables import ComplaintRow
-from router.broker import connect, topology_for
-from router.publisher import declare_topology
 from tests.peers.processes import wait_until
+from tests.peers.queues import drain
 from tests.peers.twilio import (
     ACCOUNT_SID,
     CALLER,
@@ -68,19 +65,6 @@ def line(amqp_settings: Settings, wav: bytes) -> Iterator[Line]:
             hooks = TwilioWebhooks(target=gateway.base_url)
             yield Line(gateway, hooks, media, settings, wav)
             hooks.close()
-
-
-def drain(settings: Settings, pick: str) -> list[dict[str, object]]:
-    """Every message in the test's ``inbound`` or ``events`` queue now (acknowledged)."""
-    topology = topology_for(settings)
-    queue: Queue = getattr(topology, pick)
-    bodies = []
-    with connect(settings) as connection:
-        declare_topology(connection, topology)
-        bound = queue.bind(connection.default_channel)
-        while (message := bound.get(no_ack=True)) is not None:
-            bodies.append(json.loads(message.body))
-    return bodies
 
 
 def wait_for_outbox_empty(line: Line, at_least: int = 1) -> None:
