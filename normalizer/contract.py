@@ -7,7 +7,16 @@ test fails when the committed files drift from the code.
 
 Versioning: ``schema_version`` is ``MAJOR.MINOR``. Adding an optional field
 bumps MINOR; removing or changing the meaning of a field bumps MAJOR and the
-routing-key and schema file names with it.
+routing-key and schema file names with it (README, "Compatibility").
+
+The models are the producer's side and stay strict (``extra="forbid"``, the
+versions this code reads listed): a typo in the code that builds a message
+fails here. The schemas are the consumers' side and are open within the
+major: every object allows properties it does not list, and
+``schema_version`` is any ``1.x``, so a consumer validating with an older
+v1 file accepts what a newer minor publishes
+(``tests/integration/test_schema_history.py`` checks it against every
+version of the files in git history).
 """
 
 from __future__ import annotations
@@ -16,11 +25,24 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 SCHEMA_VERSION: Literal["1.3"] = "1.3"
-# Versions a reader of this code still accepts (messages stored before an upgrade).
-SchemaVersion = Literal["1.0", "1.1", "1.2", "1.3"]
+# What the schemas promise: any minor of major 1 (1.0, 1.1, ..., 1.10, ...).
+SCHEMA_VERSION_PATTERN = r"^1\.(0|[1-9][0-9]*)$"
+# Versions a reader of this code still accepts (messages stored before an upgrade);
+# the schema files say the pattern instead, so that older files accept newer minors.
+SchemaVersion = Annotated[
+    Literal["1.0", "1.1", "1.2", "1.3"],
+    WithJsonSchema({"type": "string", "pattern": SCHEMA_VERSION_PATTERN}),
+]
 EVENT_TYPE: Literal["ma.cashplus.complaint.received.v1"] = "ma.cashplus.complaint.received.v1"
 DATA_SCHEMA: Literal["urn:cashplus:schema:complaint:1"] = "urn:cashplus:schema:complaint:1"
 AMENDED_EVENT_TYPE: Literal["ma.cashplus.complaint.amended.v1"] = "ma.cashplus.complaint.amended.v1"
@@ -70,8 +92,13 @@ class Origin(StrEnum):
     CMMB = "cmmb"
 
 
+def _open_to_additions(schema: dict[str, Any]) -> None:
+    """The schema of every model: properties it does not list are allowed (a later minor's)."""
+    schema["additionalProperties"] = True
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_open_to_additions)
 
 
 class SecondaryLanguage(_Model):
