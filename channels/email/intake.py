@@ -74,6 +74,21 @@ class MailArrival:
     source_ids: dict[str, Any] = field(default_factory=dict)
     # SMTP MAIL FROM when known ("" for the null reverse-path <>).
     envelope_sender: str | None = None
+    # Whether whoever handed us the mail may have written its Authentication-Results
+    # (S12). None: decided by the source, see ``trusts_authentication_results``.
+    trust_authentication_results: bool | None = None
+
+    @property
+    def trusts_authentication_results(self) -> bool:
+        """Believe trusted ``Authentication-Results``? Said by the caller, else by the source.
+
+        Not for a mail that came over SMTP (``smtp_peer``) unless the receiver
+        said its peer is our own MX (anyone may connect to a public receiver
+        and write them); yes for IMAP (the mailbox provider adds them) and imports.
+        """
+        if self.trust_authentication_results is not None:
+            return self.trust_authentication_results
+        return "smtp_peer" not in self.source_ids
 
 
 @dataclass(frozen=True)
@@ -95,13 +110,18 @@ def email_limits(settings: Settings) -> EmailLimits:
     )
 
 
-def auth_policy(settings: Settings) -> AuthPolicy:
-    """What authenticates a mail's From domain (S12): trusted MX headers, our DKIM check."""
+def auth_policy(settings: Settings, *, trust_authentication_results: bool = False) -> AuthPolicy:
+    """What authenticates a mail's From domain (S12): trusted MX headers, our DKIM check.
+
+    The headers count only with ``trust_authentication_results`` (the way
+    the mail came lets us believe them: see ``MailArrival``).
+    """
     return AuthPolicy.from_values(
         settings.trusted_authserv_ids,
         verify_dkim=settings.email_dkim_verify,
         dns_timeout=settings.email_dkim_dns_timeout,
         dnsfunc=dkim_dnsfunc,
+        trust_authentication_results=trust_authentication_results,
     )
 
 
@@ -115,7 +135,9 @@ def parse_arrival(settings: Settings, arrival: MailArrival) -> ParsedEmail:
         email_limits(settings),
         envelope_sender=arrival.envelope_sender,
         origin_rules=settings.origin_rules,
-        auth_policy=auth_policy(settings),
+        auth_policy=auth_policy(
+            settings, trust_authentication_results=arrival.trusts_authentication_results
+        ),
     )
 
 

@@ -17,6 +17,7 @@ from channels.email.intake import (
     ingest_mail,
     parse_arrival,
 )
+from channels.email.smtp_policy import vouches_for_peer
 from gateway.lib.services import Services
 from gateway.store.quarantine import QuarantineItem, ReplayResult
 from normalizer.email import EmailRejected
@@ -25,10 +26,15 @@ from normalizer.email import EmailRejected
 def replay_email(services: Services, item: QuarantineItem) -> ReplayResult:
     """An e-mail (IMAP, SMTP or import) parsed again with today's parser and limits."""
     ids = {key: value for key, value in item.source_ids.items() if key != RECEIVED_AT}
+    peer = ids.get("smtp_peer")
     arrival = MailArrival(
         raw=services.store.blobs.get(item.stored_at),
         received_at=arrival_time(item),
         source_ids={**ids, "replayed_from": item.id},
+        # Over SMTP, Authentication-Results count only from a peer that is our MX (S12).
+        trust_authentication_results=(
+            vouches_for_peer(services.settings, str(peer)) if "smtp_peer" in ids else None
+        ),
     )
     try:
         parse_arrival(services.settings, arrival)

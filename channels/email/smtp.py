@@ -23,7 +23,10 @@ a named constant below, and outcomes and exceptions become replies in one
 place (``reply_for_result``, ``reply_for_error``).
 
 Received time is ours: the moment DATA completed, which starts the legal clock.
-Who may deliver to which address is decided in ``channels.email.smtp_policy``.
+Who may deliver to which address is decided in ``channels.email.smtp_policy``,
+and so is whether the peer's ``Authentication-Results`` headers are believed
+(S12): only from a peer within ``smtp_allowed_networks`` (our own MX); on a
+public receiver anyone could have written them, and only DKIM verified here counts.
 """
 
 from __future__ import annotations
@@ -238,9 +241,10 @@ class IntakeHandler:
             raw = spool.read()
         finally:
             spool.close()  # the file goes; ``raw`` is the one copy left
-        return reply_for_result(
-            ingest_mail(self.services, arrival_for(session, envelope, received_at, raw))
+        arrival = arrival_for(
+            session, envelope, received_at, raw, trusted_peer=self.policy.vouches_for(peer)
         )
+        return reply_for_result(ingest_mail(self.services, arrival))
 
     async def handle_exception(self, error: Exception) -> str:
         # Called by aiosmtpd for anything a hook raised; never "500 <exception text>".
@@ -260,14 +264,24 @@ def source_ids(session: Session, envelope: Envelope) -> dict[str, Any]:
 
 
 def arrival_for(
-    session: Session, envelope: Envelope, received_at: datetime, raw: bytes
+    session: Session,
+    envelope: Envelope,
+    received_at: datetime,
+    raw: bytes,
+    *,
+    trusted_peer: bool = False,
 ) -> MailArrival:
-    """The message as it reached us: bytes unchanged, envelope in the source ids."""
+    """The message as it reached us: bytes unchanged, envelope in the source ids.
+
+    ``trusted_peer``: the peer is our own MX (``SmtpPolicy.vouches_for``), so
+    its ``Authentication-Results`` are believed (S12); otherwise they are not.
+    """
     return MailArrival(
         raw=raw,
         received_at=received_at,
         source_ids=source_ids(session, envelope),
         envelope_sender=_sender(envelope),
+        trust_authentication_results=trusted_peer,
     )
 
 
@@ -501,6 +515,12 @@ class SmtpServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         sweep(self.spool_folder)
+        if self.settings.trusted_authserv_ids.strip() and not self.handler.policy.networks:
+            log.warning(
+                "INTAKE_TRUSTED_AUTHSERV_IDS is set but the SMTP receiver is public"
+                " (INTAKE_SMTP_ALLOWED_NETWORKS empty): Authentication-Results headers"
+                " are ignored on SMTP; only DKIM verified here authenticates a mail"
+            )
         # reuse_port: several receivers may listen on one port, the kernel
         # spreading connections among them (one receiver uses one core).
         self._server = await loop.create_server(

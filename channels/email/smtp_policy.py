@@ -54,6 +54,24 @@ class SmtpPolicy:
             ip = ip.ipv4_mapped
         return any(ip in network for network in self.networks)
 
+    def vouches_for(self, host: str) -> bool:
+        """Whether this peer may have written the ``Authentication-Results`` we read (S12).
+
+        Only our own MX relaying: the allowed networks are set and the peer is
+        within them. A public receiver (no networks) takes mail from anyone,
+        who can write any header.
+        """
+        return bool(self.networks) and self.allows_peer(host)
+
+
+def vouches_for_peer(settings: Settings, host: str) -> bool:
+    """``SmtpPolicy.vouches_for`` with today's settings (a replay); unusable networks: no."""
+    try:
+        networks = parse_networks(settings.smtp_allowed_networks)
+    except SmtpConfigError:
+        return False
+    return SmtpPolicy(frozenset(), frozenset(), networks).vouches_for(host)
+
 
 def canonical_domain(domain: str) -> str:
     """Lower case, internationalized names in their ASCII (IDNA) form."""

@@ -6,12 +6,13 @@ when this says ``pass``) and ``details["authentication"]`` of the complaint.
 Two ways to ``pass``, tried in this order:
 
 1. ``Authentication-Results`` (RFC 8601) written by our own MX or mailbox
-   provider: only headers whose authserv-id is in ``trusted_authserv_ids``,
-   and only the topmost ones. Headers are read from the top; the first one
-   from an authserv-id we do not trust ends the reading (everything below it
-   was there before our MX saw the mail, so a sender could have written it),
-   and a second header of a trusted authserv-id below its first one is
-   ignored (the same reason: our MX adds one, a forger adds the next).
+   provider, and only when the caller says whoever handed us the mail may
+   have written them (``trust_authentication_results``: not a public SMTP
+   receiver's peer, which could be anyone). Only the topmost
+   ``Authentication-Results`` header is read, and only when it bears an
+   authserv-id in ``trusted_authserv_ids``: every header below it may have
+   come with the mail, a forged one repeating our MX's id included (our MX
+   must write its verdict in one header).
    ``dmarc=pass`` (its ``header.from`` the From domain) or ``dkim=pass`` with
    a ``header.d`` aligned with the From domain passes.
 2. A DKIM signature the gateway verifies itself (``dkimpy``), whose ``d=`` is
@@ -75,19 +76,32 @@ class Authentication:
 
 @dataclass(frozen=True)
 class AuthPolicy:
-    """What to believe: trusted authserv-ids, and whether to verify DKIM (with which DNS)."""
+    """What to believe: trusted authserv-ids, and whether to verify DKIM (with which DNS).
+
+    ``trust_authentication_results`` is about the way the mail came: false
+    when whoever handed it to us may have written the headers themselves (a
+    public SMTP receiver's peer); ``Authentication-Results`` are then ignored
+    whatever their authserv-id, and only DKIM verified here counts.
+    """
 
     trusted_authserv_ids: frozenset[str] = frozenset()
     verify_dkim: bool = False
     dns_timeout: float = 5.0
     dnsfunc: DnsFunc | None = None  # None: DNS through dnspython
+    trust_authentication_results: bool = True
 
     @classmethod
     def from_values(
-        cls, trusted: str, *, verify_dkim: bool, dns_timeout: float, dnsfunc: DnsFunc | None = None
+        cls,
+        trusted: str,
+        *,
+        verify_dkim: bool,
+        dns_timeout: float,
+        dnsfunc: DnsFunc | None = None,
+        trust_authentication_results: bool = True,
     ) -> AuthPolicy:
         ids = frozenset(item.strip().lower() for item in trusted.split(",") if item.strip())
-        return cls(ids, verify_dkim, dns_timeout, dnsfunc)
+        return cls(ids, verify_dkim, dns_timeout, dnsfunc, trust_authentication_results)
 
 
 class DnsFailure(Exception):
@@ -115,7 +129,11 @@ def _authenticate(
     if not from_domain:
         return Authentication()
     domain = from_domain.strip().rstrip(".").lower()
-    by_header = _from_headers(message, domain, policy.trusted_authserv_ids)
+    by_header = (
+        _from_headers(message, domain, policy.trusted_authserv_ids)
+        if policy.trust_authentication_results
+        else Authentication()
+    )
     if by_header.passed:
         return by_header
     by_dkim = _verify_dkim(raw, domain, policy) if policy.verify_dkim else Authentication()
@@ -138,24 +156,24 @@ def aligned(signer: str, from_domain: str) -> bool:
 
 # -- 1. Authentication-Results of a trusted authserv-id ----------------------------
 def trusted_results(message: Message, trusted: frozenset[str]) -> list[Any]:
-    """The results of the topmost headers of trusted authserv-ids (see the module doc)."""
+    """The results of the topmost ``Authentication-Results`` header, if a trusted id wrote it.
+
+    Only that one header counts: our MX writes one header above everything it
+    received, and anything below it, whatever its authserv-id, may have come
+    with the mail (a forged header that repeats our MX's id included).
+    """
     if not trusted:
         return []
-    results: list[Any] = []
-    seen: set[str] = set()
-    for value in message.get_all("Authentication-Results") or []:
+    for name, value in message.items():
+        if name.lower() != "authentication-results":
+            continue  # above the topmost Authentication-Results (our MX's Received ...)
         try:
             header = authres.AuthenticationResultsHeader.parse_value(_unfold(value))
         except Exception:
-            break  # unreadable: cannot tell who wrote it, so nothing below counts either
+            return []  # unreadable: cannot tell who wrote it
         authserv_id = str(header.authserv_id or "").strip().lower()
-        if authserv_id not in trusted:
-            break
-        if authserv_id in seen:
-            continue
-        seen.add(authserv_id)
-        results.extend(header.results)
-    return results
+        return list(header.results) if authserv_id in trusted else []
+    return []
 
 
 def _from_headers(message: Message, domain: str, trusted: frozenset[str]) -> Authentication:

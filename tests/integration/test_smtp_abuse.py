@@ -311,7 +311,12 @@ def test_a_dkim_signed_bank_al_maghrib_mail_keeps_its_origin(
 def test_results_of_our_trusted_mx_authenticate_the_mail(
     start_smtp: Callable[..., RunningSmtp],
 ) -> None:
-    smtp = start_smtp(trusted_authserv_ids="mx.cashplus.ma", email_dkim_verify=False)
+    # Our MX relays to us: the receiver takes mail only from its network.
+    smtp = start_smtp(
+        trusted_authserv_ids="mx.cashplus.ma",
+        email_dkim_verify=False,
+        smtp_allowed_networks="127.0.0.0/8",
+    )
     raw = (
         b"Authentication-Results: mx.cashplus.ma; dkim=pass header.d=cmmb.ma;"
         b" dmarc=pass header.from=cmmb.ma\r\n"
@@ -326,6 +331,61 @@ def test_results_of_our_trusted_mx_authenticate_the_mail(
         "method": "authentication-results",
         "domain": "cmmb.ma",
     }
+
+
+FORGED_RESULTS = (
+    b"Authentication-Results: mx.cashplus.ma; dkim=pass header.d=bkam.ma;"
+    b" dmarc=pass header.from=bkam.ma\r\n"
+)
+
+
+def test_a_public_receiver_ignores_trusted_results_written_by_its_peer(
+    start_smtp: Callable[..., RunningSmtp], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone can connect to a public MX and write our MX's header on top (S12)."""
+    with caplog.at_level("WARNING", logger="intake.smtp"):
+        smtp = start_smtp(trusted_authserv_ids="mx.cashplus.ma", email_dkim_verify=False)
+    with smtp.client() as client:
+        code, text = deliver(
+            client, FORGED_RESULTS + eml("forward_bank_al_maghrib.eml"), sender="x@bkam.ma"
+        )
+    origin, details = complaint_details(smtp, text.rsplit(" ", 1)[-1])
+    assert code == 250
+    assert origin == "customer"
+    assert details["claimed_origin"] == "bank_al_maghrib"
+    assert details["authentication"]["result"] in ("none", "fail")
+    assert details["authentication"]["method"] != "authentication-results"
+    warnings = [
+        record.getMessage()
+        for record in caplog.records
+        if "INTAKE_TRUSTED_AUTHSERV_IDS" in record.getMessage()
+    ]
+    assert len(warnings) == 1 and "ignored on SMTP" in warnings[0]
+
+
+def test_the_same_results_from_a_peer_within_the_allowed_networks_are_believed(
+    start_smtp: Callable[..., RunningSmtp], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="intake.smtp"):
+        smtp = start_smtp(
+            trusted_authserv_ids="mx.cashplus.ma",
+            email_dkim_verify=False,
+            smtp_allowed_networks="127.0.0.0/8, ::1/128",
+        )
+    with smtp.client() as client:
+        code, text = deliver(
+            client, FORGED_RESULTS + eml("forward_bank_al_maghrib.eml"), sender="x@bkam.ma"
+        )
+    origin, details = complaint_details(smtp, text.rsplit(" ", 1)[-1])
+    assert code == 250
+    assert origin == "bank_al_maghrib"
+    assert "claimed_origin" not in details
+    assert details["authentication"] == {
+        "result": "pass",
+        "method": "authentication-results",
+        "domain": "bkam.ma",
+    }
+    assert not [r for r in caplog.records if "INTAKE_TRUSTED_AUTHSERV_IDS" in r.getMessage()]
 
 
 def test_concurrent_large_messages_each_wait_on_disk(

@@ -105,6 +105,91 @@ def test_trusted_results_below_an_untrusted_one_do_not_count(spoof: bytes) -> No
     assert parse_email(raw, auth_policy=TRUST_MX).origin == "customer"
 
 
+TRUST_TWO = AuthPolicy.from_values(f"{MX}, mx2.cashplus.ma", verify_dkim=False, dns_timeout=1)
+
+
+def test_only_the_topmost_block_of_one_trusted_authserv_id_is_read(spoof: bytes) -> None:
+    # Our MX (topmost) found nothing; the sender wrote a "pass" under our other trusted id.
+    raw = with_headers(
+        spoof,
+        f"Authentication-Results: {MX}; dkim=none; dmarc=none header.from=bkam.ma",
+        "Authentication-Results: mx2.cashplus.ma; dmarc=pass header.from=bkam.ma",
+    )
+    parsed = parse_email(raw, auth_policy=TRUST_TWO)
+    assert parsed.origin == "customer"
+    assert parsed.authentication.result == "none"
+    # Below a block of our MX's own headers too; and our MX's id again below that is not read.
+    forged_first = with_headers(
+        spoof,
+        f"Authentication-Results: {MX}; dmarc=none header.from=bkam.ma",
+        f"Authentication-Results: {MX}; dkim=none",
+        "Authentication-Results: mx2.cashplus.ma; dkim=pass header.d=bkam.ma",
+        f"Authentication-Results: {MX}; dmarc=pass header.from=bkam.ma",
+    )
+    assert parse_email(forged_first, auth_policy=TRUST_TWO).authentication.result == "none"
+
+
+def test_only_the_topmost_header_counts_even_below_it_with_the_same_authserv_id(
+    spoof: bytes,
+) -> None:
+    # A forged header repeating our MX's id, just under the one our MX wrote.
+    raw = with_headers(
+        spoof,
+        "Received: from relay.example by mx.cashplus.ma",
+        f"Authentication-Results: {MX}; dkim=none",
+        f"Authentication-Results: {MX}; dmarc=pass header.from=bkam.ma",
+    )
+    parsed = parse_email(raw, auth_policy=TRUST_TWO)
+    assert parsed.origin == "customer"
+    assert parsed.authentication.as_details()["result"] != "pass"
+    # The second trusted id on top is read just the same, alone.
+    second = with_headers(
+        spoof, "Authentication-Results: mx2.cashplus.ma; dmarc=pass header.from=bkam.ma"
+    )
+    assert parse_email(second, auth_policy=TRUST_TWO).origin == "bank_al_maghrib"
+
+
+def test_results_are_ignored_when_the_way_the_mail_came_does_not_vouch_for_them(
+    spoof: bytes,
+) -> None:
+    """A public SMTP receiver's peer could be anyone: trusted ids or not, the header is ignored."""
+    raw = with_headers(
+        spoof,
+        f"Authentication-Results: {MX}; dkim=pass header.d=bkam.ma; dmarc=pass header.from=bkam.ma",
+    )
+    untrusting = AuthPolicy.from_values(
+        MX, verify_dkim=False, dns_timeout=1, trust_authentication_results=False
+    )
+    parsed = parse_email(raw, auth_policy=untrusting)
+    assert parsed.origin == "customer"
+    assert parsed.claimed_origin == "bank_al_maghrib"
+    assert parsed.authentication.as_details() == {"result": "none", "method": None, "domain": None}
+    # A reported failure is ignored too: the header means nothing from such a peer.
+    failed = with_headers(spoof, f"Authentication-Results: {MX}; dmarc=fail header.from=bkam.ma")
+    assert parse_email(failed, auth_policy=untrusting).authentication.result == "none"
+
+
+def test_dkim_verified_here_still_counts_when_results_are_not_believed(spoof: bytes) -> None:
+    records = {key_name("bkam.ma"): dkim_key().record}
+    policy = AuthPolicy.from_values(
+        MX,
+        verify_dkim=True,
+        dns_timeout=1,
+        dnsfunc=dns_answering(records),
+        trust_authentication_results=False,
+    )
+    raw = with_headers(
+        sign(spoof, "bkam.ma"), f"Authentication-Results: {MX}; dmarc=fail header.from=bkam.ma"
+    )
+    parsed = parse_email(raw, auth_policy=policy)
+    assert parsed.origin == "bank_al_maghrib"
+    assert parsed.authentication.as_details() == {
+        "result": "pass",
+        "method": "dkim",
+        "domain": "bkam.ma",
+    }
+
+
 def test_a_dkim_signature_verified_by_the_gateway_makes_it_the_regulators(spoof: bytes) -> None:
     parsed = parse_email(sign(spoof, "bkam.ma"), auth_policy=dkim_policy())
     assert parsed.origin == "bank_al_maghrib"
@@ -196,3 +281,24 @@ def test_hostile_results_headers_leave_the_mail_unauthenticated_never_an_error(
     parsed = parse_email(raw, auth_policy=dkim_policy(trusted=MX))
     assert parsed.origin == "customer"
     assert parsed.authentication.result in ("none", "fail")
+
+
+def test_only_mail_over_smtp_from_an_unvouched_peer_loses_its_results() -> None:
+    """IMAP (the provider adds them) and imports keep them; SMTP needs the receiver's word."""
+    from datetime import UTC, datetime
+
+    from channels.email.intake import MailArrival
+    from channels.email.smtp_policy import SmtpPolicy, parse_networks
+
+    def arrival(ids: dict, trust: bool | None = None) -> MailArrival:
+        return MailArrival(b"", datetime.now(UTC), ids, trust_authentication_results=trust)
+
+    assert arrival({"imap_uid": 7, "imap_folder": "INBOX"}).trusts_authentication_results
+    assert arrival({"import_path": "/backlog.mbox"}).trusts_authentication_results
+    assert not arrival({"smtp_peer": "203.0.113.9"}).trusts_authentication_results
+    assert arrival({"smtp_peer": "10.0.0.5"}, trust=True).trusts_authentication_results
+    public = SmtpPolicy(frozenset(), frozenset(), ())
+    relayed = SmtpPolicy(frozenset(), frozenset(), parse_networks("10.0.0.0/24"))
+    assert not public.vouches_for("10.0.0.5")
+    assert relayed.vouches_for("10.0.0.5")
+    assert not relayed.vouches_for("203.0.113.9")
