@@ -16,10 +16,16 @@ and spools the files it finds. The form enforces its size cap itself
 instead of leaving it to the gateway-wide ``BodySizeLimit``: an oversized
 post gets the form page back in the customer's language with what they
 typed (from the head), not the API's JSON error.
+
+A slow body is bounded in time (S1, S18): the head must arrive within
+``INTAKE_WEBFORM_BODY_TIMEOUT`` of the request's headers, then each further
+chunk within that same time of the one before; past either, ``SlowBody``
+(the form answers 408 and closes the connection, freeing its slot).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import tempfile
@@ -42,19 +48,37 @@ SPOOL_MEMORY = 1024 * 1024
 PARSE_CHUNK = 64 * 1024
 
 
-class PostBody:
-    """One form POST, read in two steps (see the module's docstring)."""
+class SlowBody(Exception):
+    """The body did not come in time: its head within the timeout, or its next chunk."""
 
-    def __init__(self, request: Request, limit: int) -> None:
+
+class PostBody:
+    """One form POST, read in two steps (see the module's docstring).
+
+    ``timeout``: seconds for the whole head, then for each further chunk.
+    """
+
+    def __init__(self, request: Request, limit: int, timeout: float | None = None) -> None:
         self.request = request
         self.limit = limit
+        self.timeout = timeout
         self.declared_over = _declared_size(request) > limit
         self._stream = request.stream()
         self.start = b""  # the first chunks: at least FIELDS_BYTES of the body, or all of it
         self.ended = False
 
     async def read_head(self) -> bytes:
-        """Read the body's first ``FIELDS_BYTES`` (and the rest of the chunk that passes them)."""
+        """Read the body's first ``FIELDS_BYTES`` (and the rest of the chunk that passes them).
+
+        ``SlowBody`` when it takes longer than ``timeout`` in all.
+        """
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._read_head()
+        except TimeoutError:
+            raise SlowBody("the head of the body did not come in time") from None
+
+    async def _read_head(self) -> bytes:
         chunks: list[bytes] = []
         size = 0
         async for chunk in self._stream:
@@ -76,11 +100,11 @@ class PostBody:
         spooled = SpooledBody()
         try:
             spooled.write(self.start)
-            if not self.ended:
-                async for chunk in self._stream:
-                    spooled.write(chunk)
-                    if spooled.size > self.limit:
-                        break
+            while not self.ended and spooled.size <= self.limit:
+                chunk = await self._next_chunk()
+                if chunk is None:
+                    break
+                spooled.write(chunk)
             if spooled.size > self.limit:
                 spooled.close()
                 return None
@@ -89,6 +113,17 @@ class PostBody:
             raise
         spooled.file.seek(0)
         return spooled
+
+    async def _next_chunk(self) -> bytes | None:
+        """The body's next chunk (``None`` at its end), or ``SlowBody`` past ``timeout``."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await anext(self._stream)
+        except StopAsyncIteration:
+            self.ended = True
+            return None
+        except TimeoutError:
+            raise SlowBody("the body stopped coming") from None
 
 
 class SpooledBody:

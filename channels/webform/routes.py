@@ -8,7 +8,14 @@ complaint, outbox in one commit) -> confirmation page with the reference.
 
 Past the per-address limits (many customers behind one carrier NAT), a
 post whose browser solved the proof of work of its token (``guard.work_done``)
-counts against that token's own hourly budget instead of getting a 429.
+counts against that token's own hourly budget instead of getting a 429; its
+attachment checks are charged to the token too. One address may open only
+``INTAKE_WEBFORM_MAX_TOKENS_PER_ADDRESS`` token budgets an hour (a script
+would otherwise get a fresh one for one GET and a few milliseconds of work).
+
+A body that does not come in time (``INTAKE_WEBFORM_BODY_TIMEOUT``, for its
+head, then for each chunk) gets a 408 page and the connection is closed,
+freeing its slot.
 
 Every answer is a page in the customer's language, never JSON: errors go
 back to the form with what was typed (422, 403, 429, 413) and the names of
@@ -37,6 +44,7 @@ from channels.handoff import hand_off
 from channels.webform.attachments import InspectionBudgetSpent, InspectionsBusy, megabytes
 from channels.webform.body import (
     PostBody,
+    SlowBody,
     SpooledBody,
     max_body_bytes,
     parse_form,
@@ -72,6 +80,8 @@ class Admitted:
     recorded: two keyed hashes of the same address. ``token_key`` is the
     token's own budget, used instead of the address's when ``by_token`` (the
     address is over its limits and the browser did the proof of work).
+    ``worked``: the post carries a valid proof for a token budget its address
+    was allowed to open (``WebForm._token_opened``).
     """
 
     body: SpooledBody
@@ -104,6 +114,14 @@ class WebForm:
         self.pow_bits = settings.webform_pow_bits
         self.token_posts = services.store.rate_limiter(settings.webform_max_posts_per_token)
         self.token_complaints = services.store.rate_limiter(settings.webform_max_per_token)
+        # A token budget costs a script one GET (a new cookie nonce) and ~2**bits
+        # hashes (milliseconds in native code), so one address may open only so
+        # many an hour: ``token_opened`` marks a token seen (one per token an hour,
+        # so ``within`` is "not seen yet"), ``token_allowance`` counts the tokens
+        # each address opened. See ``_token_opened``.
+        self.token_opened = services.store.rate_limiter(1)
+        self.token_allowance = services.store.rate_limiter(settings.webform_max_tokens_per_address)
+        self.body_timeout = settings.webform_body_timeout
         self.max_posts = settings.webform_max_concurrent_posts
         self.in_flight = 0
         self.head_bytes = settings.quarantine_head_bytes
@@ -203,10 +221,10 @@ class WebForm:
         The head (``FIELDS_BYTES``): size declared, form syntax, CSRF token,
         flood guard. Only then the rest, to a spooled file: size, files.
         """
-        post = PostBody(request, self.max_body)
-        head = await post.read_head()
-        if post.declared_over:
-            return await self._too_large(language, request, head)
+        post = PostBody(request, self.max_body, self.body_timeout)
+        head = await self._read_head(language, request, post)
+        if isinstance(head, Response):
+            return head
         try:
             head_form = await parse_form(request, head)
         except HTTPException:
@@ -219,10 +237,11 @@ class WebForm:
         address = request.client.host if request.client else "unknown"
         client = self.guard.client_key(address)
         token_key = self.guard.client_key(nonce, "token")
-        worked = work_done(token, str(head_form.get(POW_FIELD) or ""), self.pow_bits)
-        refused = await self._flood_guard(language, request, typed, (client, token_key, worked))
-        if refused is not None:
-            return refused
+        proof = work_done(token, str(head_form.get(POW_FIELD) or ""), self.pow_bits)
+        guarded = await self._flood_guard(language, request, typed, (client, token_key, proof))
+        if isinstance(guarded, Response):
+            return guarded
+        worked = guarded
         read = await self._read_rest(language, request, post, typed)
         if isinstance(read, Response):
             return read
@@ -238,11 +257,26 @@ class WebForm:
             worked=worked,
         )
 
+    async def _read_head(
+        self, language: UiLanguage, request: Request, post: PostBody
+    ) -> bytes | Response:
+        """The body's head, or the page when it is declared too large or does not come in time."""
+        try:
+            head = await post.read_head()
+        except SlowBody:
+            return self._too_slow(language, request, None)
+        if post.declared_over:
+            return await self._too_large(language, request, head)
+        return head
+
     async def _read_rest(
         self, language: UiLanguage, request: Request, post: PostBody, typed: Submission
     ) -> tuple[SpooledBody, Submission] | Response:
         """The whole body spooled (size cap) and parsed, or the page saying why not."""
-        spooled = await post.spool_rest()
+        try:
+            spooled = await post.spool_rest()
+        except SlowBody:
+            return self._too_slow(language, request, typed)
         if spooled is None:
             return await self._too_large(language, request, post.head)
         try:
@@ -261,16 +295,52 @@ class WebForm:
         request: Request,
         typed: Submission,
         keys: tuple[str, str, bool],
-    ) -> Response | None:
-        """The 429 (or 503) page when this post may not go on, else ``None``."""
+    ) -> Response | bool:
+        """The 429 (or 503) page when this post may not go on, else whether it ``worked``.
+
+        ``keys``: the address's and the token's keys, and whether the post
+        carries a valid proof of work; that proof counts only for a token
+        budget the address may open (``_token_opened``).
+        """
+        client, token_key, proof = keys
         try:
-            allowed = await self._post_allowed(*keys)
+            worked = proof and await self._token_opened(client, token_key)
+            if await self._post_allowed(client, token_key, worked):
+                return worked
+            work = not proof and await self._work_may_help(client, token_key)
         except StoreUnavailable:
             return self.page(language, request, 503, sub=typed, notice="unavailable")
-        if allowed:
-            return None
         log.warning("web form flood guard reached for a client")
-        return self.page(language, request, 429, sub=typed, notice="rate_limited", work=True)
+        return self.page(language, request, 429, sub=typed, notice="rate_limited", work=work)
+
+    async def _token_opened(self, client: str, token_key: str) -> bool:
+        """Whether this token's budget is open: seen this hour, or opened now within the allowance.
+
+        A token not seen in the last hour takes one of its address's
+        ``INTAKE_WEBFORM_MAX_TOKENS_PER_ADDRESS``; beyond them its proof buys
+        nothing. Two first posts of one token at the same instant may both
+        take one: that only costs the address (the flood guard bounds it).
+        """
+        seen_key = self.guard.client_key(token_key, "token-seen")
+        if not await run_in_threadpool(self.token_opened.within, seen_key):
+            return True  # already opened this hour
+        allowance_key = self.guard.client_key(client, "pow")
+        if not await run_in_threadpool(self.token_allowance.allow, allowance_key):
+            log.warning("web form token allowance spent for a client")
+            return False
+        await run_in_threadpool(self.token_opened.record, seen_key)
+        return True
+
+    async def _work_may_help(self, client: str, token_key: str) -> bool:
+        """Whether a proof of work on this token could still open its budget (the 429 asks it)."""
+        if self.pow_bits <= 0:
+            return False
+        seen_key = self.guard.client_key(token_key, "token-seen")
+        if not await run_in_threadpool(self.token_opened.within, seen_key):
+            return True
+        return await run_in_threadpool(
+            self.token_allowance.within, self.guard.client_key(client, "pow")
+        )
 
     async def _post_allowed(self, client: str, token_key: str, worked: bool) -> bool:
         """The address's flood guard, or past it the token's own budget if it did the work."""
@@ -287,6 +357,19 @@ class WebForm:
         mb = megabytes(self.max_body)
         return self.page(language, request, 413, sub=sub, notice="request_too_large", max_mb=mb)
 
+    def _too_slow(self, language: UiLanguage, request: Request, sub: Submission | None) -> Response:
+        """The 408 page for a body that did not come in time; the connection is closed.
+
+        Without ``Connection: close`` the server would keep reading the
+        body nobody waits for. The text is "not recorded, try again in a few
+        minutes" (the one of our own failures): a slow network, as the
+        customer sees it, rather than the honeypot's "rejected".
+        """
+        log.warning("web form post too slow: its body did not come within %ss", self.body_timeout)
+        response = self.page(language, request, 408, sub=sub, notice="unavailable")
+        response.headers["Connection"] = "close"
+        return response
+
     async def _record(self, language: UiLanguage, request: Request, admitted: Admitted) -> Response:
         """Honeypot, validation, complaint limit, then hand-off and confirmation.
 
@@ -297,14 +380,16 @@ class WebForm:
         if sub.honeypot:
             await self._quarantine(admitted, "honeypot", "the hidden field was filled")
             return self.page(language, request, 400, sub=sub, notice="rejected")
-        # Attachment checks are charged to the token when the address is over
-        # its limits and the browser did the work (a carrier's shared address).
-        payer = admitted.token_key if admitted.by_token else admitted.client
+        # Attachment checks are charged to the token when the browser did the
+        # work (a carrier's shared address): ``by_token`` is only known after
+        # them, at the complaint limit. The token allowance bounds how many
+        # token budgets one address may open.
+        payer = admitted.token_key if admitted.worked else admitted.client
         try:
             checked = await run_in_threadpool(validate, sub, self.limits, payer)
         except InspectionBudgetSpent:
             log.warning("web form attachment-check budget spent for a client")
-            return self.page(language, request, 429, sub=sub, notice="rate_limited", work=True)
+            return await self._rate_limited(language, request, admitted)
         except InspectionsBusy:
             log.warning("web form attachment checks busy: every slot stayed taken")
             return self.page(language, request, 503, sub=sub, notice="unavailable")
@@ -314,7 +399,7 @@ class WebForm:
             return self.page(language, request, 422, sub=sub, errors=checked.errors)
         if not await self._complaint_allowed(admitted):
             log.warning("web form complaint limit reached for a client")
-            return self.page(language, request, 429, sub=sub, notice="rate_limited", work=True)
+            return await self._rate_limited(language, request, admitted)
         received_at = datetime.now(UTC)
         raw = form_input(
             await run_in_threadpool(admitted.body.read_all),
@@ -331,6 +416,15 @@ class WebForm:
         response = HTMLResponse(self.pages.confirmation(language, result.message))
         self._cookies(response, admitted.nonce, language)
         return response
+
+    async def _rate_limited(
+        self, language: UiLanguage, request: Request, admitted: Admitted
+    ) -> Response:
+        """The 429 page; it asks for the work only if the post did not do it and it may help."""
+        work = not admitted.worked and await self._work_may_help(
+            admitted.client, admitted.token_key
+        )
+        return self.page(language, request, 429, sub=admitted.sub, notice="rate_limited", work=work)
 
     async def _complaint_allowed(self, admitted: Admitted) -> bool:
         if await run_in_threadpool(self.complaint_limit.within, admitted.complainant):

@@ -6,9 +6,12 @@
 - S2: refused form input is quarantined as its head (size and sha256 of the
   whole), under a global quota; such an item cannot be reprocessed.
 - S11: the letter uploads answer 401 before their body is read.
-- S18: a connection that sends its headers too slowly, or nothing, is closed.
+- S18: a connection that sends its headers too slowly, or nothing, is closed;
+  a form post whose body does not come in time gets a 408 page, is closed
+  and frees its slot.
 - S20: past the per-address limits, a browser that did its token's proof of
-  work gets the token's own budget instead of a 429.
+  work gets the token's own budget instead of a 429 (its attachment checks
+  too), but one address opens only so many token budgets an hour.
 
 "Before the body is read" is checked on the wire: the client declares a
 large body, sends only its head, and gets its answer while most of the
@@ -33,7 +36,7 @@ from config.settings import Settings
 from gateway.store import Store, open_store
 from gateway.store.db import reading
 from gateway.store.tables import ComplaintRow, QuarantineRow
-from tests.peers import hostile
+from tests.peers import hostile, scans
 from tests.peers.hostile import FilePart
 from tests.peers.processes import IntakeProcesses
 from tests.peers.webform import REFERENCE, WebService, fresh_form, start_web, valid_fields
@@ -370,3 +373,135 @@ def test_past_the_address_limits_a_browser_that_did_the_work_still_gets_through(
     assert wrong.status_code == 429
     assert worked.status_code == 200 and REFERENCE.search(worked.text)
     assert complaints(store) == 2
+
+
+def worked_fields(token: str, bits: int, **overrides: str) -> dict[str, str]:
+    return {**valid_fields(token, **overrides), "pow": solve(token, bits)}
+
+
+def test_past_its_inspection_budget_a_browser_that_did_the_work_gets_its_files_checked(
+    intake_processes: IntakeProcesses, settings: Settings, store: Store
+) -> None:
+    """(A) The checks of a post with a valid proof are charged to its token, not the address."""
+    web = start_web(
+        intake_processes,
+        settings,
+        webform_inspection_seconds_per_hour=0.001,
+        webform_pow_bits=8,
+    )
+    pdf = scans.text_pdf(scans.FRENCH_LETTER)
+    text = "Voici le reçu du transfert jamais arrivé à Agadir."
+    with httpx.Client(base_url=web.url, timeout=60) as first:
+        token = fresh_form(first)
+        files = [("attachments", ("recu-1.pdf", pdf, "application/pdf"))]
+        spent = first.post("/fr/", data=valid_fields(token), files=files)
+    # Another customer behind the same address: its budget of checks is spent.
+    with httpx.Client(base_url=web.url, timeout=60) as customer:
+        token = fresh_form(customer)
+        files = [("attachments", ("recu-2.pdf", pdf, "application/pdf"))]
+        refused = customer.post("/fr/", data=valid_fields(token, text=text), files=files)
+        bits = POW_BITS.search(refused.text)
+        new_token = TOKEN.search(refused.text)
+        assert new_token
+        worked = customer.post(
+            "/fr/", data=worked_fields(new_token.group(1), 8, text=text), files=files
+        )
+
+    assert spent.status_code == 200, spent.text
+    assert refused.status_code == 429 and bits and int(bits.group(1)) == 8
+    assert worked.status_code == 200, worked.text
+    assert REFERENCE.search(worked.text)
+    assert complaints(store) == 2
+
+
+def test_one_address_opens_only_so_many_token_budgets_an_hour(
+    intake_processes: IntakeProcesses, settings: Settings, store: Store
+) -> None:
+    """(B) A script getting a new cookie and proof per post is stopped after the allowance."""
+    web = start_web(
+        intake_processes,
+        settings,
+        webform_max_posts_per_hour=1,
+        webform_max_per_hour=1,
+        webform_pow_bits=8,
+        webform_max_tokens_per_address=2,
+    )
+    with httpx.Client(base_url=web.url, timeout=30) as client:
+        token = fresh_form(client)
+        assert client.post("/fr/", data=valid_fields(token)).status_code == 200
+    answers = []
+    for index in range(3):  # a new cookie nonce each time: a new token budget
+        with httpx.Client(base_url=web.url, timeout=30) as script:
+            token = fresh_form(script)
+            text = f"Réclamation numéro {index} : mon transfert n'est pas arrivé."
+            answers.append(script.post("/fr/", data=worked_fields(token, 8, text=text)))
+            if index == 0:
+                # A budget already opened stays open: the same cookie, a new token.
+                again = fresh_form(script)
+                reused = script.post("/fr/", data=worked_fields(again, 8, phone="12"))
+
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert not POW_BITS.search(answers[2].text)  # more work would not help: not asked
+    assert reused.status_code == 422
+    assert complaints(store) == 3
+
+
+def trickle(sock: socket.socket, data: bytes, interval: float, limit: float) -> bytes:
+    """Send ``data`` a byte every ``interval`` (then nothing) until the server answers."""
+    sock.settimeout(interval)
+    deadline = time.monotonic() + limit
+    for byte in data:
+        if time.monotonic() > deadline:
+            break
+        try:
+            sock.sendall(bytes([byte]))
+            if sock.recv(1, socket.MSG_PEEK):
+                break
+        except TimeoutError:
+            continue
+        except OSError:
+            break
+    sock.settimeout(max(deadline - time.monotonic(), 1))
+    return read_answer(sock)
+
+
+@pytest.mark.parametrize("phase", ["head", "rest"])
+def test_a_form_post_whose_body_does_not_come_in_time_is_answered_408_and_frees_its_slot(
+    intake_processes: IntakeProcesses, settings: Settings, store: Store, phase: str
+) -> None:
+    """(C) Headers, then a trickled head (or a whole head, then nothing): 408, closed."""
+    web = start_web(
+        intake_processes,
+        settings,
+        webform_max_concurrent_posts=1,
+        webform_body_timeout=1.0,
+    )
+    with httpx.Client(base_url=web.url, timeout=30) as client:
+        token = fresh_form(client)
+        head, content_type = form_head(token, file_size=400_000)
+        slow = connect(web)
+        slow.sendall(
+            (
+                f"POST /fr/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {BIG}\r\nCookie: {cookie_header(client)}\r\n\r\n"
+            ).encode()
+        )
+        if phase == "head":
+            answer = trickle(slow, head, interval=0.2, limit=20)
+        else:
+            slow.sendall(head)  # past the guards, then the rest never comes
+            slow.settimeout(20)
+            answer = read_answer(slow)
+        slow.settimeout(20)
+        try:
+            closed = slow.recv(1024) == b""
+        except ConnectionResetError:
+            closed = True
+        # The slot is free while the slow client still holds its socket.
+        accepted = client.post("/fr/", data=valid_fields(token))
+        slow.close()
+
+    assert status_of(answer) == 408
+    assert re.search(rb"(?i)connection: close", answer)
+    assert closed, "the server kept the slow post's connection"
+    assert accepted.status_code == 200 and REFERENCE.search(accepted.text)

@@ -17,10 +17,18 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from starlette.requests import Request
 from starlette.types import Message
 
-from channels.webform.body import FIELDS_BYTES, SPOOL_MEMORY, PostBody, parse_form, parse_spooled
+from channels.webform.body import (
+    FIELDS_BYTES,
+    SPOOL_MEMORY,
+    PostBody,
+    SlowBody,
+    parse_form,
+    parse_spooled,
+)
 from channels.webform.form import Submission
 
 CHUNK = 64 * 1024
@@ -150,3 +158,42 @@ def test_a_post_under_the_cap_is_spooled_to_disk_whole_and_parsed_back() -> None
     assert whole == body and size == len(body)
     assert sha256 == hashlib.sha256(body).hexdigest()
     assert data == b"\x00" * 3 * SPOOL_MEMORY
+
+
+class StalledBody(CountedBody):
+    """A body whose client stops sending after ``sent`` bytes, without closing."""
+
+    def __init__(self, body: bytes, sent: int) -> None:
+        super().__init__(body)
+        self.sent = sent
+
+    async def __call__(self) -> Message:
+        if self.pulled >= self.sent:
+            await asyncio.Event().wait()  # nothing more ever comes
+        return await super().__call__()
+
+
+def stalled_post(sent: int) -> PostBody:
+    body, content_type = multipart(file_bytes=CAP // 2)
+    headers = [(b"content-type", content_type.encode())]
+    scope = {"type": "http", "method": "POST", "path": "/fr/", "headers": headers}
+    return PostBody(Request(scope, StalledBody(body, sent)), CAP, timeout=0.2)
+
+
+def test_a_head_that_does_not_come_in_time_is_a_slow_body() -> None:
+    """S1/S18: a post holding its slot without sending its fields is given up."""
+    post = stalled_post(sent=CHUNK)
+
+    with pytest.raises(SlowBody):
+        run(post.read_head())
+
+
+def test_a_body_that_stops_after_its_head_is_a_slow_body() -> None:
+    post = stalled_post(sent=FIELDS_BYTES + CHUNK)
+
+    async def read() -> object:
+        await post.read_head()
+        return await post.spool_rest()
+
+    with pytest.raises(SlowBody):
+        run(read())
