@@ -31,10 +31,22 @@ file the scanner could not), and logged at WARNING with its name. Files
 are opened with ``O_NOFOLLOW`` and checked again once open, so a file
 swapped for a link in between is refused the same way. A symbolic link to
 a folder is not a dated folder and is not listed.
+
+Nothing is written through a link either. ``done/`` and ``rejected/`` must
+be real folders: one that is a link (or not a folder), like a dated folder
+replaced by a link after it was listed, is never followed: an ERROR names
+it and the folder is not processed (its files stay where they are) until a
+person puts it right. Moves and notes go through the folder opened with
+``O_NOFOLLOW``, so a swap after the check is refused the same way. A note
+is created, never opened over an existing entry (``O_EXCL | O_NOFOLLOW``,
+mode 0640): if its name is taken (a link planted in ``rejected/``), it is
+written under another name, as scans are. (The watched folder itself may be
+a link: that is the operator's choice.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -73,6 +85,12 @@ HOT_FOLDER_ID = "hot_folder"
 NOT_REGULAR = "not_a_regular_file"
 # Opening never follows a link and never waits on a FIFO's writer.
 OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+# done/ and rejected/ are opened as folders, never through a link.
+FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+# A note is a new file: never an existing entry, never through a link.
+NOTE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+NOTE_MODE = 0o640
+UNSAFE_FOLDER = "unsafe_folder"
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,30 @@ class ManifestInvalid(InputRejected):
 
 class NotRegularFile(Exception):
     """The entry is a link, a FIFO, a socket or a device: never opened through."""
+
+
+class UnsafeFolder(Exception):
+    """``done/``, ``rejected/`` or a dated folder is not a real folder (a link?): never followed."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(str(folder))
+        self.folder = folder
+
+
+def is_real_folder(path: Path) -> bool:
+    """A folder itself (``lstat``: a link to one is not)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def unsafe_folder(root: Path) -> Path | None:
+    """``done/`` or ``rejected/`` when it exists and is not a real folder (None: both fine)."""
+    for folder in (root / DONE, root / REJECTED):
+        if os.path.lexists(folder) and not is_real_folder(folder):
+            return folder
+    return None
 
 
 def is_regular(path: Path) -> bool:
@@ -220,23 +262,72 @@ class Stability:
         self.seen.pop(path, None)
 
 
-def _target(folder: Path, name: str) -> Path:
-    folder.mkdir(exist_ok=True)
-    target = folder / name
-    if os.path.lexists(target):
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        target = folder / f"{Path(name).stem}-{stamp}{Path(name).suffix}"
-    return target
+def _open_folder(folder: Path) -> int:
+    """A descriptor of ``folder`` (made if missing); ``UnsafeFolder`` if it is a link."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder)
+    try:
+        return os.open(folder, FOLDER_FLAGS)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UnsafeFolder(folder) from None
+        raise
+
+
+def _taken(folder_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _stamped(name: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    return f"{Path(name).stem}-{stamp}{Path(name).suffix}"
+
+
+def _free_name(folder_fd: int, name: str, note_suffix: str) -> str:
+    """``name``, or a stamped one, free in the folder with its manifest's and note's names."""
+    for candidate in (name, _stamped(name), _stamped(name)):
+        names = (candidate, candidate + MANIFEST_SUFFIX, candidate + note_suffix)
+        if not any(_taken(folder_fd, each) for each in names):
+            return candidate
+    return _stamped(name)
+
+
+def _write_note(folder_fd: int, name: str, note_suffix: str, text: str) -> str:
+    """Create the note of ``name`` (another name if that one is taken); the name used."""
+    data = (text + "\n").encode("utf-8")
+    for candidate in (name + note_suffix, _stamped(name) + note_suffix):
+        try:
+            fd = os.open(candidate, NOTE_FLAGS, NOTE_MODE, dir_fd=folder_fd)
+        except FileExistsError:  # a planted entry (a link?) has that name: never written through
+            log.warning("hot folder: note %s already exists, written under another name", name)
+            continue
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return candidate
+    raise FileExistsError(errno.EEXIST, "no free name for the note", name + note_suffix)
 
 
 def _move(path: Path, folder: Path, note_suffix: str, note: str) -> Path:
-    """Move a scan, and its manifest if it has one, into ``folder`` with a note."""
-    target = _target(folder, path.name)
-    os.replace(path, target)  # a link is moved as a link: its target is not touched
-    if os.path.lexists(manifest_of(path)):
-        os.replace(manifest_of(path), manifest_of(target))
-    target.with_name(target.name + note_suffix).write_text(note + "\n", encoding="utf-8")
-    return target
+    """Move a scan, and its manifest if it has one, into ``folder`` with a note.
+
+    ``folder`` is used through a descriptor opened without following links
+    (``UnsafeFolder`` if it is one); nothing there is overwritten or written through.
+    """
+    folder_fd = _open_folder(folder)
+    try:
+        name = _free_name(folder_fd, path.name, note_suffix)
+        # A link is moved as a link: its target is not touched.
+        os.replace(path, name, dst_dir_fd=folder_fd)
+        if os.path.lexists(manifest_of(path)):
+            os.replace(manifest_of(path), name + MANIFEST_SUFFIX, dst_dir_fd=folder_fd)
+        _write_note(folder_fd, name, note_suffix, note)
+    finally:
+        os.close(folder_fd)
+    return folder / name
 
 
 def process_file(services: Services, root: Path, path: Path) -> FileOutcome:
@@ -336,7 +427,16 @@ def _safely(services: Services, root: Path, path: Path) -> FileOutcome:
     again after a pause, and the next file is read meanwhile.
     """
     try:
+        if path.parent != root and not is_real_folder(path.parent):
+            raise UnsafeFolder(path.parent)  # a dated folder swapped for a link since listed
         return process_file(services, root, path)
+    except UnsafeFolder as exc:
+        log.error(
+            "hot folder: %s is not a real folder (a link?): not followed, %s left in place",
+            exc.folder,
+            path.name,
+        )
+        return FileOutcome(path, "retry", UNSAFE_FOLDER)
     except Exception as exc:
         detail = mask_personal_data(f"{type(exc).__name__}: {exc}")[:200]
         log.error("hot folder: %s left in place after an error of ours: %s", path.name, detail)
@@ -369,20 +469,35 @@ def watch(services: Services, root: Path, stop: threading.Event, settle: float =
     root.mkdir(parents=True, exist_ok=True)
     stability, delay = Stability(settle), RetryDelay()
     log.info("watching %s (settle %.1f s)", root, settle)
+    reported: Path | None = None
     while not stop.is_set():
+        unsafe = unsafe_folder(root)
+        if unsafe is not None:  # never followed: the folder waits for a person
+            if unsafe != reported:
+                log.error(_UNSAFE_MESSAGE, unsafe, root)
+            reported = unsafe
+            stop.wait(POLL_INTERVAL)
+            continue
+        reported = None
         try:
             found = candidates(root)
         except OSError as exc:  # the folder itself went away (a network share): wait
             log.error("hot folder: %s cannot be listed: %s", root, type(exc).__name__)
             found = []
         for path in found:
-            _visit(services, root, path, stability, delay)
+            outcome = _visit(services, root, path, stability, delay)
+            unsafe_now = outcome is not None and outcome.detail == UNSAFE_FOLDER
+            if unsafe_now and unsafe_folder(root) is not None:
+                break  # done/ or rejected/: reported at the next pass
         stop.wait(POLL_INTERVAL)
+
+
+_UNSAFE_MESSAGE = "hot folder: %s is not a real folder (a link?): not followed, %s not processed"
 
 
 def _visit(
     services: Services, root: Path, path: Path, stability: Stability, delay: RetryDelay
-) -> None:
+) -> FileOutcome | None:
     """One pass over one file: read it if complete and not waiting out a failure."""
     now = time.monotonic()
     try:
@@ -390,15 +505,16 @@ def _visit(
     except OSError:  # gone (moved by a person) or unreadable metadata: seen afresh later
         stability.forget(path)
         delay.forget(path)
-        return
+        return None
     if not ready or not delay.allows(path, now):
-        return
+        return None
     outcome = _safely(services, root, path)
     if outcome.status != "retry":
         stability.forget(path)
         delay.forget(path)
-    elif outcome.detail != STILL_WRITING:
+    elif outcome.detail not in (STILL_WRITING, UNSAFE_FOLDER):
         delay.failed(path, now)
+    return outcome
 
 
 def import_folder(
@@ -406,8 +522,22 @@ def import_folder(
     root: Path,
     on_progress: Callable[[Iterable[Path]], Iterable[Path]] = lambda items: items,
 ) -> list[FileOutcome]:
-    """Process every file in ``root`` once (a backlog); ``on_progress`` wraps the iteration."""
-    return [_safely(services, root, path) for path in on_progress(candidates(root))]
+    """Process every file in ``root`` once (a backlog); ``on_progress`` wraps the iteration.
+
+    Stops (files left in place, an ERROR logged) when ``done/`` or ``rejected/``
+    is not a real folder, or becomes a link on the way.
+    """
+    unsafe = unsafe_folder(root)
+    if unsafe is not None:
+        log.error(_UNSAFE_MESSAGE, unsafe, root)
+        return []
+    outcomes = []
+    for path in on_progress(candidates(root)):
+        outcome = _safely(services, root, path)
+        outcomes.append(outcome)
+        if outcome.detail == UNSAFE_FOLDER and unsafe_folder(root) is not None:
+            break  # done/ or rejected/ became a link: a dated one only skips its own files
+    return outcomes
 
 
 def settle_replayed(folder: str, data: bytes, reference: str) -> Path | None:
@@ -418,10 +548,18 @@ def settle_replayed(folder: str, data: bytes, reference: str) -> Path | None:
     it is not there (moved by hand, or the folder not reachable from here).
     """
     rejected = Path(folder) / REJECTED
+    unsafe = unsafe_folder(Path(folder))
+    if unsafe is not None:
+        log.error(_UNSAFE_MESSAGE, unsafe, folder)
+        return None
     found = _rejected_copy(rejected, data)
     if found is None:
         return None
-    target = _move(found, Path(folder) / DONE, ".reference.txt", reference)
+    try:
+        target = _move(found, Path(folder) / DONE, ".reference.txt", reference)
+    except UnsafeFolder as exc:
+        log.error(_UNSAFE_MESSAGE, exc.folder, folder)
+        return None
     found.with_name(found.name + ".reason.txt").unlink(missing_ok=True)
     log.info("hot folder: %s replayed as letter %s, moved to done/", found.name, reference)
     return target

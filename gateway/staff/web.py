@@ -6,10 +6,11 @@ protected by a double-submit cookie, since there is no session yet; its
 token is signed, dated and good for one attempt (``LoginGuard``).
 
 POST /staff/login -> form token used up -> throttle (account and address:
-429 with Retry-After while locked, the password not even checked) ->
-password -> session, a "trusted browser" cookie, an audit line. Every
-success and failure is logged with the name and the masked address, never
-the password.
+429 with Retry-After while locked, the password not even checked; else the
+attempt is counted as a failure before the password is checked, refunded on
+success) -> password -> session, a "trusted browser" cookie, an audit line.
+Every success and failure is logged with the name and the masked address,
+never the password.
 """
 
 from __future__ import annotations
@@ -131,25 +132,29 @@ def build_router(services: Services) -> APIRouter:
         account_key, address_key = guard.account(name), guard.address(address)
         trusted = guard.trusted(request.cookies.get(DEVICE_COOKIE, ""), name)
         keys = [address_key] if trusted else [account_key, address_key]
-        wait = await run_in_threadpool(guard.wait, keys)
-        if wait:
+        # Checked and counted as a failure in one step, before the password is
+        # checked (refunded below on success): parallel guesses cannot all pass
+        # one unlock window, in this process or another sharing the store
+        # (``LoginGuard.attempt``: one write transaction per attempt).
+        attempt = await run_in_threadpool(guard.attempt, keys, [account_key, address_key])
+        if attempt.wait:
             log.warning(
                 "staff login refused (throttled, %d s left) for %s from %s",
-                wait,
+                attempt.wait,
                 _shown(name),
                 shown_address,
             )
             return login_page(
                 request,
                 next,
-                texts["login_throttled"].format(seconds=wait),
+                texts["login_throttled"].format(seconds=attempt.wait),
                 429,
-                {"Retry-After": str(wait)},
+                {"Retry-After": str(attempt.wait)},
             )
         accounts = accounts_for(services)
         user = await run_in_threadpool(accounts.authenticate, name, password)
         if user is None:
-            locked = await run_in_threadpool(guard.failed, [account_key, address_key])
+            locked = attempt.locked  # already counted by the attempt
             log.warning(
                 "staff login failed for %s from %s%s",
                 _shown(name),
@@ -166,7 +171,7 @@ def build_router(services: Services) -> APIRouter:
                     )
                 )
             return login_page(request, next, texts["login_failed"], 401)
-        await run_in_threadpool(guard.succeeded, account_key)
+        await run_in_threadpool(guard.succeeded, account_key, [address_key])
         token, session = await run_in_threadpool(accounts.open_session, user)
         request.state.staff = session
         await audit(request, "login")

@@ -12,6 +12,17 @@ checked and is not counted, so a flood does not lengthen the lock. A
 success clears the account's count; an address's count is forgotten an
 hour after its last failure.
 
+Check and count are one step (``attempt``): an attempt is counted as a
+failure *before* its password is checked, in the same write transaction as
+the check, and refunded if the password was right (``succeeded``). So
+parallel attempts cannot all pass one unlock window: the first one past the
+free attempts locks the key for the others before anything is verified.
+This holds across processes sharing the store, not just within one: the
+transaction is ``BEGIN IMMEDIATE`` on SQLite (one writer at a time) and
+takes the rows ``FOR UPDATE`` on PostgreSQL (a second attempt reads the
+first one's count once it is committed; two first failures of a key racing
+to insert its row are retried).
+
 Against a lockout used to keep a real user out: the lock is temporary
 (``lockout`` at most), and a browser that has logged in as that user before
 carries a signed "trusted browser" cookie that the account's lock does not
@@ -33,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from gateway.store.db import reading, writing
 from gateway.store.tables import StaffLoginThrottleRow, StaffLoginTokenRow
@@ -43,6 +55,8 @@ FORM_TOKEN_AGE = timedelta(hours=1)
 FORGET_AFTER = timedelta(hours=1)
 # A trusted-browser cookie lasts this long.
 DEVICE_AGE = timedelta(days=90)
+# Tries of ``attempt`` when another process inserted a key's row at the same time.
+ATTEMPT_TRIES = 3
 
 Clock = Callable[[], datetime]
 
@@ -72,6 +86,18 @@ class LoginPolicy:
 class Key:
     value: str
     free: int
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What ``attempt`` decided: refused (``wait`` seconds left) or counted (``locked``)."""
+
+    wait: int = 0  # > 0: refused, the password must not be checked, nothing was counted
+    locked: int = 0  # counted as a failure: seconds the worst key is now locked
+
+    @property
+    def allowed(self) -> bool:
+        return self.wait == 0
 
 
 class LoginGuard:
@@ -109,6 +135,67 @@ class LoginGuard:
         ]
         return math.ceil(max(waits)) if waits else 0
 
+    def attempt(self, check: Iterable[Key], count: Iterable[Key]) -> Attempt:
+        """Refuse if a key of ``check`` is locked; otherwise count a failure on each of ``count``.
+
+        One write transaction, so parallel attempts (threads or processes) are
+        decided one after the other: past the free attempts, one attempt per
+        unlock window is allowed, the others are refused uncounted. The caller
+        checks the password only when ``allowed``, and calls ``succeeded``
+        (with ``refund``) when it was right.
+        """
+        checked, counted = list(check), list(count)
+        for tries_left in range(ATTEMPT_TRIES - 1, -1, -1):
+            try:
+                with writing(self.engine) as session:
+                    return self._attempt(session, checked, counted)
+            except IntegrityError:  # another process inserted one of the rows: read it again
+                if not tries_left:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _attempt(self, session: Session, checked: list[Key], counted: list[Key]) -> Attempt:
+        now = self.clock()
+        session.execute(
+            delete(StaffLoginThrottleRow).where(
+                StaffLoginThrottleRow.last_failure_at < now - FORGET_AFTER
+            )
+        )
+        values = sorted({key.value for key in [*checked, *counted]})  # one lock order
+        rows = {
+            row.key: row
+            for row in session.scalars(
+                select(StaffLoginThrottleRow)
+                .where(StaffLoginThrottleRow.key.in_(values))
+                .order_by(StaffLoginThrottleRow.key)
+                .with_for_update()
+            )
+        }
+        waits = [
+            (row.locked_until - now).total_seconds()
+            for key in checked
+            if (row := rows.get(key.value)) is not None
+            and row.locked_until is not None
+            and row.locked_until > now
+        ]
+        if waits:
+            return Attempt(wait=max(1, math.ceil(max(waits))))
+        worst = 0.0
+        for key in counted:
+            row = rows.get(key.value)
+            if row is None:
+                row = rows[key.value] = StaffLoginThrottleRow(
+                    key=key.value, failures=0, last_failure_at=now
+                )
+                session.add(row)
+            row.failures += 1
+            row.last_failure_at = now
+            lock = self.policy.lock_for(row.failures, key.free)
+            row.locked_until = now + timedelta(seconds=lock) if lock else None
+            worst = max(worst, lock)
+        session.flush()  # a racing insert fails here, inside the retried transaction
+        return Attempt(locked=math.ceil(worst))
+
     def failed(self, keys: Iterable[Key]) -> int:
         """Count one failure on each key; whole seconds the worst of them is now locked."""
         now = self.clock()
@@ -131,11 +218,22 @@ class LoginGuard:
                 worst = max(worst, lock)
         return math.ceil(worst)
 
-    def succeeded(self, key: Key) -> None:
+    def succeeded(self, key: Key, refund: Iterable[Key] = ()) -> None:
+        """A right password: clear ``key``'s count, take back the failure ``attempt`` counted
+        on each of ``refund`` (and its lock, if that leaves the key within its free ones)."""
         with writing(self.engine) as session:
             session.execute(
                 delete(StaffLoginThrottleRow).where(StaffLoginThrottleRow.key == key.value)
             )
+            for other in refund:
+                if other.value == key.value:
+                    continue
+                row = session.get(StaffLoginThrottleRow, other.value, with_for_update=True)
+                if row is None:
+                    continue
+                row.failures = max(0, row.failures - 1)
+                if not self.policy.lock_for(row.failures, other.free):
+                    row.locked_until = None
 
     # -- one-use form tokens ----------------------------------------------------
     def form_token(self) -> str:

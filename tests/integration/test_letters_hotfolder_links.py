@@ -171,3 +171,114 @@ def test_a_replay_never_reads_a_link_set_aside_in_rejected(
 
     assert hotfolder.settle_replayed(str(tmp_path), SECRET, "CP-TEST-TEST") is None
     assert not fifo_target.opened.is_set()
+
+
+# -- writing: nothing is written or moved through a link (S14, the write side) ------
+
+
+def test_a_planted_note_link_is_not_written_through(tmp_path: Path, services: Services) -> None:
+    folder = tmp_path / "scanner"
+    (folder / "rejected").mkdir(parents=True)
+    # A file the service can write, and a note link planted where a refusal's note goes.
+    target = tmp_path / "settings.env"
+    target.write_bytes(SECRET)
+    (folder / "rejected" / "x.pdf.reason.txt").symlink_to(target)
+    (folder / "x.pdf").write_bytes(b"%PDF-1.4 not really a pdf")
+
+    (outcome,) = import_folder(services, folder)
+
+    assert outcome.status == "rejected"
+    assert target.read_bytes() == SECRET  # not written through
+    assert os.readlink(folder / "rejected" / "x.pdf.reason.txt") == str(target)
+    assert not (folder / "x.pdf").exists()
+    # The scan is set aside under another name, with its note beside it, created 0640.
+    (moved,) = [
+        entry
+        for entry in (folder / "rejected").iterdir()
+        if entry.name.startswith("x") and entry.name.endswith(".pdf")
+    ]
+    assert moved.read_bytes() == b"%PDF-1.4 not really a pdf"
+    note = moved.with_name(moved.name + ".reason.txt")
+    assert not note.is_symlink()
+    assert note.read_text(encoding="utf-8").splitlines()[0] == outcome.detail
+    assert oct(note.stat().st_mode & 0o777) == oct(0o640)
+
+
+def test_a_rejected_folder_replaced_by_a_link_is_not_followed(
+    tmp_path: Path,
+    services: Services,
+    uploads: list[LetterUpload],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    folder = tmp_path / "scanner"
+    folder.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (folder / "rejected").symlink_to(elsewhere, target_is_directory=True)
+    (folder / "bad.pdf").write_bytes(b"%PDF-1.4 not really a pdf")
+    os.mkfifo(folder / "a-fifo.pdf")
+
+    with caplog.at_level(logging.ERROR, logger="intake.letters.hotfolder"):
+        assert import_folder(services, folder) == []
+
+    assert list(elsewhere.iterdir()) == []
+    assert (folder / "bad.pdf").exists() and (folder / "a-fifo.pdf").is_fifo()
+    assert [record.levelname for record in caplog.records] == ["ERROR"]
+    assert str(folder / "rejected") in caplog.text
+    assert uploads == []
+
+
+def test_a_rejected_folder_swapped_for_a_link_during_a_pass_is_not_followed(
+    tmp_path: Path,
+    services: Services,
+    uploads: list[LetterUpload],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The swap after the check: the move itself refuses the link, and the pass stops."""
+    folder = tmp_path / "scanner"
+    folder.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (folder / "bad-1.pdf").write_bytes(b"%PDF-1.4 not really a pdf")
+    (folder / "bad-2.pdf").write_bytes(b"%PDF-1.4 not really a pdf either")
+    real_read = hotfolder._read_whole
+
+    def swap_then_read(root: Path, path: Path, limit: int) -> bytes | hotfolder.FileOutcome:
+        if not os.path.lexists(folder / "rejected"):
+            (folder / "rejected").symlink_to(elsewhere, target_is_directory=True)
+        return real_read(root, path, limit)
+
+    monkeypatch.setattr(hotfolder, "_read_whole", swap_then_read)
+    with caplog.at_level(logging.ERROR, logger="intake.letters.hotfolder"):
+        outcomes = import_folder(services, folder)
+
+    assert [(item.status, item.detail) for item in outcomes] == [("retry", hotfolder.UNSAFE_FOLDER)]
+    assert list(elsewhere.iterdir()) == []
+    assert (folder / "bad-1.pdf").exists() and (folder / "bad-2.pdf").exists()
+    assert str(folder / "rejected") in caplog.text
+
+
+def test_a_watcher_leaves_the_folder_alone_while_done_is_a_link(
+    tmp_path: Path, services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "scanner"
+    folder.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (folder / "done").symlink_to(elsewhere, target_is_directory=True)
+    (folder / "real.pdf").write_bytes(scans.text_pdf(scans.FRENCH_LETTER_PAGE_2))
+    stop = threading.Event()
+    thread = threading.Thread(target=watch, args=(services, folder, stop, 0.0), daemon=True)
+    with caplog.at_level(logging.ERROR, logger="intake.letters.hotfolder"):
+        thread.start()
+        try:
+            wait_until(lambda: str(folder / "done") in caplog.text, "the error logged")
+            # Put right by a person: the folder is processed again.
+            (folder / "done").unlink()
+            wait_until((folder / "done" / "real.pdf").exists, "the scan read once done/ is real")
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+    assert list(elsewhere.iterdir()) == []
+    assert caplog.text.count("not a real folder") == 1  # once, not at every pass

@@ -6,7 +6,9 @@ it says and is forgotten after an hour, without a test ever waiting.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from sqlalchemy import Engine
 
 from gateway.store.db import create_store_engine, migrate
 from gateway.store.staff import StaffAccounts, UnknownRole
-from gateway.store.staff_logins import FORM_TOKEN_AGE, LoginGuard, LoginPolicy
+from gateway.store.staff_logins import FORM_TOKEN_AGE, Attempt, LoginGuard, LoginPolicy
 
 SECRET = b"s" * 32
 
@@ -120,3 +122,62 @@ def test_roles_are_checked_and_a_role_change_ends_sessions(engine: Engine, clock
     assert accounts.session_for(token) is None
     renewed = accounts.authenticate("amina", "courrier-2026-casa")
     assert renewed is not None and renewed.role == "operator"
+
+
+def test_parallel_guesses_past_the_free_ones_get_one_evaluation_per_unlock_window(
+    guard: LoginGuard, clock: Clock
+) -> None:
+    """Finding S6: the check and the count are one step, so a burst cannot all pass.
+
+    Eight attempts decided before any of them has checked its password (the
+    interleaving of a parallel burst): past the free ones, only the first is
+    let through each unlock window; the others are refused and not counted.
+    """
+    account, address = guard.account("amina"), guard.address("192.0.2.7")
+    keys = [account, address]
+
+    def burst(size: int) -> list[Attempt]:
+        return [guard.attempt(keys, keys) for _ in range(size)]  # none answered yet
+
+    free = burst(3)
+    assert [item.allowed for item in free] == [True] * 3
+    first = burst(8)
+    assert [item.allowed for item in first] == [True] + [False] * 7
+    assert first[0].locked == 2  # the one let through locked the others out at once
+    assert {item.wait for item in first[1:]} == {2}
+    clock.advance(2)
+    second = burst(8)
+    assert [item.allowed for item in second] == [True] + [False] * 7
+    assert second[0].locked == 4  # refused attempts were not counted: 5th failure, not 12th
+
+
+def test_parallel_guesses_in_threads_get_one_evaluation_per_unlock_window(
+    guard: LoginGuard, clock: Clock
+) -> None:
+    """The same burst from threads at once (as the web server's pool runs them)."""
+    account, address = guard.account("amina"), guard.address("192.0.2.7")
+    for _ in range(3):
+        guard.failed([account, address])
+    size = 12
+    start = threading.Barrier(size)
+
+    def one(_: int) -> Attempt:
+        start.wait(timeout=30)
+        return guard.attempt([account, address], [account, address])
+
+    for window in range(3):
+        with ThreadPoolExecutor(size) as pool:
+            answers = list(pool.map(one, range(size)))
+        assert sum(item.allowed for item in answers) == 1, window
+        clock.advance(max(item.wait for item in answers))
+
+
+def test_a_right_password_refunds_the_counted_attempt(guard: LoginGuard) -> None:
+    account, address = guard.account("amina"), guard.address("192.0.2.7")
+    for _ in range(10):  # the address at its free attempts, unlocked
+        guard.failed([address])
+    attempt = guard.attempt([account, address], [account, address])
+    assert (attempt.allowed, attempt.locked) == (True, 2)
+    guard.succeeded(account, [address])
+    assert guard.wait([account, address]) == 0  # the address's lock went with the refund
+    assert guard.failed([address]) == 2  # back at 10: the next failure is the 11th
