@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     # Mail authentication (S12): an origin other than customer needs authenticated
     # mail. authserv-ids (RFC 8601) of our own MX or mailbox provider whose topmost
     # Authentication-Results headers are believed, comma-separated; empty: none.
+    # On SMTP, only from a peer within smtp_allowed_networks (our MX relaying):
+    # a public receiver (no allowed networks) ignores those headers.
     trusted_authserv_ids: str = ""
     # Verify DKIM signatures ourselves (DNS lookup of the key, bounded by the timeout
     # in seconds; a DNS failure leaves the mail unauthenticated, never refused).
@@ -241,6 +243,9 @@ class Settings(BaseSettings):
     # Form posts handled at once by one process; more get a 503 page with Retry-After
     # before their body is read (S1).
     webform_max_concurrent_posts: int = Field(default=4, ge=1)
+    # Seconds a form post has to send the head of its body (its fields), then to send
+    # each further chunk; past either, a 408 page and the connection is closed.
+    webform_body_timeout: float = Field(default=30.0, gt=0)
     # Past the per-address limits (a carrier NAT shared by many customers), a post
     # whose browser solved a proof of work for its form token counts against that
     # token's own budget instead (S20): posts and complaints per token per hour, and
@@ -248,6 +253,9 @@ class Settings(BaseSettings):
     webform_max_posts_per_token: int = Field(default=20, ge=1)
     webform_max_per_token: int = Field(default=3, ge=1)
     webform_pow_bits: int = Field(default=16, ge=0, le=24)
+    # Token budgets one client address may open per hour: a post with a valid proof of
+    # work on a token not seen in the last hour uses one; beyond, the plain 429 (S20).
+    webform_max_tokens_per_address: int = Field(default=5, ge=1)
     # Attachment checks of the form (each file's structure read in the sandbox):
     # how many run at once in this process, and how long a post waits for a free
     # one before it is answered 503 with Retry-After.
