@@ -251,6 +251,9 @@ class EvidenceLog:
         )
         return self.complaints.record_event(raw, ROOT_KIND, details)
 
+    def yesterday(self) -> date:
+        return datetime.now(self.zone).date() - timedelta(days=1)
+
     def publish_due_root(self) -> tuple[IntakeEvent, bool] | None:
         """Yesterday's root, once the day is closed (a periodic step: cheap when done)."""
         now = datetime.now(self.zone)
