@@ -31,6 +31,7 @@ COMPONENTS = ComponentTable(
             "replay.",
             "dead-letters": "The complaints.dead queue: messages a consumer rejected, and their "
             "replay.",
+            "evidence": "The append-only evidence log: check it, publish its daily root.",
         },
     ),
     Entry(

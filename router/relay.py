@@ -78,8 +78,12 @@ class Relay:
         publisher_factory: Callable[[], Publisher],
         policy: RelayPolicy,
         owner: str | None = None,
+        *,
+        periodic: Callable[[], object] | None = None,
     ) -> None:
+        """``periodic``: a small job run before each pass (the evidence log's daily root)."""
         self.owner = owner or process_identity()
+        self.periodic = periodic
         self.outbox = outbox
         self.counters = counters
         self.publisher_factory = publisher_factory
@@ -186,6 +190,7 @@ class Relay:
     # -- the loop ---------------------------------------------------------
     def step(self) -> float:
         """One pass; returns how long to wait before the next one."""
+        self._run_periodic()
         try:
             result = self.publish_pending()
         except StoreUnavailable as exc:
@@ -199,6 +204,17 @@ class Relay:
             return self._on_failure("broker", result.problem or "messages not confirmed")
         self._on_success()
         return self.policy.poll_interval
+
+    def _run_periodic(self) -> None:
+        """The periodic job, its failure logged and left for the next pass."""
+        if self.periodic is None:
+            return
+        try:
+            self.periodic()
+        except Exception as exc:
+            log.warning(
+                "periodic job failed (%s: %s); tried again next pass", type(exc).__name__, exc
+            )
 
     def _on_failure(self, culprit: str, problem: str) -> float:
         """Count a failed pass; log it only if it starts an outage. Returns the delay."""
@@ -257,4 +273,6 @@ def build_relay(settings: Settings, store: Store) -> Relay:
             max_message_bytes=settings.max_message_bytes,
             claim_seconds=max(settings.relay_lease_seconds, 2 * settings.confirm_timeout),
         ),
+        # Yesterday's evidence root, once (its day is the event's dedup key).
+        periodic=store.evidence.publish_due_root,
     )

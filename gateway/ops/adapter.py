@@ -1,4 +1,4 @@
-"""The operations component: ``/ops/`` and ``intake quarantine|dead-letters``."""
+"""The operations component: ``/ops/`` and ``intake quarantine|dead-letters|evidence``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from gateway.lib.component import Component
 from gateway.lib.services import Services
 from gateway.ops.cli import COMMANDS
+from gateway.ops.evidence import COMMANDS as EVIDENCE_COMMANDS
 
 
 def _routes(services: Services) -> APIRouter:
@@ -16,4 +17,4 @@ def _routes(services: Services) -> APIRouter:
     return build_router(services)
 
 
-ADAPTER = Component(name="ops", routes=_routes, commands=COMMANDS)
+ADAPTER = Component(name="ops", routes=_routes, commands=COMMANDS + EVIDENCE_COMMANDS)

@@ -33,6 +33,7 @@ from gateway.store.db import (
     normalize_url,
     read_connection,
 )
+from gateway.store.evidence import EvidenceLog
 from gateway.store.figures import Figures
 from gateway.store.intake import ComplaintStore, IdempotencyConflict, StoreUnavailable
 from gateway.store.leases import Leases
@@ -104,6 +105,8 @@ class Store:
     acks: AckStore
     # The OCR work queue of postal letters (``channels.letters``), releasing their complaints.
     letters: LetterQueue
+    # The append-only evidence log: ``verify`` and the daily root (``gateway.store.evidence``).
+    evidence: EvidenceLog
 
     def rate_limiter(self, per_hour: int) -> RateLimiter:
         """An hourly limit per client key, shared by every process on this store."""
@@ -151,16 +154,17 @@ def open_store(settings: Settings, *, migrate_schema: bool | None = None) -> Sto
     if settings.auto_migrate if migrate_schema is None else migrate_schema:
         migrate(engine)
     blobs = BlobStore(settings.blob_dir)
+    complaints = ComplaintStore(
+        engine,
+        blobs,
+        settings.event_source,
+        refused_head_bytes=settings.quarantine_head_bytes,
+        refused_quota_bytes=settings.quarantine_refused_quota_bytes,
+    )
     return Store(
         engine=engine,
         blobs=blobs,
-        complaints=ComplaintStore(
-            engine,
-            blobs,
-            settings.event_source,
-            refused_head_bytes=settings.quarantine_head_bytes,
-            refused_quota_bytes=settings.quarantine_refused_quota_bytes,
-        ),
+        complaints=complaints,
         outbox=Outbox(engine),
         api_keys=ApiKeys(engine),
         counters=Counters(engine),
@@ -171,6 +175,7 @@ def open_store(settings: Settings, *, migrate_schema: bool | None = None) -> Sto
         imap_checkpoints=ImapCheckpoints(engine),
         acks=AckStore(engine, settings.timezone),
         letters=LetterQueue(engine, settings.event_source),
+        evidence=EvidenceLog(engine, blobs, complaints, settings.timezone),
     )
 
 

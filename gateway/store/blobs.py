@@ -32,8 +32,32 @@ from typing import BinaryIO
 
 from normalizer.contract import Attachment, Evidence
 from normalizer.draft import AttachmentDraft
+from normalizer.errors import OurFailure
 
 SCHEME = "blob:sha256:"
+# Blobs are written read-only: evidence is never changed in place.
+READ_ONLY = 0o444
+_CHUNK = 1024 * 1024
+
+
+class BlobMissing(OurFailure, FileNotFoundError):
+    """No blob under this hash (a ``FileNotFoundError`` too, as before the check existed)."""
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__(f"blob {sha256} is missing")
+        self.sha256 = sha256
+
+
+class BlobChanged(OurFailure):
+    """The bytes under a blob's name no longer hash to it: the evidence was changed."""
+
+    def __init__(self, sha256: str, actual: str) -> None:
+        super().__init__(f"blob {sha256} was changed: its bytes now hash to {actual}")
+        self.retryable = False
+        self.sha256 = sha256
+        self.actual = actual
+
+
 _FANOUT = tuple(f"{index:02x}" for index in range(256))
 
 
@@ -77,7 +101,15 @@ class BlobStore:
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def get(self, location_or_sha: str) -> bytes:
+        """The blob's bytes, checked against its name (``BlobChanged``, ``BlobMissing``)."""
         digest = location_or_sha.removeprefix(SCHEME)
+        data = self._read(digest)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise BlobChanged(digest, actual)
+        return data
+
+    def _read(self, digest: str) -> bytes:
         try:
             return self._current_path(digest).read_bytes()
         except FileNotFoundError:
@@ -85,8 +117,25 @@ class BlobStore:
         try:
             return self._legacy_path(digest).read_bytes()
         except FileNotFoundError:
+            pass
+        try:
             # Moved by a layout migration while we looked.
             return self._current_path(digest).read_bytes()
+        except FileNotFoundError:
+            raise BlobMissing(digest) from None
+
+    def check(self, location_or_sha: str) -> None:
+        """Hash the blob in chunks (a recording may be large): ``BlobChanged``, ``BlobMissing``."""
+        digest = location_or_sha.removeprefix(SCHEME)
+        running = hashlib.sha256()
+        try:
+            with self.path_for(digest).open("rb") as stream:
+                while chunk := stream.read(_CHUNK):
+                    running.update(chunk)
+        except FileNotFoundError:
+            raise BlobMissing(digest) from None
+        if running.hexdigest() != digest:
+            raise BlobChanged(digest, running.hexdigest())
 
     def exists(self, location_or_sha: str) -> bool:
         digest = location_or_sha.removeprefix(SCHEME)
@@ -192,6 +241,7 @@ def _write_unsynced(target: Path, data: bytes) -> tuple[BinaryIO, str, Path]:
     handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
     stream = os.fdopen(handle, "wb")
     try:
+        os.fchmod(handle, READ_ONLY)  # the open handle still writes
         stream.write(data)
         stream.flush()
     except BaseException:

@@ -4,7 +4,8 @@ channel -> ``ComplaintStore.record_complaint`` -> **PendingComplaint** (the
 message and its CloudEvents envelope rendered once, in the caller's thread)
 -> group commit -> **write_batch**: one dedup look-up and one follow-up
 look-up for the whole batch, then Core inserts of the evidence, complaint
-and outbox rows, inside the transaction the caller opened.
+and outbox rows and the evidence log's entries (``gateway.store.chain``),
+inside the transaction the caller opened.
 
 Nothing here commits, retries or decides what a repeat means to a channel:
 ``gateway.store.intake`` does that.
@@ -23,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select
 
 from gateway.store.blobs import StagedBlob, StoredBlob
+from gateway.store.chain import append as append_to_chain
 from gateway.store.tables import ComplaintRow, EvidenceRow, OutboxRow
 from normalizer.assemble import assemble_message
 from normalizer.contract import (
@@ -225,6 +227,8 @@ def _insert(connection: Connection, items: Sequence[PendingComplaint]) -> None:
     connection.execute(_INSERT_EVIDENCE, evidence)
     connection.execute(_INSERT_COMPLAINTS, complaints)
     connection.execute(_INSERT_OUTBOX, outbox)
+    # Last: on PostgreSQL the chain's head stays locked until the commit.
+    append_to_chain(connection, evidence)
 
 
 def _evidence_row(item: PendingComplaint, evidence_id: str, now: datetime) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gateway.store.blobs import BlobStore, StagedBlob, settle
+from gateway.store.chain import append as append_to_chain
 from gateway.store.complaint_rows import (
     EVENT_CONTENT_TYPE,
     PendingComplaint,
@@ -265,13 +266,13 @@ class ComplaintStore:
         envelope = IntakeEventEnvelope.wrap(event, self.event_source)
         try:
             with writing(self.engine) as session:
-                evidence_id = _add_evidence(session, raw, event.evidence)
+                evidence_row = _add_evidence(session, raw, event.evidence)
                 session.add(
                     EventRow(
                         id=event.id,
                         kind=kind,
                         dedup_key=raw.dedup_key,
-                        evidence_id=evidence_id,
+                        evidence_id=evidence_row["id"],
                         payload=event.model_dump_json(),
                     )
                 )
@@ -286,6 +287,9 @@ class ComplaintStore:
                         held=False,
                     )
                 )
+                session.flush()
+                # Last: on PostgreSQL the chain's head stays locked until the commit.
+                append_to_chain(session.connection(), [evidence_row])
         except IntegrityError:
             twin = self._find_event(raw.dedup_key)
             if twin is None:
@@ -534,20 +538,19 @@ def _store_error(outcome: T | Exception) -> T | Exception:
     return outcome
 
 
-def _add_evidence(session: Session, raw: RawInput, evidence: Evidence) -> str:
-    evidence_id = str(uuid.uuid4())
-    session.add(
-        EvidenceRow(
-            id=evidence_id,
-            channel=raw.channel.value,
-            sha256=evidence.sha256,
-            size=evidence.size,
-            content_type=raw.content_type,
-            stored_at=evidence.stored_at,
-            source_ids=dict(raw.source_ids),
-            message_id=evidence.message_id,
-            received_at=raw.received_at,
-        )
-    )
+def _add_evidence(session: Session, raw: RawInput, evidence: Evidence) -> dict[str, Any]:
+    """The evidence row added (and flushed); chain it last (``append_to_chain``)."""
+    row: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "channel": raw.channel.value,
+        "sha256": evidence.sha256,
+        "size": evidence.size,
+        "content_type": raw.content_type,
+        "stored_at": evidence.stored_at,
+        "source_ids": dict(raw.source_ids),
+        "message_id": evidence.message_id,
+        "received_at": raw.received_at,
+    }
+    session.add(EvidenceRow(**row))
     session.flush()  # rows carry no ORM relationships: order the inserts by hand
-    return evidence_id
+    return row

@@ -96,6 +96,39 @@ class EvidenceRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
 
+class EvidenceLogRow(Base):
+    """One entry of the append-only evidence log (``gateway.store.evidence``).
+
+    ``entry_hash`` is the sha256 of the canonical encoding of (sequence,
+    sha256, received_at, channel, source_ids, previous_hash): each entry
+    seals the one before it, so a row removed, reordered or changed breaks
+    the chain (``intake evidence verify``).
+    """
+
+    __tablename__ = "evidence_log"
+
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    evidence_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    stored_at: Mapped[str] = mapped_column(String(255))
+    channel: Mapped[str] = mapped_column(String(16))
+    source_ids: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[datetime]
+    previous_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    appended_at: Mapped[datetime] = mapped_column(default=_now, index=True)
+
+
+class EvidenceChainHeadRow(Base):
+    """The last entry of the evidence log, one row: locked by every append (the serializer)."""
+
+    __tablename__ = "evidence_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
 class ComplaintRow(Base):
     __tablename__ = "complaints"
 
