@@ -232,7 +232,11 @@ def _insert(connection: Connection, items: Sequence[PendingComplaint]) -> None:
 
 
 def _evidence_row(item: PendingComplaint, evidence_id: str, now: datetime) -> dict[str, Any]:
-    raw, evidence = item.raw, item.message.evidence
+    return {**evidence_values(item.raw, item.message.evidence, evidence_id), "created_at": now}
+
+
+def evidence_values(raw: RawInput, evidence: Evidence, evidence_id: str) -> dict[str, Any]:
+    """The ``evidence`` row of one input (``created_at`` left to the caller or the default)."""
     return {
         "id": evidence_id,
         "channel": raw.channel.value,
@@ -243,7 +247,6 @@ def _evidence_row(item: PendingComplaint, evidence_id: str, now: datetime) -> di
         "source_ids": dict(raw.source_ids),
         "message_id": evidence.message_id,
         "received_at": raw.received_at,
-        "created_at": now,
     }
 
 

@@ -41,6 +41,7 @@ from gateway.store.complaint_rows import (
     PendingComplaint,
     Written,
     evidence_for,
+    evidence_values,
     pending_complaint,
     stored_under,
     write_batch,
@@ -540,17 +541,7 @@ def _store_error(outcome: T | Exception) -> T | Exception:
 
 def _add_evidence(session: Session, raw: RawInput, evidence: Evidence) -> dict[str, Any]:
     """The evidence row added (and flushed); chain it last (``append_to_chain``)."""
-    row: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
-        "channel": raw.channel.value,
-        "sha256": evidence.sha256,
-        "size": evidence.size,
-        "content_type": raw.content_type,
-        "stored_at": evidence.stored_at,
-        "source_ids": dict(raw.source_ids),
-        "message_id": evidence.message_id,
-        "received_at": raw.received_at,
-    }
+    row = evidence_values(raw, evidence, str(uuid.uuid4()))
     session.add(EvidenceRow(**row))
     session.flush()  # rows carry no ORM relationships: order the inserts by hand
     return row
