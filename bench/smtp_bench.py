@@ -157,6 +157,8 @@ def main() -> None:
             "INTAKE_SMTP_MAX_CONNECTIONS_PER_ADDRESS": str(args.clients + 5),
             "INTAKE_SMTP_MAX_MESSAGES_PER_SENDER_PER_HOUR": "0",
             "INTAKE_SMTP_MAX_MESSAGES_PER_CLIENT_PER_HOUR": "0",
+            # Each client sends many mails on one session, like a relaying MTA.
+            "INTAKE_SMTP_MAX_COMMANDS": str(8 * args.messages + 100),
         }
         with server([INTAKE, "smtp", "serve"], port, env):
             print(f"intake smtp serve: {args.messages} mails…", file=sys.stderr)
