@@ -21,9 +21,10 @@ version of the files in git history).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -31,16 +32,36 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
     WithJsonSchema,
+    WrapValidator,
 )
 
 SCHEMA_VERSION: Literal["1.3"] = "1.3"
 # What the schemas promise: any minor of major 1 (1.0, 1.1, ..., 1.10, ...).
 SCHEMA_VERSION_PATTERN = r"^1\.(0|[1-9][0-9]*)$"
+# Context key of ``read_as_consumer``: the read of a message another process published.
+_AS_CONSUMER = "as_consumer"
+
+
+def _later_minor(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+    """A consumer's read also takes a minor this code does not know yet (any ``1.x``)."""
+    try:
+        return handler(value)
+    except ValidationError:
+        consumer = bool(info.context and info.context.get(_AS_CONSUMER))
+        if consumer and isinstance(value, str) and re.fullmatch(SCHEMA_VERSION_PATTERN, value):
+            return value
+        raise
+
+
 # Versions a reader of this code still accepts (messages stored before an upgrade);
 # the schema files say the pattern instead, so that older files accept newer minors.
 SchemaVersion = Annotated[
     Literal["1.0", "1.1", "1.2", "1.3"],
+    WrapValidator(_later_minor),
     WithJsonSchema({"type": "string", "pattern": SCHEMA_VERSION_PATTERN}),
 ]
 EVENT_TYPE: Literal["ma.cashplus.complaint.received.v1"] = "ma.cashplus.complaint.received.v1"
@@ -252,6 +273,20 @@ class ComplaintEvent(_Model):
             time=message.received_at,
             data=message,
         )
+
+
+Read = TypeVar("Read", bound=BaseModel)
+
+
+def read_as_consumer(model: type[Read], body: bytes | str) -> Read:
+    """Read a message as the README asks every consumer to: properties this code does
+    not know are dropped and ``schema_version`` may be any ``1.x``.
+
+    For our own consumers (the acknowledgement worker), so that a worker still on
+    1.3 keeps working on what a 1.4 gateway publishes during a rolling upgrade.
+    The models stay strict everywhere else: they are the producer's check.
+    """
+    return model.model_validate_json(body, extra="ignore", context={_AS_CONSUMER: True})
 
 
 class ComplaintAmendedEvent(_Model):

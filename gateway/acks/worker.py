@@ -38,7 +38,7 @@ from config.retry import backoff_delay
 from gateway.acks.acknowledger import Acknowledger
 from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
-from normalizer.contract import ComplaintEvent
+from normalizer.contract import ComplaintEvent, read_as_consumer
 from router.broker import topology_for
 from router.consumer import subscribe
 
@@ -58,7 +58,7 @@ class Verdict(StrEnum):
 def judge(acknowledger: Acknowledger, body: bytes | str) -> Verdict:
     """Acknowledge one complaint from its delivered body; say what to do with the delivery."""
     try:
-        complaint = ComplaintEvent.model_validate_json(body).data
+        complaint = read_as_consumer(ComplaintEvent, body).data
     except ValidationError as exc:
         log.error("not a complaint event, sent to the dead-letter queue: %s", exc.error_count())
         return Verdict.POISON

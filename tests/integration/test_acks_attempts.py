@@ -15,6 +15,7 @@ does not hold the consumer.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,6 +127,23 @@ def test_a_body_that_is_not_a_complaint_event_is_sent_to_the_dead_letters(
     acknowledger = Acknowledger(services, senders={})
 
     assert judge(acknowledger, b'{"type": "something else"}') is Verdict.POISON
+
+
+def test_a_later_minor_of_the_contract_is_acknowledged_not_dead_lettered(
+    services: Services,
+) -> None:
+    """A worker still on this version, fed by a gateway already on a later 1.x."""
+    complaint = mail_complaint(services, "Mon transfert n'est jamais arrivé.")
+    document = json.loads(body_of(complaint))
+    document["data"]["schema_version"] = "1.9"
+    document["data"]["a_later_field"] = {"any": "thing"}
+    document["data"]["customer"]["key"] = "k" * 64
+    sender = Sending()
+    acknowledger = Acknowledger(services, senders={EMAIL: sender})
+
+    assert judge(acknowledger, json.dumps(document).encode()) is Verdict.DONE
+    row = ack_row(services, complaint.id)
+    assert row is not None and row.status == "sent"
 
 
 def test_a_failure_of_ours_leaves_the_queue_and_is_tried_again_later(

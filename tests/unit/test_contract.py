@@ -14,6 +14,7 @@ from normalizer.contract import (
     Customer,
     Evidence,
     Language,
+    read_as_consumer,
     schema_documents,
 )
 from normalizer.deadlines import compute_deadlines
@@ -108,3 +109,37 @@ def test_naive_received_at_is_refused() -> None:
 def test_unknown_fields_are_refused() -> None:
     with pytest.raises(ValidationError, match="extra"):
         make_message(colour="blue")
+
+
+def _later_minor_event(version: str) -> str:
+    """What a later 1.x gateway could publish: a newer minor, properties we do not know."""
+    document = json.loads(ComplaintEvent.wrap(make_message(), "test").model_dump_json())
+    document["traceparent"] = "00-abc-def-01"
+    document["data"]["schema_version"] = version
+    document["data"]["triage"] = {"kind": "complaint"}
+    document["data"]["customer"]["key"] = "k" * 64
+    document["data"]["evidence"]["chain_sequence"] = 12
+    return json.dumps(document)
+
+
+def test_a_consumer_reads_a_later_minor_and_drops_what_it_does_not_know() -> None:
+    body = _later_minor_event("1.9")
+    with pytest.raises(ValidationError):  # the producer's check stays strict
+        ComplaintEvent.model_validate_json(body)
+    event = read_as_consumer(ComplaintEvent, body)
+    assert event.data.schema_version == "1.9"
+    assert event.data.customer.phone == "+212661234567"
+    assert "key" not in event.data.customer.model_dump()
+
+
+@pytest.mark.parametrize("version", ["2.0", "1.01", "1", "v1.4"])
+def test_a_consumer_refuses_another_major_or_a_malformed_version(version: str) -> None:
+    with pytest.raises(ValidationError, match="schema_version"):
+        read_as_consumer(ComplaintEvent, _later_minor_event(version))
+
+
+def test_a_consumer_still_refuses_a_wrong_value_of_a_known_field() -> None:
+    document = json.loads(_later_minor_event("1.4"))
+    document["data"]["channel"] = "fax"  # closed set: a new value is a new major
+    with pytest.raises(ValidationError, match="channel"):
+        read_as_consumer(ComplaintEvent, json.dumps(document))
