@@ -43,6 +43,7 @@ TAB_ORDER = (
     "f-attachments",
     "f-preferred_language",
     "f-preferred_contact",
+    "privacy-link",  # the privacy notice, read before sending
     "send-button",
 )
 # Records every change of the upload progress box into sessionStorage, which

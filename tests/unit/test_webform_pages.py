@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from channels.webform.form import Submission, build_draft, validate
-from channels.webform.i18n import BY_CODE
+from channels.webform.i18n import BY_CODE, texts
 from channels.webform.pages import Notice, Pages
 from gateway.acks.texts import languages_for
 from normalizer.assemble import assemble_message
@@ -95,3 +95,24 @@ def test_a_notice_page_also_says_to_attach_the_files_again() -> None:
 
 def test_a_blank_form_asks_for_no_file_again() -> None:
     assert "f-attachments-reattach" not in PAGES.form(BY_CODE["fr"], "token")
+
+
+@pytest.mark.parametrize("code", ["fr", "ar", "en", "es"])
+def test_the_form_carries_the_privacy_notice_in_its_language(code: str) -> None:
+    page = html.unescape(PAGES.form(BY_CODE[code], "token"))
+    notice = page[page.index('id="privacy"') : page.index("</section>", page.index('id="privacy"'))]
+    words = texts(code)
+    assert words["privacy_heading"] in notice
+    # Law 09-08's rights, how to use them, and the authority to turn to.
+    assert "09-08" in notice and "contact@cashplus.ma" in notice and "CNDP" in notice
+    assert "10/W/16" in notice  # the purpose: the regulator's complaint handling
+    # The note beside the button leads to it, before anything is sent.
+    note = page.index('class="privacy-note"')
+    assert note < page.index('id="send-button"')
+    assert 'href="#privacy"' in page[note : page.index("</p>", note)]
+
+
+def test_the_confirmation_page_keeps_the_privacy_notice() -> None:
+    message = from_the_form("Mon transfert n'est jamais arrivé, merci de vérifier.", "")
+    page = PAGES.confirmation(BY_CODE["fr"], message)
+    assert 'id="privacy"' in page and texts("fr")["privacy_heading"] in html.unescape(page)
