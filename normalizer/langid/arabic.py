@@ -1,10 +1,17 @@
 """Modern Standard Arabic or Moroccan Darija, for text in Arabic script.
 
 Generic detectors answer ``ar`` for all Arabic script. Darija is told apart
-by what MSA never writes (ديال, واش, بزاف, the ka- present كيدير/كندير, the
-ma...ch negation ماكاينش) and MSA by what Darija rarely writes (الذي, سوف,
-ليس, لقد, tanween). With no evidence either way the answer is ``ar``: the
-formal written language is the safer routing default.
+by what MSA never writes: its function words (ديال, واش, بزاف, a hand-written
+list) and its word formation on any verb or noun (morphology.py: the ka-
+present كيدير, the ma...ch negation ماكاينش, -و plurals, -ليه clitics, گ).
+MSA is told by what Darija rarely writes (الذي, سوف, ليس, لقد, tanween).
+Words that the MSA dictionary (msa_dictionary.py) does not know at all are
+a weak hint of dialect, never enough on their own.
+
+With no evidence either way the answer is ``ar``: the formal written
+language is the safer routing default. With thin evidence of Darija (a hint,
+one weak form) the answer stays ``ar`` with ``ary-Arab`` as a secondary
+language and a confidence near one half, so routing can offer both.
 """
 
 from __future__ import annotations
@@ -14,39 +21,29 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from normalizer.langid import morphology, msa_dictionary
 from normalizer.langid.cleaning import arabic_key
 from normalizer.langid.lexicon import lexicon
 
 AR = "ar"
 ARY = "ary-Arab"
 
-# (pattern, weight): Darija verb morphology on the lookup key (alef unified,
-# ة as ه). Each comes with the MSA words of the same shape it must not catch.
-_DARIJA_SHAPES = (
-    (re.compile(r"^ما\S{2,}ش$"), 2.0),
-    (re.compile(r"^م[كتني]\S{2,}ش$"), 1.0),
-    (re.compile(r"^كا[يتن]\S{3,}$"), 1.5),
-    (re.compile(r"^كي(?!ف|ان|ميا|لو|س$|سه$|سان)[يتن]?\S{3,}$"), 1.0),
-    (re.compile(r"^كن(?!يس|وز|ائس)\S{3,}$"), 1.0),
-    (re.compile(r"^كت(?!اب|ب|يب|ل|ف|م)[تين]?\S{3,}$"), 1.0),
-    (re.compile(r"^غا[نتي](?!ه|ات|ب)\S{2,}$"), 1.0),
-    # گ/ڭ write the Moroccan g (گال, ڭاع); MSA has no g.
-    (re.compile(r"گ"), 1.5),
-    # Plural verbs end in -و without alef (نشوفو, تديرو, مشاو); MSA writes -ون/-وا.
-    (re.compile(r"^[نتي](?!ونيو|وليو)\S{3,}و$"), 1.0),
-    (re.compile(r"^\S{2,}او$"), 1.0),
-    # Possessive -و on a feminine noun (خدمتو, بلاصتو); MSA writes -ته.
-    (re.compile(r"^\S{2,}تو$"), 1.0),
-    # في + article fused (فالدار, فالمغرب) is written Darija.
-    (re.compile(r"^فال\S{3,}$"), 1.0),
-)
 # Clitics Darija glues to words in writing: و "and", ف "in", ل "to", ب "with",
 # and their fused article forms; tried off only when the whole word is not MSA.
 _PREFIXES = ("و", "فال", "بال", "لل", "ف", "ل", "ب")
-# Letters of Persian, Urdu and Pashto that Arabic and Darija do not use
-# (گ is left out: Moroccan writers use it for the g sound).
 _MIN_DARIJA = 1.0
+# Words the MSA dictionary does not know: each a small hint of dialect,
+# capped so that names, typos and loanwords cannot make a text Darija.
+_UNKNOWN_WORD_HINT = 0.25
+_UNKNOWN_HINT_CAP = 1.0
+_MIN_UNKNOWN_LETTERS = 3
+# Below this much Darija-side evidence nothing is said about Darija at all.
+_THIN_DARIJA = 0.5
+# A losing side with at least this much evidence is reported as secondary.
+_SECONDARY_EVIDENCE = 1.0
 _ELONGATED = re.compile(r"(\S)\1\1")
+# Letters of Persian, Urdu and Pashto that Arabic and Darija do not use
+# (گ and ڤ are left out: Moroccan writers use them for g and v).
 _NON_ARABIC_LETTERS = frozenset("پچژکیۀٹڈڑںےھ")
 
 
@@ -58,6 +55,21 @@ class ArabicEvidence:
     msa: float
     foreign_words: int
     words: int
+    unknown_words: int = 0
+
+    @property
+    def dialect_hint(self) -> float:
+        """What words unknown to the MSA dictionary add to the Darija side."""
+        return min(self.unknown_words * _UNKNOWN_WORD_HINT, _UNKNOWN_HINT_CAP)
+
+
+@dataclass(frozen=True)
+class ArabicDecision:
+    """The tag, its confidence, and the other of ar/ary-Arab when it is worth naming."""
+
+    tag: str
+    confidence: float
+    secondary: tuple[tuple[str, float], ...] = ()
 
 
 def score_words(words: list[str], tanween: int = 0) -> ArabicEvidence:
@@ -65,14 +77,20 @@ def score_words(words: list[str], tanween: int = 0) -> ArabicEvidence:
     darija_list, msa_list = lexicon("ary_arab"), lexicon("msa")
     keys = [arabic_key(word) for word in words]
     darija = msa = 0.0
+    unknown = 0
     for key in keys:
         bare = key[1:] if key.startswith("و") and len(key) > 3 else key
         msa_value = msa_list.get(key) or msa_list.get(bare, 0.0)
         msa += msa_value
-        if not msa_value:
-            darija += _darija_weight(key, darija_list)
-    for pair in map(" ".join, itertools.pairwise(keys)):
-        darija += darija_list.get(pair, 0.0)
+        if msa_value:
+            continue
+        weight = _darija_weight(key, darija_list)
+        darija += weight
+        if not weight and len(key) >= _MIN_UNKNOWN_LETTERS and not msa_dictionary.knows_cached(key):
+            unknown += 1
+    for previous, key in itertools.pairwise(keys):
+        pair = f"{previous} {key}"
+        darija += darija_list.get(pair, 0.0) + morphology.split_negation(previous, key)
         msa += msa_list.get(pair, 0.0)
     # Tanween is a written-MSA habit; capped so one formal phrase cannot outvote words.
     msa += min(tanween, 3) * 0.5
@@ -81,7 +99,9 @@ def score_words(words: list[str], tanween: int = 0) -> ArabicEvidence:
     if any(_ELONGATED.search(word) for word in words):
         darija += 1.0
     foreign = sum(1 for word in words if _NON_ARABIC_LETTERS.intersection(word))
-    return ArabicEvidence(darija=darija, msa=msa, foreign_words=foreign, words=len(words))
+    return ArabicEvidence(
+        darija=darija, msa=msa, foreign_words=foreign, words=len(words), unknown_words=unknown
+    )
 
 
 def _darija_weight(key: str, darija_list: Mapping[str, float]) -> float:
@@ -91,10 +111,10 @@ def _darija_weight(key: str, darija_list: Mapping[str, float]) -> float:
         rest = key[len(prefix) :]
         if key.startswith(prefix) and len(rest) >= 3 and rest in darija_list:
             return darija_list[rest]
-    for pattern, value in _DARIJA_SHAPES:
-        if pattern.search(key):
-            return value
-    return 0.0
+    weight = morphology.word_weight(key)
+    if not weight and key.startswith("و") and len(key) > 3:
+        weight = morphology.word_weight(key[1:])
+    return weight
 
 
 def looks_non_arabic(evidence: ArabicEvidence) -> bool:
@@ -102,11 +122,28 @@ def looks_non_arabic(evidence: ArabicEvidence) -> bool:
     return evidence.darija == 0 and evidence.foreign_words * 5 >= max(evidence.words, 1)
 
 
-def decide(evidence: ArabicEvidence) -> tuple[str, float]:
-    """``ar`` or ``ary-Arab`` with a confidence; no evidence means ``ar``."""
-    darija, msa = evidence.darija, evidence.msa
-    # One weak Darija-looking word is not enough to leave the default.
-    tag = ARY if darija >= _MIN_DARIJA and darija > msa else AR
-    # Smoothed share of the winning side's evidence: 0.5 with none, toward 1 with a lot.
-    confidence = (max(darija, msa) + 1.0) / (darija + msa + 2.0)
-    return tag, round(min(0.99, confidence), 3)
+def decide(evidence: ArabicEvidence) -> ArabicDecision:
+    """``ar`` or ``ary-Arab`` with a confidence; no evidence means ``ar``.
+
+    Darija needs at least one clear form or word (``_MIN_DARIJA``) and more
+    evidence than MSA, the dialect hint included. Short of that, when the
+    Darija side still leads, the answer is ``ar`` with ``ary-Arab`` as
+    secondary and a confidence that says the call is close.
+    """
+    darija = evidence.darija + evidence.dialect_hint
+    msa = evidence.msa
+    # Smoothed share of each side: 0.5 with no evidence, toward 1 with a lot.
+    darija_share = (darija + 1.0) / (darija + msa + 2.0)
+    if evidence.darija >= _MIN_DARIJA and darija > msa:
+        secondary = ((AR, _share(msa, darija)),) if msa >= _SECONDARY_EVIDENCE else ()
+        return ArabicDecision(ARY, round(min(0.99, darija_share), 3), secondary)
+    if darija >= _THIN_DARIJA and darija > msa:
+        # Thin evidence: the formal default, Darija named beside it, both near one half.
+        share = round(min(0.49, darija_share), 3)
+        return ArabicDecision(AR, round(1.0 - share, 3), ((ARY, share),))
+    secondary = ((ARY, _share(darija, msa)),) if evidence.darija >= _SECONDARY_EVIDENCE else ()
+    return ArabicDecision(AR, round(min(0.99, 1.0 - darija_share), 3), secondary)
+
+
+def _share(loser: float, winner: float) -> float:
+    return round(loser / (loser + winner), 3)

@@ -4,7 +4,8 @@ Writing every conjugated form of every verb by hand would be long and full
 of gaps; the stems are hand-written and this module inflects them the way
 Darija does (perfective persons, imperfective with ن/ت/ي, plural -و, the
 ka- present, the ما...ش negation). Forms that are also Modern Standard
-Arabic words are dropped, so only Darija-specific spellings count as
+Arabic markers are dropped, and forms that the MSA dictionary knows
+(ضربت، يدير) count less, so mostly Darija-specific spellings count as
 evidence.
 """
 
@@ -12,11 +13,14 @@ from __future__ import annotations
 
 from importlib import resources
 
+from normalizer.langid import msa_dictionary
 from normalizer.langid.cleaning import arabic_key
 
 # Weight of a generated verb form: as strong as a hand-listed Darija word
 # of medium strength, because a few stems (دار, ضرب) have MSA homographs.
 FORM_WEIGHT = 1.5
+# A generated form that is also an MSA word (msa_dictionary.py) is a weak hint only.
+SHARED_FORM_WEIGHT = 0.5
 
 _PERFECTIVE_3 = ("", "ت", "و")
 _PERFECTIVE_12 = ("ت", "تي", "نا", "تو")
@@ -45,5 +49,6 @@ def load_verb_forms(msa_words: set[str]) -> dict[str, float]:
         if len(fields) != 3:
             continue
         for form in conjugate(*fields) - msa_words:
-            forms[form] = FORM_WEIGHT
+            shared = msa_dictionary.knows(form)
+            forms[form] = SHARED_FORM_WEIGHT if shared else FORM_WEIGHT
     return forms

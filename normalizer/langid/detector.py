@@ -72,6 +72,8 @@ class _Decision:
     confidence: float
     method: str
     word_tags: tuple[str, ...]
+    # Other languages the decider itself names (a close ar/ary-Arab call), with shares.
+    alternatives: tuple[tuple[str, float], ...] = ()
 
 
 _EMPTY = LanguageGuess(tag=UND, confidence=0.0, method="empty")
@@ -109,10 +111,20 @@ def _detect(text: str) -> LanguageGuess:
         if script != main:
             word_tags.extend(_DECIDERS[script](tokens, cleaned, False).word_tags)
     decision = _matrix_language(decision, word_tags)
-    secondary = tuple(
-        SecondaryLanguage(tag, share) for tag, share in secondary_shares(word_tags, decision.tag)
-    )
+    secondary = _secondary(decision, secondary_shares(word_tags, decision.tag))
     return LanguageGuess(decision.tag, decision.confidence, decision.method, secondary)
+
+
+def _secondary(
+    decision: _Decision, shares: list[tuple[str, float]]
+) -> tuple[SecondaryLanguage, ...]:
+    """Languages mixed in the words, then the one the decider found close (ar/ary-Arab)."""
+    merged = dict(shares)
+    for tag, share in decision.alternatives:
+        if tag != decision.tag:
+            merged[tag] = max(merged.get(tag, 0.0), share)
+    ranked = sorted(merged.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(SecondaryLanguage(tag, share) for tag, share in ranked)
 
 
 def _matrix_language(decision: _Decision, word_tags: list[str]) -> _Decision:
@@ -147,9 +159,10 @@ def _decide_arabic(tokens: list[Token], cleaned: CleanText, main: bool) -> _Deci
     evidence = arabic.score_words([t.text for t in tokens], cleaned.tanween)
     if main and arabic.looks_non_arabic(evidence):
         return _decide_other(tokens, cleaned, main)
-    tag, confidence = arabic.decide(evidence)
-    method = "lexicon" if evidence.darija or evidence.msa else "script"
-    return _Decision(tag, confidence, method, (tag,) * len(tokens))
+    answer = arabic.decide(evidence)
+    method = "lexicon" if evidence.darija or evidence.msa or evidence.unknown_words else "script"
+    tag = answer.tag
+    return _Decision(tag, answer.confidence, method, (tag,) * len(tokens), answer.secondary)
 
 
 def _decide_latin(tokens: list[Token], cleaned: CleanText, main: bool) -> _Decision:

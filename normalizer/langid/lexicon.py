@@ -4,8 +4,9 @@ Each list in ``data/`` is one language: ``ary_latn`` (Darija in Arabizi),
 ``ary_arab`` (Darija in Arabic script), ``msa`` (Modern Standard Arabic
 markers), ``ber_latn`` (Tamazight/Kabyle in Latin script) and ``fr``, ``en``,
 ``es`` (function words and complaint vocabulary). Their provenance is in
-``data/PROVENANCE.md`` and docs/langid.md. Every entry goes through the same
-key function as the words it is compared with, so spelling variants meet.
+``data/PROVENANCE.md``, the licences of derived lists in ``data/SOURCES``.
+Every entry goes through the same key function as the words it is compared
+with, so spelling variants meet.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ KEYS: dict[str, Callable[[str], str]] = {
     "msa": arabic_key,
 }
 
+# Lists completed by words derived from the arabizi package (Apache-2.0,
+# scripts/langid-derive-arabizi, data/SOURCES), weight 1 each.
+DERIVED = frozenset({"ary_latn", "ary_arab"})
 _LOCK = threading.Lock()
 
 
@@ -60,6 +64,11 @@ def _is_number(text: str) -> bool:
 def _load(name: str) -> dict[str, float]:
     source = resources.files("normalizer.langid") / "data" / f"{name}.txt"
     entries = parse_lexicon(source.read_text(encoding="utf-8").splitlines(), KEYS[name])
+    if name in DERIVED:
+        # Lists derived from licensed packages fill in; a hand-written weight always wins.
+        derived = resources.files("normalizer.langid") / "data" / f"{name}_arabizi.txt"
+        lines = derived.read_text(encoding="utf-8").splitlines()
+        entries = {**parse_lexicon(lines, KEYS[name]), **entries}
     if name == "ary_arab":
         # Generated verb forms fill in; a hand-written weight always wins.
         verbs = load_verb_forms(set(_load("msa")))
