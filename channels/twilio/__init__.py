@@ -3,7 +3,8 @@
 - ``routes``: the webhooks and the transcript API, thin, signature first;
 - ``voice`` / ``messaging`` / ``transcripts``: what each webhook changes;
 - ``worker``: downloads recordings and photos, publishes missed calls;
-- ``cli``: ``intake twilio-worker``;
+- ``cli``: ``intake twilio-worker``, ``intake twilio-prompts``;
+- ``audio``: recorded prompts (``prompts/<language>/<name>.mp3``) played instead of the voice;
 - ``replay``: quarantined webhooks and transcripts, through their handler again;
 - ``texts`` + ``ivr.json``: every sentence the line says or writes, per language;
 - ``twiml``: the answers, built with twilio's TwiML builder.
@@ -13,7 +14,7 @@ State lives in ``gateway.store.calls`` / ``media`` / ``revisions``.
 
 from __future__ import annotations
 
-from channels.twilio.cli import twilio_worker
+from channels.twilio.cli import twilio_prompts, twilio_worker
 from channels.twilio.replay import replay_twilio
 from channels.twilio.routes import build_router
 from channels.twilio.worker import run_worker, worker_enabled
@@ -24,7 +25,7 @@ ADAPTER = Component(
     routes=build_router,
     worker=run_worker,
     enabled=worker_enabled,
-    commands=(twilio_worker,),
+    commands=(twilio_worker, twilio_prompts),
     # Signed webhooks and transcripts refused for their content, run through
     # the same handler again (never a request Twilio did not sign).
     replay=replay_twilio,

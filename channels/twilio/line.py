@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from channels.handoff import hand_off
 from channels.twilio.signature import FORM_TYPE, TwilioRequest
 from channels.twilio.texts import IvrTable, ivr_table
+from config.hours import CallCentre
 from config.settings import Settings
 from gateway.lib.http.errors import ApiError
 from gateway.lib.logs import complaint_context
@@ -66,6 +67,10 @@ class PhoneLine:
     @property
     def base_url(self) -> str:
         return self.settings.public_base_url
+
+    @property
+    def call_centre(self) -> CallCentre:
+        return self.settings.call_centre
 
 
 def call_sid_of(complaint_key: str) -> str | None:

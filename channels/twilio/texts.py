@@ -27,7 +27,14 @@ SPOKEN = (
     "reference_intro",
     "reference_repeat",
     "goodbye",
+    "connecting",
+    "hold",
+    "no_agent",
+    "closed",
 )
+# Every sentence the line may speak, in the order a caller hears them: the recording
+# script of ``prompts/README.md`` and the names of the audio files (``<name>.mp3``).
+PROMPTS = ("consent", *SPOKEN)
 Digit = Annotated[str, StringConstraints(pattern=r"^[0-9*]$")]
 
 
@@ -42,6 +49,9 @@ class Voice(_Data):
 
 class LanguageTexts(_Data):
     voice: str | None = None  # key of ``voices``; None: a written-only language
+    # False until a native speaker has checked the texts (listed by ``intake twilio
+    # prompts`` and in ``prompts/README.md``).
+    reviewed: bool = True
     twilio_transcription: bool = False  # Twilio's own transcription (English only)
     note: str | None = None
     consent: str | None = None
@@ -52,8 +62,17 @@ class LanguageTexts(_Data):
     reference_intro: str | None = None
     reference_repeat: str | None = None
     goodbye: str | None = None
+    connecting: str | None = None  # in hours, before the caller is put through
+    hold: str | None = None  # played while the caller waits in a queue
+    no_agent: str | None = None  # nobody answered: the caller leaves a message instead
+    closed: str | None = None  # out of hours: the caller leaves a message
+    # Spoken to the agent (in French) before the call is bridged: the caller's language.
+    agent_whisper: str | None = None
     sms_reply: str
     sms_empty: str
+    # The spoken sentences in a second script (Tamazight: Tifinagh), for the review
+    # and the recording; the voice reads the main text.
+    tifinagh: dict[str, str] = Field(default_factory=dict)
 
     def spoken(self, key: str) -> str:
         value = getattr(self, key)
@@ -96,9 +115,12 @@ class IvrTable(_Data):
             texts = self.languages.get(tag)
             if texts is None or texts.voice not in self.voices:
                 raise ValueError(f"{tag}: a spoken language needs texts and a known voice")
-            missing = [key for key in SPOKEN if not getattr(texts, key)]
+            missing = [key for key in (*SPOKEN, "agent_whisper") if not getattr(texts, key)]
             if missing:
                 raise ValueError(f"{tag}: missing spoken texts {missing}")
+            unknown = sorted(set(texts.tifinagh) - set(PROMPTS))
+            if unknown:
+                raise ValueError(f"{tag}: tifinagh texts for unknown sentences {unknown}")
         for tag in self.greeting:
             if not self.languages[tag].consent:
                 raise ValueError(f"{tag}: the greeting needs its consent notice")
@@ -122,6 +144,22 @@ class IvrTable(_Data):
 
     def texts(self, tag: str) -> LanguageTexts:
         return self.languages[tag]
+
+    @property
+    def spoken_languages(self) -> list[str]:
+        """The greeting's languages, then the menu's, each once: the languages the line speaks."""
+        tags = [*self.greeting, *(entry.language for entry in self.menu)]
+        return list(dict.fromkeys(tags))
+
+    def prompts(self, tag: str) -> list[tuple[str, str]]:
+        """``(name, text)`` of every sentence spoken in ``tag`` (the recording script)."""
+        texts = self.languages[tag]
+        names = PROMPTS if tag in self.greeting else SPOKEN  # the consent is the greeting's
+        return [(name, str(getattr(texts, name))) for name in names if getattr(texts, name)]
+
+    def unreviewed(self) -> list[str]:
+        """Languages whose texts no native speaker has checked yet."""
+        return [tag for tag, texts in self.languages.items() if not texts.reviewed]
 
     def voice_for(self, tag: str) -> Voice:
         voice = self.languages[tag].voice

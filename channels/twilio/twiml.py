@@ -11,9 +11,11 @@ from urllib.parse import urlencode
 
 from fastapi import Response
 from twilio.twiml.messaging_response import MessagingResponse
-from twilio.twiml.voice_response import Say, VoiceResponse
+from twilio.twiml.voice_response import Gather, Say, VoiceResponse
 
+from channels.twilio.audio import prompt_file, prompt_path
 from channels.twilio.texts import IvrTable, reference_groups
+from config.hours import CallCentre, DialKind
 
 TWIML_TYPE = "application/xml"
 
@@ -25,6 +27,18 @@ VOICE_RECORDED = "/twilio/voice/recorded"
 VOICE_RECORDING_STATUS = "/twilio/voice/recording-status"
 VOICE_TRANSCRIPTION = "/twilio/voice/transcription"
 VOICE_STATUS = "/twilio/voice/status"
+# The call centre: <Dial>'s action, the agent's whisper, <Enqueue>'s wait and action,
+# and the URL an agent's <Dial><Queue url=...> gives to say the caller was bridged.
+VOICE_DIALLED = "/twilio/voice/dialled"
+VOICE_WHISPER = "/twilio/voice/whisper"
+VOICE_QUEUE_WAIT = "/twilio/voice/queue-wait"
+VOICE_QUEUE_LEFT = "/twilio/voice/queue-left"
+VOICE_BRIDGED = "/twilio/voice/bridged"
+# SIP headers that carry the caller's language and CallSid to the agent's side.
+SIP_LANGUAGE_HEADER = "X-Cashplus-Language"
+SIP_CALL_HEADER = "X-Cashplus-Call-Sid"
+# Longest pause between two hold messages in a queue (seconds).
+HOLD_PAUSE = 15
 MESSAGING = "/twilio/messaging"
 
 # Pauses of the reference read-back: between characters, between groups.
@@ -41,9 +55,19 @@ def absolute(base_url: str, path: str, **query: object) -> str:
     return f"{url}?{urlencode(query)}" if query else url
 
 
-def _say(parent: VoiceResponse, table: IvrTable, tag: str, text: str) -> Say:
+def _say(parent: VoiceResponse | Gather, table: IvrTable, tag: str, text: str) -> Say:
     voice = table.voice_for(tag)
     return parent.say(text, voice=voice.voice, language=voice.language)
+
+
+def _speak(
+    parent: VoiceResponse | Gather, table: IvrTable, base_url: str, tag: str, name: str
+) -> None:
+    """Sentence ``name`` in ``tag``: its recording when there is one, else the voice."""
+    if prompt_file(table, tag, name) is not None:
+        parent.play(absolute(base_url, prompt_path(tag, name)))
+    else:
+        _say(parent, table, tag, table.texts(tag).spoken(name))
 
 
 def language_menu(table: IvrTable, base_url: str, attempt: int) -> VoiceResponse:
@@ -51,7 +75,7 @@ def language_menu(table: IvrTable, base_url: str, attempt: int) -> VoiceResponse
     response = VoiceResponse()
     key = "consent" if attempt == 1 else "invalid_choice"
     for tag in table.greeting:
-        _say(response, table, tag, table.texts(tag).spoken(key))
+        _speak(response, table, base_url, tag, key)
     gather = response.gather(
         input="dtmf",
         num_digits=1,
@@ -61,12 +85,7 @@ def language_menu(table: IvrTable, base_url: str, attempt: int) -> VoiceResponse
         action_on_empty_result=False,
     )
     for entry in table.menu:
-        voice = table.voice_for(entry.language)
-        gather.say(
-            table.texts(entry.language).spoken("menu_option"),
-            voice=voice.voice,
-            language=voice.language,
-        )
+        _speak(gather, table, base_url, entry.language, "menu_option")
     # No key pressed: Gather falls through to the next verb.
     response.redirect(absolute(base_url, VOICE_MENU, attempt=attempt + 1), method="POST")
     return response
@@ -78,11 +97,18 @@ def invalid_choice(base_url: str, attempt: int) -> VoiceResponse:
     return response
 
 
-def record_complaint(table: IvrTable, base_url: str, tag: str) -> VoiceResponse:
-    """The recording prompt in the chosen language, then <Record>."""
+def record_complaint(
+    table: IvrTable, base_url: str, tag: str, before: str | None = None
+) -> VoiceResponse:
+    """The recording prompt in the chosen language, then <Record>.
+
+    ``before``: a sentence said first (``closed`` out of hours, ``no_agent``).
+    """
     texts = table.texts(tag)
     response = VoiceResponse()
-    _say(response, table, tag, texts.spoken("record_prompt"))
+    if before is not None:
+        _speak(response, table, base_url, tag, before)
+    _speak(response, table, base_url, tag, "record_prompt")
     extra: dict[str, object] = {}
     if texts.twilio_transcription:
         extra = {"transcribe": True, "transcribe_callback": absolute(base_url, VOICE_TRANSCRIPTION)}
@@ -100,19 +126,75 @@ def record_complaint(table: IvrTable, base_url: str, tag: str) -> VoiceResponse:
         **extra,
     )
     # Reached only when nothing was recorded (Twilio skips the action then).
-    _say(response, table, tag, texts.spoken("nothing_heard"))
+    _speak(response, table, base_url, tag, "nothing_heard")
     response.hangup()
     return response
 
 
-def reference_read_back(table: IvrTable, tag: str, reference: str) -> VoiceResponse:
+def put_through(
+    table: IvrTable, base_url: str, tag: str, centre: CallCentre, call_sid: str
+) -> VoiceResponse:
+    """In hours: "we put you through", then <Dial> (number, SIP) or <Enqueue> (queue).
+
+    The caller's language reaches the agent's side as a parameter: the
+    whisper URL's ``language`` (number and SIP), SIP headers, or the queue's
+    name (``{language}`` in ``queue:NAME``). Nobody within
+    ``INTAKE_CALL_CENTRE_WAIT`` seconds: the action URL puts the caller on
+    the recording prompt.
+    """
+    target = centre.dial
+    assert target is not None  # open_at() says no without a destination
+    response = VoiceResponse()
+    _speak(response, table, base_url, tag, "connecting")
+    if target.kind == DialKind.QUEUE:
+        response.enqueue(
+            target.queue_name(tag),
+            action=absolute(base_url, VOICE_QUEUE_LEFT, language=tag),
+            method="POST",
+            wait_url=absolute(base_url, VOICE_QUEUE_WAIT, language=tag),
+            wait_url_method="POST",
+        )
+        return response
+    dial = response.dial(
+        action=absolute(base_url, VOICE_DIALLED, language=tag),
+        method="POST",
+        timeout=centre.wait,
+    )
+    whisper = absolute(base_url, VOICE_WHISPER, language=tag)
+    if target.kind == DialKind.NUMBER:
+        dial.number(target.target, url=whisper, method="POST")
+    else:
+        headers = urlencode({SIP_LANGUAGE_HEADER: tag, SIP_CALL_HEADER: call_sid})
+        joiner = "&" if "?" in target.target else "?"
+        dial.sip(f"{target.target}{joiner}{headers}", url=whisper, method="POST")
+    return response
+
+
+def agent_whisper(table: IvrTable, tag: str) -> VoiceResponse:
+    """Said to the agent before the call is bridged: the caller's language (in French)."""
+    response = VoiceResponse()
+    _say(response, table, "fr", table.texts(tag).spoken("agent_whisper"))
+    return response
+
+
+def queue_wait(table: IvrTable, base_url: str, tag: str, waited: int, wait: int) -> VoiceResponse:
+    """While in the queue (Twilio asks again when it is over): hold on, or leave at ``wait``."""
+    response = VoiceResponse()
+    if waited >= wait:
+        response.leave()
+        return response
+    _speak(response, table, base_url, tag, "hold")
+    response.pause(length=max(1, min(HOLD_PAUSE, wait - waited)))
+    return response
+
+
+def reference_read_back(table: IvrTable, base_url: str, tag: str, reference: str) -> VoiceResponse:
     """The reference, character by character, slowly, twice; then goodbye."""
-    texts = table.texts(tag)
     response = VoiceResponse()
     for key in ("reference_intro", "reference_repeat"):
-        _say(response, table, tag, texts.spoken(key))
+        _speak(response, table, base_url, tag, key)
         _spell(_say(response, table, tag, ""), reference)
-    _say(response, table, tag, texts.spoken("goodbye"))
+    _speak(response, table, base_url, tag, "goodbye")
     response.hangup()
     return response
 

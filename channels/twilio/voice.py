@@ -10,9 +10,16 @@ RecordingSid), because Twilio retries.
 - recording ready (the ``<Record>`` action, or the recording-status callback
   if the action was lost): the recording is queued for download and the
   complaint is recorded, its publication held until it is complete;
+- in opening hours (``INTAKE_CALL_CENTRE_HOURS``), after the choice: the
+  caller is put through (state ``connecting``); an agent's answer makes it
+  ``answered`` (no recording then: the agent types the complaint, linked to
+  the call by its CallSid through ``POST /v1/complaints``); nobody within
+  ``INTAKE_CALL_CENTRE_WAIT`` seconds: back to ``recording``, the caller
+  leaves a message;
 - call over: a call that ended at the menu is a missed call at once; one
-  that ended during the recording gets ``INTAKE_CALL_END_GRACE`` seconds for
-  its recording to show up before the worker calls it missed.
+  that ended while put through or during the recording gets
+  ``INTAKE_CALL_END_GRACE`` seconds for the dial's outcome or its recording
+  to show up before the worker calls it missed.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from datetime import UTC, datetime
 from channels.twilio.line import PhoneLine, phone_or_none, record_held, refresh, reject
 from channels.twilio.signature import FORM_TYPE, TwilioRequest
 from channels.twilio.texts import MenuEntry
-from gateway.store.calls import Call, CallState
+from gateway.store.calls import WITHOUT_RECORDING, Call, CallState
 from gateway.store.media import NewMedia
 from gateway.store.revisions import IVR_DEFAULT_METHOD, call_language
 from normalizer.contract import Channel, ComplaintMessage, Customer
@@ -79,6 +86,66 @@ def default_language(line: PhoneLine, request: TwilioRequest) -> MenuEntry:
     choice = line.table.default_choice
     line.calls.choose_language(call_sid, choice.language, IVR_DEFAULT_METHOD)
     return choice
+
+
+# <Dial>'s DialCallStatus and <Enqueue>'s QueueResult that mean an agent took the call.
+ANSWERED_DIAL = frozenset({"completed", "answered"})
+BRIDGED_QUEUE = "bridged"
+HUNG_UP_QUEUE = "hangup"
+
+
+def put_through(line: PhoneLine, request: TwilioRequest) -> bool:
+    """After the language choice: True (noted ``connecting``) if the call centre is open now."""
+    (call_sid,) = required(line, request, "CallSid")
+    if not line.call_centre.open_at(datetime.now(UTC)):
+        return False
+    line.calls.move(call_sid, (CallState.MENU, CallState.RECORDING), CallState.CONNECTING)
+    return True
+
+
+def closed_sentence(line: PhoneLine) -> str | None:
+    """Out of hours, the sentence before the recording prompt (None: no call centre at all)."""
+    return None if line.call_centre.dial is None else "closed"
+
+
+def dial_over(line: PhoneLine, request: TwilioRequest) -> bool:
+    """<Dial>'s action: True if an agent answered; else the caller goes on to leave a message."""
+    call_sid, status = required(line, request, "CallSid", "DialCallStatus")
+    return _agent_outcome(line, call_sid, answered=status in ANSWERED_DIAL)
+
+
+def queue_left(line: PhoneLine, request: TwilioRequest) -> bool | None:
+    """<Enqueue>'s action: True (bridged), False (left: leave a message), None (caller hung up)."""
+    call_sid, result = required(line, request, "CallSid", "QueueResult")
+    if result == HUNG_UP_QUEUE:
+        return None
+    return _agent_outcome(line, call_sid, answered=result == BRIDGED_QUEUE)
+
+
+def agent_answered(line: PhoneLine, request: TwilioRequest) -> None:
+    """The agent's side is up (whisper: ``ParentCallSid``; a queue's bridge URL: ``CallSid``)."""
+    (call_sid,) = required(line, request, "CallSid")
+    parent = request.get("ParentCallSid") or call_sid
+    line.calls.move(parent, (CallState.CONNECTING, CallState.RECORDING), CallState.ANSWERED)
+
+
+def _agent_outcome(line: PhoneLine, call_sid: str, *, answered: bool) -> bool:
+    if answered:
+        line.calls.move(call_sid, (CallState.CONNECTING,), CallState.ANSWERED)
+        return True
+    call = line.calls.move(call_sid, (CallState.CONNECTING,), CallState.RECORDING)
+    # An agent's whisper already marked it answered: the bridge happened after all.
+    return call.state == CallState.ANSWERED
+
+
+def spoken_language(line: PhoneLine, request: TwilioRequest, asked: str | None) -> str:
+    """The language a call-centre callback speaks: its signed ``language``, else the call's."""
+    if asked in line.table.spoken_languages:
+        return str(asked)
+    call = line.calls.get(request.get("CallSid"))
+    if call is not None and call.language in line.table.languages:
+        return str(call.language)
+    return line.table.default_choice.language
 
 
 def recording_ready(line: PhoneLine, request: TwilioRequest) -> tuple[ComplaintMessage, str]:
@@ -172,7 +239,7 @@ def call_over(line: PhoneLine, request: TwilioRequest) -> None:
 
 def declare_missed(line: PhoneLine, call: Call) -> bool:
     """Publish ``event.call.missed`` for a call without recording; False if it has one."""
-    if call.state not in (CallState.MENU, CallState.RECORDING):
+    if call.state not in WITHOUT_RECORDING:
         return False
     ended_at = call.ended_at or datetime.now(UTC)
     raw = RawInput(
@@ -188,7 +255,7 @@ def declare_missed(line: PhoneLine, call: Call) -> bool:
         "caller": call.caller,
         "called": call.called,
         "call_status": call.final_status,
-        "stage": "menu" if call.state == CallState.MENU else "recording",
+        "stage": call.state.value,  # menu, connecting (nobody answered) or recording
         "language": call.language,
         "started_at": call.started_at.isoformat(),
         "ended_at": ended_at.isoformat(),

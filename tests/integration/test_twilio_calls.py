@@ -158,7 +158,7 @@ def test_hang_up_during_recording_then_the_recording_makes_a_complaint_and_no_mi
 
 
 def test_recording_status_callback_alone_records_the_complaint(rig: Rig) -> None:
-    call_sid, recording_sid = start_call(rig, digit="5"), sid("RE")
+    call_sid, recording_sid = start_call(rig, digit="6"), sid("RE")
 
     rig.hooks.post(
         "/twilio/voice/recording-status",
@@ -244,7 +244,7 @@ def test_webhook_without_call_sid_is_refused_and_quarantined(rig: Rig) -> None:
 
 def test_whole_call_on_postgresql(settings: Settings, postgres_url: str, wav: bytes) -> None:
     with make_rig(settings.model_copy(update={"database_url": postgres_url})) as rig:
-        call_sid = start_call(rig, digit="2")
+        call_sid = start_call(rig, digit="3")
         recording_sid = rig.record(call_sid, wav=wav)
         rig.record(call_sid, wav=wav, recording_sid=recording_sid)  # Twilio's retry
         rig.transcript(call_sid, ARABIC)

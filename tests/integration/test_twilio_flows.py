@@ -126,7 +126,7 @@ def make_call(line: Line, *, digit: str, repeat: int = 1, transcript: str | None
 def test_call_with_choice_recording_and_transcript_makes_one_complaint_on_the_queue(
     line: Line,
 ) -> None:
-    call_sid = make_call(line, digit="4", transcript=TRANSCRIPT)
+    call_sid = make_call(line, digit="5", transcript=TRANSCRIPT)
 
     wait_for_outbox_empty(line)
 
@@ -151,7 +151,7 @@ def test_call_with_choice_recording_and_transcript_makes_one_complaint_on_the_qu
 def test_five_deliveries_of_every_callback_still_make_one_complaint_one_attachment_one_event(
     line: Line,
 ) -> None:
-    make_call(line, digit="4", repeat=5, transcript=TRANSCRIPT)
+    make_call(line, digit="5", repeat=5, transcript=TRANSCRIPT)
 
     wait_for_outbox_empty(line)
 

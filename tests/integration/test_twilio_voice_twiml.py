@@ -57,7 +57,7 @@ def test_incoming_call_gets_consent_in_french_and_arabic_then_the_language_menu(
     assert gather.get("action") == f"{PUBLIC_BASE}/twilio/voice/language?attempt=1"
     options = [(say.get("language"), say.text) for say in gather]
     assert len(options) == len(table.menu)
-    assert ("es-ES", "Para español, pulse 5.") in options
+    assert ("es-ES", "Para español, pulse 6.") in options
     assert (redirect.tag, redirect.text) == (
         "Redirect",
         f"{PUBLIC_BASE}/twilio/voice/menu?attempt=2",
@@ -66,7 +66,7 @@ def test_incoming_call_gets_consent_in_french_and_arabic_then_the_language_menu(
 
 @pytest.mark.parametrize(
     ("digit", "language", "transcribed"),
-    [("1", "fr-FR", False), ("2", "arb", False), ("4", "en-US", True), ("5", "es-ES", False)],
+    [("1", "fr-FR", False), ("3", "arb", False), ("5", "en-US", True), ("6", "es-ES", False)],
 )
 def test_chosen_language_speaks_the_recording_prompt_and_records(
     hooks: TwilioWebhooks, digit: str, language: str, transcribed: bool
@@ -96,7 +96,7 @@ def test_tamazight_is_read_by_the_french_voice(hooks: TwilioWebhooks) -> None:
     call_sid = sid("CA")
 
     prompt, *_rest = verbs(
-        hooks, "/twilio/voice/language", call_params(call_sid, Digits="3"), query="attempt=1"
+        hooks, "/twilio/voice/language", call_params(call_sid, Digits="4"), query="attempt=1"
     )
 
     assert prompt.get("voice") == "Polly.Lea"
@@ -141,7 +141,7 @@ def test_end_of_recording_reads_the_reference_character_by_character_twice(
 ) -> None:
     call_sid, recording_sid = sid("CA"), sid("RE")
     hooks.post("/twilio/voice", call_params(call_sid))
-    hooks.post("/twilio/voice/language", call_params(call_sid, Digits="2"), query="attempt=1")
+    hooks.post("/twilio/voice/language", call_params(call_sid, Digits="3"), query="attempt=1")
 
     intro, spelled, repeat, spelled_again, goodbye, hangup = verbs(
         hooks,

@@ -32,9 +32,9 @@ def test_every_menu_language_has_a_voice_and_every_spoken_text() -> None:
         assert all(getattr(texts, key) for key in SPOKEN), entry.language
 
 
-def test_menu_offers_french_arabic_tamazight_english_spanish_on_distinct_keys() -> None:
+def test_menu_offers_darija_and_arabic_as_separate_choices_on_distinct_keys() -> None:
     menu = ivr_table().menu
-    assert [entry.language for entry in menu] == ["fr", "ar", "zgh", "en", "es"]
+    assert [entry.language for entry in menu] == ["fr", "ary", "ar", "zgh", "en", "es"]
     assert len({entry.digit for entry in menu}) == len(menu)
 
 
