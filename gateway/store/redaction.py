@@ -1,0 +1,317 @@
+"""Removing a complaint's personal content while keeping its regulatory record.
+
+Used by the retention purge (``gateway.store.retention``) and by erasure
+requests (``gateway.store.personal_data``). What goes: the raw input's blob,
+the attachments' blobs, the letter of acknowledgement's PDF, the customer's
+name, e-mail, phone and address, subject, body, product and transaction
+reference, attachment names and OCR text, a call's caller, transcript and
+recording URL, a letter's OCR result, the acknowledgement's recipient. What
+stays: id, reference, channel, origin, language, dates and deadlines, the
+follow-up link, every sha256 and size, the channel ids, the counts.
+
+Each blob removed appends a ``removed`` entry to the evidence log
+(``gateway.store.chain.append_removals``) in the transaction that redacts
+the rows; the files are unlinked after the commit (``unlink_removed``), so
+a crash in between leaves a blob the log already calls removed, which the
+next purge deletes (``leftover_blobs``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, or_, select, update
+
+from gateway.store.blobs import SCHEME, BlobStore
+from gateway.store.chain import REMOVED, Removal, append_removals
+from gateway.store.tables import (
+    AcknowledgementRow,
+    CallRow,
+    ComplaintRow,
+    EventRow,
+    EvidenceLogRow,
+    EvidenceRow,
+    LetterRow,
+    NoticeRow,
+    OutboxRow,
+    QuarantineRow,
+)
+from normalizer.contract import ComplaintMessage, Customer
+
+# What is kept of ``details``: facts about the channel, not the person.
+_KEPT_DETAILS = frozenset({"authentication"})
+
+
+@dataclass
+class Redacted:
+    """What one redaction did: the blobs recorded as removed (to unlink after commit)."""
+
+    reference: str
+    blobs: list[str] = field(default_factory=list)
+    bytes: int = 0
+
+
+def redact_message(message: ComplaintMessage) -> ComplaintMessage:
+    """The message without its personal content; hashes, sizes, dates and ids kept."""
+    customer = Customer(
+        preferred_language=message.customer.preferred_language,
+        preferred_contact=message.customer.preferred_contact,
+    )
+    attachments = [
+        item.model_copy(update={"name": None, "ocr_text": None}) for item in message.attachments
+    ]
+    evidence = message.evidence.model_copy(update={"recording_url": None})
+    details = {key: value for key, value in message.details.items() if key in _KEPT_DETAILS}
+    return message.model_copy(
+        update={
+            "customer": customer,
+            "subject": None,
+            "body": "",
+            "product": None,
+            "transaction_reference": None,
+            "attachments": attachments,
+            "evidence": evidence,
+            "details": details,
+        }
+    )
+
+
+def content_removed(connection: Connection) -> set[str]:
+    """Evidence ids whose raw input a removal entry names (their content is gone)."""
+    return set(
+        connection.scalars(
+            select(EvidenceLogRow.evidence_id).where(
+                EvidenceLogRow.kind == REMOVED,
+                EvidenceLogRow.removes.is_not(None),
+                EvidenceLogRow.evidence_id.is_not(None),
+            )
+        )
+    )
+
+
+def removed_pairs(connection: Connection) -> set[tuple[str | None, str]]:
+    """(evidence id, sha256) of every removal entry."""
+    rows = connection.execute(
+        select(EvidenceLogRow.evidence_id, EvidenceLogRow.sha256).where(
+            EvidenceLogRow.kind == REMOVED
+        )
+    )
+    return {(evidence_id, sha256) for evidence_id, sha256 in rows}
+
+
+def redact_complaint(connection: Connection, complaint_id: str, reason: str) -> Redacted:
+    """Remove one complaint's content and blobs, recording each blob in the evidence log."""
+    row = connection.execute(select(ComplaintRow).where(ComplaintRow.id == complaint_id)).one()
+    evidence = connection.execute(
+        select(EvidenceRow).where(EvidenceRow.id == row.evidence_id)
+    ).one()
+    message = ComplaintMessage.model_validate_json(row.message)
+    redacted = redact_message(message)
+    data = json.loads(redacted.model_dump_json())
+    connection.execute(
+        update(ComplaintRow).where(ComplaintRow.id == complaint_id).values(message=json.dumps(data))
+    )
+    _redact_outbox(connection, complaint_id, data)
+    _redact_call(connection, message.evidence.call_sid)
+    connection.execute(
+        update(LetterRow).where(LetterRow.complaint_id == complaint_id).values(result=None)
+    )
+    documents = _redact_acknowledgement(connection, complaint_id)
+    done = removed_pairs(connection)
+    captured = connection.scalar(
+        select(EvidenceLogRow.sequence).where(
+            EvidenceLogRow.evidence_id == evidence.id, EvidenceLogRow.kind != REMOVED
+        )
+    )
+    removals = [
+        Removal(
+            evidence.sha256,
+            evidence.channel,
+            evidence.received_at,
+            reason,
+            evidence.id,
+            None if captured is None else int(captured),
+        )
+    ]
+    sizes = {evidence.sha256: evidence.size}
+    for item in message.attachments:
+        if (evidence.id, item.sha256) not in done:
+            removals.append(attachment_removal(evidence, item.sha256, reason))
+            sizes[item.sha256] = item.size
+    for digest in documents:
+        removals.append(attachment_removal(evidence, digest, reason, "acknowledgement"))
+    append_removals(connection, removals)
+    result = Redacted(message.reference)
+    for removal in removals:
+        result.blobs.append(removal.sha256)
+        result.bytes += sizes.get(removal.sha256, 0)
+    return result
+
+
+def redact_event(connection: Connection, event_id: str, reason: str) -> Redacted:
+    """An intake event (missed call, auto-reply, acknowledgement) loses its details and its
+    raw input; kind, channel, dates and the evidence's hash stay."""
+    row = connection.execute(select(EventRow).where(EventRow.id == event_id)).one()
+    evidence = connection.execute(
+        select(EvidenceRow).where(EvidenceRow.id == row.evidence_id)
+    ).one()
+    payload = json.loads(row.payload)
+    payload["details"] = {}
+    if isinstance(payload.get("evidence"), dict):
+        payload["evidence"]["recording_url"] = None
+    connection.execute(
+        update(EventRow).where(EventRow.id == event_id).values(payload=json.dumps(payload))
+    )
+    for outbox_id, body in connection.execute(
+        select(OutboxRow.id, OutboxRow.payload).where(
+            OutboxRow.event_id == event_id, OutboxRow.complaint_id.is_(None)
+        )
+    ).all():
+        envelope = json.loads(body)
+        if isinstance(envelope.get("data"), dict):
+            envelope["data"] = payload
+        connection.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id == outbox_id)
+            .values(payload=json.dumps(envelope, ensure_ascii=False).encode())
+        )
+    captured = connection.scalar(
+        select(EvidenceLogRow.sequence).where(
+            EvidenceLogRow.evidence_id == evidence.id, EvidenceLogRow.kind != REMOVED
+        )
+    )
+    append_removals(
+        connection,
+        [
+            Removal(
+                evidence.sha256,
+                evidence.channel,
+                evidence.received_at,
+                reason,
+                evidence.id,
+                None if captured is None else int(captured),
+                {"event": row.kind},
+            )
+        ],
+    )
+    return Redacted(f"event {row.kind}", [evidence.sha256], int(evidence.size))
+
+
+def attachment_removal(
+    evidence: Any, sha256: str, reason: str, role: str = "attachment"
+) -> Removal:
+    """The removal entry of a blob that belongs to a complaint but is not its raw input."""
+    return Removal(
+        sha256,
+        evidence.channel,
+        evidence.received_at,
+        reason,
+        evidence.id,
+        None,
+        {"role": role},
+    )
+
+
+def _redact_outbox(connection: Connection, complaint_id: str, data: dict[str, Any]) -> None:
+    """Published events keep their envelope; a complaint in ``data`` becomes the redacted one."""
+    rows = connection.execute(
+        select(OutboxRow.id, OutboxRow.payload).where(OutboxRow.complaint_id == complaint_id)
+    ).all()
+    for outbox_id, payload in rows:
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and isinstance(event.get("data"), dict):
+            if "customer" in event["data"]:
+                event["data"] = data
+            connection.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == outbox_id)
+                .values(payload=json.dumps(event, ensure_ascii=False).encode())
+            )
+
+
+def _redact_call(connection: Connection, call_sid: str | None) -> None:
+    if call_sid is None:
+        return
+    connection.execute(
+        update(CallRow)
+        .where(CallRow.call_sid == call_sid)
+        .values(caller=None, transcript=None, recording_url=None, end_request=None)
+    )
+
+
+def _redact_acknowledgement(connection: Connection, complaint_id: str) -> list[str]:
+    """The recipients go; the letters' PDFs (name and address) are returned for removal."""
+    document = connection.scalar(
+        select(AcknowledgementRow.document).where(AcknowledgementRow.complaint_id == complaint_id)
+    )
+    connection.execute(
+        update(AcknowledgementRow)
+        .where(AcknowledgementRow.complaint_id == complaint_id)
+        .values(recipient=None, detail=None)
+    )
+    documents = [document] if document else []
+    # Notices of a longer delay: the same (recipient, the letter's PDF).
+    documents += [
+        found
+        for found in connection.scalars(
+            select(NoticeRow.document).where(NoticeRow.complaint_id == complaint_id)
+        )
+        if found
+    ]
+    connection.execute(
+        update(NoticeRow)
+        .where(NoticeRow.complaint_id == complaint_id)
+        .values(recipient=None, detail=None)
+    )
+    return [found.removeprefix(SCHEME) for found in documents]
+
+
+def still_needed(
+    connection: Connection,
+    sha256: str,
+    content: Collection[str],
+    pairs: Collection[tuple[str | None, str]],
+) -> bool:
+    """Whether kept content holds this blob: an evidence row, a complaint's attachment, a
+    quarantined input not purged (blobs are shared by content: the same file sent twice)."""
+    for evidence_id in connection.scalars(
+        select(EvidenceRow.id).where(EvidenceRow.sha256 == sha256)
+    ):
+        if evidence_id not in content and (evidence_id, sha256) not in pairs:
+            return True
+    for evidence_id in connection.scalars(
+        select(ComplaintRow.evidence_id).where(ComplaintRow.message.contains(sha256))
+    ):
+        if evidence_id not in content and (evidence_id, sha256) not in pairs:
+            return True
+    kept = connection.scalar(
+        select(QuarantineRow.id)
+        .where(QuarantineRow.stored_at == SCHEME + sha256)
+        .where(or_(QuarantineRow.kept_bytes.is_(None), QuarantineRow.kept_bytes > 0))
+        .limit(1)
+    )
+    return kept is not None
+
+
+def unlink_removed(connection: Connection, blobs: BlobStore, digests: Iterable[str]) -> int:
+    """Delete the files of blobs the log records as removed, unless kept content needs them."""
+    content, pairs = content_removed(connection), removed_pairs(connection)
+    deleted = 0
+    for digest in dict.fromkeys(digests):
+        if not still_needed(connection, digest, content, pairs) and blobs.remove(digest):
+            deleted += 1
+    return deleted
+
+
+def leftover_blobs(connection: Connection, blobs: BlobStore) -> list[str]:
+    """Blobs a removal entry names that are still on disk (a purge interrupted after commit)."""
+    names = connection.scalars(
+        select(EvidenceLogRow.sha256).where(EvidenceLogRow.kind == REMOVED).distinct()
+    )
+    return [digest for digest in names if blobs.exists(digest)]
