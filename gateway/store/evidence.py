@@ -6,13 +6,24 @@ channel, source ids, previous entry's hash)``, sealed by ``entry_hash``, the
 sha256 of the canonical encoding of those six values (``entry_hash``
 below). Removing, reordering or changing an entry afterwards breaks the
 chain; rewriting the whole tail is caught by the daily root published as
-``event.evidence.root`` (downstream keeps a copy we cannot rewrite).
+``event.evidence.root`` (downstream keeps a copy we cannot rewrite). A
+captured entry whose evidence row is gone is named ``row missing``: purge
+and erasure keep every row, so a missing one was deleted by hand.
 
 Appends are serialized by the one-row ``evidence_chain_head`` table: read
 ``FOR UPDATE`` on PostgreSQL (SQLite has one writer anyway), sequence =
 head + 1, head updated in the same transaction. Rows of the evidence table
 written before the log existed are chained by migration 0014, in
 ``created_at`` order.
+
+Removals (migration 0015): the retention purge and erasure requests
+(``gateway.store.redaction``) append a ``removed`` entry per blob they
+delete, naming its sha256, the captured entry it removes and the reason,
+sealed in the entry's hash. ``verify`` counts a captured entry whose blob is
+gone as removed when a removal entry names that very entry (its
+``removes``), and names it ``blob missing`` otherwise: blobs are stored by
+content, so a removal naming the same sha256 for another input (the same
+mail received twice, a refused input) excuses nothing.
 
 The daily root of a day (Africa/Casablanca, the settings' time zone) is the
 ``entry_hash`` of the last entry appended before the next local midnight:
@@ -33,7 +44,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, select
 
 from gateway.store.blobs import SCHEME, BlobChanged, BlobMissing, BlobStore
-from gateway.store.chain import GENESIS, entry_hash
+from gateway.store.chain import CAPTURED, GENESIS, REMOVED, entry_hash
 from gateway.store.db import read_connection
 from gateway.store.intake import ComplaintStore, guarded
 from gateway.store.tables import ComplaintRow, EvidenceChainHeadRow, EvidenceLogRow, EvidenceRow
@@ -52,7 +63,8 @@ _PAGE = 500
 class Broken:
     """One broken entry: what is wrong, and what names it."""
 
-    problem: str  # blob missing, blob changed, entry changed, entry missing, chain broken
+    problem: str  # blob missing, blob changed, entry changed, entry missing, chain broken,
+    # row missing
     sequence: int | None
     reference: str | None
     sha256: str | None
@@ -70,6 +82,10 @@ class Broken:
 class Verification:
     entries: int = 0
     last_sequence: int = 0
+    # Removal entries seen, and captured entries whose blob is gone under one of them
+    # (removed under the retention policy or an erasure, recorded: not broken).
+    removals: int = 0
+    removed: int = 0
     broken: list[Broken] = field(default_factory=list)
 
     @property
@@ -108,9 +124,10 @@ class EvidenceLog:
             previous = self._entry_before(connection, start)
             expected_sequence = 1 if previous is None else previous[0] + 1
             previous_hash = GENESIS if previous is None else previous[1]
+            removed = self._removed_entries(connection)
             for entry in self._entries(connection, start):
                 result.entries += 1
-                self._check_entry(entry, expected_sequence, previous_hash, result)
+                self._check_entry(entry, expected_sequence, previous_hash, result, removed)
                 expected_sequence = entry.sequence + 1
                 previous_hash = entry.entry_hash
                 result.last_sequence = entry.sequence
@@ -147,12 +164,30 @@ class EvidenceLog:
         ).first()
         return None if row is None else (int(row[0]), str(row[1]))
 
+    @staticmethod
+    def _removed_entries(connection: Connection) -> set[int]:
+        """Sequences of the captured entries a removal names (the whole log: it may come later)."""
+        return {
+            int(sequence)
+            for sequence in connection.scalars(
+                select(EvidenceLogRow.removes).where(
+                    EvidenceLogRow.kind == REMOVED, EvidenceLogRow.removes.is_not(None)
+                )
+            )
+            if sequence is not None
+        }
+
     def _entries(self, connection: Connection, start: datetime | None) -> Iterator[_Entry]:
         after = 0
         while True:
             query = (
-                select(*EvidenceLogRow.__table__.c, ComplaintRow.reference)
+                select(
+                    *EvidenceLogRow.__table__.c,
+                    ComplaintRow.reference,
+                    EvidenceRow.id.label("evidence_row"),
+                )
                 .outerjoin(ComplaintRow, ComplaintRow.evidence_id == EvidenceLogRow.evidence_id)
+                .outerjoin(EvidenceRow, EvidenceRow.id == EvidenceLogRow.evidence_id)
                 .where(EvidenceLogRow.sequence > after)
                 .order_by(EvidenceLogRow.sequence)
                 .limit(_PAGE)
@@ -167,7 +202,12 @@ class EvidenceLog:
             after = int(rows[-1].sequence)
 
     def _check_entry(
-        self, entry: _Entry, expected: int, previous_hash: str, result: Verification
+        self,
+        entry: _Entry,
+        expected: int,
+        previous_hash: str,
+        result: Verification,
+        removed: set[int],
     ) -> None:
         name = (entry.sequence, entry.reference, entry.sha256)
         if entry.sequence > expected:
@@ -182,13 +222,22 @@ class EvidenceLog:
             entry.channel,
             entry.source_ids,
             entry.previous_hash,
+            {"reason": entry.reason, "removes": entry.removes} if entry.kind == REMOVED else None,
         )
         if sealed != entry.entry_hash or entry.stored_at != SCHEME + entry.sha256:
             result.broken.append(Broken("entry changed", *name))
+        if entry.kind == REMOVED:
+            result.removals += 1
+            return  # a removal names a blob that is gone on purpose
+        if entry.evidence_id is not None and not entry.row_present:
+            result.broken.append(Broken("row missing", *name, "evidence row deleted"))
         try:
             self.blobs.check(entry.sha256)
         except BlobMissing:
-            result.broken.append(Broken("blob missing", *name))
+            if entry.sequence in removed:
+                result.removed += 1
+            else:
+                result.broken.append(Broken("blob missing", *name))
         except BlobChanged as exc:
             result.broken.append(Broken("blob changed", *name, f"now {exc.actual}"))
 
@@ -278,6 +327,11 @@ class _Entry:
     previous_hash: str
     entry_hash: str
     reference: str | None
+    kind: str = CAPTURED
+    reason: str | None = None
+    removes: int | None = None
+    evidence_id: str | None = None
+    row_present: bool = True
 
     @classmethod
     def of(cls, row: Any) -> _Entry:
@@ -292,4 +346,9 @@ class _Entry:
             previous_hash=values["previous_hash"],
             entry_hash=values["entry_hash"],
             reference=values["reference"],
+            kind=values["kind"] or CAPTURED,
+            reason=values["reason"],
+            removes=None if values["removes"] is None else int(values["removes"]),
+            evidence_id=values["evidence_id"],
+            row_present=values["evidence_row"] is not None,
         )

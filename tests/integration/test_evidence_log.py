@@ -18,10 +18,11 @@ from config.settings import Settings, load_settings
 from gateway.lib.services import Services
 from gateway.store import Store, open_store
 from gateway.store.blobs import BlobChanged
-from gateway.store.db import writing
-from gateway.store.tables import EvidenceLogRow
+from gateway.store.db import committing, writing
+from gateway.store.redaction import redact_complaint, unlink_removed
+from gateway.store.tables import Base, ComplaintRow, EvidenceLogRow, EvidenceRow
 from router.relay import build_relay
-from tests.peers.complaints import record
+from tests.peers.complaints import complaint_input, record
 from tests.peers.processes import IntakeProcesses, env_for
 from tests.peers.queues import drain
 
@@ -72,6 +73,52 @@ def test_a_changed_blob_and_a_removed_entry_are_both_named(store: Store) -> None
     assert ("blob changed", changed.reference, changed.evidence.sha256) in named
     assert ("entry missing", removed.reference, removed.evidence.sha256) in named
     assert ("entry missing", sequence) in {(b.problem, b.sequence) for b in broken}
+
+
+def test_an_erasure_excuses_only_its_own_entry_not_another_input_with_the_same_bytes(
+    store: Store,
+) -> None:
+    """Blobs are stored by content: erasing one of two identical inputs keeps the blob, and
+    the blob deleted by hand afterwards is still named for the other."""
+    body = "Réclamation: mon transfert CP-2026 n'est jamais arrivé."
+    first, second = (
+        store.complaints.record_complaint(*complaint_input(body=body, dedup_key=f"api:same{n}"))
+        for n in range(2)
+    )
+    assert first.message.evidence.sha256 == second.message.evidence.sha256
+    with committing(store.engine) as connection:
+        redacted = redact_complaint(connection, first.message.id, "erasure")
+    with committing(store.engine) as connection:
+        assert unlink_removed(connection, store.blobs, redacted.blobs) == 0  # still needed
+    assert store.evidence.verify().whole
+
+    path = store.blobs.path_for(second.message.evidence.sha256)
+    path.chmod(0o644)
+    path.unlink()
+    broken = store.evidence.verify().broken
+
+    assert [(b.problem, b.reference) for b in broken] == [
+        ("blob missing", second.message.reference)
+    ]
+
+
+def test_an_evidence_row_deleted_by_hand_is_named(store: Store) -> None:
+    kept, deleted = (record(store, dedup_key=f"api:row{n}") for n in range(2))
+    with writing(store.engine) as session:  # the complaint's rows, then its evidence row
+        for table in reversed(Base.metadata.sorted_tables):
+            if "complaint_id" in table.c:
+                session.execute(delete(table).where(table.c.complaint_id == deleted.message.id))
+        session.execute(delete(ComplaintRow).where(ComplaintRow.id == deleted.message.id))
+        session.execute(
+            delete(EvidenceRow).where(EvidenceRow.sha256 == deleted.message.evidence.sha256)
+        )
+
+    broken = store.evidence.verify().broken
+
+    assert [(b.problem, b.sha256) for b in broken] == [
+        ("row missing", deleted.message.evidence.sha256)
+    ]
+    assert kept.message.evidence.sha256 not in {b.sha256 for b in broken}
 
 
 def test_a_changed_entry_is_named(store: Store) -> None:
