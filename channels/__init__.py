@@ -47,6 +47,11 @@ CHANNELS = ComponentTable(
     Entry(
         "twilio",
         "channels.twilio",
-        {"twilio-worker": "Download call recordings and message photos; publish missed calls."},
+        {
+            "twilio-worker": "Download call recordings and message photos; publish missed calls.",
+            "twilio-prompts": (
+                "List the phone line's sentences: recorded or spoken, reviewed or not."
+            ),
+        },
     ),
 )

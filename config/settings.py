@@ -22,6 +22,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.hours import CallCentre, parse_content_sids, parse_dial, parse_holidays, parse_hours
+
 ENV_PREFIX = "INTAKE_"
 
 
@@ -72,6 +74,15 @@ class Settings(BaseSettings):
     # heads kept add up to the quota, only the metadata is kept.
     quarantine_head_bytes: int = Field(default=256 * 1024, ge=1024)
     quarantine_refused_quota_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
+    # Retention (law 09-08; docs/privacy.md), in days, each from its own clock:
+    # "answer" is the answer reported by case handling (answered or closed), else
+    # the legal answer deadline; a complaint reported open is never purged.
+    # ``intake retention purge`` removes the content and keeps the regulatory record.
+    retention_raw_days: int = Field(default=1826, ge=1)  # e-mail, SMS, form, API: after answer
+    retention_recording_days: int = Field(default=730, ge=1)  # calls: after receipt
+    retention_letter_days: int = Field(default=1826, ge=1)  # letter scans: after answer
+    retention_attachment_days: int = Field(default=1826, ge=1)  # other attachments: after answer
+    retention_refused_days: int = Field(default=90, ge=1)  # refused inputs: after refusal
     auto_migrate: bool = True
     # Seconds a write waits for SQLite's write lock (another process holding it)
     # before the input is refused as our failure: HTTP 503, SMTP 451, IMAP mail left.
@@ -192,6 +203,21 @@ class Settings(BaseSettings):
     # (api.twilio.com and its media hosts) and INTAKE_TWILIO_API_BASE_URL's;
     # comma-separated. Only https, and each redirect is checked against the same list.
     twilio_media_hosts: str = ""
+    # The call centre (issue 18): opening hours in INTAKE_TIMEZONE, e.g.
+    # "Mon-Fri 09:00-18:00; Sat 09:00-13:00" (empty: never open, every caller leaves
+    # a message); closed dates (YYYY-MM-DD, comma-separated); where a caller is put
+    # through in hours (+212... number, sip:user@host URI, or queue:NAME for Twilio's
+    # <Enqueue>, "{language}" in NAME for one queue per language; empty: nobody);
+    # seconds the caller waits for an agent before leaving a message instead.
+    call_centre_hours: str = ""
+    call_centre_holidays: str = ""
+    call_centre_dial: str = ""
+    call_centre_wait: int = Field(default=30, ge=5, le=600)
+    # WhatsApp acknowledgements with Twilio's Content API: an approved template's
+    # ContentSid per language, "fr=HX...,ar=HX..." (variables 1 = reference, 2 = the
+    # acknowledgement due date, 3 = the answer due date); a language without one,
+    # or a template Twilio refuses, goes by SMS, then e-mail, then the staff list.
+    twilio_whatsapp_ack_templates: str = ""
 
     # -- postal letters (issue: letters and OCR) ----------------------------
     ocr_workers: int = Field(default=2, ge=1)
@@ -317,6 +343,30 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("call_centre_hours")
+    @classmethod
+    def _valid_hours(cls, value: str) -> str:
+        parse_hours(value)
+        return value
+
+    @field_validator("call_centre_holidays")
+    @classmethod
+    def _valid_holidays(cls, value: str) -> str:
+        parse_holidays(value)
+        return value
+
+    @field_validator("call_centre_dial")
+    @classmethod
+    def _valid_dial(cls, value: str) -> str:
+        parse_dial(value)
+        return value
+
+    @field_validator("twilio_whatsapp_ack_templates")
+    @classmethod
+    def _valid_templates(cls, value: str) -> str:
+        parse_content_sids(value)
+        return value
+
     @field_validator("broker_url")
     @classmethod
     def _loadable_url(cls, value: str) -> str:
@@ -339,6 +389,16 @@ class Settings(BaseSettings):
     @property
     def resolved_broker_url(self) -> str:
         return self.broker_url or "filesystem://"
+
+    @property
+    def call_centre(self) -> CallCentre:
+        """Opening hours, destination and wait of the call centre, parsed (checked at load)."""
+        return CallCentre(
+            hours=parse_hours(self.call_centre_hours, self.call_centre_holidays),
+            dial=parse_dial(self.call_centre_dial),
+            wait=self.call_centre_wait,
+            zone=self.timezone,
+        )
 
     @property
     def blob_dir(self) -> Path:

@@ -24,6 +24,14 @@ COMPONENTS = ComponentTable(
         },
     ),
     Entry(
+        "cases",
+        "gateway.cases",
+        {
+            "case-worker": "Record status reports from the complaints.status queue and send "
+            "notices until SIGINT or SIGTERM.",
+        },
+    ),
+    Entry(
         "ops",
         "gateway.ops.adapter",
         {
@@ -32,6 +40,10 @@ COMPONENTS = ComponentTable(
             "dead-letters": "The complaints.dead queue: messages a consumer rejected, and their "
             "replay.",
             "evidence": "The append-only evidence log: check it, publish its daily root.",
+            "register": "The monthly complaints register (Bank Al-Maghrib circular 10/W/16).",
+            "retention": "The retention policy (law 09-08): remove what is past it.",
+            "personal-data": "A customer's access (export) and erasure requests, by phone or "
+            "e-mail.",
         },
     ),
     Entry(

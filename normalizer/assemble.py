@@ -41,6 +41,7 @@ def assemble_message(
         subject=draft.subject,
         body=draft.body,
         product=draft.product,
+        product_detection=draft.product_detection,
         transaction_reference=draft.transaction_reference,
         attachments=attachments,
         follow_up_of=draft.follow_up_of,

@@ -39,7 +39,7 @@ from pydantic import (
     WrapValidator,
 )
 
-SCHEMA_VERSION: Literal["1.3"] = "1.3"
+SCHEMA_VERSION: Literal["1.4"] = "1.4"
 # What the schemas promise: any minor of major 1 (1.0, 1.1, ..., 1.10, ...).
 SCHEMA_VERSION_PATTERN = r"^1\.(0|[1-9][0-9]*)$"
 # Context key of ``read_as_consumer``: the read of a message another process published.
@@ -60,7 +60,7 @@ def _later_minor(value: Any, handler: ValidatorFunctionWrapHandler, info: Valida
 # Versions a reader of this code still accepts (messages stored before an upgrade);
 # the schema files say the pattern instead, so that older files accept newer minors.
 SchemaVersion = Annotated[
-    Literal["1.0", "1.1", "1.2", "1.3"],
+    Literal["1.0", "1.1", "1.2", "1.3", "1.4"],
     WrapValidator(_later_minor),
     WithJsonSchema({"type": "string", "pattern": SCHEMA_VERSION_PATTERN}),
 ]
@@ -202,6 +202,19 @@ class Evidence(_Model):
     )
 
 
+class ProductDetection(_Model):
+    """How ``product`` was decided (contract 1.4)."""
+
+    method: str = Field(
+        description="declared: the customer or the partner chose it (web form, API); rules: "
+        "read from the text by the product rules"
+    )
+    confidence: float = Field(ge=0, le=1)
+    matched: list[str] = Field(
+        default_factory=list, description="rules: the words of the text that decided it"
+    )
+
+
 class ComplaintMessage(_Model):
     """One complaint, as published to downstream systems."""
 
@@ -211,7 +224,8 @@ class ComplaintMessage(_Model):
             "1.0: first version. 1.1: adds customer.preferred_language, "
             "customer.preferred_contact, evidence.recording_url, evidence.missing_media. "
             "1.2: adds needs_review and attachments[].ocr_confidence. "
-            "1.3: adds details (e-mail authentication)"
+            "1.3: adds details (e-mail authentication). "
+            "1.4: adds product_detection"
         ),
     )
     id: str = Field(description="Stable identifier (UUID); the same on every redelivery")
@@ -226,7 +240,16 @@ class ComplaintMessage(_Model):
     customer: Customer
     subject: str | None = None
     body: str
-    product: str | None = Field(default=None, description="Product or service concerned")
+    product: str | None = Field(
+        default=None,
+        description=(
+            "Product or service concerned: as declared (web form codes, the API's text), or "
+            "a web form code read from the text (see product_detection); null when unsure"
+        ),
+    )
+    product_detection: ProductDetection | None = Field(
+        default=None, description="How product was decided; null when product is null (1.4)"
+    )
     transaction_reference: str | None = None
     attachments: list[Attachment] = Field(default_factory=list)
     needs_review: bool = Field(
@@ -390,7 +413,10 @@ def schema_documents() -> dict[str, dict[str, Any]]:
     amended = ComplaintAmendedEvent.model_json_schema(mode="serialization")
     amended["$id"] = "urn:cashplus:schema:complaint-amended:1"
     amended["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    from normalizer.status import status_schema  # imported here: a module apart, for consumers
+
     return {
+        "complaint-status.v1.json": status_schema(),
         "complaint.v1.json": message,
         "complaint-event.v1.json": event,
         "complaint-amended.v1.json": amended,

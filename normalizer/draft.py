@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from normalizer.contract import Channel, Customer, Language, Origin
+from normalizer.contract import Channel, Customer, Language, Origin, ProductDetection
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class ComplaintDraft:
     language: Language | None = None
     declared_language: str | None = None
     product: str | None = None
+    # How ``product`` was decided (``pipeline.tag_product``): declared or rules.
+    product_detection: ProductDetection | None = None
     transaction_reference: str | None = None
     attachments: list[AttachmentDraft] = field(default_factory=list)
     follow_up_of: str | None = None

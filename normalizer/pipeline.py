@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING
 
 import magic
 
+from normalizer.contract import ProductDetection
 from normalizer.deadlines import compute_deadlines
 from normalizer.draft import ComplaintDraft
 from normalizer.email.attachments import sanitize_filename
 from normalizer.language import declared_language, detect_text_language
+from normalizer.product import detect_product
 from normalizer.reference import find_references
 
 if TYPE_CHECKING:
@@ -103,6 +105,28 @@ def tag_language(draft: ComplaintDraft, _context: PipelineContext) -> None:
     draft.language = detect_text_language(text)
 
 
+def product_detection_for(
+    product: str | None, subject: str | None, body: str
+) -> tuple[str | None, ProductDetection | None]:
+    """A declared product as is; otherwise the product rules' guess on the text, or nothing."""
+    if product:
+        return product, ProductDetection(method="declared", confidence=1.0)
+    guess = detect_product(f"{subject or ''}\n{body}")
+    if guess is None:
+        return None, None
+    detection = ProductDetection(
+        method=guess.method, confidence=guess.confidence, matched=list(guess.matched)
+    )
+    return guess.code, detection
+
+
+def tag_product(draft: ComplaintDraft, _context: PipelineContext) -> None:
+    """The product the customer or partner named, else the one the text names (rules)."""
+    draft.product, draft.product_detection = product_detection_for(
+        draft.product, draft.subject, draft.body
+    )
+
+
 def find_follow_up(draft: ComplaintDraft, _context: PipelineContext) -> None:
     """A reference quoted in the subject (first) or body makes this a follow-up."""
     if draft.follow_up_of is not None:
@@ -127,6 +151,7 @@ STEPS: tuple[Step, ...] = (
     safe_attachment_names,
     sniff_attachments,
     tag_language,
+    tag_product,
     find_follow_up,
     stamp_deadlines,
 )

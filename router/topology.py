@@ -10,6 +10,9 @@
 - queue ``complaints.acks`` bound to ``complaint.#``: the acknowledgement
   worker's own copy of every complaint (``intake ack-worker``), so it never
   competes with other consumers of ``complaints.inbound``.
+- queue ``complaints.status`` bound to ``status.#``: status reports that case
+  handling publishes (``ma.cashplus.complaint.status.v1``), for the case
+  worker (``intake case-worker``).
 - exchange ``complaints.dlx`` (fanout) and queue ``complaints.dead``: what a
   consumer rejects from ``complaints.inbound`` (or what the acknowledgement
   worker failed ``ACK_DELIVERY_LIMIT`` times) ends there, for inspection and
@@ -28,6 +31,7 @@ from kombu import Exchange, Queue
 
 COMPLAINT_BINDING = "complaint.#"
 EVENT_BINDING = "event.#"
+STATUS_BINDING = "status.#"
 # Deliveries of one complaint to the acknowledgement worker before RabbitMQ
 # dead-letters it (quorum queues only): a poison message must not loop
 # forever, but an SMTP relay down for hours (retries every 30 s at most)
@@ -43,10 +47,11 @@ class Topology:
     dead_letters: Queue
     events: Queue
     acks: Queue
+    status: Queue
 
     @property
     def queues(self) -> tuple[Queue, ...]:
-        return (self.inbound, self.dead_letters, self.events, self.acks)
+        return (self.inbound, self.dead_letters, self.events, self.acks, self.status)
 
 
 def build_topology(prefix: str = "", *, quorum: bool = True) -> Topology:
@@ -90,6 +95,13 @@ def build_topology(prefix: str = "", *, quorum: bool = True) -> Topology:
             else dict(queue_arguments)
         ),
     )
+    status = Queue(
+        f"{prefix}complaints.status",
+        exchange=exchange,
+        routing_key=STATUS_BINDING,
+        durable=True,
+        queue_arguments=dict(queue_arguments),
+    )
     return Topology(
         exchange=exchange,
         dead_letter_exchange=dlx,
@@ -97,4 +109,5 @@ def build_topology(prefix: str = "", *, quorum: bool = True) -> Topology:
         dead_letters=dead,
         events=events,
         acks=acks,
+        status=status,
     )

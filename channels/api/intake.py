@@ -9,6 +9,17 @@ complaint; reusing it with a different body is a ``409``. Without one, the
 exact same body from the same client on the same local day is taken as a
 retry of the first.
 
+A complaint an agent types during a call names the call (``evidence.call_sid``,
+the CallSid Twilio gives the agent's side): one call makes one complaint.
+Its dedup key is then the call's own (``twilio:call:<CallSid>``), whoever
+comes first: the same body again is a retry (200); another body for the same
+call is a ``409`` naming the call's complaint (send more with
+``follow_up_of``, which is not deduplicated by the call); a call whose
+caller already left a recorded message answers ``409`` the same way.
+Without ``received_at``, the complaint was received when the call started
+(the legal clock). A CallSid the line never
+saw is refused (422 ``unknown_call``). ``channel`` is then ``phone``.
+
 Who may say what (``check_scopes``): the fields that move the legal clock or
 say who sent the complaint need the key's scope: ``received_at`` in the
 past ``received-at:backdate`` (and even then at most
@@ -20,12 +31,14 @@ past ``received-at:backdate`` (and even then at most
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.lib.http.errors import ApiError, describe_validation
 from gateway.store.apikeys import ApiClient
+from gateway.store.calls import call_complaint_key
 from normalizer.contact import InvalidContact, build_customer
 from normalizer.contract import Channel, LanguageTag, Origin, Reference
 from normalizer.deadlines import local_receipt_date
@@ -44,6 +57,18 @@ class CustomerIn(BaseModel):
     email: str | None = Field(default=None, max_length=254)
     phone: str | None = Field(default=None, max_length=40)
     postal_address: str | None = Field(default=None, max_length=1000)
+
+
+CALL_SID_PATTERN = r"^CA[0-9a-f]{32}$"
+
+
+class EvidenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    call_sid: str | None = Field(
+        default=None,
+        pattern=CALL_SID_PATTERN,
+        description="CallSid of the call the agent is on: the call's one complaint",
+    )
 
 
 class ComplaintIn(BaseModel):
@@ -65,6 +90,7 @@ class ComplaintIn(BaseModel):
     product: str | None = Field(default=None, max_length=100)
     transaction_reference: str | None = Field(default=None, max_length=100)
     follow_up_of: Reference | None = None
+    evidence: EvidenceIn | None = None
 
 
 class ComplaintAccepted(BaseModel):
@@ -129,8 +155,9 @@ def build_draft(payload: ComplaintIn, now: datetime) -> ComplaintDraft:
         raise ApiError(
             422, "invalid_field", f"customer.{exc.field}: {exc}", field=f"customer.{exc.field}"
         ) from None
+    linked_call = payload.evidence is not None and payload.evidence.call_sid is not None
     return ComplaintDraft(
-        channel=payload.channel,
+        channel=Channel.PHONE if linked_call else payload.channel,
         origin=payload.origin,
         received_at=received_at.astimezone(UTC),
         body=payload.body,
@@ -143,9 +170,36 @@ def build_draft(payload: ComplaintIn, now: datetime) -> ComplaintDraft:
     )
 
 
+def linked_call(raw: bytes) -> tuple[str | None, bool]:
+    """``(evidence.call_sid, received_at given?)`` of a body ``read_submission`` accepted."""
+    payload = parse_submission(raw)
+    call_sid = payload.evidence.call_sid if payload.evidence is not None else None
+    return call_sid, payload.received_at is not None
+
+
+def call_draft(draft: ComplaintDraft, started_at: datetime | None, dated: bool) -> ComplaintDraft:
+    """The draft of a call's typed complaint: received when the call started, unless dated."""
+    if started_at is None:
+        raise ApiError(
+            422,
+            "unknown_call",
+            "evidence.call_sid: no such call on the line",
+            field="evidence.call_sid",
+        )
+    return draft if dated else replace(draft, received_at=started_at)
+
+
 def dedup_key_for(
-    client: ApiClient, raw: bytes, idempotency_key: str | None, received_at: datetime, zone: str
+    client: ApiClient,
+    raw: bytes,
+    idempotency_key: str | None,
+    received_at: datetime,
+    zone: str,
+    *,
+    call_sid: str | None = None,
 ) -> str:
+    if call_sid:
+        return call_complaint_key(call_sid)  # one call, one complaint
     if idempotency_key:
         return f"api:{client.id}:key:{idempotency_key}"
     digest = hashlib.sha256(raw).hexdigest()
@@ -167,15 +221,22 @@ def submission_input(
     idempotency_key: str | None,
     draft: ComplaintDraft,
     zone: str,
+    *,
+    call_sid: str | None = None,
     **source_ids: str,
 ) -> RawInput:
     """The evidence of one submission, with its dedup key and request hash."""
+    # A follow-up typed on the same call is a complaint of its own, still naming the call.
+    by_call = call_sid if draft.follow_up_of is None else None
+    key = dedup_key_for(client, raw, idempotency_key, draft.received_at, zone, call_sid=by_call)
+    if call_sid:
+        source_ids = {**source_ids, "call_sid": call_sid}
     return RawInput(
         channel=draft.channel,
         data=raw,
         content_type="application/json",
         received_at=draft.received_at,
-        dedup_key=dedup_key_for(client, raw, idempotency_key, draft.received_at, zone),
+        dedup_key=key,
         source_ids={"api_client": client.name, "idempotency_key": idempotency_key, **source_ids},
         request_hash=hashlib.sha256(raw).hexdigest(),
     )

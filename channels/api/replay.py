@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from channels.api.intake import read_submission, submission_input
+from channels.api.intake import call_draft, linked_call, read_submission, submission_input
 from channels.handoff import hand_off
 from gateway.lib.http.errors import ApiError
 from gateway.lib.services import Services
@@ -27,13 +27,25 @@ def replay_api(services: Services, item: QuarantineItem) -> ReplayResult:
         # The client's scopes now: an operator may have granted the one it lacked.
         backdate = timedelta(days=services.settings.max_backdate_days)
         draft = read_submission(raw, item.created_at, client, backdate)
+        call_sid, dated = linked_call(raw)
+        if call_sid is not None:
+            call = services.store.calls().get(call_sid)
+            draft = call_draft(draft, call.started_at if call else None, dated)
     except ApiError as exc:
         return ReplayResult(False, f"{exc.code}: {exc.message}")
     key = item.source_ids.get("idempotency_key")
     raw_input = submission_input(
-        client, raw, key, draft, services.settings.timezone, replayed_from=item.id
+        client,
+        raw,
+        key,
+        draft,
+        services.settings.timezone,
+        call_sid=call_sid,
+        replayed_from=item.id,
     )
     result = hand_off(services, raw_input, draft)
+    if call_sid is not None:
+        services.store.calls().link_typed(call_sid)
     return ReplayResult(
         True,
         "complaint recorded" if result.created else "already recorded",

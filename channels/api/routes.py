@@ -20,7 +20,13 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from channels.api.intake import ComplaintAccepted, read_submission, submission_input
+from channels.api.intake import (
+    ComplaintAccepted,
+    call_draft,
+    linked_call,
+    read_submission,
+    submission_input,
+)
 from channels.handoff import hand_off
 from gateway.lib.http.auth import missing_scope, require_client, require_scope
 from gateway.lib.http.errors import ApiError
@@ -32,9 +38,24 @@ from normalizer.contract import Channel, ComplaintMessage
 from normalizer.reference import InvalidReference, parse_reference
 
 
+class StatusEntryOut(BaseModel):
+    status: str
+    at: datetime
+    note: str | None
+    answer_due_at: datetime | None
+    reason: str | None
+    source: str
+
+
 class ComplaintStatus(BaseModel):
     complaint: ComplaintMessage
     published: bool
+    # What case handling reported (``POST /v1/complaints/{reference}/status``).
+    status: str = "received"
+    answered_at: datetime | None = None
+    closed_at: datetime | None = None
+    answer_extended_to: datetime | None = None
+    status_history: list[StatusEntryOut] = []
 
 
 def _accepted(message: ComplaintMessage, status_url: str) -> dict[str, Any]:
@@ -46,6 +67,15 @@ def _accepted(message: ComplaintMessage, status_url: str) -> dict[str, Any]:
         answer_due_at=message.answer_due_at,
         status_url=status_url,
     ).model_dump(mode="json")
+
+
+def call_has_complaint(call_sid: str, reference: str) -> ApiError:
+    return ApiError(
+        409,
+        "call_has_complaint",
+        f"call {call_sid} already made complaint {reference}; "
+        "send what the customer adds with follow_up_of",
+    )
 
 
 def build_router(services: Services) -> APIRouter:
@@ -83,8 +113,13 @@ def build_router(services: Services) -> APIRouter:
     ) -> dict[str, Any]:
         raw = await request.body()
         now = datetime.now(UTC)
+        call_sid: str | None = None
         try:
             draft = read_submission(raw, now, client, max_backdate)
+            call_sid, dated = linked_call(raw)
+            if call_sid is not None:
+                call = await run_in_threadpool(services.store.calls().get, call_sid)
+                draft = call_draft(draft, call.started_at if call else None, dated)
         except ApiError as exc:
             await run_in_threadpool(
                 services.store.complaints.quarantine,
@@ -97,17 +132,24 @@ def build_router(services: Services) -> APIRouter:
             )
             raise
         raw_input = submission_input(
-            client, raw, idempotency_key, draft, services.settings.timezone
+            client, raw, idempotency_key, draft, services.settings.timezone, call_sid=call_sid
         )
         try:
             result = await run_in_threadpool(hand_off, services, raw_input, draft)
         except IdempotencyConflict as exc:
+            if call_sid is not None and raw_input.dedup_key.startswith("twilio:call:"):
+                raise call_has_complaint(call_sid, exc.existing.reference) from None
             raise ApiError(
                 409,
                 "idempotency_key_reused",
                 f"Idempotency-Key already used for complaint {exc.existing.reference} "
                 "with a different body",
             ) from None
+        if call_sid is not None:
+            if not result.created and result.message.evidence.api_client is None:
+                # The caller's own recorded message is the call's complaint.
+                raise call_has_complaint(call_sid, result.message.reference)
+            await run_in_threadpool(services.store.calls().link_typed, call_sid)
         response.status_code = 201 if result.created else 200
         status_url = link_for(
             request, settings, "get_complaint", reference=result.message.reference
@@ -135,6 +177,27 @@ def build_router(services: Services) -> APIRouter:
         if found is None or not client.may_read(found[0].evidence.api_client):
             raise ApiError(404, "not_found", f"no complaint with reference {canonical}")
         message, published = found
-        return ComplaintStatus(complaint=message, published=published)
+        case = await run_in_threadpool(services.store.cases.state, canonical)
+        if case is None:
+            return ComplaintStatus(complaint=message, published=published)
+        return ComplaintStatus(
+            complaint=message,
+            published=published,
+            status=case.status,
+            answered_at=case.answered_at,
+            closed_at=case.closed_at,
+            answer_extended_to=case.extended_until,
+            status_history=[
+                StatusEntryOut(
+                    status=entry.status,
+                    at=entry.at,
+                    note=entry.note,
+                    answer_due_at=entry.answer_due_at,
+                    reason=entry.reason,
+                    source=entry.source,
+                )
+                for entry in case.history
+            ],
+        )
 
     return router

@@ -13,6 +13,7 @@ language under ``templates/``, reviewed for tone; no sentence lives in code.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -96,17 +97,30 @@ def render(kind: str, language: str, values: dict[str, object]) -> str:
     return _environment(False).get_template(f"{language}/{kind}.txt").render(values).strip()
 
 
-def blocks(message: ComplaintMessage, kind: str, zone: str, answer_days: int) -> list[Block]:
-    """One block per language of the acknowledgement: subject and paragraphs."""
+def blocks(
+    message: ComplaintMessage,
+    kind: str,
+    zone: str,
+    answer_days: int,
+    extra: Mapping[str, Mapping[str, object]] | None = None,
+) -> list[Block]:
+    """One block per language of the acknowledgement (or notice): subject and paragraphs.
+
+    ``kind`` ``email`` is the acknowledgement; ``extension/email`` the notice of a
+    longer delay, whose subject is ``extension/subject``.
+    """
     found = []
+    folder = kind.rpartition("/")[0]
     for language in languages_for(message):
-        values = variables(message, language, zone, answer_days)
+        values = variables(message, language, zone, answer_days) | dict(
+            (extra or {}).get(language, {})
+        )
         body = render(kind, language, values)
         found.append(
             Block(
                 language=language,
                 direction=DIRECTIONS.get(language, "ltr"),
-                subject=render("subject", language, values),
+                subject=render(f"{folder}/subject" if folder else "subject", language, values),
                 paragraphs=tuple(part.strip() for part in body.split("\n\n") if part.strip()),
             )
         )

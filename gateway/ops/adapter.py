@@ -1,4 +1,5 @@
-"""The operations component: ``/ops/`` and ``intake quarantine|dead-letters|evidence``."""
+"""The operations component: ``/ops/`` and its commands (quarantine, dead letters, evidence,
+register, retention, personal data)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from gateway.lib.component import Component
 from gateway.lib.services import Services
 from gateway.ops.cli import COMMANDS
 from gateway.ops.evidence import COMMANDS as EVIDENCE_COMMANDS
+from gateway.ops.privacy import COMMANDS as PRIVACY_COMMANDS
+from gateway.ops.register import COMMANDS as REGISTER_COMMANDS
 
 
 def _routes(services: Services) -> APIRouter:
@@ -17,4 +20,8 @@ def _routes(services: Services) -> APIRouter:
     return build_router(services)
 
 
-ADAPTER = Component(name="ops", routes=_routes, commands=COMMANDS + EVIDENCE_COMMANDS)
+ADAPTER = Component(
+    name="ops",
+    routes=_routes,
+    commands=COMMANDS + EVIDENCE_COMMANDS + REGISTER_COMMANDS + PRIVACY_COMMANDS,
+)

@@ -2,7 +2,10 @@
 
 ``verify`` re-reads every blob the evidence log names, checks its hash and
 the chain, and exits 0 when whole, 65 naming each broken entry (problem,
-sequence, complaint reference, sha256) on stdout. ``root`` publishes (once)
+sequence, complaint reference, sha256) on stdout. A blob removed under the
+retention policy or an erasure is not broken when a ``removed`` entry of the
+log names it (``intake retention purge``, ``intake personal-data erase``); a
+blob gone without one is ``blob missing``. ``root`` publishes (once)
 and prints a day's root hash, ``event.evidence.root``.
 """
 
@@ -40,6 +43,7 @@ def evidence_verify(since: object, every: int) -> None:
         click.echo(broken.line())
     click.echo(
         f"{result.entries} entries checked up to sequence {result.last_sequence}, "
+        f"{result.removals} removal(s) recorded ({result.removed} blob(s) removed under them), "
         f"{len(result.broken)} broken",
         err=True,
     )

@@ -24,6 +24,7 @@ from gateway.store.acks import AckStore
 from gateway.store.apikeys import ApiKeys
 from gateway.store.blobs import BlobStore
 from gateway.store.calls import CallStore
+from gateway.store.cases import CaseStore
 from gateway.store.checkpoints import ImapCheckpoints
 from gateway.store.db import (
     MIGRATIONS,
@@ -40,8 +41,11 @@ from gateway.store.leases import Leases
 from gateway.store.letters import LetterQueue
 from gateway.store.media import MediaStore
 from gateway.store.outbox import Counters, Outbox
+from gateway.store.personal_data import PersonalData
 from gateway.store.quarantine import Quarantine
 from gateway.store.ratelimits import RateLimiter
+from gateway.store.register import Register
+from gateway.store.retention import Policy, Retention
 from gateway.store.revisions import ComplaintRevisions
 from gateway.store.staff import StaffAccounts
 from gateway.store.staff_audit import StaffAudit
@@ -107,6 +111,21 @@ class Store:
     letters: LetterQueue
     # The append-only evidence log: ``verify`` and the daily root (``gateway.store.evidence``).
     evidence: EvidenceLog
+    # Status reports from case handling, the complaints' states, notices (``gateway.store.cases``).
+    cases: CaseStore
+
+    def register(self, zone: str) -> Register:
+        """The monthly complaints register, its months in ``zone`` (``gateway.store.register``)."""
+        return Register(self.engine, zone)
+
+    def retention(self, policy: Policy) -> Retention:
+        """The retention purge under ``policy`` (``gateway.store.retention``)."""
+        return Retention(self.engine, self.blobs, policy)
+
+    @property
+    def personal_data(self) -> PersonalData:
+        """A customer's access and erasure requests (``gateway.store.personal_data``)."""
+        return PersonalData(self.engine, self.blobs)
 
     def rate_limiter(self, per_hour: int) -> RateLimiter:
         """An hourly limit per client key, shared by every process on this store."""
@@ -176,6 +195,7 @@ def open_store(settings: Settings, *, migrate_schema: bool | None = None) -> Sto
         acks=AckStore(engine, settings.timezone),
         letters=LetterQueue(engine, settings.event_source),
         evidence=EvidenceLog(engine, blobs, complaints, settings.timezone),
+        cases=CaseStore(engine),
     )
 
 

@@ -56,6 +56,7 @@ SCOPES: dict[str, str] = {
         "read any complaint and letter, and the acknowledgement letters to post (/v1/acks)"
     ),
     "letters:write": "upload scanned letters (POST /v1/letters)",
+    "status:write": "report what became of any complaint (POST /v1/complaints/{reference}/status)",
     "transcripts:write": "attach a call's transcript (POST /v1/calls/{CallSid}/transcript)",
     "origin:set": "submit a complaint with an origin other than customer, or a channel other "
     "than api or phone",
@@ -64,6 +65,8 @@ SCOPES: dict[str, str] = {
 }
 READ_ALL = "complaints:read-all"
 STATUS = "complaints:status"
+# Case management reporting a complaint's status (``complaints:status`` already names reading).
+STATUS_WRITE = "status:write"
 # A key created without naming any scope: a partner's CRM or script.
 DEFAULT_SCOPES = frozenset({"complaints:write", STATUS})
 

@@ -141,6 +141,22 @@ class BlobStore:
         digest = location_or_sha.removeprefix(SCHEME)
         return self.path_for(digest).exists()
 
+    def remove(self, location_or_sha: str) -> bool:
+        """Delete a blob (retention purge, erasure: recorded in the evidence log first).
+
+        Returns whether a file was there; the folder is fsynced, so the removal survives.
+        """
+        digest = location_or_sha.removeprefix(SCHEME)
+        found = False
+        for path in (self._current_path(digest), self._legacy_path(digest)):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            found = True
+            settle([path.parent])
+        return found
+
     # -- writing --------------------------------------------------------------
     def put(self, data: bytes) -> StoredBlob:
         """Store ``data`` durably (file and folder fsynced) and say where it is."""

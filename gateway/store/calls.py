@@ -29,13 +29,15 @@ from gateway.store.tables import Base, CallRow, _now
 class CallState(StrEnum):
     MENU = "menu"  # the greeting and the language menu were sent
     RECORDING = "recording"  # a language was chosen, <Record> was sent
+    CONNECTING = "connecting"  # in opening hours: put through, waiting for an agent
+    ANSWERED = "answered"  # an agent took the call (a complaint comes typed, if any)
     RECORDED = "recorded"  # Twilio posted the recording: there is a complaint
     COMPLETED = "completed"  # the call ended after its recording
     MISSED = "missed"  # ended before anything was recorded: a missed-call event
 
 
-# States in which a call has no complaint (yet).
-WITHOUT_RECORDING = (CallState.MENU, CallState.RECORDING)
+# States in which a call has no complaint (yet) and ends as a missed call.
+WITHOUT_RECORDING = (CallState.MENU, CallState.RECORDING, CallState.CONNECTING)
 
 
 def call_complaint_key(call_sid: str) -> str:
@@ -217,6 +219,37 @@ class CallStore:
                     row.ended_at, row.final_status, row.end_request = _now(), status, request_body
                     if row.state == CallState.RECORDED:
                         row.state = CallState.COMPLETED
+                    row.updated_at = _now()
+                return _call(row)
+
+        return guarded(action)
+
+    def move(self, call_sid: str, from_states: tuple[CallState, ...], to: CallState) -> Call:
+        """A guarded transition (put through, answered, back to the message): a retry is a no-op."""
+
+        def action() -> Call:
+            with writing(self.engine) as session:
+                self._ensure(session, call_sid, None, None, None)
+                row = self._row(session, call_sid)
+                if row.state in from_states:
+                    row.state, row.updated_at = to.value, _now()
+                return _call(row)
+
+        return guarded(action)
+
+    def link_typed(self, call_sid: str) -> Call | None:
+        """An agent typed the call's complaint: the call has one now (None: no such call)."""
+
+        def action() -> Call | None:
+            with writing(self.engine) as session:
+                row = session.scalars(
+                    select(CallRow).where(CallRow.call_sid == call_sid).with_for_update()
+                ).one_or_none()
+                if row is None:
+                    return None
+                if row.state not in (CallState.RECORDED, CallState.COMPLETED):
+                    ended = row.ended_at is not None
+                    row.state = CallState.COMPLETED if ended else CallState.RECORDED
                     row.updated_at = _now()
                 return _call(row)
 

@@ -42,7 +42,7 @@ from normalizer.contract import (
     SecondaryLanguage,
     routing_key_for,
 )
-from normalizer.pipeline import clean_text
+from normalizer.pipeline import clean_text, product_detection_for
 
 RELAY_MARGIN = timedelta(seconds=2)
 # The caller pressed nothing: the menu's default language, a guess.
@@ -122,7 +122,7 @@ class ComplaintRevisions:
                 waiting.available_at = now
                 return Revision(Outcome.RELEASED, current)
             return Revision(Outcome.UNCHANGED, current)
-        message = wanted.model_copy(update={"processed_at": now})
+        message = wanted.model_copy(update={"processed_at": now, **_product_of(wanted)})
         row.message = message.model_dump_json()
         row.language = message.language.tag
         if waiting is not None:
@@ -156,6 +156,15 @@ def _still_waiting(row: OutboxRow | None, now: datetime) -> bool:
     if row is None or row.published_at is not None or row.held or row.available_at is None:
         return False
     return row.available_at > now + RELAY_MARGIN
+
+
+def _product_of(message: ComplaintMessage) -> dict[str, object]:
+    """A body that came later (a transcript, a letter's OCR): the product rules read it too."""
+    detection = message.product_detection
+    if message.product and (detection is None or detection.method == "declared"):
+        return {}  # named by the customer or a partner (or stored before the rules)
+    product, detection = product_detection_for(None, message.subject, message.body)
+    return {"product": product, "product_detection": detection}
 
 
 def changed_fields(before: ComplaintMessage, after: ComplaintMessage) -> list[str]:

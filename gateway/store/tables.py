@@ -117,6 +117,15 @@ class EvidenceLogRow(Base):
     previous_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
     appended_at: Mapped[datetime] = mapped_column(default=_now, index=True)
+    # ``captured`` (an input stored) or ``removed`` (a blob and personal content
+    # removed under the retention policy or an erasure, migration 0015): a removal
+    # names the blob's sha256, the captured entry it removes (``removes``, NULL for
+    # an attachment or a quarantined head) and why (``reason``), all sealed in its hash.
+    kind: Mapped[str] = mapped_column(
+        String(16), default="captured", server_default=text("'captured'")
+    )
+    reason: Mapped[str | None] = mapped_column(String(64))
+    removes: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class EvidenceChainHeadRow(Base):
@@ -498,3 +507,81 @@ class LeaseRow(Base):
     acquired_at: Mapped[datetime]
     # Incremented at every change of holder: logs and operators can tell takeovers apart.
     epoch: Mapped[int] = mapped_column(Integer, default=1)
+
+
+# -- case handling: status reports, notices (migration 0018) ---------------------
+
+
+class ComplaintStateRow(Base):
+    """Where the handling of one complaint stands, as case management last reported it.
+
+    No row: nothing reported yet (``received``). ``answered_at`` and
+    ``closed_at`` are the ``at`` of those reports; ``extended_until`` is the
+    answer deadline the customer was told after an extension.
+    """
+
+    __tablename__ = "complaint_states"
+
+    complaint_id: Mapped[str] = mapped_column(ForeignKey("complaints.id"), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    extended_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class ComplaintStatusRow(Base):
+    """One status report (API, queue or staff), kept as the complaint's history.
+
+    ``dedup_key`` (complaint, status, ``at``) makes a repeated report, by
+    either path, the same fact.
+    """
+
+    __tablename__ = "complaint_status_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    complaint_id: Mapped[str] = mapped_column(ForeignKey("complaints.id"), index=True)
+    reference: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(Text)
+    # An extension: the new answer deadline and why (a code the notice words).
+    answer_due_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(String(32))
+    # api, queue or staff; and who: the API key's name, the event's source, the staff member.
+    source: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(255))
+    dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
+    event_id: Mapped[str | None] = mapped_column(String(255))
+    recorded_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class NoticeRow(Base):
+    """A notice to the customer besides the acknowledgement (a longer delay), and its sending.
+
+    ``pending`` -> ``sent`` | ``queued`` (a letter for the mailroom) |
+    ``failed`` | ``skipped``; a pending row is sent by the case worker at
+    ``next_attempt_at``.
+    """
+
+    __tablename__ = "notices"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    complaint_id: Mapped[str] = mapped_column(ForeignKey("complaints.id"), index=True)
+    reference: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    status_id: Mapped[int] = mapped_column(ForeignKey("complaint_status_history.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    method: Mapped[str | None] = mapped_column(String(16))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    document: Mapped[str | None] = mapped_column(String(255))
+    event_id: Mapped[str | None] = mapped_column(String(36))
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=_now)

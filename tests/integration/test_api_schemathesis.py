@@ -46,6 +46,7 @@ CHECKS = [
 OPERATIONS = [
     ("POST", "/v1/complaints"),
     ("GET", "/v1/complaints/{reference}"),
+    ("POST", "/v1/complaints/{reference}/status"),
     ("POST", "/v1/calls/{call_sid}/transcript"),
     ("GET", "/v1/letters/{letter_id}"),
     ("GET", "/v1/acks/letters"),

@@ -21,7 +21,8 @@ account): it is logged as an error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.acks.policy import Plan
@@ -58,6 +59,18 @@ class Outgoing:
     # Drawn once per complaint and stored before sending, so a resend after a
     # crash carries the same Message-ID and mail clients show one message.
     message_id: str
+    # Another notice than the acknowledgement (``extension``: a longer delay): its
+    # texts are ``templates/<language>/<notice>/``; ``values`` adds what they name,
+    # per language (a date is worded in each).
+    notice: str | None = None
+    values: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+
+    def values_for(self, language: str) -> dict[str, object]:
+        return dict(self.values.get(language, {}))
+
+    def template(self, name: str) -> str:
+        """The template ``name`` (email, sms, letter) of this notice."""
+        return name if self.notice is None else f"{self.notice}/{name}"
 
 
 @dataclass(frozen=True)

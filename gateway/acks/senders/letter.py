@@ -109,8 +109,9 @@ def render_letter(outgoing: Outgoing, zone: str, answer_days: int, today: dateti
     pdf.set_xy(MARGIN, 88)
     dated = {code: format_date(today, code, zone) for code in LETTER_LANGUAGES}
     for language in LETTER_LANGUAGES:
-        values = variables(message, language, zone, answer_days)
-        _section(pdf, language, render("letter", language, values), dated[language], message)
+        values = variables(message, language, zone, answer_days) | outgoing.values_for(language)
+        text = render(outgoing.template("letter"), language, values)
+        _section(pdf, language, text, dated[language], message)
     return bytes(pdf.output())
 
 

@@ -196,7 +196,13 @@ class EmailSender:
 
     def send(self, outgoing: Outgoing) -> Sent:
         settings = self.settings
-        parts = blocks(outgoing.message, "email", settings.timezone, settings.answer_days)
+        parts = blocks(
+            outgoing.message,
+            outgoing.template("email"),
+            settings.timezone,
+            settings.answer_days,
+            outgoing.values,
+        )
         mail = compose(outgoing, parts, self.sender, thread_of(outgoing.message, self.blobs))
         self.relay.send(mail, self.sender, outgoing.plan.recipient)
         return Sent(

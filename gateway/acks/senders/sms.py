@@ -92,7 +92,10 @@ class TooLong(OurFailure, ValueError):
 
 def sms_text(outgoing: Outgoing, zone: str, answer_days: int) -> str:
     language = languages_for(outgoing.message)[0]
-    text = render("sms", language, variables(outgoing.message, language, zone, answer_days))
+    values = variables(outgoing.message, language, zone, answer_days) | outgoing.values_for(
+        language
+    )
+    text = render(outgoing.template("sms"), language, values)
     encoding, count = segments(text)
     if count > MAX_SEGMENTS:
         raise TooLong(f"{language} SMS takes {count} {encoding} segments (at most {MAX_SEGMENTS})")

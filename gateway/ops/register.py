@@ -1,0 +1,181 @@
+"""``intake register export``: the monthly complaints register as XLSX or CSV, and its summary.
+
+``Store.register(zone).month("2026-12")`` (rows and sums) -> **write_xlsx**
+(sheet ``register``: one row per complaint, ``COLUMNS`` in order; sheet
+``summary``: counts by channel x product x origin, the delays to
+acknowledge and to answer (median, 90th percentile, how many past the
+deadline), then the inputs that were not complaints) or **write_csv** (the
+rows only) -> a file for Cash Plus's reporting to Bank Al-Maghrib.
+``--summary`` prints the summary table.
+
+Times are written in the local time zone (Africa/Casablanca), ISO 8601 with
+their offset in the CSV; in the XLSX as local date-times (Excel has no zone).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import click
+
+from gateway.lib.commands import CommandError, ExitCode, open_services
+from gateway.store.register import COLUMNS, GroupSums, MonthRegister
+
+SUMMARY_COLUMNS = (
+    "channel",
+    "product",
+    "origin",
+    "complaints",
+    "acknowledged",
+    "ack_days_median",
+    "ack_days_p90",
+    "ack_past_deadline",
+    "answered",
+    "answer_days_median",
+    "answer_days_p90",
+    "answer_past_deadline",
+)
+_TIMES = frozenset({"received_at", "ack_due_at", "acknowledged_at", "answer_due_at", "answered_at"})
+
+
+def summary_rows(register: MonthRegister) -> list[tuple[Any, ...]]:
+    """The summary table's lines (the last one, channel ``*``, is the month's total)."""
+    return [_summary_line(group) for group in register.groups()]
+
+
+def _summary_line(group: GroupSums) -> tuple[Any, ...]:
+    return (
+        group.channel,
+        group.product,
+        group.origin,
+        group.complaints,
+        group.acknowledged,
+        group.ack.median,
+        group.ack.p90,
+        group.ack.late,
+        group.answered,
+        group.answer.median,
+        group.answer.p90,
+        group.answer.late,
+    )
+
+
+def _local(value: Any, zone: ZoneInfo, *, naive: bool) -> Any:
+    if not isinstance(value, datetime):
+        return value
+    moment = value.astimezone(zone)
+    return moment.replace(tzinfo=None) if naive else moment.isoformat()
+
+
+def register_lines(register: MonthRegister, *, naive: bool) -> Iterator[tuple[Any, ...]]:
+    zone = ZoneInfo(register.zone)
+    for row in register.rows:
+        yield tuple(
+            _local(value, zone, naive=naive) if name in _TIMES else value
+            for name, value in zip(COLUMNS, row.values(), strict=True)
+        )
+
+
+def write_csv(register: MonthRegister, path: Path) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for line in register_lines(register, naive=False):
+            writer.writerow(["" if value is None else value for value in line])
+
+
+def write_xlsx(register: MonthRegister, path: Path) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    rows = book.active
+    assert rows is not None  # a new workbook has its first sheet
+    rows.title = "register"
+    rows.append(list(COLUMNS))
+    for line in register_lines(register, naive=True):
+        rows.append(list(line))
+    for cell in rows[1]:
+        cell.font = Font(bold=True)
+    for column in ("F", "G", "H", "J", "K"):
+        for cell in rows[column][1:]:
+            cell.number_format = "yyyy-mm-dd hh:mm:ss"
+    rows.freeze_panes = "A2"
+    summary = book.create_sheet("summary")
+    summary.append([f"Register {register.month} ({register.zone})"])
+    summary.append(list(SUMMARY_COLUMNS))
+    for line in summary_rows(register):
+        summary.append(list(line))
+    summary.append([])
+    summary.append(["not complaints", "count"])
+    for kind, count in register.non_complaints.items():
+        summary.append([kind, count])
+    summary.append(["total", sum(register.non_complaints.values())])
+    for cell in summary[2]:
+        cell.font = Font(bold=True)
+    book.save(path)
+
+
+def summary_text(register: MonthRegister) -> str:
+    """The summary as an aligned plain-text table, for a terminal."""
+    lines = [SUMMARY_COLUMNS, *(_printable(line) for line in summary_rows(register))]
+    widths = [max(len(str(line[index])) for line in lines) for index in range(len(lines[0]))]
+    text = [
+        "  ".join(str(value).ljust(width) for value, width in zip(line, widths, strict=True))
+        for line in lines
+    ]
+    total = sum(register.non_complaints.values())
+    kinds = ", ".join(f"{kind} {count}" for kind, count in register.non_complaints.items())
+    text.append("")
+    text.append(f"not complaints: {total}" + (f" ({kinds})" if kinds else ""))
+    return "\n".join(line.rstrip() for line in text)
+
+
+def _printable(line: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple(
+        "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+        for value in line
+    )
+
+
+WRITERS = {".xlsx": write_xlsx, ".csv": write_csv}
+
+
+@click.group("register")
+def register_group() -> None:
+    """The monthly complaints register (Bank Al-Maghrib circular 10/W/16)."""
+
+
+@register_group.command("export")
+@click.option("--month", required=True, help="YYYY-MM, in the local time zone.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write: .xlsx (rows and summary) or .csv (rows).",
+)
+@click.option("--summary", "show_summary", is_flag=True, help="Print the summary table.")
+def register_export(month: str, out: Path | None, show_summary: bool) -> None:
+    """One row per complaint received in MONTH, with its delays; the sums on a second sheet."""
+    if out is None and not show_summary:
+        raise CommandError("give --out FILE (.xlsx or .csv), --summary, or both", ExitCode.USAGE)
+    writer = WRITERS.get(out.suffix.lower()) if out is not None else None
+    if out is not None and writer is None:
+        raise CommandError(f"{out}: the file must end in .xlsx or .csv", ExitCode.USAGE)
+    with open_services() as services:
+        try:
+            register = services.store.register(services.settings.timezone).month(month)
+        except ValueError as exc:
+            raise CommandError(str(exc), ExitCode.USAGE) from None
+    if out is not None and writer is not None:
+        writer(register, out)
+        click.echo(f"{len(register.rows)} complaints of {month} written to {out}", err=True)
+    if show_summary:
+        click.echo(summary_text(register))
+
+
+COMMANDS = (register_group,)

@@ -1,0 +1,198 @@
+"""The monthly register of a month with known inputs: exact rows, exact sums, read back.
+
+Complaints are recorded through the partner API (backdated into November
+2026) on SQLite and PostgreSQL; acknowledgements and answers are written
+as the workers and case management would; the XLSX is read back with
+openpyxl and the CSV with the csv module.
+"""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+
+from config.settings import load_settings
+from gateway.app import create_app
+from gateway.lib.services import Services, build_services
+from gateway.ops.register import register_group, write_csv, write_xlsx
+from gateway.store.cases import StatusReport
+from normalizer.contract import Channel
+from normalizer.draft import RawInput
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 12, 20, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def services(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Services]:
+    changes: dict[str, object] = {"max_backdate_days": 60}
+    if request.param == "postgresql":
+        changes["database_url"] = request.getfixturevalue("postgres_url")
+    built = build_services(load_settings(data_dir=data_dir, **changes))
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def record(client: TestClient, auth: dict[str, str], received_at: str, body: str, **extra) -> str:
+    answer = client.post(
+        "/v1/complaints",
+        headers=auth | {"Idempotency-Key": str(uuid.uuid4())},
+        json={
+            "body": body,
+            "customer": {"phone": "0612345678"},
+            "language": "fr",
+            "received_at": received_at,
+            **extra,
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()["reference"]
+
+
+def acknowledge(services: Services, reference: str, at: datetime) -> None:
+    """What the ack worker leaves behind for a sent acknowledgement."""
+    message = services.store.complaints.get_by_reference(reference)
+    assert message is not None
+    services.store.acks.skip(message, "sender_not_authenticated")
+    services.store.cases.acknowledge_by_hand(
+        reference, method="call", at=at, proof=None, note=None, staff="amina", event_id="e1"
+    )
+
+
+@pytest.fixture
+def november(services: Services) -> dict[str, str]:
+    """Four complaints of November 2026 (local), one of October 31 23:30 UTC (Nov 1 local)."""
+    key = services.store.api_keys.create("crm", {"complaints:write", "received-at:backdate"})
+    auth = {"Authorization": f"Bearer {key}"}
+    client = TestClient(create_app(services))
+    refs = {
+        # 2026-10-31T23:30Z is 2026-11-01 00:30 in Casablanca (UTC+1): November.
+        "early": record(client, auth, "2026-10-31T23:30:00+00:00", "Ma carte est bloquée au GAB"),
+        "card": record(client, auth, "2026-11-10T09:00:00+01:00", "carte", product="card"),
+        "late": record(client, auth, "2026-11-20T09:00:00+01:00", "mon transfert western union"),
+        "open": record(client, auth, "2026-11-30T22:00:00+01:00", "bonjour"),
+        # December: not in November's register.
+        "december": record(client, auth, "2026-12-01T00:30:00+01:00", "facture lydec"),
+    }
+    cases = services.store.cases
+    acknowledge(services, refs["early"], datetime(2026, 11, 3, 10, tzinfo=UTC))
+    acknowledge(services, refs["card"], datetime(2026, 11, 25, 10, tzinfo=UTC))  # 15 days: late
+    answered = [
+        ("early", datetime(2026, 11, 21, 10, tzinfo=UTC)),
+        ("card", datetime(2026, 11, 30, 10, tzinfo=UTC)),
+    ]
+    for name, at in answered:
+        cases.report(refs[name], StatusReport("answered", at), source="api", actor="cm", now=NOW)
+    cases.report(
+        refs["late"],
+        StatusReport("in_progress", datetime(2026, 11, 21, tzinfo=UTC)),
+        source="api",
+        actor="cm",
+        now=NOW,
+    )
+    services.store.complaints.record_event(
+        RawInput(
+            channel=Channel.SMS,
+            data=b"STOP",
+            content_type="text/plain",
+            received_at=datetime(2026, 11, 5, tzinfo=UTC),
+            dedup_key="sms:stop:1",
+        ),
+        "email.autoreply",
+        {},
+    )
+    return refs
+
+
+def test_the_register_has_one_row_per_complaint_of_the_local_month(services, november) -> None:
+    register = services.store.register("Africa/Casablanca").month("2026-11", now=NOW)
+
+    by_reference = {row.reference: row for row in register.rows}
+
+    assert set(by_reference) == {november[name] for name in ("early", "card", "late", "open")}
+    early, card = by_reference[november["early"]], by_reference[november["card"]]
+    assert (early.ack_days, early.answer_days, early.status) == (2, 20, "answered")
+    assert (early.product, card.product) == ("card", "card")
+    assert (card.ack_days, card.ack_late, card.answer_days) == (15, True, 20)
+    late = by_reference[november["late"]]
+    assert (late.status, late.answered_at, late.product) == ("in_progress", None, "money_transfer")
+    assert late.ack_late  # never acknowledged, and its 10 days are over
+    assert by_reference[november["open"]].triage == "complaint"
+    assert register.non_complaints == {"email.autoreply": 1}
+
+
+def test_the_summary_sums_by_channel_product_origin(services, november) -> None:
+    register = services.store.register("Africa/Casablanca").month("2026-11", now=NOW)
+
+    groups = {(g.channel, g.product, g.origin): g for g in register.groups()}
+
+    card = groups[("api", "card", "customer")]
+    assert (card.complaints, card.acknowledged, card.answered) == (2, 2, 2)
+    assert (card.ack.median, card.ack.p90, card.ack.late) == (8.5, 15.0, 1)
+    assert (card.answer.median, card.answer.late) == (20.0, 0)
+    total = groups[("*", "*", "*")]
+    assert (total.complaints, total.acknowledged, total.answered) == (4, 2, 2)
+    assert total.ack.late == 3  # the card acknowledged late, two never acknowledged
+    assert groups[("api", "(none)", "customer")].complaints == 1
+
+
+def test_the_xlsx_reads_back_with_both_sheets(services, november, tmp_path: Path) -> None:
+    register = services.store.register("Africa/Casablanca").month("2026-11", now=NOW)
+    out = tmp_path / "register.xlsx"
+
+    write_xlsx(register, out)
+
+    book = load_workbook(out)
+    assert book.sheetnames == ["register", "summary"]
+    lines = list(book["register"].iter_rows(values_only=True))
+    assert lines[0][:3] == ("reference", "channel", "origin")
+    assert len(lines) == 5
+    early = next(line for line in lines if line[0] == november["early"])
+    assert early[5] == datetime(2026, 11, 1, 0, 30)  # local time
+    assert early[8] == 2
+    summary = list(book["summary"].iter_rows(values_only=True))
+    total = next(line for line in summary if line and line[0] == "*")
+    assert total[3:5] == (4, 2)
+    assert ("email.autoreply", 1) in [line[:2] for line in summary if line]
+
+
+def test_the_csv_has_the_columns_in_order(services, november, tmp_path: Path) -> None:
+    register = services.store.register("Africa/Casablanca").month("2026-11", now=NOW)
+    out = tmp_path / "register.csv"
+
+    write_csv(register, out)
+
+    with out.open(encoding="utf-8") as handle:
+        lines = list(csv.DictReader(handle))
+    assert len(lines) == 4
+    assert lines[0]["received_at"] == "2026-11-01T00:30:00+01:00"
+    assert lines[0]["acknowledged_at"].startswith("2026-11-03T11:00:00")
+
+
+def test_the_command_refuses_a_malformed_month_and_another_extension(
+    services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("INTAKE_DATA_DIR", str(services.settings.data_dir))
+    if services.settings.database_url:
+        monkeypatch.setenv("INTAKE_DATABASE_URL", services.settings.database_url)
+    runner = CliRunner()
+
+    bad_month = runner.invoke(register_group, ["export", "--month", "2026-13", "--summary"])
+    bad_file = runner.invoke(
+        register_group, ["export", "--month", "2026-11", "--out", str(tmp_path / "r.pdf")]
+    )
+    summary = runner.invoke(register_group, ["export", "--month", "2026-11", "--summary"])
+
+    assert (bad_month.exit_code, bad_file.exit_code, summary.exit_code) == (64, 64, 0)
+    assert "not complaints: 0" in summary.output
