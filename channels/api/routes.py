@@ -33,7 +33,7 @@ from gateway.lib.http.errors import ApiError
 from gateway.lib.http.links import link_for
 from gateway.lib.services import Services
 from gateway.store import IdempotencyConflict
-from gateway.store.apikeys import STATUS, ApiClient
+from gateway.store.apikeys import STATUS, STATUS_WRITE, ApiClient
 from normalizer.contract import Channel, ComplaintMessage
 from normalizer.reference import InvalidReference, parse_reference
 
@@ -178,6 +178,8 @@ def build_router(services: Services) -> APIRouter:
             raise ApiError(404, "not_found", f"no complaint with reference {canonical}")
         message, published = found
         case = await run_in_threadpool(services.store.cases.state, canonical)
+        # Case management's notes are for Cash Plus's staff, not for the submitting partner.
+        shows_notes = client.reads_all or client.has(STATUS_WRITE)
         if case is None:
             return ComplaintStatus(complaint=message, published=published)
         return ComplaintStatus(
@@ -191,7 +193,7 @@ def build_router(services: Services) -> APIRouter:
                 StatusEntryOut(
                     status=entry.status,
                     at=entry.at,
-                    note=entry.note,
+                    note=entry.note if shows_notes else None,
                     answer_due_at=entry.answer_due_at,
                     reason=entry.reason,
                     source=entry.source,

@@ -81,12 +81,24 @@ def register_lines(register: MonthRegister, *, naive: bool) -> Iterator[tuple[An
         )
 
 
+# A text cell starting with one of these is a formula to a spreadsheet: the register
+# holds text partners and customers wrote (``product`` from the API), never formulas.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert(value: Any) -> Any:
+    """``value`` for a CSV cell a spreadsheet opens as text, not as a formula."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_csv(register: MonthRegister, path: Path) -> None:
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
         for line in register_lines(register, naive=False):
-            writer.writerow(["" if value is None else value for value in line])
+            writer.writerow(["" if value is None else inert(value) for value in line])
 
 
 def write_xlsx(register: MonthRegister, path: Path) -> None:
@@ -118,6 +130,11 @@ def write_xlsx(register: MonthRegister, path: Path) -> None:
     summary.append(["total", sum(register.non_complaints.values())])
     for cell in summary[2]:
         cell.font = Font(bold=True)
+    for sheet in (rows, summary):  # text that looks like a formula stays text
+        for line in sheet.iter_rows():
+            for cell in line:
+                if cell.data_type == "f":
+                    cell.data_type = "s"
     book.save(path)
 
 

@@ -98,7 +98,10 @@ def test_a_status_posted_reaches_get_with_its_history(api) -> None:
     assert shown["status"] == "answered"
     assert datetime.fromisoformat(shown["answered_at"]) == at
     assert [entry["status"] for entry in shown["status_history"]] == ["in_progress", "answered"]
-    assert shown["status_history"][0]["note"] == "agent 12"
+    assert shown["status_history"][0]["note"] is None  # the partner does not see staff notes
+    desk = client.app.state.services.store.api_keys.create("desk", {"complaints:read-all"})
+    staff = client.get(f"/v1/complaints/{reference}", headers={"Authorization": f"Bearer {desk}"})
+    assert staff.json()["status_history"][0]["note"] == "agent 12"
 
 
 def test_the_same_report_twice_is_one_fact(api) -> None:

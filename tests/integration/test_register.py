@@ -196,3 +196,22 @@ def test_the_command_refuses_a_malformed_month_and_another_extension(
 
     assert (bad_month.exit_code, bad_file.exit_code, summary.exit_code) == (64, 64, 0)
     assert "not complaints: 0" in summary.output
+
+
+def test_text_that_looks_like_a_formula_stays_text(services, tmp_path: Path) -> None:
+    """A partner's free-text product must not become a live formula in the regulator's file."""
+    key = services.store.api_keys.create("crm", {"complaints:write", "received-at:backdate"})
+    client = TestClient(create_app(services))
+    auth = {"Authorization": f"Bearer {key}"}
+    formula = '=HYPERLINK("http://evil.example","x")'
+    record(client, auth, "2026-11-10T09:00:00+01:00", "carte", product=formula)
+    register = services.store.register("Africa/Casablanca").month("2026-11", now=NOW)
+    xlsx, text = tmp_path / "register.xlsx", tmp_path / "register.csv"
+
+    write_xlsx(register, xlsx)
+    write_csv(register, text)
+
+    cell = load_workbook(xlsx)["register"]["D2"]
+    assert (cell.value, cell.data_type) == (formula, "s")
+    with text.open(encoding="utf-8") as handle:
+        assert next(csv.DictReader(handle))["product"] == "'" + formula
