@@ -16,6 +16,7 @@ import pytest
 
 from config.settings import Settings, load_settings
 from gateway.lib.services import Services, build_services
+from gateway.store import Store, open_store
 from tests.peers.processes import IntakeProcesses, intake_env
 from tests.peers.services import (
     RABBITMQ_URL,
@@ -126,6 +127,19 @@ def postgres_url() -> Iterator[str]:
 
 
 # -- subprocesses and a breakable link to the broker (integration tests) ----
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Store]:
+    """The store, opened once on SQLite and once on the machine's PostgreSQL."""
+    overrides: dict[str, object] = {"data_dir": data_dir}
+    if request.param == "postgres":
+        overrides["database_url"] = request.getfixturevalue("postgres_url")
+    opened = open_store(load_settings(**overrides))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
 @pytest.fixture
 def intake_processes(tmp_path: Path) -> Iterator[IntakeProcesses]:
     """Start ``intake`` subprocesses; whatever still runs at teardown is stopped, then killed."""

@@ -6,17 +6,15 @@ the daily root reaches the events queue once.
 from __future__ import annotations
 
 import stat
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select, update
 
-from config.settings import Settings, load_settings
+from config.settings import Settings
 from gateway.lib.services import Services
-from gateway.store import Store, open_store
+from gateway.store import Store
 from gateway.store.blobs import BlobChanged
 from gateway.store.db import committing, writing
 from gateway.store.redaction import redact_complaint, unlink_removed
@@ -25,18 +23,6 @@ from router.relay import build_relay
 from tests.peers.complaints import complaint_input, record
 from tests.peers.processes import IntakeProcesses, env_for
 from tests.peers.queues import drain
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Store]:
-    overrides: dict[str, object] = {"data_dir": data_dir}
-    if request.param == "postgres":
-        overrides["database_url"] = request.getfixturevalue("postgres_url")
-    opened = open_store(load_settings(**overrides))
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _flip_one_byte(store: Store, sha256: str) -> None:

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from config.settings import load_settings
-from gateway.store import IdempotencyConflict, Store, StoreUnavailable, open_store
+from gateway.store import IdempotencyConflict, Store, StoreUnavailable
 from gateway.store import blobs as blob_module
 from gateway.store.intake import IntakeResult
 from gateway.store.tables import ComplaintRow, EvidenceRow, OutboxRow
@@ -30,18 +29,6 @@ from tests.peers.complaints import complaint_input, count_rows, failing_inserts_
 
 DEADLINE = 20.0
 Outcome = IntakeResult | Exception
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Store]:
-    overrides: dict[str, object] = {"data_dir": data_dir}
-    if request.param == "postgres":
-        overrides["database_url"] = request.getfixturevalue("postgres_url")
-    opened = open_store(load_settings(**overrides))
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:

@@ -10,17 +10,15 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select, update
 
-from config.settings import get_settings, load_settings
+from config.settings import get_settings
 from gateway.cli import main
-from gateway.store import Store, open_store
+from gateway.store import Store
 from gateway.store.db import reading, writing
 from gateway.store.intake import IntakeResult
 from gateway.store.retention import ATTACHMENT, RAW, RECORDING, REFUSED, Policy
@@ -38,18 +36,6 @@ from normalizer.pipeline import PipelineContext, normalize
 
 NOW = datetime.now(UTC)
 POLICY = Policy({RAW: 1826, RECORDING: 730, "letter": 1826, ATTACHMENT: 1826, REFUSED: 90})
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Store]:
-    overrides: dict[str, object] = {"data_dir": data_dir}
-    if request.param == "postgres":
-        overrides["database_url"] = request.getfixturevalue("postgres_url")
-    opened = open_store(load_settings(**overrides))
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _record(

@@ -12,13 +12,11 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
 
-from config.settings import load_settings
-from gateway.store import IdempotencyConflict, Store, StoreUnavailable, open_store
+from gateway.store import IdempotencyConflict, Store, StoreUnavailable
 from gateway.store.db import migrate
 from gateway.store.intake import IntakeResult
 from gateway.store.tables import ComplaintRow, EvidenceRow, OutboxRow
@@ -31,18 +29,6 @@ from tests.peers.complaints import (
     outbox_rows,
     record,
 )
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Store]:
-    overrides: dict[str, object] = {"data_dir": data_dir}
-    if request.param == "postgres":
-        overrides["database_url"] = request.getfixturevalue("postgres_url")
-    opened = open_store(load_settings(**overrides))
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _table_counts(store: Store) -> tuple[int, int, int]:
