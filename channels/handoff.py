@@ -18,6 +18,7 @@ from datetime import datetime
 from gateway.lib.logs import complaint_context
 from gateway.lib.services import Services
 from gateway.store.intake import IntakeResult
+from normalizer.contract import ComplaintMessage
 from normalizer.draft import ComplaintDraft, RawInput
 from normalizer.pipeline import normalize
 
@@ -35,9 +36,21 @@ def hand_off(
     ``available_at`` holds publication until then (a call waiting for its transcript).
     """
     normalize(draft, services.pipeline)
+    if _not_a_complaint(draft):
+        return services.store.triage.record(raw, draft)
     result = services.store.complaints.record_complaint(raw, draft, available_at=available_at)
     _log_result(result)
     return result
+
+
+def _not_a_complaint(draft: ComplaintDraft) -> bool:
+    """The triage named a kind: kept apart, published as ``event.triage.<kind>``."""
+    return draft.triage is not None and not draft.triage.is_complaint
+
+
+def is_triaged(message: ComplaintMessage) -> bool:
+    """A result that is not a complaint: the channel sends no "complaint recorded" reply."""
+    return message.triage is not None and message.triage.kind != "complaint"
 
 
 def hand_off_many(
@@ -54,6 +67,9 @@ def hand_off_many(
     for raw, draft in items:
         try:
             normalize(draft, context)
+            if _not_a_complaint(draft):  # rare: kept on its own, outside the group commit
+                outcomes.append(services.store.triage.record(raw, draft))
+                continue
         except Exception as exc:  # a bug on this one input: the others go on
             outcomes.append(exc)
             continue
@@ -62,7 +78,7 @@ def hand_off_many(
     committed = iter(services.store.complaints.record_complaints(ready))
     results = [next(committed) if outcome is None else outcome for outcome in outcomes]
     for result in results:
-        if isinstance(result, IntakeResult):
+        if isinstance(result, IntakeResult) and not is_triaged(result.message):
             _log_result(result)
     return results
 

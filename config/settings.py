@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     # Empty means SQLite in data_dir (WAL, synchronous=FULL).
     database_url: str = ""
+    # Secret of the pseudonymous customer keys (an HMAC of each phone and e-mail);
+    # empty: one made once in data_dir (``gateway.store.customers.resolve_secret``).
+    customer_key_secret: SecretStr = SecretStr("")
     # Empty means kombu's filesystem transport under data_dir.
     broker_url: str = ""
     http_host: str = "127.0.0.1"
@@ -113,6 +116,10 @@ class Settings(BaseSettings):
     # in seconds; a DNS failure leaves the mail unauthenticated, never refused).
     email_dkim_verify: bool = True
     email_dkim_dns_timeout: float = Field(default=5.0, gt=0, le=60)
+    # Triage: SpamAssassin's spamd (spamd://host:port) gives e-mail its spam and
+    # phishing verdicts; empty: no filter (the other triage rules still run).
+    spam_filter_url: str = ""
+    spam_filter_timeout: float = Field(default=10.0, gt=0, le=120)
 
     # IMAP poller: runs when imap_host is set.
     imap_host: str = ""
@@ -367,6 +374,13 @@ class Settings(BaseSettings):
         parse_content_sids(value)
         return value
 
+    @field_validator("spam_filter_url")
+    @classmethod
+    def _spamd_url(cls, value: str) -> str:
+        if value:
+            parse_spamd_url(value)
+        return value
+
     @field_validator("broker_url")
     @classmethod
     def _loadable_url(cls, value: str) -> str:
@@ -380,6 +394,11 @@ class Settings(BaseSettings):
         return value
 
     # -- derived values ---------------------------------------------------
+    @property
+    def spam_filter(self) -> tuple[str, int] | None:
+        """spamd's host and port, None when no filter is configured."""
+        return parse_spamd_url(self.spam_filter_url) if self.spam_filter_url else None
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -423,6 +442,18 @@ class Settings(BaseSettings):
 
 def _split(value: str) -> list[str]:
     return [item.strip().lower() for item in value.split(",") if item.strip()]
+
+
+def parse_spamd_url(url: str) -> tuple[str, int]:
+    """``spamd://host:port`` (port 783 when left out) -> (host, port)."""
+    scheme, found, rest = url.partition("://")
+    if not found or scheme != "spamd":
+        raise ValueError("not a spamd URL (spamd://host:port)")
+    host, _colon, port = rest.rstrip("/").rpartition(":") if ":" in rest else (rest, "", "783")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("not a spamd URL (spamd://host:port)")
+    return host, int(port)
 
 
 # Messages about URLs name their scheme, never the URL: it may hold a password.

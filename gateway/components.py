@@ -44,6 +44,7 @@ COMPONENTS = ComponentTable(
             "retention": "The retention policy (law 09-08): remove what is past it.",
             "personal-data": "A customer's access (export) and erasure requests, by phone or "
             "e-mail.",
+            "customers": "One customer across channels: pseudonymous keys of phones and e-mails.",
         },
     ),
     Entry(

@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 from config.settings import ConfigError
 from gateway.lib.http.errors import ApiError
 from gateway.lib.services import Services
+from gateway.lib.spamfilter import SPAM_FILTER_ERRORS
 from gateway.ops.metrics import OperationsCollector
 from gateway.store import StoreUnavailable
 from router.relay import HELD, PUBLISH_ERRORS, PUBLISHED
@@ -161,6 +162,11 @@ class StoreCollector(Collector):
         )
         yield CounterMetricFamily(
             "intake_publish_held", "Messages held instead of published", value=counters.get(HELD, 0)
+        )
+        yield CounterMetricFamily(
+            "intake_spam_filter_errors",
+            "E-mails spamd could not judge (kept as complaints)",
+            value=counters.get(SPAM_FILTER_ERRORS, 0),
         )
 
 

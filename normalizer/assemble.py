@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from normalizer.contract import Attachment, ComplaintMessage, Evidence, Language
+from normalizer.contract import Attachment, ComplaintMessage, Evidence, Language, Triage
 from normalizer.draft import ComplaintDraft
 from normalizer.errors import OurFailure
+from normalizer.triage import TriageVerdict
 
 
 class DraftIncomplete(OurFailure, ValueError):
@@ -46,5 +47,16 @@ def assemble_message(
         attachments=attachments,
         follow_up_of=draft.follow_up_of,
         evidence=evidence,
+        triage=None if draft.triage is None else triage_of(draft.triage),
         details=dict(draft.details),
+    )
+
+
+def triage_of(verdict: TriageVerdict) -> Triage:
+    """The contract's form of a triage verdict."""
+    return Triage(
+        kind=verdict.kind.value,
+        method=verdict.method,
+        reasons=list(verdict.reasons),
+        score=verdict.score,
     )

@@ -39,7 +39,7 @@ from pydantic import (
     WrapValidator,
 )
 
-SCHEMA_VERSION: Literal["1.4"] = "1.4"
+SCHEMA_VERSION: Literal["1.5"] = "1.5"
 # What the schemas promise: any minor of major 1 (1.0, 1.1, ..., 1.10, ...).
 SCHEMA_VERSION_PATTERN = r"^1\.(0|[1-9][0-9]*)$"
 # Context key of ``read_as_consumer``: the read of a message another process published.
@@ -60,7 +60,7 @@ def _later_minor(value: Any, handler: ValidatorFunctionWrapHandler, info: Valida
 # Versions a reader of this code still accepts (messages stored before an upgrade);
 # the schema files say the pattern instead, so that older files accept newer minors.
 SchemaVersion = Annotated[
-    Literal["1.0", "1.1", "1.2", "1.3", "1.4"],
+    Literal["1.0", "1.1", "1.2", "1.3", "1.4", "1.5"],
     WrapValidator(_later_minor),
     WithJsonSchema({"type": "string", "pattern": SCHEMA_VERSION_PATTERN}),
 ]
@@ -70,6 +70,9 @@ AMENDED_EVENT_TYPE: Literal["ma.cashplus.complaint.amended.v1"] = "ma.cashplus.c
 
 REFERENCE_PATTERN = r"^CP-[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}$"
 E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+# A pseudonymous customer key (``normalizer.customer``): 160 bits of an HMAC, base32.
+CUSTOMER_KEY_PREFIX = "cus_"
+CUSTOMER_KEY_PATTERN = r"^cus_[a-z2-7]{32}$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 # BCP 47 subset we emit: language (2-3 letters), optional script, optional region.
 LANGUAGE_TAG_PATTERN = r"^(und|[a-z]{2,3}(-[A-Z][a-z]{3})?(-[A-Z]{2})?)$"
@@ -77,6 +80,7 @@ LANGUAGE_TAG_PATTERN = r"^(und|[a-z]{2,3}(-[A-Z][a-z]{3})?(-[A-Z]{2})?)$"
 Reference = Annotated[str, StringConstraints(pattern=REFERENCE_PATTERN)]
 LanguageTag = Annotated[str, StringConstraints(pattern=LANGUAGE_TAG_PATTERN)]
 Sha256 = Annotated[str, StringConstraints(pattern=SHA256_PATTERN)]
+CustomerKey = Annotated[str, StringConstraints(pattern=CUSTOMER_KEY_PATTERN)]
 
 # Tags with a meaning agreed with downstream teams; any other tag langdetect
 # knows (de, tr, ...) may also appear.
@@ -154,6 +158,21 @@ class Customer(_Model):
     preferred_contact: Literal["email", "phone", "sms", "whatsapp", "letter"] | None = Field(
         default=None, description="How the customer wants to be contacted"
     )
+    key: CustomerKey | None = Field(
+        default=None,
+        description=(
+            "Pseudonymous key of the customer (1.5): the same on their complaints by any "
+            "channel that gave the same phone or e-mail; names no one; null without a "
+            "phone or e-mail"
+        ),
+    )
+    related: list[Reference] = Field(
+        default_factory=list,
+        description=(
+            "References of this customer's earlier complaints of the last 12 months, by "
+            "any shared phone or e-mail, oldest first (1.5)"
+        ),
+    )
 
 
 class Attachment(_Model):
@@ -215,6 +234,29 @@ class ProductDetection(_Model):
     )
 
 
+class Triage(_Model):
+    """What the triage decided an input is (contract 1.5)."""
+
+    kind: str = Field(
+        description="complaint, or a non-complaint: spam, phishing, marketing, thanks, "
+        "opt_out, empty (an open set: tolerate a kind you do not know)"
+    )
+    method: str = Field(
+        description="filter (SpamAssassin), headers (mailing-list headers), rules (the "
+        "short-message rules), default (nothing said otherwise: a complaint), staff "
+        "(a person decided)"
+    )
+    reasons: list[str] = Field(
+        default_factory=list, description="What decided: filter rules, matched words"
+    )
+    score: float | None = Field(default=None, description="The spam filter's score, if any")
+    suggested: str | None = Field(
+        default=None, description="staff: the kind the triage had suggested before a person decided"
+    )
+    decided_by: str | None = Field(default=None, description="staff: who decided (a staff login)")
+    decided_at: AwareDatetime | None = Field(default=None, description="staff: when")
+
+
 class ComplaintMessage(_Model):
     """One complaint, as published to downstream systems."""
 
@@ -225,7 +267,8 @@ class ComplaintMessage(_Model):
             "customer.preferred_contact, evidence.recording_url, evidence.missing_media. "
             "1.2: adds needs_review and attachments[].ocr_confidence. "
             "1.3: adds details (e-mail authentication). "
-            "1.4: adds product_detection"
+            "1.4: adds product_detection. "
+            "1.5: adds customer.key and customer.related, triage"
         ),
     )
     id: str = Field(description="Stable identifier (UUID); the same on every redelivery")
@@ -263,6 +306,11 @@ class ComplaintMessage(_Model):
         default=None, description="Reference of an earlier complaint this one continues"
     )
     evidence: Evidence
+    triage: Triage | None = Field(
+        default=None,
+        description="How the triage kept it as a complaint, or who turned a non-complaint "
+        "into one (1.5); absent before 1.5",
+    )
     details: dict[str, Any] = Field(
         default_factory=dict,
         description=(
@@ -355,7 +403,9 @@ class IntakeEvent(_Model):
     """Something that reached a channel and is worth knowing but is not a complaint.
 
     Kinds so far: ``email.autoreply`` (an out-of-office, a bounce, bulk mail;
-    never acknowledged), later ``call.missed``. Published with routing key
+    never acknowledged), ``call.missed``, ``triage.<kind>`` (an input the
+    triage found not to be a complaint: ``triage.spam``, ``triage.opt_out``...;
+    never acknowledged, listed for staff to sort). Published with routing key
     ``event.<kind>``.
     """
 
@@ -365,7 +415,8 @@ class IntakeEvent(_Model):
             "1.0: first version. 1.1: adds customer.preferred_language, "
             "customer.preferred_contact, evidence.recording_url, evidence.missing_media. "
             "1.2: adds needs_review and attachments[].ocr_confidence. "
-            "1.3: adds details (e-mail authentication)"
+            "1.3: adds details (e-mail authentication). "
+            "1.5: adds triage (triage.<kind> events)"
         ),
     )
     id: str
@@ -373,6 +424,9 @@ class IntakeEvent(_Model):
     channel: Channel
     received_at: AwareDatetime
     details: dict[str, Any] = Field(default_factory=dict)
+    triage: Triage | None = Field(
+        default=None, description="triage.<kind> events: what the triage decided, why (1.5)"
+    )
     evidence: Evidence
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from normalizer.contract import Channel, Customer, Language, Origin, ProductDetection
+from normalizer.triage import TriageSignal, TriageVerdict
 
 
 @dataclass(frozen=True)
@@ -63,3 +64,7 @@ class ComplaintDraft:
     # Channel facts for downstream (``ComplaintMessage.details``), e.g. e-mail's
     # ``authentication`` verdict and ``claimed_origin``.
     details: dict[str, Any] = field(default_factory=dict)
+    # What the channel alone could tell of the input's kind (the spam filter's
+    # verdict, list headers), and the kind the ``triage`` step decided.
+    triage_signals: tuple[TriageSignal, ...] = ()
+    triage: TriageVerdict | None = None

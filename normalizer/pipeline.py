@@ -23,6 +23,7 @@ from normalizer.email.attachments import sanitize_filename
 from normalizer.language import declared_language, detect_text_language
 from normalizer.product import detect_product
 from normalizer.reference import find_references
+from normalizer.triage import COMPLAINT, TRIAGED_CHANNELS, decide
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -135,6 +136,23 @@ def find_follow_up(draft: ComplaintDraft, _context: PipelineContext) -> None:
     draft.follow_up_of = found[0] if found else None
 
 
+def triage(draft: ComplaintDraft, _context: PipelineContext) -> None:
+    """Complaint, or a non-complaint of a kind (spam, thanks, opt-out...); unsure: complaint.
+
+    Deadlines are still stamped after it: a person may turn a non-complaint
+    into a complaint, whose clock started at the original receipt.
+    """
+    if draft.triage is not None:
+        return
+    if draft.channel not in TRIAGED_CHANNELS:
+        draft.triage = COMPLAINT
+        return
+    text = f"{draft.subject or ''}\n{draft.body}"
+    draft.triage = decide(
+        text, signals=draft.triage_signals, has_attachments=bool(draft.attachments)
+    )
+
+
 def stamp_deadlines(draft: ComplaintDraft, context: PipelineContext) -> None:
     deadlines = compute_deadlines(
         draft.received_at,
@@ -153,6 +171,7 @@ STEPS: tuple[Step, ...] = (
     tag_language,
     tag_product,
     find_follow_up,
+    triage,
     stamp_deadlines,
 )
 

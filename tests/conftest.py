@@ -27,8 +27,13 @@ from tests.peers.services import (
 )
 from tests.peers.tcpproxy import TcpProxy
 
-# Session-wide peers shared by several test modules: one browser, one Dovecot.
-pytest_plugins = ["tests.peers.browser", "tests.peers.dovecot", "tests.peers.twilio"]
+# Session-wide peers shared by several test modules: one browser, one Dovecot, one spamd.
+pytest_plugins = [
+    "tests.peers.browser",
+    "tests.peers.dovecot",
+    "tests.peers.spamd",
+    "tests.peers.twilio",
+]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

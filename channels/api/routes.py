@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
+from channels.api.customers import add_customer_routes
 from channels.api.intake import (
     ComplaintAccepted,
     call_draft,
@@ -202,4 +203,5 @@ def build_router(services: Services) -> APIRouter:
             ],
         )
 
+    add_customer_routes(router, services)
     return router

@@ -161,6 +161,8 @@ class ImportSummary:
     auto_replies_repeated: int = 0
     rejected: int = 0
     already_quarantined: int = 0
+    # Not complaints (spam, marketing, thanks...), kept for staff to sort.
+    triaged: int = 0
 
     def add(self, result: MailResult) -> None:
         if result.outcome is MailOutcome.COMPLAINT:
@@ -169,6 +171,8 @@ class ImportSummary:
         elif result.outcome is MailOutcome.AUTO_REPLY:
             self.auto_replies_new += result.created
             self.auto_replies_repeated += not result.created
+        elif result.outcome is MailOutcome.TRIAGED:
+            self.triaged += 1
         else:
             self.rejected += 1
 
@@ -179,6 +183,7 @@ class ImportSummary:
             + self.repeated
             + self.auto_replies_new
             + self.auto_replies_repeated
+            + self.triaged
             + self.rejected
         )
 
@@ -186,6 +191,7 @@ class ImportSummary:
         return (
             f"{self.total} message(s): complaints {self.new} new, {self.repeated} repeated; "
             f"auto-replies {self.auto_replies_new} new, {self.auto_replies_repeated} repeated; "
+            f"not complaints (to sort) {self.triaged}; "
             f"rejected {self.rejected} ({self.already_quarantined} already in quarantine)"
         )
 

@@ -33,7 +33,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from channels.handoff import hand_off, hand_off_many
+from channels.handoff import hand_off, hand_off_many, is_triaged
 from config.settings import Settings
 from gateway.lib.services import Services
 from gateway.store.intake import IntakeResult
@@ -44,6 +44,7 @@ from normalizer.email import AuthPolicy, EmailLimits, EmailRejected, ParsedEmail
 from normalizer.email.authentication import DnsFunc
 from normalizer.email.origin import CUSTOMER
 from normalizer.reference import find_references
+from normalizer.triage import TriageKind, TriageSignal
 
 log = logging.getLogger("intake.email")
 
@@ -52,6 +53,8 @@ RAW_CONTENT_TYPE = "message/rfc822"
 # DATA time, the import's date), so that a replay is dated from its arrival.
 RECEIVED_AT = "received_at"
 AUTOREPLY_KIND = "email.autoreply"
+# RFC 2369 / 2919: a mailing list or a newsletter sent it, not a customer.
+LIST_HEADERS = ("List-Unsubscribe", "List-Id")
 # The DKIM key lookup (None: DNS through dnspython); tests answer it themselves.
 dkim_dnsfunc: DnsFunc | None = None
 
@@ -60,6 +63,8 @@ class MailOutcome(StrEnum):
     COMPLAINT = "complaint"
     AUTO_REPLY = "auto_reply"
     REJECTED = "rejected"
+    # Not a complaint (spam, phishing, marketing, thanks...): kept for staff to sort.
+    TRIAGED = "triaged"
 
 
 @dataclass(frozen=True)
@@ -284,10 +289,30 @@ def read_mail(services: Services, arrival: MailArrival) -> MailResult | MailComp
     draft = build_draft(parsed, arrival.received_at)
     if draft.follow_up_of is None:
         draft.follow_up_of = _replied_complaint(services, parsed)
+    draft.triage_signals = triage_signals(services, parsed, arrival.raw)
     return MailComplaint(raw, draft)
 
 
+def triage_signals(services: Services, parsed: ParsedEmail, raw: bytes) -> tuple[TriageSignal, ...]:
+    """What only the mail tells of its kind: spamd's verdict, mailing-list headers."""
+    signals: list[TriageSignal] = []
+    spam_filter = services.spam_filter
+    if spam_filter is not None:
+        signals.extend(spam_filter.signals(raw))
+    listed = [name for name in LIST_HEADERS if parsed.headers.get(name)]
+    if listed:
+        signals.append(TriageSignal(TriageKind.MARKETING, "headers", ", ".join(listed)))
+    return tuple(signals)
+
+
 def complaint_result(result: IntakeResult) -> MailResult:
+    if is_triaged(result.message):
+        return MailResult(
+            MailOutcome.TRIAGED,
+            created=result.created,
+            reference=result.message.reference,
+            complaint_id=None,
+        )
     return MailResult(
         MailOutcome.COMPLAINT,
         created=result.created,

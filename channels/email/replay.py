@@ -43,6 +43,8 @@ def replay_email(services: Services, item: QuarantineItem) -> ReplayResult:
     result = ingest_mail(services, arrival)
     if result.outcome is MailOutcome.AUTO_REPLY:
         return ReplayResult(True, "recorded as an auto-reply event")
+    if result.outcome is MailOutcome.TRIAGED:
+        return ReplayResult(True, "kept as a non-complaint, to sort", reference=result.reference)
     return ReplayResult(
         True, "complaint recorded", complaint_id=result.complaint_id, reference=result.reference
     )

@@ -10,6 +10,7 @@ written in, carries the reference.
 
 from __future__ import annotations
 
+from channels.handoff import is_triaged
 from channels.twilio.line import PhoneLine, keep_refused, record_held, reject
 from channels.twilio.signature import FORM_TYPE, TwilioRequest
 from gateway.store.media import NewMedia
@@ -53,6 +54,8 @@ def receive_message(line: PhoneLine, request: TwilioRequest) -> str:
     if recorded is None:
         return line.table.reply_texts("und").sms_empty
     message, _created = recorded
+    if is_triaged(message):  # "STOP", "merci": no "complaint recorded" reply
+        return ""
     texts = line.table.reply_texts(message.language.tag)
     return texts.sms_reply.format(reference=message.reference)
 

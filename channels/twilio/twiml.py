@@ -215,8 +215,10 @@ def hang_up() -> VoiceResponse:
 
 
 def message_reply(text: str) -> MessagingResponse:
+    """A reply SMS; none for an empty text (a non-complaint such as "STOP" gets no answer)."""
     response = MessagingResponse()
-    response.message(text)
+    if text:
+        response.message(text)
     return response
 
 

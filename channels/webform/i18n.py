@@ -31,6 +31,11 @@ class UiLanguage:
     # cap (``routes.body_limits``), not the gateway's.
     action: str
 
+    @property
+    def status_path(self) -> str:
+        """The customer's own view of a complaint (``status``), in this language."""
+        return f"/{self.code}/status/"
+
 
 # The first row is the default (served at "/").
 LANGUAGES: tuple[UiLanguage, ...] = (

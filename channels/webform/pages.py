@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
+from markupsafe import Markup, escape
 
 from channels.webform.attachments import ACCEPTED_TYPES, megabytes
 from channels.webform.form import MAX_FILES, MAX_TEXT, FieldError
@@ -29,6 +30,8 @@ from channels.webform.i18n import (
     products,
     texts,
 )
+from gateway.lib.bidi import bdi, bdi_runs
+from gateway.lib.bidi import install as install_bidi
 from normalizer.contract import ComplaintMessage
 
 ASSETS = "/assets/webform/"
@@ -51,14 +54,17 @@ class Pages:
     def __init__(self, zone: str, max_attachment_bytes: int) -> None:
         self.zone = zone
         self.max_attachment_bytes = max_attachment_bytes
-        self.env = Environment(
-            loader=FileSystemLoader(HERE / "templates"),
-            autoescape=select_autoescape(["html"]),
-            trim_blocks=True,
-            lstrip_blocks=True,
-            # A missing text key fails the page test instead of rendering blank.
-            undefined=StrictUndefined,
+        self.env = install_bidi(
+            Environment(
+                loader=FileSystemLoader(HERE / "templates"),
+                autoescape=select_autoescape(["html"]),
+                trim_blocks=True,
+                lstrip_blocks=True,
+                # A missing text key fails the page test instead of rendering blank.
+                undefined=StrictUndefined,
+            )
         )
+        self.env.filters.update(ltr=_ltr, bidi=_bidi)
 
     def _common(self, language: UiLanguage) -> dict[str, Any]:
         return {
@@ -145,6 +151,74 @@ class Pages:
             "home": language.path,
         }
         return self.env.get_template("confirmation.html").render(context)
+
+    def status(
+        self,
+        language: UiLanguage,
+        token: str,
+        *,
+        found: Any = None,
+        outcome: str | None = None,
+        reference: str = "",
+    ) -> str:
+        """The customer's lookup page: the form, then the state and dates found, or why not.
+
+        ``found`` is a ``status.PublicStatus``; ``outcome`` a code worded by
+        ``status_outcomes`` (``not_found``, ``form_expired``, ``rate_limited``,
+        ``unavailable``).
+        """
+        words = texts(language.code)
+        code = language.code
+
+        def date(moment: Any) -> str | None:
+            return format_date(moment, code, self.zone) if moment else None
+
+        result = None
+        if found is not None:
+            result = {
+                "reference": found.reference,
+                "state": words["status_states"][found.state],
+                "state_code": found.state,
+                "received": format_date(found.received_at, code, self.zone, with_time=True),
+                "ack_due": date(found.ack_due_at),
+                "acknowledged": date(found.acknowledged_at),
+                "answer_due": date(found.answer_due_at),
+                "extended_until": date(found.extended_until),
+                "answered": date(found.answered_at),
+                "closed": date(found.closed_at),
+            }
+        context = {
+            **self._common(language),
+            "languages": [
+                {"code": item.code, "name": _name(item), "url": item.status_path}
+                for item in LANGUAGES
+            ],
+            "title": words["status_title"],
+            "action": language.status_path,
+            "token": token,
+            "token_field": FIELD,
+            "reference": reference,
+            "result": result,
+            "notice": words["status_outcomes"][outcome] if outcome else None,
+            "home": language.path,
+        }
+        return self.env.get_template("status.html").render(context)
+
+
+def _right_to_left(context: Any) -> bool:
+    language = context.get("lang")
+    return getattr(language, "direction", "ltr") == "rtl"
+
+
+@pass_context
+def _ltr(context: Any, value: object) -> Markup:
+    """``bdi`` on a right-to-left page; left-to-right pages keep their markup as it was."""
+    return bdi(value) if _right_to_left(context) else escape(value)
+
+
+@pass_context
+def _bidi(context: Any, text: object) -> Markup:
+    return bdi_runs(text) if _right_to_left(context) else escape(text)
 
 
 def _name(language: UiLanguage) -> str:

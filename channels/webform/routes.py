@@ -56,6 +56,7 @@ from channels.webform.guard import COOKIE, FIELD, POW_FIELD, FormGuard, work_don
 from channels.webform.i18n import BY_CODE, DEFAULT, HERE, LANGUAGES, UiLanguage
 from channels.webform.intake import form_input, form_limits
 from channels.webform.pages import Notice, Pages
+from channels.webform.status import StatusPages
 from config.settings import Settings
 from gateway.lib.http.errors import OWN_LIMIT
 from gateway.lib.services import Services
@@ -498,6 +499,11 @@ def build_router(services: Services) -> APIRouter:
     for language in LANGUAGES:
         router.add_api_route(language.path, web.show(language), methods=["GET"])
         router.add_api_route(language.action, web.submit(language), methods=["POST"])
+    # The customer's own view of a complaint (``status``): same guard and pages.
+    lookup = StatusPages(services, web.guard, web.pages, web.secure_cookies)
+    for language in LANGUAGES:
+        router.add_api_route(language.status_path, lookup.show(language), methods=["GET"])
+        router.add_api_route(language.status_path, lookup.look_up(language), methods=["POST"])
     router.add_api_route("/fr/", remember_french, methods=["GET"])
     router.add_api_route("/assets/webform/{name}", asset, methods=["GET"])
     return router

@@ -260,8 +260,8 @@ class Acknowledger:
         try:
             sent = self.senders[plan.method].send(outgoing)
         except SendFailed as exc:
-            if exc.permanent:
-                return self._failed(message, record, exc.reason, exc.detail)
+            if exc.fallback or exc.permanent:
+                return self.fall_back(message, record, exc.reason, exc.detail)
             return self._not_sent(message, record, exc)
         self.alarms.discard(plan.method)
         if sent.status == QUEUED:
@@ -269,6 +269,40 @@ class Acknowledger:
             log.info("acknowledgement letter for %s queued for the mailroom", message.reference)
             return self._reloaded(message.id)
         return self.record_sent(message, plan, sent, datetime.now(UTC))
+
+    def fall_back(
+        self, message: ComplaintMessage, record: AckRecord, reason: str, detail: str
+    ) -> AckRecord:
+        """The method could not reach the customer: the next one of the channel's order.
+
+        A refusal for good (the address or number refused, a WhatsApp template
+        refused or missing, a message undelivered): same row, same Message-ID,
+        the row's method and recipient change, and what went wrong is kept in
+        its ``detail`` meanwhile. With no method left, the last refusal is
+        recorded and published (``ack.failed``): staff acknowledge it by hand.
+        """
+        method = str(record.method)
+        decision = decide(
+            message, self.context, self.acks.sent_today, self._budget_left, after=method
+        )
+        if isinstance(decision, Skip):
+            return self._failed(message, record, reason, detail)
+        log.warning(
+            "acknowledgement of %s: %s did not reach the customer (%s); trying %s",
+            message.reference,
+            method,
+            reason,
+            decision.method,
+        )
+        self.acks.finish(
+            message.id,
+            SENDING,
+            method=decision.method,
+            recipient=decision.recipient,
+            detail=f"{method}: {reason}: {detail}",
+            attempts=0,
+        )
+        return self._send(message, self._reloaded(message.id))
 
     def _not_sent(self, message: ComplaintMessage, record: AckRecord, exc: SendFailed) -> AckRecord:
         """Count the attempt; after ``max_attempts``, off the queue; else ``RetryLater``."""

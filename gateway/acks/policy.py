@@ -216,11 +216,14 @@ def nothing_spent(_budget: str) -> bool:
     return True
 
 
-def methods_for(message: ComplaintMessage) -> tuple[str, ...]:
+def methods_for(message: ComplaintMessage, after: str | None = None) -> tuple[str, ...]:
+    """The methods to try, in order; with ``after``, only those that come after it."""
     order = METHODS_BY_CHANNEL[message.channel]
     preferred = PREFERRED_METHOD.get(message.customer.preferred_contact or "")
     if preferred:
         order = (preferred, *(method for method in order if method != preferred))
+    if after is not None:
+        order = order[order.index(after) + 1 :] if after in order else ()
     return order
 
 
@@ -229,17 +232,21 @@ def decide(
     context: AckContext,
     sent_today: Callable[[str], int],
     budget_left: Callable[[str], bool] = nothing_spent,
+    *,
+    after: str | None = None,
 ) -> Plan | Skip:
     """The first way of reaching the customer that is allowed, or why there is none.
 
     ``budget_left(name)``: whether the global daily budget ``name`` has room.
+    ``after``: a method that could not reach the customer; only the ones after
+    it in the channel's order are considered (the fallback chain).
     """
     for rule in SKIP_RULES:
         skipped = rule(message)
         if skipped is not None:
             return skipped
     passed_over: list[tuple[str, str]] = []
-    for method in methods_for(message):
+    for method in methods_for(message, after):
         recipient = recipient_for(message, method)
         if recipient is None:
             continue

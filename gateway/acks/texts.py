@@ -9,6 +9,12 @@ Darija (with French below, as many Moroccan customers read both), French
 for ``fr``, English, Spanish; French and Arabic when the text is of another
 language or the detection is unsure. The texts themselves are files per
 language under ``templates/``, reviewed for tone; no sentence lives in code.
+
+In a right-to-left language, what reads left to right (the reference,
+phone numbers, e-mail addresses, numeric dates) is isolated with U+2066 ...
+U+2069 in the rendered text (``gateway.lib.bidi``), so an SMS, the text
+part of an e-mail and the PDF letter show ``05 20 02 09 15`` in its order;
+the HTML part turns those marks into ``<bdi dir="ltr">``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from channels.webform.i18n import format_date
+from gateway.lib.bidi import bdi_runs, isolate_runs
 from normalizer.contract import ComplaintMessage
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -38,6 +45,7 @@ WHEN_UNSURE: tuple[str, ...] = ("fr", "ar")
 MIN_CONFIDENCE = 0.5
 DIRECTIONS = {"ar": "rtl"}
 TEMPLATE_LANGUAGES = ("fr", "ar", "en", "es")
+MAIL_RUN_STYLE = "white-space:nowrap;"
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,8 @@ def _environment(autoescape: bool) -> Environment:
         undefined=StrictUndefined,
         keep_trailing_newline=False,
     )
+    # The HTML part: left-to-right runs kept whole and on one line.
+    env.filters["bidi"] = lambda text: bdi_runs(text, style=MAIL_RUN_STYLE)
     return env
 
 
@@ -93,8 +103,12 @@ def variables(
 
 
 def render(kind: str, language: str, values: dict[str, object]) -> str:
-    """Render ``templates/<language>/<kind>.txt`` with the complaint's values."""
-    return _environment(False).get_template(f"{language}/{kind}.txt").render(values).strip()
+    """Render ``templates/<language>/<kind>.txt`` with the complaint's values.
+
+    Right-to-left languages get their left-to-right runs isolated (LRI ... PDI).
+    """
+    text = _environment(False).get_template(f"{language}/{kind}.txt").render(values).strip()
+    return isolate_runs(text) if DIRECTIONS.get(language) == "rtl" else text
 
 
 def blocks(

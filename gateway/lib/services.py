@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config.settings import ConfigError, Settings
+from gateway.lib.spamfilter import SPAM_FILTER_ERRORS, SpamdFilter, spam_filter_for
 from gateway.store import Store, open_store
 from normalizer.pipeline import PipelineContext, pipeline_context
 from router.broker import BrokerProbe
@@ -23,6 +24,13 @@ class Services:
     @property
     def pipeline(self) -> PipelineContext:
         return pipeline_context(self.settings)
+
+    @property
+    def spam_filter(self) -> SpamdFilter | None:
+        """spamd, when ``INTAKE_SPAM_FILTER_URL`` names one; its failures are counted."""
+        return spam_filter_for(
+            self.settings, on_error=lambda: self.store.counters.add(SPAM_FILTER_ERRORS)
+        )
 
     def close(self) -> None:
         self.store.close()

@@ -1,6 +1,6 @@
 """``intake retention purge`` and ``intake personal-data export|erase`` (law 09-08).
 
-- ``retention purge [--dry-run]``: removes what is past the retention policy
+- ``retention purge [--dry-run | --yes]``: removes what is past the retention policy
   (``INTAKE_RETENTION_*``, ``gateway.store.retention``), each removal
   recorded in the evidence log; prints progress on stderr and a line per
   kind (items, blobs, bytes) on stdout. ``--dry-run`` lists what is due
@@ -46,8 +46,11 @@ def retention_group() -> None:
 
 @retention_group.command("purge")
 @click.option("--dry-run", is_flag=True, help="List what is due, per kind; change nothing.")
-def retention_purge(dry_run: bool) -> None:
+@click.option("--yes", is_flag=True, help="Purge for real (the removal cannot be undone).")
+def retention_purge(dry_run: bool, yes: bool) -> None:
     """Remove blobs and personal content past the policy, recorded in the evidence log."""
+    if not dry_run and not yes:
+        raise click.UsageError("a purge cannot be undone: run it with --yes (or --dry-run first)")
     with open_services() as services:
         retention = services.store.retention(Policy.from_settings(services.settings))
         due, kept_open = retention.due()

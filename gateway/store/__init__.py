@@ -26,6 +26,7 @@ from gateway.store.blobs import BlobStore
 from gateway.store.calls import CallStore
 from gateway.store.cases import CaseStore
 from gateway.store.checkpoints import ImapCheckpoints
+from gateway.store.customers import Customers, resolve_secret
 from gateway.store.db import (
     MIGRATIONS,
     check_database_url,
@@ -50,6 +51,7 @@ from gateway.store.revisions import ComplaintRevisions
 from gateway.store.staff import StaffAccounts
 from gateway.store.staff_audit import StaffAudit
 from gateway.store.staff_logins import LoginGuard, LoginPolicy
+from gateway.store.triage import TriageStore
 from normalizer.errors import OurFailure, one_line
 
 if TYPE_CHECKING:
@@ -113,6 +115,13 @@ class Store:
     evidence: EvidenceLog
     # Status reports from case handling, the complaints' states, notices (``gateway.store.cases``).
     cases: CaseStore
+    # Customers across channels: their keys, complaints, the backfill (``gateway.store.customers``).
+    customers: Customers
+
+    @property
+    def triage(self) -> TriageStore:
+        """Inputs found not to be complaints, and staff's decisions (``gateway.store.triage``)."""
+        return TriageStore(self.engine, self.blobs, self.complaints.event_source)
 
     def register(self, zone: str) -> Register:
         """The monthly complaints register, its months in ``zone`` (``gateway.store.register``)."""
@@ -173,12 +182,16 @@ def open_store(settings: Settings, *, migrate_schema: bool | None = None) -> Sto
     if settings.auto_migrate if migrate_schema is None else migrate_schema:
         migrate(engine)
     blobs = BlobStore(settings.blob_dir)
+    customer_secret = resolve_secret(
+        settings.customer_key_secret.get_secret_value(), settings.data_dir
+    )
     complaints = ComplaintStore(
         engine,
         blobs,
         settings.event_source,
         refused_head_bytes=settings.quarantine_head_bytes,
         refused_quota_bytes=settings.quarantine_refused_quota_bytes,
+        customer_secret=customer_secret,
     )
     return Store(
         engine=engine,
@@ -196,6 +209,7 @@ def open_store(settings: Settings, *, migrate_schema: bool | None = None) -> Sto
         letters=LetterQueue(engine, settings.event_source),
         evidence=EvidenceLog(engine, blobs, complaints, settings.timezone),
         cases=CaseStore(engine),
+        customers=Customers(engine, customer_secret),
     )
 
 

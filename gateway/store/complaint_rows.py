@@ -25,6 +25,9 @@ from sqlalchemy import Connection, bindparam, insert, select
 
 from gateway.store.blobs import StagedBlob, StoredBlob
 from gateway.store.chain import append as append_to_chain
+from gateway.store.customers import Link, Linkable
+from gateway.store.customers import record as record_contacts
+from gateway.store.customers import resolve as resolve_customers
 from gateway.store.tables import ComplaintRow, EvidenceRow, OutboxRow
 from normalizer.assemble import assemble_message
 from normalizer.contract import (
@@ -34,6 +37,7 @@ from normalizer.contract import (
     Evidence,
     routing_key_for,
 )
+from normalizer.customer import contact_keys
 from normalizer.draft import AttachmentDraft, ComplaintDraft, RawInput
 
 log = logging.getLogger("intake.store")
@@ -71,6 +75,8 @@ class PendingComplaint:
     available_at: datetime | None = None
     # Blob folders to fsync before the rows that point into them commit.
     folders: tuple[Path, ...] = ()
+    # Keys of the customer's phone and e-mail (``normalizer.customer``), the phone's first.
+    contact_keys: tuple[str, ...] = ()
     message_json: str = field(init=False, default="")
     event_json: bytes = field(init=False, default=b"")
 
@@ -81,6 +87,10 @@ class PendingComplaint:
         """A new reference after a collision, a follow-up link dropped: render again."""
         self.message = self.message.model_copy(update=update)
         self._render()
+
+    def linkable(self) -> Linkable:
+        message = self.message
+        return Linkable(message.id, message.reference, message.received_at, self.contact_keys)
 
     def _render(self) -> None:
         self.message_json = self.message.model_dump_json()
@@ -95,9 +105,15 @@ def pending_complaint(
     reference: str,
     event_source: str,
     available_at: datetime | None,
+    customer_secret: bytes = b"",
 ) -> PendingComplaint:
-    """The complaint a normalized draft becomes, its raw input and attachments staged (in order)."""
+    """The complaint a normalized draft becomes, its raw input and attachments staged (in order).
+
+    With ``customer_secret``, ``customer.key`` is the key of its first contact
+    point; ``write_batch`` replaces it by the customer's own when one is known.
+    """
     raw_blob, attached = staged[0], staged[1:]
+    keys = tuple(contact_keys(draft.customer, customer_secret)) if customer_secret else ()
     message = assemble_message(
         draft,
         complaint_id=str(uuid.uuid4()),
@@ -109,12 +125,16 @@ def pending_complaint(
         ],
         processed_at=datetime.now(UTC),
     )
+    if keys:
+        customer = message.customer.model_copy(update={"key": keys[0]})
+        message = message.model_copy(update={"customer": customer})
     return PendingComplaint(
         raw,
         message,
         event_source,
         available_at,
         folders=tuple(stage.folder for stage in staged),
+        contact_keys=keys,
     )
 
 
@@ -173,8 +193,22 @@ def write_batch(connection: Connection, items: Sequence[PendingComplaint]) -> li
             log.info("follow-up reference %s is unknown, not linked", item.message.follow_up_of)
             item.change(follow_up_of=None)
         first[key] = item
-    _insert(connection, list(first.values()))
+    new = list(first.values())
+    linkable = [item.linkable() for item in new]
+    links = resolve_customers(connection, linkable)
+    for item, link in zip(new, links, strict=True):
+        _apply_link(item, link)
+    _insert(connection, new)
+    record_contacts(connection, linkable, links)
     return [_outcome(item, stored, first) for item in items]
+
+
+def _apply_link(item: PendingComplaint, link: Link) -> None:
+    """The customer's key and earlier references; rendered again only when they change."""
+    customer = item.message.customer
+    related = list(link.related)
+    if customer.key != link.key or customer.related != related:
+        item.change(customer=customer.model_copy(update={"key": link.key, "related": related}))
 
 
 def stored_under(connection: Connection, keys: Collection[str]) -> dict[str, Written]:

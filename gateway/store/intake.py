@@ -129,8 +129,11 @@ class ComplaintStore:
         *,
         refused_head_bytes: int = 256 * 1024,
         refused_quota_bytes: int = 1024 * 1024 * 1024,
+        customer_secret: bytes = b"",
     ) -> None:
         self.engine = engine
+        # Keys customers' phones and e-mails (``gateway.store.customers``); empty: no keys.
+        self.customer_secret = customer_secret
         self.blobs = blobs
         self.event_source = event_source
         # Refused input kept as its head (``quarantine(..., head_only=True)``):
@@ -198,6 +201,7 @@ class ComplaintStore:
             reference=new_reference(),
             event_source=self.event_source,
             available_at=available_at,
+            customer_secret=self.customer_secret,
         )
 
     def _queued(self, item: PendingComplaint) -> _Queued:

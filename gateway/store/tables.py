@@ -585,3 +585,62 @@ class NoticeRow(Base):
     event_id: Mapped[str | None] = mapped_column(String(36))
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+# -- one customer across channels (migration 0020) -------------------------------
+
+
+class CustomerPointRow(Base):
+    """A contact point's key (an HMAC of the phone or e-mail, never the value) and the
+    customer key it was first given: later complaints by that point take the same key.
+    """
+
+    __tablename__ = "customer_points"
+
+    contact_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    customer_key: Mapped[str] = mapped_column(String(40), index=True)
+    first_seen_at: Mapped[datetime]
+
+
+class ComplaintContactRow(Base):
+    """One contact point of one complaint (its key), and the customer key the complaint got."""
+
+    __tablename__ = "complaint_contacts"
+    __table_args__ = (
+        Index("ix_complaint_contacts_contact_key_received_at", "contact_key", "received_at"),
+    )
+
+    complaint_id: Mapped[str] = mapped_column(ForeignKey("complaints.id"), primary_key=True)
+    contact_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    customer_key: Mapped[str] = mapped_column(String(40), index=True)
+    received_at: Mapped[datetime]
+
+
+# -- triage (migration 0019) -------------------------------------------------------
+
+# A non-complaint's state on the staff page "to sort".
+TO_SORT, CONFIRMED, MADE_COMPLAINT = "to_sort", "confirmed", "complaint"
+
+
+class TriageRow(Base):
+    """An input the triage found not to be a complaint, kept to be sorted by a person.
+
+    Its event (``events``, ``triage.<kind>``) holds the evidence; this row holds
+    the complaint it would be (``message``: reference, deadlines from the
+    original receipt, text, attachments) and what a person decided.
+    """
+
+    __tablename__ = "triage"
+
+    id: Mapped[str] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(512), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    message: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True, default=TO_SORT)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None]
+    complaint_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(default=_now)

@@ -38,6 +38,7 @@ USEFUL_HEADERS = (
     "X-Autorespond",
     "X-Auto-Response-Suppress",
     "List-Id",
+    "List-Unsubscribe",
     "Content-Type",
     "X-Mailer",
     "User-Agent",

@@ -137,7 +137,7 @@ def test_a_later_minor_of_the_contract_is_acknowledged_not_dead_lettered(
     document = json.loads(body_of(complaint))
     document["data"]["schema_version"] = "1.9"
     document["data"]["a_later_field"] = {"any": "thing"}
-    document["data"]["customer"]["key"] = "k" * 64
+    document["data"]["customer"]["a_later_property"] = "k" * 64
     sender = Sending()
     acknowledger = Acknowledger(services, senders={EMAIL: sender})
 

@@ -87,20 +87,32 @@ def test_an_arabic_sms_stays_within_two_ucs2_segments(services: Services, api: T
     assert count <= MAX_SEGMENTS
 
 
-def test_a_whatsapp_complaint_is_answered_on_whatsapp(services: Services, api: TwilioApi) -> None:
-    complaint = other_complaint(
-        services,
-        Channel.WHATSAPP,
-        "Hello, my wallet top-up of 300 dirhams has not arrived yet.",
-        Customer(phone=PHONE),
+def test_a_whatsapp_complaint_is_answered_on_whatsapp(settings: Settings, api: TwilioApi) -> None:
+    template = "HX" + "e" * 32
+    api.templates[template] = 3
+    configured = twilio_settings(
+        settings,
+        api,
+        twilio_phone_number=OUR_NUMBER,
+        twilio_whatsapp_number=WHATSAPP_NUMBER,
+        twilio_whatsapp_ack_templates=f"en={template}",
     )
-
-    Acknowledger(services).handle(complaint)
+    services = build_services(configured)
+    try:
+        complaint = other_complaint(
+            services,
+            Channel.WHATSAPP,
+            "Hello, my wallet top-up of 300 dirhams has not arrived yet.",
+            Customer(phone=PHONE),
+        )
+        Acknowledger(services).handle(complaint)
+    finally:
+        services.close()
 
     [request] = api.recorded()
     assert request.form["To"] == f"whatsapp:{PHONE}"
     assert request.form["From"] == f"whatsapp:{WHATSAPP_NUMBER}"
-    assert "We will answer by" in request.form["Body"]
+    assert request.form["ContentSid"] == template  # an approved template (test_acks_whatsapp)
 
 
 def test_a_number_twilio_refuses_is_recorded_as_failed_and_not_retried(

@@ -297,7 +297,10 @@ def test_the_purge_command_dry_run_lists_and_the_real_run_summarizes_per_kind(
     assert dry.exit_code == 0, dry.output
     assert f"due\traw\t{old.message.reference}" in dry.output
     assert _snapshot(store) == before
-    real = _cli(store, data_dir, "retention", "purge")
+    unconfirmed = _cli(store, data_dir, "retention", "purge")
+    assert unconfirmed.exit_code == 2, unconfirmed.output
+    assert _snapshot(store) == before
+    real = _cli(store, data_dir, "retention", "purge", "--yes")
     assert real.exit_code == 0, real.output
     assert "raw\t1 item(s)\t1 blob(s)" in real.output
     assert not store.blobs.exists(old.message.evidence.sha256)

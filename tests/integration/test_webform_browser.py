@@ -20,6 +20,7 @@ from channels.webform.i18n import format_date
 from config.settings import Settings
 from gateway.acks.texts import languages_for
 from normalizer.contract import ComplaintMessage
+from tests.peers.bidi import group_positions
 from tests.peers.browser import screenshot
 from tests.peers.processes import IntakeProcesses
 from tests.peers.webform import REFERENCE, WebService, queued_complaints, start_web
@@ -371,20 +372,7 @@ def test_the_chosen_language_is_remembered_on_the_next_visit(
 
 
 def test_numbers_in_the_arabic_page_read_left_to_right(page: Any, web: WebService) -> None:
+    # Where each digit group is drawn (more cases in test_arabic_pages_bidi.py).
     page.goto(web.url + "/ar/")
-    positions = page.evaluate(
-        """() => {
-          const node = document.getElementById('f-phone-hint').firstChild;
-          const text = node.textContent;
-          const x = (part) => {
-            const range = document.createRange();
-            const at = text.indexOf(part);
-            range.setStart(node, at);
-            range.setEnd(node, at + part.length);
-            return range.getBoundingClientRect().x;
-          };
-          return [x('06'), x('78')];
-        }"""
-    )
-    first, last = positions
-    assert first < last, "the example number 06 12 34 56 78 is displayed backwards"
+    positions = group_positions(page, "#f-phone-hint", "06 12 34 56 78")
+    assert positions[0] < positions[-1], "the example number 06 12 34 56 78 is displayed backwards"

@@ -6,6 +6,16 @@ twilio ``Client`` has its base URL pointed at this server
 a message resource, ``401`` (code 20003) for wrong credentials, ``400``
 (code 21211) for a number the test marked invalid. Each request is kept:
 path, Basic auth user, and the form fields the library sent.
+
+WhatsApp through the Content API as Twilio checks it: ``templates`` holds
+the approved ContentSids and how many variables each has; a ContentSid not
+among them is refused with 63027, ContentVariables that are not a JSON
+object of that many values with 63028, and a ContentSid the test put in
+``refusals`` with the code given (63016 outside the 24-hour window...). A
+free-form WhatsApp ``Body`` to a number in ``outside_window`` gets 63016.
+A request with neither Body, MediaUrl nor ContentSid gets 21619. Every
+refusal is HTTP 400 with Twilio's JSON body (code, message, more_info,
+status), which the twilio library turns into ``TwilioRestException``.
 """
 
 from __future__ import annotations
@@ -34,12 +44,20 @@ class TwilioRequest:
     path: str
     user: str
     form: dict[str, str]
+    # Twilio's error code in the answer; None when the message was accepted.
+    code: int | None = None
 
 
 @dataclass
 class TwilioApi:
     port: int
     invalid_numbers: set[str] = field(default_factory=set)
+    # Approved Content API templates: ContentSid -> number of variables ({{1}}...).
+    templates: dict[str, int] = field(default_factory=dict)
+    # ContentSid -> the error code Twilio answers it with (63016, 63028...).
+    refusals: dict[str, int] = field(default_factory=dict)
+    # WhatsApp numbers whose 24-hour customer service window is closed.
+    outside_window: set[str] = field(default_factory=set)
     requests: list[TwilioRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -62,16 +80,21 @@ def _handler(api: TwilioApi) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length).decode()
             form = {key: values[0] for key, values in parse_qs(raw).items()}
             user, password = _basic(self.headers.get("Authorization", ""))
+            request = TwilioRequest("POST", self.path, user, form)
             with api.lock:
-                api.requests.append(TwilioRequest("POST", self.path, user, form))
+                api.requests.append(request)
             expected = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
             if (user, password) != (ACCOUNT_SID, AUTH_TOKEN):
                 self._answer(401, {"code": 20003, "message": "Authenticate", "status": 401})
             elif self.path != expected:
                 self._answer(404, {"code": 20404, "message": "Not found", "status": 404})
-            elif form.get("To", "").removeprefix("whatsapp:") in api.invalid_numbers:
+            elif form.get("To", "") in api.invalid_numbers:  # "whatsapp:+212..." for WhatsApp
+                request.code = 21211
                 message = f"The 'To' number {form['To']} is not a valid phone number."
                 self._answer(400, {"code": 21211, "message": message, "status": 400})
+            elif (code := _refused(api, form)) is not None:
+                request.code = code
+                self._answer(400, _error(code))
             else:
                 self._answer(201, _resource(form))
 
@@ -84,6 +107,52 @@ def _handler(api: TwilioApi) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
     return Handler
+
+
+# Twilio's titles of the errors the stand-in answers (twilio.com/docs/api/errors/<code>).
+ERRORS: dict[int, str] = {
+    21619: "A text message body or media URL must be specified.",
+    63016: "Failed to send freeform message because you are outside the allowed window. "
+    "If you are using WhatsApp, please use a Message Template.",
+    63021: "Channel invalid content error",
+    63027: "Template does not exist for a language and locale",
+    63028: "Number of parameters provided does not match the expected number of parameters",
+}
+
+
+def _error(code: int) -> dict[str, object]:
+    return {
+        "code": code,
+        "message": ERRORS[code],
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": 400,
+    }
+
+
+def _refused(api: TwilioApi, form: dict[str, str]) -> int | None:
+    """The error code Twilio would answer this message with, or ``None``."""
+    content_sid = form.get("ContentSid")
+    if content_sid:
+        if content_sid in api.refusals:
+            return api.refusals[content_sid]
+        if content_sid not in api.templates:
+            return 63027
+        return None if _variables_fit(form, api.templates[content_sid]) else 63028
+    if not form.get("Body") and not form.get("MediaUrl"):
+        return 21619
+    to = form.get("To", "")
+    if to.startswith("whatsapp:") and to.removeprefix("whatsapp:") in api.outside_window:
+        return 63016
+    return None
+
+
+def _variables_fit(form: dict[str, str], count: int) -> bool:
+    try:
+        values = json.loads(form.get("ContentVariables") or "{}")
+    except ValueError:
+        return False
+    expected = {str(n) for n in range(1, count + 1)}
+    return isinstance(values, dict) and set(values) == expected
 
 
 def _basic(header: str) -> tuple[str, str]:

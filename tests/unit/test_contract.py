@@ -116,8 +116,8 @@ def _later_minor_event(version: str) -> str:
     document = json.loads(ComplaintEvent.wrap(make_message(), "test").model_dump_json())
     document["traceparent"] = "00-abc-def-01"
     document["data"]["schema_version"] = version
-    document["data"]["triage"] = {"kind": "complaint"}
-    document["data"]["customer"]["key"] = "k" * 64
+    document["data"]["routing_hint"] = {"desk": "transfers"}
+    document["data"]["customer"]["segment"] = "s" * 64
     document["data"]["evidence"]["chain_sequence"] = 12
     return json.dumps(document)
 
@@ -129,7 +129,7 @@ def test_a_consumer_reads_a_later_minor_and_drops_what_it_does_not_know() -> Non
     event = read_as_consumer(ComplaintEvent, body)
     assert event.data.schema_version == "1.9"
     assert event.data.customer.phone == "+212661234567"
-    assert "key" not in event.data.customer.model_dump()
+    assert "segment" not in event.data.customer.model_dump()
 
 
 @pytest.mark.parametrize("version", ["2.0", "1.01", "1", "v1.4"])

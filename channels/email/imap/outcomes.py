@@ -32,6 +32,8 @@ DESTINATIONS: dict[MailOutcome, Destination] = {
     MailOutcome.COMPLAINT: Destination.PROCESSED,
     # Stored as an event (evidence kept), never a complaint: done with it.
     MailOutcome.AUTO_REPLY: Destination.PROCESSED,
+    # Kept as a non-complaint (spam, marketing...) for staff to sort: done with it.
+    MailOutcome.TRIAGED: Destination.PROCESSED,
     # The sender's fault; ingest_mail recorded the reason in the store.
     MailOutcome.REJECTED: Destination.QUARANTINE,
 }
@@ -43,6 +45,8 @@ class Tally:
     repeated: int = 0
     auto_replies: int = 0
     quarantined: int = 0
+    # Not complaints (spam, marketing, thanks...), kept for staff to sort.
+    triaged: int = 0
     # Failed on a bug of ours: left where they were, retried later.
     failed: int = 0
 
@@ -52,12 +56,14 @@ class Tally:
             self.repeated += 0 if result.created else 1
         elif result.outcome is MailOutcome.AUTO_REPLY:
             self.auto_replies += 1
+        elif result.outcome is MailOutcome.TRIAGED:
+            self.triaged += 1
         else:
             self.quarantined += 1
 
     @property
     def total(self) -> int:
-        return self.complaints + self.auto_replies + self.quarantined + self.failed
+        return self.complaints + self.auto_replies + self.triaged + self.quarantined + self.failed
 
     def describe(self) -> str:
         return (
@@ -110,5 +116,7 @@ def log_result(uid: int, result: MailResult) -> None:
             )
     elif result.outcome is MailOutcome.REJECTED:
         log.warning("UID %s quarantined: %s", uid, result.reason_code)
+    elif result.outcome is MailOutcome.TRIAGED:
+        log.info("UID %s: not a complaint, kept for staff to sort", uid)
     else:
         log.info("UID %s: auto-reply, stored as an event", uid)

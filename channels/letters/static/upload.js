@@ -67,9 +67,11 @@
     });
   }
 
-  function line(label, value, attrs) {
+  // A reference reads left to right, in one piece, on the Arabic page too: <bdi dir="ltr">.
+  function line(label, value, attrs, ltr) {
     const p = el("p", attrs || {});
-    p.append(el("strong", {}, label + " : "), el("span", {dir: "auto"}, value));
+    const shown = ltr ? el("bdi", {dir: "ltr"}, value) : el("span", {dir: "auto"}, value);
+    p.append(el("strong", {}, label + " : "), shown);
     return p;
   }
 
@@ -78,7 +80,7 @@
     view.status.textContent = t["status_" + letter.status] || letter.status;
     view.body.querySelectorAll(".detail").forEach((n) => n.remove());
     const detail = el("div", {class: "detail"});
-    detail.append(line(t.reference, letter.reference, {class: "reference"}));
+    detail.append(line(t.reference, letter.reference, {class: "reference"}, true));
     detail.append(line(t.pages, String(letter.pages)));
     if (letter.language) {
       const named = line(t.language, letter.language_name || letter.language, {class: "language"});

@@ -43,13 +43,22 @@ __all__ = [
 
 class SendFailed(OurFailure):
     def __init__(
-        self, reason: str, detail: str, *, permanent: bool, configuration: bool = False
+        self,
+        reason: str,
+        detail: str,
+        *,
+        permanent: bool,
+        configuration: bool = False,
+        fallback: bool = False,
     ) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
         self.permanent = permanent
         self.configuration = configuration
+        # This method cannot reach the customer (no WhatsApp template, one Twilio
+        # refused, no WhatsApp account): the next method of the channel's order is tried.
+        self.fallback = fallback
 
 
 @dataclass(frozen=True)

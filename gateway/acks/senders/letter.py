@@ -9,6 +9,9 @@ Rendering: fpdf2 with HarfBuzz shaping (uharfbuzz), so Arabic letters join
 and run right to left, with Debian's Noto fonts (``fonts-noto-core``). The
 recipient block sits where a window envelope (DL, window on the right)
 shows it. Texts: ``templates/{fr,ar}/letter.txt`` and ``letterhead.json``.
+Every Arabic line has its left-to-right runs (reference, numbers, e-mail)
+between U+2066 and U+2069 (``gateway.lib.bidi``): fpdf2's bidi algorithm
+honours the isolates, and Noto Sans draws the marks with no width.
 
 The letter's text is ours alone (reference and dates). The window block is
 the postal address the customer typed, which the post needs, and above it
@@ -36,6 +39,7 @@ from channels.webform.i18n import format_date
 from config.settings import Settings
 from gateway.acks.senders import Outgoing, Sent
 from gateway.acks.texts import TEMPLATES, render, variables
+from gateway.lib.bidi import isolate_runs
 from gateway.store.blobs import BlobStore
 from normalizer.contract import ComplaintMessage
 
@@ -84,9 +88,12 @@ class LetterPdf(FPDF):
         )
 
     def lines(self, language: str, lines: list[str], height: float, width: float = 0) -> None:
-        align = "R" if DIRECTION[language] == "rtl" else "L"
+        rtl = DIRECTION[language] == "rtl"
         for line in lines:
-            self.multi_cell(width, height, line, align=align, new_x=XPos.LEFT, new_y=YPos.NEXT)
+            shown = isolate_runs(line) if rtl else line
+            self.multi_cell(
+                width, height, shown, align="R" if rtl else "L", new_x=XPos.LEFT, new_y=YPos.NEXT
+            )
 
 
 def render_letter(outgoing: Outgoing, zone: str, answer_days: int, today: datetime) -> bytes:

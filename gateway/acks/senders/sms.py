@@ -18,6 +18,19 @@ recipient's (recorded as failed for that complaint); anything else in 4xx
 is ours, our credentials, account, sender number or region permissions
 (retried later, logged as an error once); 429 and 5xx are Twilio's own
 trouble (retried).
+
+WhatsApp: a message the business starts must be an approved template
+(Meta's rule), so an acknowledgement goes out through Twilio's Content API:
+the ``ContentSid`` configured for the acknowledgement's first language
+(``INTAKE_TWILIO_WHATSAPP_ACK_TEMPLATES``) and ``ContentVariables``
+(``1`` the reference, ``2`` the acknowledgement's due date, ``3`` the answer's,
+worded in that language), no ``Body``. A language without a template, and
+Twilio's template refusals (``TEMPLATE_CODES``: 63016 outside the 24-hour
+window, 63027 no template for the language, 63028 variables that do not
+match, 63021 / 63030 content the channel refuses), raise a ``fallback``
+failure: the acknowledger tries the next method (SMS, then e-mail), and
+records the failure for staff when none is left. A notice (a longer delay)
+has no approved template: it is sent as text, and falls back the same way.
 """
 
 from __future__ import annotations
@@ -29,6 +42,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from channels.webform.i18n import format_date
+from config.hours import parse_content_sids
 from config.settings import Settings
 from gateway.acks.policy import WHATSAPP
 from gateway.acks.senders import RECIPIENT_REFUSED, Outgoing, SendFailed, Sent
@@ -51,7 +66,18 @@ RECIPIENT_CODES: dict[int, str] = {
     63003: "WhatsApp: no account for this number",
     63024: "WhatsApp: invalid recipient",
 }
+# Twilio error codes refusing a WhatsApp template (or a free-form text that needed one).
+TEMPLATE_CODES: dict[int, str] = {
+    63016: "outside the 24-hour window: an approved template is needed",
+    63021: "content refused by the channel",
+    63027: "template does not exist for this language",
+    63028: "template variables do not match",
+    63030: "parameter not supported with a template",
+}
+# The client's keyword -> the form field Twilio receives (kept as evidence under that name).
+FORM_NAMES = {"body": "Body", "content_sid": "ContentSid", "content_variables": "ContentVariables"}
 RECIPIENT, OURS, PROVIDER = RECIPIENT_REFUSED, "provider_account", "provider_unavailable"
+TEMPLATE_REFUSED, NO_TEMPLATE = "whatsapp_template_refused", "whatsapp_no_template"
 # GSM 03.38 basic character set, and the extension table (two septets each).
 GSM_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -75,15 +101,25 @@ def classify(status: int, code: int | None) -> str:
         return PROVIDER
     if code in RECIPIENT_CODES:
         return RECIPIENT
+    if code in TEMPLATE_CODES:
+        return TEMPLATE_REFUSED
     # 401/403/404 (credentials, account SID, base URL) and account-side
     # codes (21606 From number, 21408 region permission, 21608 trial...).
     return OURS
 
 
-def refusal(exc: TwilioRestException) -> SendFailed:
+def refusal(exc: TwilioRestException, method: str = "") -> SendFailed:
+    """The refusal as a ``SendFailed``; a WhatsApp one the next method may get past."""
     reason = classify(exc.status, exc.code)
     detail = f"{exc.status} {exc.code}: {exc.msg}"[:500]
-    return SendFailed(reason, detail, permanent=reason == RECIPIENT, configuration=reason == OURS)
+    fallback = reason == TEMPLATE_REFUSED or (method == WHATSAPP and reason == RECIPIENT)
+    return SendFailed(
+        reason,
+        detail,
+        permanent=reason in (RECIPIENT, TEMPLATE_REFUSED),
+        configuration=reason == OURS,
+        fallback=fallback,
+    )
 
 
 class TooLong(OurFailure, ValueError):
@@ -102,9 +138,22 @@ def sms_text(outgoing: Outgoing, zone: str, answer_days: int) -> str:
     return text
 
 
+def content_variables(outgoing: Outgoing, language: str, zone: str) -> str:
+    """The template's ``ContentVariables``: a JSON object of numbered strings."""
+    message = outgoing.message
+    values = {
+        "1": message.reference,
+        "2": format_date(message.ack_due_at, language, zone),
+        "3": format_date(message.answer_due_at, language, zone),
+    }
+    return json.dumps(values, ensure_ascii=False)
+
+
 class TwilioSender:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Language -> approved WhatsApp template (validated when the settings were read).
+        self.templates = parse_content_sids(settings.twilio_whatsapp_ack_templates)
         self.client = Client(
             settings.twilio_account_sid,
             settings.twilio_auth_token.get_secret_value(),
@@ -120,16 +169,29 @@ class TwilioSender:
             )
         return outgoing.plan.recipient, self.settings.twilio_phone_number
 
+    def _content(self, outgoing: Outgoing) -> dict[str, str]:
+        """What the message says: a WhatsApp template and its variables, or a text."""
+        if outgoing.plan.method == WHATSAPP and outgoing.notice is None:
+            language = languages_for(outgoing.message)[0]
+            content_sid = self.templates.get(language)
+            if content_sid is None:
+                detail = f"no WhatsApp template for {language!r}"
+                raise SendFailed(NO_TEMPLATE, detail, permanent=True, fallback=True)
+            variables = content_variables(outgoing, language, self.settings.timezone)
+            return {"content_sid": content_sid, "content_variables": variables}
+        return {"body": sms_text(outgoing, self.settings.timezone, self.settings.answer_days)}
+
     def send(self, outgoing: Outgoing) -> Sent:
-        body = sms_text(outgoing, self.settings.timezone, self.settings.answer_days)
+        content = self._content(outgoing)
         to, sender = self._addresses(outgoing)
         try:
-            created = self.client.messages.create(to=to, from_=sender, body=body)
+            created = self.client.messages.create(to=to, from_=sender, **content)
         except TwilioRestException as exc:
-            raise refusal(exc) from None
+            raise refusal(exc, outgoing.plan.method) from None
         except (TwilioException, OSError) as exc:
             raise SendFailed(PROVIDER, type(exc).__name__, permanent=False) from None
-        request = {"To": to, "From": sender, "Body": body, "Sid": created.sid}
+        request = {"To": to, "From": sender} | {FORM_NAMES[k]: v for k, v in content.items()}
+        request["Sid"] = created.sid
         return Sent(
             evidence=json.dumps(request, ensure_ascii=False).encode(),
             content_type="application/json",

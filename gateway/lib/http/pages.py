@@ -16,6 +16,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from gateway.lib.bidi import install as install_bidi
+
 LANGUAGES = ("fr", "ar")
 LANG_COOKIE = "intake_lang"
 STAFF_TEMPLATES = Path(__file__).with_name("templates")
@@ -45,9 +47,12 @@ class Pages:
     """Templates from ``folders`` (first wins) plus the staff base template."""
 
     def __init__(self, folders: tuple[Path, ...] = (), texts: tuple[Path, ...] = ()) -> None:
-        self.env = Environment(
-            loader=FileSystemLoader([*folders, STAFF_TEMPLATES]),
-            autoescape=select_autoescape(["html"]),
+        # ``ltr`` and ``bidi``: references, dates and numbers read left to right in Arabic.
+        self.env = install_bidi(
+            Environment(
+                loader=FileSystemLoader([*folders, STAFF_TEMPLATES]),
+                autoescape=select_autoescape(["html"]),
+            )
         )
         self.texts = (STAFF_TEXTS, *texts)
 
