@@ -12,6 +12,9 @@ Public on purpose:
 - the OpenAPI document and its rendering (``/openapi.json``, ``/docs`` and
   its static files): the API contract is public for partners, it holds no data;
 - the pages' own static files, and the staff login form;
+- the customer's status pages (``/{lang}/status/``): the page is a form; the
+  lookup (``POST``) needs the form's CSRF token, a reference and the contact
+  point used, and is rate-limited;
 - the phone line's recorded prompts (``/twilio/prompts/...``): Twilio fetches
   them for ``<Play>``; the same sentence for every caller, nothing personal.
 """
@@ -37,8 +40,9 @@ from gateway.lib.http.auth import (
 from gateway.lib.services import build_services
 
 FORM_PAGES = ("/", "/fr/", "/ar/", "/en/", "/es/")
+STATUS_PAGES = tuple(f"{path}status/" for path in FORM_PAGES if path != "/")
 PUBLIC: frozenset[tuple[str, str]] = frozenset(
-    {("GET", path) for path in FORM_PAGES}
+    {("GET", path) for path in FORM_PAGES + STATUS_PAGES}
     | {
         ("GET", "/healthz"),
         ("GET", "/readyz"),
@@ -56,7 +60,8 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
 )
 # Public, but refused without the CSRF token of a page we served.
 CSRF_ONLY: frozenset[tuple[str, str]] = frozenset(
-    {("POST", path) for path in FORM_PAGES if path != "/"} | {("POST", "/staff/login")}
+    {("POST", path) for path in FORM_PAGES + STATUS_PAGES if path != "/"}
+    | {("POST", "/staff/login")}
 )
 SIGNED_PREFIX = "/twilio/"
 LOGIN_REDIRECT = re.compile(r"^/staff/login\?next=")
