@@ -39,6 +39,10 @@ _UNKNOWN_HINT_CAP = 1.0
 _MIN_UNKNOWN_LETTERS = 3
 # Below this much Darija-side evidence nothing is said about Darija at all.
 _THIN_DARIJA = 0.5
+# The confidence of ``ar`` on thin evidence: from this (Darija barely ahead)...
+_THIN_MOST = 0.6
+# ... down to this (Darija a full point ahead, still short of clear forms).
+_THIN_LEAST = 0.51
 # A losing side with at least this much evidence is reported as secondary.
 _SECONDARY_EVIDENCE = 1.0
 _ELONGATED = re.compile(r"(\S)\1\1")
@@ -138,11 +142,15 @@ def decide(evidence: ArabicEvidence) -> ArabicDecision:
         secondary = ((AR, _share(msa, darija)),) if msa >= _SECONDARY_EVIDENCE else ()
         return ArabicDecision(ARY, round(min(0.99, darija_share), 3), secondary)
     if darija >= _THIN_DARIJA and darija > msa:
-        # Thin evidence: the formal default, Darija named beside it, both near one half.
-        share = round(min(0.49, darija_share), 3)
-        return ArabicDecision(AR, round(1.0 - share, 3), ((ARY, share),))
+        # Thin evidence: the formal default, Darija named beside it, both near one
+        # half; the further Darija leads, the closer the call (ar from 0.6 to 0.51).
+        lead = min(1.0, (darija - msa) / _MIN_DARIJA)
+        confidence = round(_THIN_MOST - (_THIN_MOST - _THIN_LEAST) * lead, 3)
+        return ArabicDecision(AR, confidence, ((ARY, round(1.0 - confidence, 3)),))
     secondary = ((ARY, _share(darija, msa)),) if evidence.darija >= _SECONDARY_EVIDENCE else ()
-    return ArabicDecision(AR, round(min(0.99, 1.0 - darija_share), 3), secondary)
+    # The default answer is never below one half: a hint under the thin
+    # threshold (one unknown word) does not make ar the less likely label.
+    return ArabicDecision(AR, round(min(0.99, max(0.5, 1.0 - darija_share)), 3), secondary)
 
 
 def _share(loser: float, winner: float) -> float:

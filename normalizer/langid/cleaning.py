@@ -24,10 +24,15 @@ _DIGITS = str.maketrans(
     "01234567890123456789",
 )
 
+# Each run of name characters is tried from its first character only (the
+# look-behinds): retrying from every position inside a long run made one
+# 20 000-character token cost seconds.
 _URL = re.compile(
-    r"(?:https?://|ftp://|www\.)\S+|\b[\w.-]+\.(?:com|ma|fr|org|net|io|es|info)\b\S*", re.I
+    r"(?:https?://|ftp://|www\.)\S+"
+    r"|(?<![\w.-])[\w.-]+\.(?:com|ma|fr|org|net|io|es|info)\b\S*",
+    re.I,
 )
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Shaped like a Cash Plus reference (normalizer/reference.py), checked or not:
 # a mistyped reference is still not language evidence.
 _REFERENCE = re.compile(r"\bCP[\s\-_./]*(?:[2-9A-HJKMNP-Z][\s\-]?){7}[2-9A-HJKMNP-Z]\b", re.I)

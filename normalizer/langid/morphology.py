@@ -40,45 +40,60 @@ class Rule:
     pattern: re.Pattern[str]
     weight: float
     msa_guard: bool = True
+    # Weight when the MSA dictionary knows the whole word (rules without the guard);
+    # None: the rule's full weight either way.
+    shared_weight: float | None = None
     # Whole keys of the same shape that MSA (or Darija and MSA alike) writes.
     exceptions: frozenset[str] = frozenset()
 
 
 def _rule(
-    name: str, pattern: str, weight: float, *, msa_guard: bool = True, exceptions: str = ""
+    name: str,
+    pattern: str,
+    weight: float,
+    *,
+    msa_guard: bool = True,
+    shared_weight: float | None = None,
+    exceptions: str = "",
 ) -> Rule:
-    return Rule(name, re.compile(pattern), weight, msa_guard, frozenset(exceptions.split()))
+    return Rule(
+        name, re.compile(pattern), weight, msa_guard, shared_weight, frozenset(exceptions.split())
+    )
 
 
 # Person prefixes of the imperfective: ن (I/we), ت (you/she), ي (he/they).
 RULES: tuple[Rule, ...] = (
     # The present: ka-/ta- + person + verb stem of two letters or more.
-    _rule("present_ka", r"^كا?[نتي]\S{2,}$", 1.5, exceptions="كيف كيفما كيفية كيان كيماوي"),
+    _rule("present_ka", r"^كا?[نتي]\S{2,}$", 1.5, exceptions="كيفما كيفية كيان كيماوي"),
     _rule("present_ta", r"^تا[نتي]\S{2,}$", 1.5),
     # Negation: ما/م + verb + ش in one word (ماكنعرفش، مابغيتش، مجاش).
-    _rule("negation_joined", r"^ما?\S{2,}ش$", 2.0, exceptions="مش ماش مراكش"),
+    _rule("negation_joined", r"^ما?\S{2,}ش$", 2.0, exceptions="مراكش"),
     # The future marker glued to the verb (غانمشي، غتدير، غيجي).
-    _rule("future_gha", r"^غا?[نتي]\S{2,}$", 1.0, exceptions="غير غيره غيرها غيرهم غيث"),
+    _rule("future_gha", r"^غا?[نتي]\S{2,}$", 1.0, exceptions="غيره غيرها غيرهم"),
     # Plural verbs in -و (no alef): imperfective نشوفو/يديرو, perfective خلصو/مشاو.
     _rule("plural_imperfective_o", r"^[نتي]\S{2,}و$", 1.0, exceptions="يونيو يوليو"),
-    _rule("plural_perfective_o", r"^\S{2,}[^يو]و$", 0.75, exceptions="راديو فيديو ستوديو"),
+    # (راديو، فيديو: the [^يو] before the final و already leaves loanwords in -يو out.)
+    _rule("plural_perfective_o", r"^\S{2,}[^يو]و$", 0.75),
     # Pronoun endings written -كوم/-هوم (ديالكوم، عندهوم; MSA -كم/-هم).
     _rule("pronoun_kom_hom", r"^\S{2,}[كه]وم$", 1.0),
     # Preposition clitics: ليه/ليك/ليا/لينا/ليكم/ليهم standing alone or glued
     # to a verb (قاليه، صيفطليك). عليه/إليه/لديه and nisba adverbs (حاليا،
-    # فعليا) are MSA: excluded below and by the dictionary.
+    # فعليا) are MSA: excluded below and by the dictionary. A glued form that
+    # is also an MSA stem in -ي with a pronoun (يليه، أهاليهم، مواليه) counts
+    # for little: Darija's قاليه has the same letters as MSA قالي + ه.
     _rule(
         "clitic_li",
         r"^(?:\S+)?لي(?:ه|ها|هم|ك|كم|ا|نا)$",
         1.5,
         msa_guard=False,
+        shared_weight=0.5,
         exceptions="عليه عليها عليهم عليك عليكم عليا علينا اليه اليها اليهم اليك اليكم الينا "
-        "لديه لديها لديهم لديك لديكم لدينا حواليه كليا",
+        "حواليه كليا",
     ),
     # في + article written as one word (فالدار) and د + article (دالبنكة).
     # MSA may write ف "so" + article (فالحكومة ...), hence the lower weight.
     _rule("fused_fal", r"^فال\S{2,}$", 0.75, msa_guard=False),
-    _rule("fused_dal", r"^دال\S{2,}$", 0.75, msa_guard=False, exceptions="داله دالتها"),
+    _rule("fused_dal", r"^دال\S{2,}$", 0.75, msa_guard=False, exceptions="دالتها"),
     # Moroccan letters: گ (and ڭ, unified with it in the key) for g; ڤ for v.
     _rule("letter_gaf", r"گ", 1.5, msa_guard=False),
     _rule("letter_veh", r"ڤ", 1.0, msa_guard=False),
@@ -105,9 +120,23 @@ def matching_rules(key: str) -> list[Rule]:
     return found
 
 
+# The clitics standing alone: a word of their own in Darija (قال ليه), whatever MSA spells alike.
+_STANDALONE_CLITICS = frozenset(["ليه", "ليها", "ليهم", "ليك", "ليكم", "ليا", "لينا"])
+
+
 def word_weight(key: str) -> float:
     """Darija evidence of one word from its shape: the strongest rule it satisfies."""
-    return max((rule.weight for rule in matching_rules(key)), default=0.0)
+    rules = matching_rules(key)
+    if not rules:
+        return 0.0
+    shared = key not in _STANDALONE_CLITICS and msa_dictionary.knows_cached(key)
+    return max(_weight(rule, shared=shared) for rule in rules)
+
+
+def _weight(rule: Rule, *, shared: bool) -> float:
+    if shared and rule.shared_weight is not None:
+        return rule.shared_weight
+    return rule.weight
 
 
 def split_negation(previous: str, key: str) -> float:

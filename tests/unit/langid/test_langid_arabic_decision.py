@@ -35,6 +35,19 @@ def test_a_weak_darija_form_alone_is_arabic_with_darija_named_beside_it() -> Non
     assert 0.5 < answer.confidence < 0.6
 
 
+def test_thin_confidence_falls_from_0_6_to_0_51_as_darija_leads() -> None:
+    barely, clearly = decide(evidence(darija=0.5, msa=0.4)), decide(evidence(darija=0.9))
+    assert barely.tag == clearly.tag == AR
+    assert 0.51 <= clearly.confidence < barely.confidence <= 0.6
+    assert clearly.secondary == ((ARY, round(1 - clearly.confidence, 3)),)
+
+
+def test_one_unknown_word_leaves_arabic_the_more_likely_label() -> None:
+    answer = decide(evidence(unknown=1))
+    assert (answer.tag, answer.secondary) == (AR, ())
+    assert answer.confidence >= 0.5
+
+
 def test_words_unknown_to_msa_never_make_darija_on_their_own() -> None:
     answer = decide(evidence(unknown=20))
     assert answer.tag == AR
@@ -71,6 +84,8 @@ def test_darija_sentences_built_on_unlisted_verbs(text: str) -> None:
         "لم يصل المبلغ الذي أرسلته إلى والدتي.",
         "أرجو إعادة تفعيل بطاقتي في أقرب وقت.",
         "السلام عليكم، لم أتوصل بالحوالة حتى الآن.",
+        "تطبق على العميل الشروط المذكورة فيما يليه.",
+        "وقد تواصلت الشركة مع أهاليهم في المدينة.",
     ],
 )
 def test_formal_arabic_stays_arabic(text: str) -> None:

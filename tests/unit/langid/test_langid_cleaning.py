@@ -17,6 +17,15 @@ def test_urls_emails_references_phones_and_amounts_are_dropped() -> None:
     assert words(text) == ["voir", "ecrire", "a", "ref", "tel"]
 
 
+def test_addresses_inside_brackets_and_after_punctuation_are_dropped_whole() -> None:
+    text = "(x.y@cashplus.ma) merci,contact@cashplus.ma voir:cashplus.ma/aide fin"
+    assert words(text) == ["merci", "voir", "fin"]
+
+
+def test_a_very_long_run_of_letters_is_kept_as_one_word() -> None:
+    assert words("a" * 20_000 + " fin") == ["a" * 20_000, "fin"]
+
+
 def test_arabizi_digits_inside_words_are_kept() -> None:
     assert words("3lach n3ref 7ta 9bel") == ["3lach", "n3ref", "7ta", "9bel"]
 

@@ -12,9 +12,16 @@ from normalizer.langid import msa_dictionary
 from normalizer.langid.cleaning import arabic_key
 from normalizer.langid.morphology import RULES, matching_rules, split_negation, word_weight
 
+RULES_BY_NAME = {rule.name: rule for rule in RULES}
+
 
 def rule_names(word: str) -> set[str]:
     return {rule.name for rule in matching_rules(arabic_key(word))}
+
+
+def test_every_exception_is_a_word_its_rule_would_catch() -> None:
+    dead = [(rule.name, word) for rule in RULES for word in rule.exceptions]
+    assert [pair for pair in dead if not RULES_BY_NAME[pair[0]].pattern.search(pair[1])] == []
 
 
 def test_every_rule_has_a_name_of_its_own() -> None:
@@ -90,6 +97,18 @@ def test_preposition_clitics_lih_lik_lia(word: str) -> None:
 @pytest.mark.parametrize("word", ["عليه", "إليه", "عليك", "لديه", "حاليا", "فعليا", "عمليا"])
 def test_msa_prepositions_and_nisba_adverbs_are_not_clitics(word: str) -> None:
     assert "clitic_li" not in rule_names(word)
+
+
+@pytest.mark.parametrize("word", ["يليه", "أهاليهم", "مواليه", "يمليها"])
+def test_msa_stems_in_ya_with_a_pronoun_count_little_as_clitics(word: str) -> None:
+    # يلي + ه "follows it", أهالي + هم "their families": MSA spelled like a -li clitic.
+    assert "clitic_li" in rule_names(word)
+    assert word_weight(arabic_key(word)) < 1.0
+
+
+@pytest.mark.parametrize("word", ["ليه", "ليها", "صيفطليك", "عطاتليا"])
+def test_standalone_and_unlisted_clitic_forms_keep_their_full_weight(word: str) -> None:
+    assert word_weight(arabic_key(word)) == 1.5
 
 
 @pytest.mark.parametrize("word", ["ديالكوم", "عندهوم", "خاصكوم"])
