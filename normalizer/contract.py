@@ -242,6 +242,7 @@ class Triage(_Model):
         "opt_out, empty (an open set: tolerate a kind you do not know)"
     )
     method: str = Field(
+        default="default",
         description="filter (SpamAssassin), headers (mailing-list headers), rules (the "
         "short-message rules), default (nothing said otherwise: a complaint), staff "
         "(a person decided)"

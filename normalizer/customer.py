@@ -19,7 +19,7 @@ import hashlib
 import hmac
 
 from normalizer.contact import InvalidContact, to_e164
-from normalizer.contract import CUSTOMER_KEY_PREFIX, Customer
+from normalizer.contract import CUSTOMER_KEY_PREFIX, Customer, Origin
 
 # 160 bits of the HMAC, in 32 base32 characters: no collision among any
 # number of customers this service will ever see.
@@ -61,6 +61,13 @@ def point_key(point: str, secret: bytes) -> str:
     return CUSTOMER_KEY_PREFIX + base64.b32encode(digest).decode("ascii").lower()
 
 
-def contact_keys(customer: Customer, secret: bytes) -> list[str]:
-    """The keys of the customer's contact points, the phone's first; empty without any."""
+def contact_keys(customer: Customer, secret: bytes, origin: Origin = Origin.CUSTOMER) -> list[str]:
+    """The keys of the customer's contact points, the phone's first; empty without any.
+
+    Empty too for a complaint forwarded by the regulator or the mediator: its
+    contact is their own mailbox, and keying it would make all their forwards
+    one "customer" listing the others' references.
+    """
+    if origin is not Origin.CUSTOMER:
+        return []
     return [point_key(point, secret) for point in contact_points(customer)]

@@ -68,3 +68,9 @@ class ComplaintDraft:
     # verdict, list headers), and the kind the ``triage`` step decided.
     triage_signals: tuple[TriageSignal, ...] = ()
     triage: TriageVerdict | None = None
+    # Media the channel announced but fetches later (Twilio MMS/WhatsApp):
+    # attachments for triage's sake before they are downloaded.
+    announced_media: int = 0
+    # The input forwards another message (e-mail "Fwd:", an attached message):
+    # a filter's verdict on the forwarded part does not make it spam.
+    forwarded: bool = False

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import magic
 
-from normalizer.contract import ProductDetection
+from normalizer.contract import Origin, ProductDetection
 from normalizer.deadlines import compute_deadlines
 from normalizer.draft import ComplaintDraft
 from normalizer.email.attachments import sanitize_filename
@@ -149,8 +149,22 @@ def triage(draft: ComplaintDraft, _context: PipelineContext) -> None:
         return
     text = f"{draft.subject or ''}\n{draft.body}"
     draft.triage = decide(
-        text, signals=draft.triage_signals, has_attachments=bool(draft.attachments)
+        text,
+        signals=draft.triage_signals,
+        has_attachments=bool(draft.attachments) or draft.announced_media > 0,
+        about_a_customer=_about_a_customer(draft),
     )
+
+
+def _about_a_customer(draft: ComplaintDraft) -> str | None:
+    """What ties an input to a customer's matter, whatever a filter thinks of its text."""
+    if draft.origin is not Origin.CUSTOMER:
+        return f"forwarded by {draft.origin.value}"
+    if draft.follow_up_of is not None:
+        return f"follow-up of {draft.follow_up_of}"
+    if draft.forwarded:
+        return "a message forwarded by its recipient"
+    return None
 
 
 def stamp_deadlines(draft: ComplaintDraft, context: PipelineContext) -> None:

@@ -136,10 +136,15 @@ class _Vocabulary:
     kind: TriageKind
     core: frozenset[str]
     also: frozenset[str]
+    # Core words that name the kind only beside another word ("الله" alone is an
+    # exclamation, not thanks).
+    weak: frozenset[str] = frozenset()
 
     def fits(self, words: list[str]) -> tuple[str, ...] | None:
         """The core words found, when every word is the kind's or filler; else None."""
         if any(word not in self.core and word not in self.also for word in words):
+            return None
+        if all(word in self.weak for word in words):
             return None
         found = tuple(dict.fromkeys(word for word in words if word in self.core))
         return found or None
@@ -160,20 +165,21 @@ _THANKS = _Vocabulary(
     ),
     # "baraka" alone says "enough" (an opt-out); beside "allah"/"fik" it blesses.
     also=_FILLER | _words("baraka baraka2 lhamdulillah hamdoulah الحمد لله بركة"),
+    weak=_words("allah llah lah الله اللہ"),
 )
 _OPT_OUT = _Vocabulary(
     TriageKind.OPT_OUT,
     core=_words(
         """
-        stop stopall unsubscribe unsub optout cancel end quit
+        stop stopall unsubscribe unsub optout
         arret arreter arretez desabonner desabonnement desinscrire desinscription
-        baja parar alto cancelar
+        baja
         baraka barka 7bes hbes wa9ef w9ef
-        وقف اوقف توقف توقفوا حبس بركة بركا باراكا كفى الغاء
+        وقف اوقف توقف توقفوا حبس بركة بركا باراكا كفى
         """
     ),
     # "STOP merci": a courtesy beside the opt-out (not the blessings: "baraka allah fik").
-    also=_FILLER
+    also=(_FILLER - _words("tout toute pour"))  # "arrêtez tout": maybe a payment
     | _words(
         """
         merci mrc thanks thank thx gracias choukran chokran shukran شكرا
@@ -181,8 +187,8 @@ _OPT_OUT = _Vocabulary(
     )
     | _words(
         """
-        sms message messages msg pub publicite envois envoi plus me moi m nous ici
-        opt out all texts la les mes mensajes
+        sms message messages msg pub publicite me moi m nous ici
+        opt out all texts mensajes
         رسائل الرسائل الاشتراك ديال
         """
     ),
@@ -209,22 +215,33 @@ def classify_text(text: str) -> TriageVerdict:
 
 
 def decide(
-    text: str, *, signals: tuple[TriageSignal, ...] = (), has_attachments: bool = False
+    text: str,
+    *,
+    signals: tuple[TriageSignal, ...] = (),
+    has_attachments: bool = False,
+    about_a_customer: str | None = None,
 ) -> TriageVerdict:
     """One input's kind: a channel's signal first, then the text rules, else complaint.
 
     An input with attachments is never "empty", "thanks" or "opt-out": a photo
     of a receipt with "merci" under it is someone asking for something.
+    ``about_a_customer`` names what ties the input to a customer's matter (a
+    regulator's forward, a follow-up of a reference, a forwarded message): then
+    the filter's verdict is kept as a reason but does not decide, because a
+    customer forwarding the phishing mail that robbed them is complaining.
     """
-    for kind in _SIGNAL_ORDER:
-        found = [signal for signal in signals if signal.kind is kind]
-        if found:
-            return TriageVerdict(
-                kind,
-                "filter" if found[0].method == "spamd" else found[0].method,
-                tuple(signal.reason for signal in found),
-                found[0].score,
-            )
+    found = [signal for kind in _SIGNAL_ORDER for signal in signals if signal.kind is kind]
+    if found and about_a_customer is not None:
+        reasons = tuple(f"{about_a_customer}; {signal.reason}" for signal in found)
+        return TriageVerdict(TriageKind.COMPLAINT, "default", reasons)
+    if found:
+        first = found[0]
+        return TriageVerdict(
+            first.kind,
+            "filter" if first.method == "spamd" else first.method,
+            tuple(signal.reason for signal in found if signal.kind is first.kind),
+            first.score,
+        )
     if has_attachments:
         return COMPLAINT
     return classify_text(text)

@@ -178,6 +178,11 @@ def build_router(services: Services) -> APIRouter:
         if found is None or not client.may_read(found[0].evidence.api_client):
             raise ApiError(404, "not_found", f"no complaint with reference {canonical}")
         message, published = found
+        if not client.reads_all:
+            # The customer's other references (any channel, any partner) are for
+            # Cash Plus: a partner who typed someone's phone must not list them.
+            customer = message.customer.model_copy(update={"related": []})
+            message = message.model_copy(update={"customer": customer})
         case = await run_in_threadpool(services.store.cases.state, canonical)
         # Case management's notes are for Cash Plus's staff, not for the submitting partner.
         shows_notes = client.reads_all or client.has(STATUS_WRITE)

@@ -198,6 +198,7 @@ def build_draft(parsed: ParsedEmail, received_at: datetime) -> ComplaintDraft:
             for item in parsed.attachments
         ],
         follow_up_of=parsed.references_found[0] if parsed.references_found else None,
+        forwarded=parsed.is_forward or parsed.forward_count > 0,
         details=mail_details(parsed),
     )
 

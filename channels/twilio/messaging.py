@@ -102,6 +102,7 @@ def record_message(line: PhoneLine, request: TwilioRequest) -> tuple[ComplaintMe
         customer=build_customer(
             name=request.get("ProfileName") or None, phone=sender, strict=False
         ),
+        announced_media=len(media),
     )
     hold = line.settings.message_media_wait if media else None
     return record_held(line, raw, draft, hold)

@@ -113,7 +113,11 @@ def pending_complaint(
     point; ``write_batch`` replaces it by the customer's own when one is known.
     """
     raw_blob, attached = staged[0], staged[1:]
-    keys = tuple(contact_keys(draft.customer, customer_secret)) if customer_secret else ()
+    keys = (
+        tuple(contact_keys(draft.customer, customer_secret, draft.origin))
+        if customer_secret
+        else ()
+    )
     message = assemble_message(
         draft,
         complaint_id=str(uuid.uuid4()),

@@ -354,7 +354,10 @@ class Customers:
     ) -> Linkable:
         parsed = ComplaintMessage.model_validate_json(message)
         return Linkable(
-            complaint_id, reference, received_at, tuple(contact_keys(parsed.customer, self.secret))
+            complaint_id,
+            reference,
+            received_at,
+            tuple(contact_keys(parsed.customer, self.secret, parsed.origin)),
         )
 
     def _unlinked_count(self) -> int:

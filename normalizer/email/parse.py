@@ -87,6 +87,8 @@ class ParsedEmail:
     customer_address: str | None = None
     origin: str = CUSTOMER
     is_forward: bool = False
+    # Messages attached whole (message/rfc822): what the sender forwards.
+    forward_count: int = 0
     defects: tuple[str, ...] = ()
     # What the From header claims, and whether the mail proves it (S12).
     claimed_origin: str = CUSTOMER
@@ -169,6 +171,7 @@ def _build(  # noqa: PLR0917
         customer_address=customer_address,
         origin=origin,
         is_forward=forward or bool(collected.forwards and not collected.text.strip()),
+        forward_count=len(collected.forwards),
         defects=tuple(sorted({type(defect).__name__ for defect in _all_defects(message)})),
         claimed_origin=claimed_origin,
         authentication=verdict,

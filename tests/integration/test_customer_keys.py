@@ -221,3 +221,21 @@ def test_an_unknown_customer_key_is_404_and_a_malformed_one_422(gateway: Running
 
     assert unknown.status_code == 404, unknown.text
     assert malformed.status_code == 422, malformed.text
+
+
+def test_a_partner_reading_its_complaint_does_not_see_the_customers_other_references(
+    gateway: RunningGateway,
+) -> None:
+    # Partner A files a complaint for the customer; partner B files one with the
+    # same phone and reads its own back: A's reference must not show.
+    by_api(gateway, api_key(gateway))
+    partner_b = api_key(gateway)
+    mine = by_api(gateway, partner_b)
+    staff = api_key(gateway, "complaints:read-all")
+
+    as_partner = httpx.get(f"{gateway.base_url}/v1/complaints/{mine}", headers=partner_b)
+    as_staff = httpx.get(f"{gateway.base_url}/v1/complaints/{mine}", headers=staff)
+
+    assert as_partner.status_code == as_staff.status_code == 200
+    assert as_partner.json()["complaint"]["customer"]["related"] == []
+    assert len(as_staff.json()["complaint"]["customer"]["related"]) == 1

@@ -24,7 +24,7 @@ from gateway.lib.services import Services, build_services
 from gateway.store.db import reading, writing
 from gateway.store.tables import ComplaintContactRow, CustomerPointRow
 from normalizer.contact import build_customer
-from normalizer.contract import Channel, ComplaintMessage
+from normalizer.contract import Channel, ComplaintMessage, Origin
 from normalizer.draft import ComplaintDraft, RawInput
 from normalizer.pipeline import PipelineContext, normalize
 from tests.peers.processes import INTAKE, env_for
@@ -222,3 +222,35 @@ def test_the_operator_page_shows_a_complaints_customer_key_and_related_reference
     assert "0612345678" not in page.text and "amina@example.ma" not in page.text
     assert "script-src" in page.headers["content-security-policy"]
     assert missing.status_code == 404
+
+
+def test_complaints_forwarded_by_a_regulator_are_not_keyed_to_its_address(
+    keyed: Services,
+) -> None:
+    # The forward's contact is the regulator's own mailbox: two forwards about
+    # two customers must not become one customer listing the other's reference.
+    forwards = []
+    for number in (1, 2):
+        received = datetime.now(UTC) - timedelta(minutes=number)
+        text = f"Réclamation transmise n°{number}: transfert non reçu."
+        raw = RawInput(
+            channel=Channel.EMAIL,
+            data=text.encode(),
+            content_type="text/plain; charset=utf-8",
+            received_at=received,
+            dedup_key=f"test:bam:{number}:{received.isoformat()}",
+            source_ids={},
+        )
+        draft = ComplaintDraft(
+            channel=Channel.EMAIL,
+            origin=Origin.BANK_AL_MAGHRIB,
+            received_at=received,
+            body=text,
+            customer=build_customer(email="reclamations@bkam.ma"),
+            declared_language="fr",
+        )
+        normalize(draft, PipelineContext())
+        forwards.append(keyed.store.complaints.record_complaint(raw, draft).message)
+
+    assert [message.customer.key for message in forwards] == [None, None]
+    assert [message.customer.related for message in forwards] == [[], []]

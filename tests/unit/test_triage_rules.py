@@ -9,7 +9,7 @@ import pytest
 from normalizer.contract import Channel
 from normalizer.draft import AttachmentDraft, ComplaintDraft
 from normalizer.pipeline import normalize
-from normalizer.triage import TriageKind, TriageSignal, classify_text, decide
+from normalizer.triage import COMPLAINT, TriageKind, TriageSignal, classify_text, decide
 
 RECEIVED = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 
@@ -92,6 +92,59 @@ def test_the_spam_filter_signal_wins_over_the_text_and_phishing_over_spam() -> N
     verdict = decide("Merci", signals=signals)
     assert verdict.kind is TriageKind.PHISHING
     assert verdict.method == "filter"
+
+
+@pytest.mark.parametrize(
+    "context", ["forwarded by bank_al_maghrib", "follow-up of CP-7K4M-9QXT", "a forwarded message"]
+)
+def test_a_filter_verdict_does_not_decide_for_an_input_about_a_customer(context: str) -> None:
+    # A customer forwarding the phishing mail that robbed them is complaining.
+    signals = (TriageSignal(TriageKind.PHISHING, "spamd", "spamd score 9: URI_PHISH"),)
+    verdict = decide("J'ai perdu 2000 DH", signals=signals, about_a_customer=context)
+    assert verdict.kind is TriageKind.COMPLAINT
+    assert verdict.reasons == (f"{context}; spamd score 9: URI_PHISH",)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "stop les envois",  # an "envoi" is a money transfer: stop the transfer
+        "Arret des envois",
+        "stop envoi svp",
+        "Arrêtez tout !",
+        "cancel please",
+        "cancelar por favor",
+        "الغاء",
+        "annuler",
+    ],
+)
+def test_a_stop_or_cancel_about_a_transfer_is_a_complaint(text: str) -> None:
+    assert classify_text(text).kind is TriageKind.COMPLAINT
+
+
+@pytest.mark.parametrize("text", ["Allah", "الله", "allah !!"])
+def test_an_exclamation_of_god_alone_is_not_thanks(text: str) -> None:
+    assert classify_text(text).kind is TriageKind.COMPLAINT
+
+
+def test_a_blessing_is_still_thanks() -> None:
+    assert classify_text("baraka allah fik").kind is TriageKind.THANKS
+    assert classify_text("الله يبارك فيك").kind is TriageKind.THANKS
+
+
+def test_media_announced_but_not_yet_fetched_count_as_attachments() -> None:
+    for body in ("", "merci"):
+        draft = _draft(Channel.WHATSAPP, body)
+        draft.announced_media = 1
+        assert normalize(draft).triage == COMPLAINT
+
+
+def test_the_pipeline_keeps_a_forwarded_phishing_mail_a_complaint() -> None:
+    draft = _draft(Channel.EMAIL, "Regardez ce mail, j'ai perdu 2000 DH")
+    draft.forwarded = True
+    draft.triage_signals = (TriageSignal(TriageKind.PHISHING, "spamd", "spamd score 9"),)
+    verdict = normalize(draft).triage
+    assert verdict is not None and verdict.kind is TriageKind.COMPLAINT
 
 
 def test_a_courtesy_with_an_attachment_is_a_complaint() -> None:
