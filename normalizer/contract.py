@@ -245,7 +245,7 @@ class Triage(_Model):
         default="default",
         description="filter (SpamAssassin), headers (mailing-list headers), rules (the "
         "short-message rules), default (nothing said otherwise: a complaint), staff "
-        "(a person decided)"
+        "(a person decided)",
     )
     reasons: list[str] = Field(
         default_factory=list, description="What decided: filter rules, matched words"

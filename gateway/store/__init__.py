@@ -121,7 +121,9 @@ class Store:
     @property
     def triage(self) -> TriageStore:
         """Inputs found not to be complaints, and staff's decisions (``gateway.store.triage``)."""
-        return TriageStore(self.engine, self.blobs, self.complaints.event_source)
+        return TriageStore(
+            self.engine, self.blobs, self.complaints.event_source, self.customers.secret
+        )
 
     def register(self, zone: str) -> Register:
         """The monthly complaints register, its months in ``zone`` (``gateway.store.register``)."""

@@ -28,7 +28,7 @@ from gateway.store.chain import append as append_to_chain
 from gateway.store.customers import Link, Linkable
 from gateway.store.customers import record as record_contacts
 from gateway.store.customers import resolve as resolve_customers
-from gateway.store.tables import ComplaintRow, EvidenceRow, OutboxRow
+from gateway.store.tables import ComplaintRow, EvidenceRow, OutboxRow, TriageRow
 from normalizer.assemble import assemble_message
 from normalizer.contract import (
     Attachment,
@@ -77,6 +77,9 @@ class PendingComplaint:
     folders: tuple[Path, ...] = ()
     # Keys of the customer's phone and e-mail (``normalizer.customer``), the phone's first.
     contact_keys: tuple[str, ...] = ()
+    # The evidence row already logged for this input (a non-complaint a person
+    # makes a complaint of): no second row, no second entry in the evidence log.
+    evidence_id: str | None = None
     message_json: str = field(init=False, default="")
     event_json: bytes = field(init=False, default=b"")
 
@@ -175,15 +178,24 @@ class Written:
     request_hash: str | None
 
 
-def write_batch(connection: Connection, items: Sequence[PendingComplaint]) -> list[Written]:
+def write_batch(
+    connection: Connection, items: Sequence[PendingComplaint], *, triaged_too: bool = True
+) -> list[Written]:
     """Insert the new complaints of ``items``; one outcome per item, in order.
 
     A key already stored, or repeated inside the batch, is not inserted again:
-    its outcome is the first complaint. Raises ``IntegrityError`` when a row
-    is refused (a reference drawn twice, a concurrent writer on PostgreSQL):
-    the caller rolls back and writes the items one by one.
+    its outcome is the first complaint. So is a key the triage kept apart as
+    a non-complaint (``triaged_too``): the first decision sticks, a repeat
+    whose filter verdict flipped does not make a second record with another
+    reference (the staff page is where a person turns it into a complaint,
+    and calls this with ``triaged_too=False``). Raises ``IntegrityError`` when
+    a row is refused (a reference drawn twice, a concurrent writer on
+    PostgreSQL): the caller rolls back and writes the items one by one.
     """
-    stored = stored_under(connection, {item.raw.dedup_key for item in items})
+    keys = {item.raw.dedup_key for item in items}
+    stored = stored_under(connection, keys)
+    if triaged_too:
+        stored |= kept_apart(connection, keys - stored.keys())
     known = _known_references(
         connection, {item.message.follow_up_of for item in items if item.message.follow_up_of}
     )
@@ -231,6 +243,19 @@ def stored_under(connection: Connection, keys: Collection[str]) -> dict[str, Wri
     }
 
 
+def kept_apart(connection: Connection, keys: Collection[str]) -> dict[str, Written]:
+    """Non-complaints the triage kept under these dedup keys (``triage`` rows)."""
+    if not keys:
+        return {}
+    rows = connection.execute(
+        select(TriageRow.dedup_key, TriageRow.message).where(TriageRow.dedup_key.in_(list(keys)))
+    )
+    return {
+        key: Written(ComplaintMessage.model_validate_json(message), False, None)
+        for key, message in rows
+    }
+
+
 def _known_references(connection: Connection, references: Collection[str | None]) -> set[str]:
     if not references:
         return set()
@@ -257,16 +282,20 @@ def _insert(connection: Connection, items: Sequence[PendingComplaint]) -> None:
     now = datetime.now(UTC)
     evidence, complaints, outbox = [], [], []
     for item in items:
-        evidence_id = str(uuid.uuid4())
-        evidence.append(_evidence_row(item, evidence_id, now))
+        evidence_id = item.evidence_id
+        if evidence_id is None:
+            evidence_id = str(uuid.uuid4())
+            evidence.append(_evidence_row(item, evidence_id, now))
         complaints.append(_complaint_row(item, evidence_id, now))
         outbox.append(_outbox_row(item, now))
     # Rows carry foreign keys: evidence, then complaints, then the outbox.
-    connection.execute(_INSERT_EVIDENCE, evidence)
+    if evidence:
+        connection.execute(_INSERT_EVIDENCE, evidence)
     connection.execute(_INSERT_COMPLAINTS, complaints)
     connection.execute(_INSERT_OUTBOX, outbox)
     # Last: on PostgreSQL the chain's head stays locked until the commit.
-    append_to_chain(connection, evidence)
+    if evidence:
+        append_to_chain(connection, evidence)
 
 
 def _evidence_row(item: PendingComplaint, evidence_id: str, now: datetime) -> dict[str, Any]:

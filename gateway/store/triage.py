@@ -55,6 +55,7 @@ from normalizer.contract import (
     Triage,
     event_routing_key,
 )
+from normalizer.customer import contact_keys
 from normalizer.draft import ComplaintDraft, RawInput
 from normalizer.errors import InputRejected
 from normalizer.reference import new_reference
@@ -105,10 +106,14 @@ def _item(row: TriageRow) -> TriageItem:
 
 
 class TriageStore:
-    def __init__(self, engine: Engine, blobs: BlobStore, event_source: str) -> None:
+    def __init__(
+        self, engine: Engine, blobs: BlobStore, event_source: str, customer_secret: bytes = b""
+    ) -> None:
         self.engine = engine
         self.blobs = blobs
         self.event_source = event_source
+        # Keys the complaint a person makes, like any complaint (``normalizer.customer``).
+        self.customer_secret = customer_secret
 
     # -- intake -----------------------------------------------------------
     def record(self, raw: RawInput, draft: ComplaintDraft) -> IntakeResult:
@@ -350,9 +355,16 @@ class TriageStore:
                 ),
             }
         )
-        pending = PendingComplaint(raw, message, self.event_source)
+        keys = (
+            tuple(contact_keys(message.customer, self.customer_secret, message.origin))
+            if self.customer_secret
+            else ()
+        )
+        pending = PendingComplaint(
+            raw, message, self.event_source, contact_keys=keys, evidence_id=evidence.id
+        )
         with committing(self.engine) as connection:
-            (written,) = write_batch(connection, [pending])
+            (written,) = write_batch(connection, [pending], triaged_too=False)
             changed = connection.execute(
                 update(TriageRow)
                 .where(TriageRow.id == item_id, TriageRow.status != MADE_COMPLAINT)

@@ -34,6 +34,7 @@ from gateway.store.tables import (
     AcknowledgementRow,
     ComplaintRow,
     EventRow,
+    EvidenceRow,
     TriageRow,
 )
 from normalizer.deadlines import compute_deadlines
@@ -128,6 +129,29 @@ def test_spamd_unreachable_keeps_the_mail_as_a_complaint_and_counts_it(
         assert services.store.counters.all().get(SPAM_FILTER_ERRORS) == 1
     finally:
         services.close()
+
+
+def test_a_repeat_of_a_kept_spam_whose_verdict_flips_is_the_same_non_complaint(
+    settings: Settings, spamd: SpamdServer
+) -> None:
+    # The IMAP fetch again after a failed MOVE, an SMTP retry: spamd now down, so
+    # no verdict; the first decision sticks: no complaint, no second reference.
+    arrival = MailArrival(raw=gtube_mail(), received_at=datetime.now(UTC))
+    filtered = build_services(settings.model_copy(update={"spam_filter_url": spamd.url}))
+    try:
+        first = ingest_mail(filtered, arrival)
+    finally:
+        filtered.close()
+    down = f"spamd://127.0.0.1:{free_port()}"
+    unfiltered = build_services(settings.model_copy(update={"spam_filter_url": down}))
+    try:
+        again = ingest_mail(unfiltered, arrival)
+        assert first.outcome is MailOutcome.TRIAGED
+        assert again.reference == first.reference
+        assert count(unfiltered, ComplaintRow) == 0
+        assert count(unfiltered, TriageRow) == 1
+    finally:
+        unfiltered.close()
 
 
 def test_a_newsletter_is_marketing_without_any_filter(settings: Settings) -> None:
@@ -225,6 +249,30 @@ def staff_client(gateway: RunningGateway) -> tuple[StaffBrowser, str]:
     return browser, csrf.group(1)
 
 
+@pytest.mark.parametrize("body", ["", "merci"])
+def test_a_whatsapp_photo_with_no_text_or_a_thanks_is_a_complaint(
+    gateway: RunningGateway, hooks: TwilioWebhooks, body: str
+) -> None:
+    # The photo is fetched later by the worker: triage must count it already.
+    response = hooks.post(
+        "/twilio/messaging",
+        {
+            "AccountSid": ACCOUNT_SID,
+            "MessageSid": sid("MM"),
+            "From": "whatsapp:+212661234567",
+            "To": f"whatsapp:{LINE_NUMBER}",
+            "Body": body,
+            "NumMedia": "1",
+            "MediaUrl0": f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Media/ME1",
+            "MediaContentType0": "image/jpeg",
+        },
+    )
+    assert response.status_code == 200, response.text
+    services = gateway.services
+    wait_until(lambda: count(services, ComplaintRow) == 1, "the photo's complaint")
+    assert count(services, TriageRow) == 0
+
+
 def test_a_stop_sms_makes_no_complaint_no_reply_and_no_acknowledgement(
     gateway: RunningGateway, hooks: TwilioWebhooks
 ) -> None:
@@ -287,6 +335,10 @@ def test_staff_turns_a_non_complaint_into_a_complaint_dated_from_its_receipt(
     (for_acks,) = drain(services.settings, "acks")
     acked: Any = for_acks["data"]
     assert acked["id"] == message.id
+    # Keyed like any complaint; its input logged once as evidence, not twice.
+    assert message.customer.key is not None and message.customer.key.startswith("cus_")
+    assert count(services, EvidenceRow) == 1
+    assert services.store.evidence.verify().whole
     # Twice is the same complaint; the item cannot be "confirmed" back.
     client.post(f"/ops/triage/{item.id}/complaint", data={"csrf_token": csrf})
     assert count(services, ComplaintRow) == 1
