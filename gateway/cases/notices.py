@@ -8,7 +8,10 @@ acknowledgements' daily caps) -> the acknowledgement senders with the
 ``event.notice.sent`` / ``event.notice.failed`` / ``event.notice.skipped``
 on the events queue, with what went out as evidence.
 
-A failure on our side (relay or Twilio away) is tried again, 5 minutes
+A method that cannot reach the customer (a WhatsApp notice outside the
+24-hour window: Twilio's 63016) falls back to the next method of the
+channel's order, as acknowledgements do (SMS, then e-mail). A failure on
+our side (relay or Twilio away) is tried again, 5 minutes
 doubling up to an hour, ``MAX_ATTEMPTS`` times (about a day) before it is
 recorded as failed. A notice skipped (a complaint forwarded by Bank
 Al-Maghrib, a sender not authenticated, no contact) is left to staff, like
@@ -165,6 +168,8 @@ class Notifier:
     ) -> None:
         now = self.clock()
         attempts = notice.attempts + 1
+        if exc.fallback and self._fall_back(notice, message, plan, exc, now):
+            return
         if exc.permanent or attempts >= MAX_ATTEMPTS:
             details = self._details(notice, message, plan) | {
                 "reason": exc.reason,
@@ -183,6 +188,34 @@ class Notifier:
             notice.id, now + timedelta(seconds=delay), f"{exc.reason}: {exc.detail}"
         )
         log.warning("notice for %s not sent yet: %s", notice.reference, exc)
+
+    def _fall_back(
+        self,
+        notice: Notice,
+        message: ComplaintMessage,
+        plan: Plan,
+        exc: SendFailed,
+        now: datetime,
+    ) -> bool:
+        """The method cannot reach the customer (a WhatsApp notice weeks after their last
+        message is outside Twilio's 24-hour window): plan the next of the channel's
+        order and try it at once. False when none is left."""
+        following = decide(message, self.context, lambda _recipient: 0, after=plan.method)
+        if isinstance(following, Skip):
+            return False
+        log.warning(
+            "notice for %s: %s did not reach the customer (%s); trying %s",
+            notice.reference,
+            plan.method,
+            exc.reason,
+            following.method,
+        )
+        message_id = notice.message_id or new_message_id(
+            message.reference, self.services.settings.smtp_hostname
+        )
+        self.cases.plan_notice(notice.id, following.method, following.recipient, message_id)
+        self.cases.notice_attempt_failed(notice.id, now, f"{plan.method}: {exc.reason}")
+        return True
 
     def _details(
         self, notice: Notice, message: ComplaintMessage, plan: Plan | None
