@@ -39,8 +39,26 @@ class OperationsCollector(Collector):
         yield from self._relay(now)
         yield from self._acknowledgements(now)
         yield from self._letters()
+        yield from self._triage(now)
         yield from self._leases(now)
         yield from self._broker()
+
+    def _triage(self, now: datetime) -> Iterator[Metric]:
+        """Non-complaints waiting for a person: a misjudged complaint's clock is running."""
+        counts, oldest = self.services.store.triage.waiting()
+        waiting = GaugeMetricFamily(
+            "intake_triage_to_sort",
+            "Inputs the triage found not to be complaints, waiting on /ops/triage/, by kind",
+            labels=["kind"],
+        )
+        for kind, count in sorted(counts.items()):
+            waiting.add_metric([kind], count)
+        yield waiting
+        yield GaugeMetricFamily(
+            "intake_triage_oldest_to_sort_seconds",
+            "Age of the oldest input waiting to be sorted (0 when none waits)",
+            value=0.0 if oldest is None else max(0.0, (now - oldest).total_seconds()),
+        )
 
     def _channels(self) -> Iterator[Metric]:
         store = self.services.store

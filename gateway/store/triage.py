@@ -279,6 +279,23 @@ class TriageStore:
 
         return guarded(action)
 
+    def waiting(self) -> tuple[dict[str, int], datetime | None]:
+        """Items to sort by kind, and the oldest one's receipt (its legal clock runs)."""
+
+        def action() -> tuple[dict[str, int], datetime | None]:
+            to_sort = TriageRow.status == TO_SORT
+            with reading(self.engine) as session:
+                by_kind = session.execute(
+                    select(TriageRow.kind, func.count()).where(to_sort).group_by(TriageRow.kind)
+                )
+                counts = {kind: int(count) for kind, count in by_kind}
+                oldest = session.scalar(select(func.min(TriageRow.received_at)).where(to_sort))
+            if oldest is not None and oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=UTC)  # SQLite hands naive datetimes back
+            return counts, oldest
+
+        return guarded(action)
+
     def get(self, item_id: str) -> TriageItem | None:
         def action() -> TriageItem | None:
             with reading(self.engine) as session:

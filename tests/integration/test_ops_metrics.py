@@ -8,6 +8,7 @@ checked against a real ``/metrics`` answer of the embedded gateway.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from config.settings import Settings
 from gateway.app import create_app
 from gateway.lib.services import Services
 from gateway.store.leases import Leases
+from normalizer.contract import Channel, Customer
+from tests.peers.acks import other_complaint
 from tests.peers.complaints import record
 from tests.peers.processes import IntakeProcesses
 from tests.peers.webform import start_web
@@ -146,3 +149,24 @@ def test_the_ocr_histogram_is_one_aggregate_query(services: Services) -> None:
     letter_queries = [s for s in statements if "letters" in s]
     assert len(letter_queries) == 2
     assert all("finished_at, letters.claimed_at" not in s for s in letter_queries)
+
+
+def test_metrics_count_non_complaints_waiting_to_be_sorted_and_the_oldest_age(
+    services: Services,
+) -> None:
+    _names, empty = exposed(TestClient(create_app(services)))
+    assert "intake_triage_oldest_to_sort_seconds 0.0" in empty
+    for body, days in (("STOP", 3), ("merci", 1)):
+        other_complaint(
+            services,
+            Channel.SMS,
+            body,
+            Customer(phone="+212661234567"),
+            received_ago=timedelta(days=days),
+        )
+    _names, text = exposed(TestClient(create_app(services)))  # a new app: a fresh cache
+    assert 'intake_triage_to_sort{kind="opt_out"} 1.0' in text
+    assert 'intake_triage_to_sort{kind="thanks"} 1.0' in text
+    found = re.search(r"^intake_triage_oldest_to_sort_seconds (\S+)$", text, re.M)
+    assert found is not None
+    assert abs(float(found.group(1)) - timedelta(days=3).total_seconds()) < 600
