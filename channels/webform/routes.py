@@ -58,6 +58,7 @@ from channels.webform.intake import form_input, form_limits
 from channels.webform.pages import Notice, Pages
 from channels.webform.status import StatusPages
 from config.settings import Settings
+from gateway.lib.http.auth import limited_client
 from gateway.lib.http.errors import OWN_LIMIT
 from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
@@ -235,7 +236,7 @@ class WebForm:
         nonce = self.guard.check(token, request.cookies.get(COOKIE))
         if nonce is None:
             return self.page(language, request, 403, sub=typed, notice="form_expired")
-        address = request.client.host if request.client else "unknown"
+        address = limited_client(request)
         client = self.guard.client_key(address)
         token_key = self.guard.client_key(nonce, "token")
         proof = work_done(token, str(head_form.get(POW_FIELD) or ""), self.pow_bits)

@@ -12,7 +12,9 @@ nothing the customer wrote, no name, no channel. The contact point typed
 must be one the complaint holds (the phone in E.164, or the e-mail in lower
 case); a wrong reference and a wrong contact point get the same page, so
 the page tells a stranger nothing about which references exist. Each
-address may look up ``MAX_LOOKUPS_PER_HOUR`` times an hour, whatever the
+address (an IPv6 client's whole /64) may look up ``MAX_LOOKUPS_PER_HOUR``
+times an hour, and each reference be looked up
+``MAX_LOOKUPS_PER_REFERENCE_HOUR`` times an hour from anywhere, whatever the
 outcome, counted in the database like the form's limits.
 """
 
@@ -32,6 +34,7 @@ from fastapi.responses import HTMLResponse
 from channels.webform.guard import COOKIE, FIELD, FormGuard
 from channels.webform.i18n import UiLanguage
 from channels.webform.pages import Pages
+from gateway.lib.http.auth import limited_client
 from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
 from gateway.store.acks import SENT
@@ -43,6 +46,9 @@ log = logging.getLogger("intake.webform.status")
 # Lookups per address and hour, found or not: enough for a family behind one
 # address, too few to try references or phone numbers one by one.
 MAX_LOOKUPS_PER_HOUR = 20
+# Lookups of one reference an hour, from any address: a customer checks a few
+# times; guessing the phone of a known reference needs millions of tries.
+MAX_LOOKUPS_PER_REFERENCE_HOUR = 6
 # What a reference looks like once typed in any case, with or without its hyphens.
 REFERENCE = re.compile(r"CP-?([0-9A-Z]{4})-?([0-9A-Z]{4})")
 MAX_FIELD = 254
@@ -83,6 +89,9 @@ def contact_matches(customer: Customer, typed: str) -> bool:
     return matched
 
 
+_STAND_IN = Customer(phone="+212600000000", email="stand-in@invalid")
+
+
 def find_status(
     services: Services, typed_reference: str, typed_contact: str
 ) -> PublicStatus | None:
@@ -93,7 +102,11 @@ def find_status(
         return None
     store = services.store
     message = store.complaints.get_by_reference(reference)
-    if message is None or not contact_matches(message.customer, contact):
+    # An unknown reference still compares the typed contact (against a stand-in
+    # customer), so the two misses do the same work.
+    customer = message.customer if message is not None else _STAND_IN
+    matched = contact_matches(customer, contact)
+    if message is None or not matched:
         return None
     ack = store.acks.get(message.id)
     case = store.cases.state(reference)
@@ -123,6 +136,7 @@ class StatusPages:
         self.pages = pages
         self.secure = secure
         self.limit = services.store.rate_limiter(MAX_LOOKUPS_PER_HOUR)
+        self.reference_limit = services.store.rate_limiter(MAX_LOOKUPS_PER_REFERENCE_HOUR)
 
     def _answer(self, html: str, status: int, nonce: str) -> HTMLResponse:
         response = HTMLResponse(html, status_code=status)
@@ -165,11 +179,18 @@ class StatusPages:
                 return self._page(
                     language, request, 403, outcome="form_expired", reference=reference
                 )
-            address = request.client.host if request.client else "unknown"
-            key = self.guard.client_key(address, "status")
+            key = self.guard.client_key(limited_client(request), "status")
+            # Per reference too, whatever the address: someone who read a reference
+            # (a letter, an SMS over a shoulder) cannot try phone numbers against it.
+            cleaned = clean_reference(reference)
+            reference_key = self.guard.client_key(cleaned or "-", "status-reference")
             try:
-                if not await run_in_threadpool(self.limit.allow, key):
-                    log.warning("status lookups limit reached for a client")
+                allowed = await run_in_threadpool(self.limit.allow, key) and (
+                    cleaned is None
+                    or await run_in_threadpool(self.reference_limit.allow, reference_key)
+                )
+                if not allowed:
+                    log.warning("status lookups limit reached for a client or a reference")
                     return self._page(
                         language, request, 429, outcome="rate_limited", reference=reference
                     )

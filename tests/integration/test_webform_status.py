@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from channels.webform.status import MAX_LOOKUPS_PER_HOUR
+from channels.webform.status import MAX_LOOKUPS_PER_HOUR, MAX_LOOKUPS_PER_REFERENCE_HOUR
 from config.settings import Settings
 from tests.peers.bidi import group_positions
 from tests.peers.browser import screenshot
@@ -95,20 +95,58 @@ def test_the_arabic_status_page_is_right_to_left_with_the_reference_left_to_righ
     assert hint[0] < hint[-1]
 
 
+def references(count: int) -> list[str]:
+    """Well-formed references nobody was given (distinct, so no per-reference limit applies)."""
+    letters = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+    return [f"CP-2222-22{letters[i // 31]}{letters[i % 31]}" for i in range(count)]
+
+
+def lookup(client: httpx.Client, token: str, reference: str, address: str) -> int:
+    # ``intake web`` trusts X-Forwarded-For from the local proxy (127.0.0.1), as behind nginx.
+    return client.post(
+        "/en/status/",
+        data={"csrf_token": token, "reference": reference, "contact": "0661234567"},
+        headers={"X-Forwarded-For": address},
+    ).status_code
+
+
 def test_lookups_need_the_token_and_are_limited_per_address(web: WebService) -> None:
     with httpx.Client(base_url=web.url) as client:
         refused = client.post("/en/status/", data={"reference": "CP-2222-2222", "contact": "x"})
         token = fresh_form(client, "/en/status/")
         answers = [
-            client.post(
-                "/en/status/",
-                data={"csrf_token": token, "reference": "CP-2222-2222", "contact": "0661234567"},
-            ).status_code
-            for _ in range(MAX_LOOKUPS_PER_HOUR + 1)
+            lookup(client, token, reference, "198.51.100.7")
+            for reference in references(MAX_LOOKUPS_PER_HOUR + 1)
         ]
+        elsewhere = lookup(client, token, references(1)[0], "198.51.100.8")
 
     assert refused.status_code == 403
     assert answers[:MAX_LOOKUPS_PER_HOUR] == [404] * MAX_LOOKUPS_PER_HOUR
+    assert answers[-1] == 429
+    assert elsewhere == 404  # another client is not held back
+
+
+def test_an_ipv6_client_is_limited_across_its_whole_64(web: WebService) -> None:
+    with httpx.Client(base_url=web.url) as client:
+        token = fresh_form(client, "/en/status/")
+        answers = [
+            lookup(client, token, reference, f"2001:db8:7:1::{number:x}")
+            for number, reference in enumerate(references(MAX_LOOKUPS_PER_HOUR + 1), start=1)
+        ]
+
+    assert answers[-1] == 429
+
+
+def test_one_reference_is_limited_whatever_the_address(web: WebService) -> None:
+    # Someone who read a reference tries phone numbers from many addresses.
+    with httpx.Client(base_url=web.url) as client:
+        token = fresh_form(client, "/en/status/")
+        answers = [
+            lookup(client, token, "CP-3333-3333", f"203.0.113.{number}")
+            for number in range(1, MAX_LOOKUPS_PER_REFERENCE_HOUR + 2)
+        ]
+
+    assert answers[:MAX_LOOKUPS_PER_REFERENCE_HOUR] == [404] * MAX_LOOKUPS_PER_REFERENCE_HOUR
     assert answers[-1] == 429
 
 

@@ -144,6 +144,29 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+# An IPv6 customer line is a /64 (RFC 6177 gives sites a /48 at most, ISPs a
+# /56 or /64 per subscriber): any address inside it is the same client.
+IPV6_CLIENT_PREFIX = 64
+
+
+def limited_client(request: Request) -> str:
+    """The client that rate limits count: the address, or its /64 for IPv6.
+
+    Counting one IPv6 address would let a client walk its own /64 (2^64
+    addresses) past any limit.
+    """
+    address = client_address(request)
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv4Address):
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{parsed}/{IPV6_CLIENT_PREFIX}", strict=False))
+
+
 def masked_address(address: str) -> str:
     """The address without its last part, for logs and the audit trail: ``192.0.2.x``."""
     try:
