@@ -50,6 +50,7 @@ from gateway.store.tables import (
     EventRow,
     EvidenceRow,
     QuarantineRow,
+    TriageRow,
 )
 from normalizer.contact import phones_in
 from normalizer.contract import Customer
@@ -127,6 +128,8 @@ class Holdings:
                 found.setdefault(item["sha256"], f"{held.reference} attachment")
         for event in self.events:
             found.setdefault(event["evidence"]["sha256"], f"event {event['kind']} raw input")
+            for item in (event.get("would_be_complaint") or {}).get("attachments") or []:
+                found.setdefault(item["sha256"], f"event {event['kind']} attachment")
         for ack in self.acknowledgements:
             if ack.get("document"):
                 found.setdefault(ack["document"].removeprefix(SCHEME), "acknowledgement")
@@ -268,14 +271,11 @@ def searchable_text(data: bytes, content_type: str) -> str:
 
 def _complaints_naming(connection: Connection, subject: Subject) -> list[Any]:
     """Complaints whose stored JSON contains the phone or the e-mail (checked by the caller)."""
-    needles = []
-    if subject.phone is not None:
-        needles.append(ComplaintRow.message.contains(subject.phone))
-    if subject.email is not None:
-        needles.append(func.lower(ComplaintRow.message).contains(subject.email))
     return list(
         connection.execute(
-            select(ComplaintRow).where(or_(*needles)).order_by(ComplaintRow.received_at)
+            select(ComplaintRow)
+            .where(_names(ComplaintRow.message, subject))
+            .order_by(ComplaintRow.received_at)
         ).all()
     )
 
@@ -283,22 +283,33 @@ def _complaints_naming(connection: Connection, subject: Subject) -> list[Any]:
 def _events_naming(
     connection: Connection, subject: Subject, erased: set[str]
 ) -> list[dict[str, Any]]:
-    """Intake events whose payload names the phone or the e-mail, content not yet removed."""
-    needle = (
-        EventRow.payload.contains(subject.phone)
-        if subject.phone is not None
-        else func.lower(EventRow.payload).contains(subject.email or "")
-    )
+    """Intake events whose payload names the phone or the e-mail, or whose triage row (a
+    non-complaint: the complaint it would be) does; content not yet removed."""
     rows = connection.execute(
-        select(EventRow.id, EventRow.evidence_id, EventRow.payload)
-        .where(needle, EventRow.kind != ROOT_KIND)
+        select(EventRow.id, EventRow.evidence_id, EventRow.payload, TriageRow.message)
+        .outerjoin(TriageRow, TriageRow.id == EventRow.id)
+        .where(
+            or_(_names(EventRow.payload, subject), _names(TriageRow.message, subject)),
+            EventRow.kind != ROOT_KIND,
+        )
         .order_by(EventRow.created_at)
     ).all()
     return [
-        {"id": event_id, **json.loads(payload)}
-        for event_id, evidence_id, payload in rows
+        {
+            "id": event_id,
+            **json.loads(payload),
+            **({"would_be_complaint": json.loads(triaged)} if triaged else {}),
+        }
+        for event_id, evidence_id, payload, triaged in rows
         if evidence_id not in erased
     ]
+
+
+def _names(column: Any, subject: Subject) -> Any:
+    """SQL: the text column holds the phone, or the e-mail (case aside)."""
+    if subject.phone is not None:
+        return column.contains(subject.phone)
+    return func.lower(column).contains(subject.email or "")
 
 
 def _held(connection: Connection, row: Any, message: dict[str, Any], erased: set[str]) -> Held:

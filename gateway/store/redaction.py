@@ -48,8 +48,9 @@ from gateway.store.tables import (
     EvidenceRow,
     OutboxRow,
     QuarantineRow,
+    TriageRow,
 )
-from normalizer.contract import ComplaintMessage, Customer
+from normalizer.contract import Attachment, ComplaintMessage, Customer
 
 # What is kept of ``details``: facts about the channel, not the person.
 _KEPT_DETAILS = frozenset({"authentication"})
@@ -197,9 +198,13 @@ def redact_event(connection: Connection, event_id: str, reason: str) -> Redacted
     payload["details"] = {}
     if isinstance(payload.get("evidence"), dict):
         payload["evidence"]["recording_url"] = None
+        payload["evidence"]["missing_media"] = []
+    if isinstance(payload.get("triage"), dict):
+        payload["triage"]["reasons"] = []
     connection.execute(
         update(EventRow).where(EventRow.id == event_id).values(payload=json.dumps(payload))
     )
+    attachments = _redact_triage(connection, event_id)
     for outbox_id, body in connection.execute(
         select(OutboxRow.id, OutboxRow.payload).where(
             OutboxRow.event_id == event_id, OutboxRow.complaint_id.is_(None)
@@ -218,21 +223,44 @@ def redact_event(connection: Connection, event_id: str, reason: str) -> Redacted
             EvidenceLogRow.evidence_id == evidence.id, EvidenceLogRow.kind != REMOVED
         )
     )
-    append_removals(
-        connection,
-        [
-            Removal(
-                evidence.sha256,
-                evidence.channel,
-                evidence.received_at,
-                reason,
-                evidence.id,
-                None if captured is None else int(captured),
-                {"event": row.kind},
-            )
-        ],
+    done = _removed_of(connection, evidence.id)
+    removals = [
+        Removal(
+            evidence.sha256,
+            evidence.channel,
+            evidence.received_at,
+            reason,
+            evidence.id,
+            None if captured is None else int(captured),
+            {"event": row.kind},
+        ),
+        *(
+            attachment_removal(evidence, item.sha256, reason)
+            for item in attachments
+            if item.sha256 not in done
+        ),
+    ]
+    append_removals(connection, removals)
+    return Redacted(
+        f"event {row.kind}",
+        [removal.sha256 for removal in removals],
+        int(evidence.size) + sum(item.size for item in attachments),
     )
-    return Redacted(f"event {row.kind}", [evidence.sha256], int(evidence.size))
+
+
+def _redact_triage(connection: Connection, event_id: str) -> list[Attachment]:
+    """A non-complaint's triage row keeps the complaint it would be: that loses its content
+    as a complaint's would; its attachments are given back for removal."""
+    stored = connection.scalar(select(TriageRow.message).where(TriageRow.id == event_id))
+    if stored is None:
+        return []
+    message = ComplaintMessage.model_validate_json(stored)
+    connection.execute(
+        update(TriageRow)
+        .where(TriageRow.id == event_id)
+        .values(message=redact_message(message).model_dump_json())
+    )
+    return list(message.attachments)
 
 
 def attachment_removal(

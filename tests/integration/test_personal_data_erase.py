@@ -50,6 +50,7 @@ from gateway.store.tables import (
 from normalizer.contract import Channel, Customer
 from normalizer.draft import AttachmentDraft, ComplaintDraft, RawInput
 from normalizer.pipeline import PipelineContext, normalize
+from normalizer.triage import TriageKind, TriageVerdict
 
 NOW = datetime.now(UTC)
 PHONE, EMAIL, NAME = "+212661234567", "fatima.zahra@example.ma", "Fatima Zahra Bennani"
@@ -65,6 +66,7 @@ HERS = (
     "photo-recu-whatsapp",  # the WhatsApp media's name
     "ME5550aa",  # the media's URL
     "quarantaine-8820",  # the quarantined mail
+    "triage-6630",  # a message sorted out as not a complaint (thanks), and its photo
 )
 THUMBNAIL = b"\x89PNG\r\n\x1a\n thumbnail of Fatima Zahra Bennani's letter"
 OTHER_PHONE = "+212700000001"
@@ -209,6 +211,31 @@ def _quarantined_mail(store: Store) -> str:
     )
 
 
+def _thanks(store: Store) -> str:
+    """An SMS the triage sorted out as thanks, with a photo: an event and a triage row."""
+    received = NOW - timedelta(days=30)
+    raw = RawInput(
+        channel=Channel.SMS,
+        data=f"From={PHONE}&Body=merci triage-6630".encode(),
+        content_type="application/x-www-form-urlencoded",
+        received_at=received,
+        dedup_key=f"test:{uuid.uuid4()}",
+    )
+    draft = ComplaintDraft(
+        channel=Channel.SMS,
+        received_at=received,
+        body="Merci beaucoup, triage-6630",
+        customer=Customer(phone=PHONE),
+        declared_language="fr",
+        triage=TriageVerdict(TriageKind.THANKS, "rules", ("merci",)),
+    )
+    draft.attachments.append(AttachmentDraft("triage-6630.jpg", b"\xff\xd8\xff triage-6630"))
+    normalize(draft, PipelineContext())
+    recorded = store.triage.record(raw, draft)
+    assert recorded.message.triage is not None and recorded.message.triage.kind == "thanks"
+    return recorded.message.attachments[0].sha256
+
+
 def _everything_of(store: Store) -> dict[str, list[str]]:
     """Every table's rows and every blob, as text: where each needle of ``HERS`` is found."""
     found: dict[str, list[str]] = {}
@@ -278,6 +305,7 @@ def her_data(store: Store) -> dict[str, Any]:
     )
     whatsapp = _whatsapp(store)
     quarantined = _quarantined_mail(store)
+    thanks = _thanks(store)
     other = _record(
         store,
         channel=Channel.API,
@@ -290,6 +318,7 @@ def her_data(store: Store) -> dict[str, Any]:
         "complaints": [letter, call, mail, whatsapp],
         "transcript": transcript,
         "quarantined": quarantined,
+        "thanks_photo": thanks,
         "other": other,
     }
 
@@ -338,6 +367,7 @@ def test_an_erasure_leaves_nothing_of_hers_keeps_counts_hashes_and_product(
     assert mail is not None and mail.product == "money_transfer"
     assert mail.product_detection is not None and mail.product_detection.matched
     assert not store.blobs.exists(her_data["transcript"])
+    assert not store.blobs.exists(her_data["thanks_photo"])
     with reading(store.engine) as session:
         assert not session.scalar(
             select(func.count())
@@ -380,7 +410,7 @@ def test_an_erasure_by_e_mail_finds_the_quarantined_mail_too(
     assert item is not None and item.kept_bytes == 0 and not store.blobs.exists(item.stored_at)
 
 
-def test_an_export_holds_the_quarantined_input_that_names_her(
+def test_an_export_holds_the_quarantined_input_and_the_sorted_out_message(
     store: Store, data_dir: Path, tmp_path: Path, her_data: dict[str, Any]
 ) -> None:
     out = tmp_path / "export.zip"
@@ -394,6 +424,10 @@ def test_an_export_holds_the_quarantined_input_that_names_her(
         assert item is not None
         mail = archive.read(f"blobs/{item.sha256}")
         complaints = json.loads(archive.read("complaints.json"))
+        events = json.loads(archive.read("events.json"))
+        names = set(archive.namelist())
+    assert f"blobs/{her_data['thanks_photo']}" in names
+    assert [e["would_be_complaint"]["body"] for e in events] == ["Merci beaucoup, triage-6630"]
     assert [entry["id"] for entry in quarantined] == [her_data["quarantined"]]
     assert b"06 61 23 45 67" not in mail  # the raw mail as received: its number in base64
     assert mail == store.blobs.get(item.stored_at)
