@@ -1,8 +1,9 @@
 """The retention policy (law 09-08) and the purge that applies it.
 
 ``intake retention purge`` -> **Retention.due** (what is past the policy,
-per kind) -> **Retention.purge** (one transaction per item: rows redacted,
-removals appended to the evidence log) -> blobs unlinked after each commit.
+per kind) -> **Retention.purge** (one transaction per batch of items: rows
+redacted, removals appended to the evidence log) -> blobs unlinked after
+each commit.
 
 Kinds and their clocks (days in the settings, ``INTAKE_RETENTION_*``):
 
@@ -22,8 +23,11 @@ daily root events hold no personal data and are kept.
 "The answer" is the ``answered_at`` (else ``closed_at``) case handling
 reported; with no report, the legal answer deadline (``answer_due_at``, or
 the extended one). A complaint reported open (``in_progress``, ``extended``)
-is never purged, and a later follow-up moves its clock to the follow-up's
-receipt. What a purge keeps and removes: ``gateway.store.redaction``.
+is never purged, nor one within its answer period (until the deadline, the
+extended one if reported), whatever its kind's days; a later follow-up moves
+its clock to the follow-up's receipt. What a purge keeps and removes:
+``gateway.store.redaction``. The purge works ``PURGE_BATCH`` items per
+transaction and unlinks their files after each commit.
 """
 
 from __future__ import annotations
