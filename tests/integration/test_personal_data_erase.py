@@ -168,6 +168,25 @@ def _call(store: Store) -> tuple[IntakeResult, str]:
     return recorded, stored.sha256
 
 
+def _call_without_complaint(store: Store) -> str:
+    """A call that made no complaint (hung up after the transcription): its transcript
+    request's blob is still hers."""
+    call_sid = f"CA{uuid.uuid4().hex}"
+    store.calls().start(call_sid, account_sid="AC1", caller=PHONE, called="+212520020915")
+    stored = store.blobs.put(f"CallSid={call_sid}&TranscriptionText=Bennani rappel".encode())
+    transcript = Transcript(
+        text="Bennani rappel",
+        sha256=hashlib.sha256(b"Bennani rappel").hexdigest(),
+        language="fr",
+        confidence=0.8,
+        source="twilio",
+        evidence=stored.location,
+    )
+    with writing(store.engine) as session:
+        KeepTranscript(call_sid, transcript)(session)
+    return stored.sha256
+
+
 def _whatsapp(store: Store) -> IntakeResult:
     photo = AttachmentDraft("photo-recu-whatsapp.jpg", b"\xff\xd8\xff photo", "image/jpeg")
     recorded = _record(store, channel=Channel.WHATSAPP, email=None, attachment=photo, days_ago=45)
@@ -292,6 +311,7 @@ def her_data(store: Store) -> dict[str, Any]:
     """One customer known by every path the gateway has, and one other customer."""
     letter = _letter(store)
     call, transcript = _call(store)
+    hung_up = _call_without_complaint(store)
     mail = _record(store, channel=Channel.API, days_ago=90)
     store.cases.report(
         mail.message.reference,
@@ -317,6 +337,7 @@ def her_data(store: Store) -> dict[str, Any]:
     return {
         "complaints": [letter, call, mail, whatsapp],
         "transcript": transcript,
+        "hung_up_transcript": hung_up,
         "quarantined": quarantined,
         "thanks_photo": thanks,
         "other": other,
@@ -367,6 +388,7 @@ def test_an_erasure_leaves_nothing_of_hers_keeps_counts_hashes_and_product(
     assert mail is not None and mail.product == "money_transfer"
     assert mail.product_detection is not None and mail.product_detection.matched
     assert not store.blobs.exists(her_data["transcript"])
+    assert not store.blobs.exists(her_data["hung_up_transcript"])
     assert not store.blobs.exists(her_data["thanks_photo"])
     with reading(store.engine) as session:
         assert not session.scalar(
@@ -378,8 +400,9 @@ def test_an_erasure_leaves_nothing_of_hers_keeps_counts_hashes_and_product(
         assert (
             session.scalar(select(func.count()).select_from(CustomerPointRow)) == 2 < (points or 0)
         )
-        call = session.execute(select(CallRow)).one()[0]
-        assert call.transcript_sha256 is not None and call.transcript_evidence is None
+        calls = session.scalars(select(CallRow)).all()
+        assert len(calls) == 2
+        assert all(c.transcript_sha256 and c.transcript_evidence is None for c in calls)
         letter = session.execute(select(LetterTable)).one()[0]
         assert letter.thumbnail is None and letter.files[0]["sha256"]
         roles = [
