@@ -25,6 +25,7 @@ from sqlalchemy import Connection, delete, exists, select, update
 
 from gateway.store.blobs import SCHEME
 from gateway.store.chain import Removal, append_removals
+from gateway.store.media import FAILED, PENDING
 from gateway.store.tables import (
     AcknowledgementRow,
     CallRow,
@@ -40,8 +41,6 @@ from normalizer.contract import Channel
 
 # What a row gave up: (sha256 of a blob, what it was).
 Taken = list[tuple[str, str]]
-# A pending media of an erased complaint is not downloaded any more.
-_MEDIA_PENDING, _MEDIA_FAILED = "pending", "failed"
 
 
 def digest_of(location: str) -> str:
@@ -50,8 +49,8 @@ def digest_of(location: str) -> str:
 
 
 def redact_call(connection: Connection, call_sid: str | None) -> Taken:
-    """The caller, transcript, recording URL and status request go; the transcript
-    request's blob is given back for removal (its sha256 stays in ``transcript_sha256``)."""
+    """The caller, transcript, recording URL and status request go; the blob of the request
+    that brought the transcript is given back for removal (``transcript_sha256`` stays)."""
     if call_sid is None:
         return []
     return _forget_calls(connection, CallRow.call_sid == call_sid)
@@ -141,8 +140,8 @@ def redact_media(connection: Connection, complaint_key: str) -> Taken:
         )
     connection.execute(
         update(MediaRow)
-        .where(MediaRow.complaint_key == complaint_key, MediaRow.state == _MEDIA_PENDING)
-        .values(state=_MEDIA_FAILED, last_error="content removed")
+        .where(MediaRow.complaint_key == complaint_key, MediaRow.state == PENDING)
+        .values(state=FAILED, last_error="content removed")
     )
     return []
 
