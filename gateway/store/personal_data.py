@@ -237,7 +237,7 @@ class PersonalData:
         for row in connection.execute(select(QuarantineRow).order_by(QuarantineRow.created_at)):
             if row.kept_bytes == 0 and not row.source_ids:
                 continue  # nothing left of it (purged or erased)
-            text = json.dumps(row.source_ids or {}, ensure_ascii=False)
+            text = f"{row.reason}\n{json.dumps(row.source_ids or {}, ensure_ascii=False)}"
             if row.kept_bytes is None or row.kept_bytes > 0:
                 text += "\n" + self._text_of(row.stored_at, row.content_type)
             if subject.named_in(text):
@@ -258,15 +258,23 @@ def searchable_text(data: bytes, content_type: str) -> str:
     text = data.decode("utf-8", "replace")
     parts = [text, unquote_plus(text)]
     if content_type.lower().startswith("message/"):
+        parts += _mail_text(data)
+    return "\n".join(parts)
+
+
+def _mail_text(data: bytes) -> list[str]:
+    """A mail's decoded headers and text parts; what the e-mail package cannot read is
+    left to the raw text (the quarantine holds the very mails the parser refused)."""
+    parts: list[str] = []
+    try:
         message = email.message_from_bytes(data, policy=policy.default)
         parts += [f"{name}: {value}" for name, value in message.items()]
         for part in message.walk():
             if part.get_content_maintype() == "text":
-                try:
-                    parts.append(str(part.get_content()))
-                except (LookupError, ValueError):
-                    continue
-    return "\n".join(parts)
+                parts.append(str(part.get_content()))
+    except Exception:  # any failure of a hostile mail: keep what was read before it
+        return parts
+    return parts
 
 
 def _complaints_naming(connection: Connection, subject: Subject) -> list[Any]:
