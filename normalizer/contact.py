@@ -43,6 +43,14 @@ def to_e164(raw: str, region: str = DEFAULT_REGION) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def phones_in(text: str, region: str = DEFAULT_REGION) -> set[str]:
+    """Every valid phone number written in ``text`` (any of the forms above), in E.164."""
+    return {
+        phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+        for match in phonenumbers.PhoneNumberMatcher(text, region)
+    }
+
+
 def check_email(raw: str) -> str:
     text = raw.strip()
     if len(text) > 254 or not _EMAIL.match(text):

@@ -108,15 +108,22 @@ def settings_or_exit() -> Settings:
 
 
 @contextmanager
-def open_services() -> Iterator[Services]:
-    """The process's services for the command's length; a store away is exit 75."""
-    from gateway.lib.services import build_services
+def open_services(*, read_only: bool = False) -> Iterator[Services]:
+    """The process's services for the command's length; a store away is exit 75.
+
+    ``read_only`` (a dry run): the store is opened without migrating it, makes no file
+    and refuses every write (``open_store(read_only=True)``); a schema that is not this
+    version's newest is exit 78, naming ``intake migrate``, rather than migrated.
+    """
+    from gateway.lib.services import build_services, read_only_services
     from gateway.store import StoreUnavailable, safe_database_url
 
     settings = settings_or_exit()
     setup_logging(settings.log_level)
+    if read_only:
+        _require_current_schema(settings)
     try:
-        services = build_services(settings)
+        services = read_only_services(settings) if read_only else build_services(settings)
     except Exception as exc:
         raise CommandError(
             f"cannot open the store at {safe_database_url(settings)}: {one_line(exc)}",
@@ -130,6 +137,19 @@ def open_services() -> Iterator[Services]:
         raise failed(exc) from None
     finally:
         services.close()
+
+
+def _require_current_schema(settings: Settings) -> None:
+    from gateway.store import StoreUnavailable, inspect_schema, safe_database_url
+
+    try:
+        state = inspect_schema(settings)
+    except StoreUnavailable as exc:
+        raise failed(exc, f"cannot read the store at {safe_database_url(settings)}") from None
+    if not state.up_to_date:
+        raise CommandError(
+            f"store not ready for a read-only run: {state.describe()}", ExitCode.CONFIG
+        )
 
 
 def run_until_signal(loop: Callable[[threading.Event], None]) -> None:

@@ -42,6 +42,16 @@ def build_services(settings: Settings) -> Services:
     return Services(settings=settings, store=open_store(settings), broker=BrokerProbe(settings))
 
 
+def read_only_services(settings: Settings) -> Services:
+    """Services whose store refuses every write and was not migrated (a dry run); no
+    folder made, no sandbox tried: such a command reads the store and nothing else."""
+    return Services(
+        settings=settings,
+        store=open_store(settings, read_only=True),
+        broker=BrokerProbe(settings),
+    )
+
+
 def configure_sandbox(settings: Settings) -> str:
     """The hostile-file sandbox for this process (``INTAKE_SANDBOX``), tried at start.
 

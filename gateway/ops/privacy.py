@@ -4,18 +4,20 @@
   (``INTAKE_RETENTION_*``, ``gateway.store.retention``), each removal
   recorded in the evidence log; prints progress on stderr and a line per
   kind (items, blobs, bytes) on stdout. ``--dry-run`` lists what is due
-  and changes nothing.
+  and changes nothing: it opens the store read-only, without migrating it
+  (a store behind this version is exit 78, naming ``intake migrate``).
 - ``personal-data export --phone P | --email E [--out FILE]``: a zip of
   everything held on that customer (``subject.json``, ``complaints.json``,
-  ``acknowledgements.json``, ``calls.json``, ``events.json``, ``blobs/<sha256>``,
-  ``README.txt``).
+  ``acknowledgements.json``, ``calls.json``, ``events.json``, ``quarantine.json``,
+  ``blobs/<sha256>``, ``README.txt``).
 - ``personal-data erase --phone P | --email E [--yes] [--force]``: removes
   that customer's content and contact fields, keeps the regulatory record;
   refuses (exit 1, naming them) while a complaint is still open, unless
   ``--force``.
 
 Exit codes (``ExitCode``): 0 done, 1 refused or nothing found, 64 usage
-(a phone number or e-mail that is not one), 75 the store is unavailable.
+(a phone number or e-mail that is not one), 75 the store is unavailable,
+78 a dry run on a store whose schema is not this version's.
 Logs and messages show the phone number and e-mail masked.
 """
 
@@ -51,7 +53,8 @@ def retention_purge(dry_run: bool, yes: bool) -> None:
     """Remove blobs and personal content past the policy, recorded in the evidence log."""
     if not dry_run and not yes:
         raise click.UsageError("a purge cannot be undone: run it with --yes (or --dry-run first)")
-    with open_services() as services:
+    # A dry run reads only: no migration, no file, every write refused by the database.
+    with open_services(read_only=dry_run) as services:
         retention = services.store.retention(Policy.from_settings(services.settings))
         due, kept_open = retention.due()
         if dry_run:
@@ -126,9 +129,7 @@ def personal_data_export(phone: str | None, email: str | None, out: Path | None)
     target = out or Path(f"personal-data-{datetime.now(UTC).date().isoformat()}.zip")
     with open_services() as services:
         holdings = services.store.personal_data.find(subject)
-        if not (
-            holdings.complaints or holdings.calls or holdings.acknowledgements or holdings.events
-        ):
+        if not (holdings.any() or holdings.acknowledgements):
             raise CommandError(
                 f"nothing held on {mask_personal_data(subject.describe())}", ExitCode.FAILED
             )
@@ -181,6 +182,7 @@ def _write_zip(
         archive.writestr("acknowledgements.json", document(holdings.acknowledgements))
         archive.writestr("calls.json", document(holdings.calls))
         archive.writestr("events.json", document(holdings.events))
+        archive.writestr("quarantine.json", document(holdings.quarantined))
         archive.writestr("blobs.json", document(index))
         for digest, (_role, data) in blobs.items():
             if data is not None:
@@ -196,7 +198,10 @@ complaints.json        each complaint: reference, dates, status, the complaint a
 acknowledgements.json  the acknowledgements of receipt sent, and to which address
 calls.json             calls received from your number
 events.json            other records naming you: missed calls, automatic replies
-blobs.json             every file (raw e-mail, form, recording, scan, attachment, letter)
+quarantine.json        messages received that could not be read as a complaint (refused or
+                       waiting to be read again) and that name you
+blobs.json             every file (raw e-mail, form, recording, scan, attachment, letter,
+                       quarantined message)
                        with its sha256; "file" is null when it was already removed
 blobs/<sha256>         the files themselves, exactly as received
 """
@@ -217,7 +222,7 @@ def personal_data_erase(phone: str | None, email: str | None, yes: bool, force: 
     with open_services() as services:
         data = services.store.personal_data
         holdings = data.find(subject)
-        if not (holdings.complaints or holdings.calls or holdings.events):
+        if not holdings.any():
             raise CommandError(f"nothing held on {masked}", ExitCode.FAILED)
         now = datetime.now(UTC)
         still_open = [
@@ -239,7 +244,8 @@ def personal_data_erase(phone: str | None, email: str | None, yes: bool, force: 
     for reference in erased.references:
         click.echo(f"erased\t{reference}")
     click.echo(
-        f"{len(erased.references)} complaint(s) and {erased.events} event(s) erased, "
+        f"{len(erased.references)} complaint(s), {erased.events} event(s) and "
+        f"{erased.quarantined} quarantined input(s) erased, "
         f"{erased.blobs} blob(s) recorded as "
         f"removed, {erased.files_deleted} file(s) deleted"
         + (f"; {len(still_open)} still open, erased with --force" if still_open else ""),

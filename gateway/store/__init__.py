@@ -136,7 +136,7 @@ class Store:
     @property
     def personal_data(self) -> PersonalData:
         """A customer's access and erasure requests (``gateway.store.personal_data``)."""
-        return PersonalData(self.engine, self.blobs)
+        return PersonalData(self.engine, self.blobs, self.customers.secret)
 
     def rate_limiter(self, per_hour: int) -> RateLimiter:
         """An hourly limit per client key, shared by every process on this store."""
@@ -177,15 +177,26 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(settings: Settings, *, migrate_schema: bool | None = None) -> Store:
+def open_store(
+    settings: Settings, *, migrate_schema: bool | None = None, read_only: bool = False
+) -> Store:
+    """The store of ``settings``; migrated first when ``migrate_schema`` (default: the
+    ``INTAKE_AUTO_MIGRATE`` setting).
+
+    ``read_only``: for commands that must change nothing (``intake retention purge
+    --dry-run``): no migration, no file made (not even the customer key secret's, unread
+    by a store that writes no complaint), and the database refuses every write.
+    """
     engine = create_store_engine(
-        settings.resolved_database_url, lock_timeout=settings.store_lock_timeout
+        settings.resolved_database_url,
+        lock_timeout=settings.store_lock_timeout,
+        read_only=read_only,
     )
-    if settings.auto_migrate if migrate_schema is None else migrate_schema:
+    if not read_only and (settings.auto_migrate if migrate_schema is None else migrate_schema):
         migrate(engine)
     blobs = BlobStore(settings.blob_dir)
     customer_secret = resolve_secret(
-        settings.customer_key_secret.get_secret_value(), settings.data_dir
+        settings.customer_key_secret.get_secret_value(), settings.data_dir, create=not read_only
     )
     complaints = ComplaintStore(
         engine,

@@ -47,18 +47,20 @@ _INSERT_POINTS = insert(CustomerPointRow.__table__)  # type: ignore[arg-type]
 _INSERT_CONTACTS = insert(ComplaintContactRow.__table__)  # type: ignore[arg-type]
 
 
-def resolve_secret(configured: str, data_dir: Path) -> bytes:
+def resolve_secret(configured: str, data_dir: Path, *, create: bool = True) -> bytes:
     """The secret of customer keys: the setting, else one made once in the data folder.
 
     The file is shared by every process that shares the data folder (the
     evidence blobs live there too); a deployment whose machines do not share
     it must set ``INTAKE_CUSTOMER_KEY_SECRET``, or each would key customers
-    its own way.
+    its own way. Without ``create`` (a read-only store), no file is no secret: empty.
     """
     if configured:
         return configured.encode("utf-8")
     path = data_dir / SECRET_FILE
     if not path.exists():
+        if not create:
+            return b""
         _create_secret(path)
     value = path.read_text("ascii").strip()
     if not value:

@@ -89,21 +89,30 @@ def check_database_url(url: str) -> None:
         raise ValueError(f"the driver of {parsed.drivername!r} is not installed ({exc})") from None
 
 
-def create_store_engine(url: str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> Engine:
-    """The engine of the store; on SQLite a write waits ``lock_timeout`` seconds for the lock."""
+def create_store_engine(
+    url: str, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, read_only: bool = False
+) -> Engine:
+    """The engine of the store; on SQLite a write waits ``lock_timeout`` seconds for the lock.
+
+    ``read_only``: the database itself refuses every write of this engine (SQLite's
+    ``query_only``, PostgreSQL's ``default_transaction_read_only``), and no folder is made.
+    """
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        if parsed.database and parsed.database != ":memory:" and not read_only:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
             connect_args={"timeout": lock_timeout, "check_same_thread": False},
             execution_options={_LOCK_WAIT_OPTION: lock_timeout},
         )
-        _configure_sqlite(engine, lock_timeout)
+        _configure_sqlite(engine, lock_timeout, read_only=read_only)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    connect_args = {"options": "-c default_transaction_read_only=on"} if read_only else {}
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=connect_args
+    )
 
 
 def lock_timeout(engine: Engine) -> float:
@@ -111,13 +120,16 @@ def lock_timeout(engine: Engine) -> float:
     return float(engine.get_execution_options().get(_LOCK_WAIT_OPTION, DEFAULT_LOCK_TIMEOUT))
 
 
-def _configure_sqlite(engine: Engine, lock_timeout: float) -> None:
+def _configure_sqlite(engine: Engine, lock_timeout: float, *, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy's "begin" event, not pysqlite, open transactions.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")  # before anything could write
+        else:
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         busy_ms = _busy_ms(lock_timeout)

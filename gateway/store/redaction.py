@@ -2,12 +2,17 @@
 
 Used by the retention purge (``gateway.store.retention``) and by erasure
 requests (``gateway.store.personal_data``). What goes: the raw input's blob,
-the attachments' blobs, the letter of acknowledgement's PDF, the customer's
-name, e-mail, phone and address, subject, body, product and transaction
-reference, attachment names and OCR text, a call's caller, transcript and
-recording URL, a letter's OCR result, the acknowledgement's recipient. What
-stays: id, reference, channel, origin, language, dates and deadlines, the
-follow-up link, every sha256 and size, the channel ids, the counts.
+the attachments' blobs, the customer's name, e-mail, phone and address,
+subject, body, transaction reference, the words the product rules matched,
+attachment names and OCR text, the media URLs, the channel details; and in
+the rows around it (``gateway.store.redaction_rows``): a call's caller,
+transcript, recording URL and the transcript request's blob, a letter's scan
+file names, OCR result and thumbnail, the media rows' URLs and names, the
+status reports' notes, the acknowledgement's and notices' recipients and
+letters' PDFs, the customer-key contact rows. What stays: id, reference,
+channel, origin, language, ``product`` (the register already reported per
+product), dates and deadlines, the follow-up link, every sha256 and size,
+the channel ids, the counts.
 
 Each blob removed appends a ``removed`` entry to the evidence log
 (``gateway.store.chain.append_removals``) in the transaction that redacts
@@ -27,19 +32,25 @@ from sqlalchemy import Connection, or_, select, update
 
 from gateway.store.blobs import SCHEME, BlobStore
 from gateway.store.chain import REMOVED, Removal, append_removals
+from gateway.store.redaction_rows import (
+    Taken,
+    forget_contacts,
+    redact_acknowledgement,
+    redact_call,
+    redact_letter,
+    redact_media,
+    redact_status_notes,
+)
 from gateway.store.tables import (
-    AcknowledgementRow,
-    CallRow,
     ComplaintRow,
     EventRow,
     EvidenceLogRow,
     EvidenceRow,
-    LetterRow,
-    NoticeRow,
     OutboxRow,
     QuarantineRow,
+    TriageRow,
 )
-from normalizer.contract import ComplaintMessage, Customer
+from normalizer.contract import Attachment, ComplaintMessage, Customer
 
 # What is kept of ``details``: facts about the channel, not the person.
 _KEPT_DETAILS = frozenset({"authentication"})
@@ -52,6 +63,8 @@ class Redacted:
     reference: str
     blobs: list[str] = field(default_factory=list)
     bytes: int = 0
+    # The customer-key contact points the complaint used (``forget_points`` on erasure).
+    contact_keys: set[str] = field(default_factory=set)
 
 
 def redact_message(message: ComplaintMessage) -> ComplaintMessage:
@@ -63,18 +76,26 @@ def redact_message(message: ComplaintMessage) -> ComplaintMessage:
     attachments = [
         item.model_copy(update={"name": None, "ocr_text": None}) for item in message.attachments
     ]
-    evidence = message.evidence.model_copy(update={"recording_url": None})
+    evidence = message.evidence.model_copy(update={"recording_url": None, "missing_media": []})
     details = {key: value for key, value in message.details.items() if key in _KEPT_DETAILS}
+    # ``product`` stays: the register reported the month per product, and it names nobody.
+    detection = message.product_detection
+    if detection is not None:
+        detection = detection.model_copy(update={"matched": []})
+    triage = message.triage
+    if triage is not None:
+        triage = triage.model_copy(update={"reasons": []})  # may quote the text's words
     return message.model_copy(
         update={
             "customer": customer,
             "subject": None,
             "body": "",
-            "product": None,
+            "product_detection": detection,
             "transaction_reference": None,
             "attachments": attachments,
             "evidence": evidence,
             "details": details,
+            "triage": triage,
         }
     )
 
@@ -115,12 +136,15 @@ def redact_complaint(connection: Connection, complaint_id: str, reason: str) -> 
         update(ComplaintRow).where(ComplaintRow.id == complaint_id).values(message=json.dumps(data))
     )
     _redact_outbox(connection, complaint_id, data)
-    _redact_call(connection, message.evidence.call_sid)
-    connection.execute(
-        update(LetterRow).where(LetterRow.complaint_id == complaint_id).values(result=None)
-    )
-    documents = _redact_acknowledgement(connection, complaint_id)
-    done = removed_pairs(connection)
+    around: Taken = [
+        *redact_call(connection, message.evidence.call_sid),
+        *redact_letter(connection, complaint_id),
+        *redact_media(connection, row.dedup_key),
+        *redact_status_notes(connection, complaint_id),
+        *redact_acknowledgement(connection, complaint_id),
+    ]
+    contact_keys = forget_contacts(connection, complaint_id)
+    done = _removed_of(connection, evidence.id)
     captured = connection.scalar(
         select(EvidenceLogRow.sequence).where(
             EvidenceLogRow.evidence_id == evidence.id, EvidenceLogRow.kind != REMOVED
@@ -138,17 +162,29 @@ def redact_complaint(connection: Connection, complaint_id: str, reason: str) -> 
     ]
     sizes = {evidence.sha256: evidence.size}
     for item in message.attachments:
-        if (evidence.id, item.sha256) not in done:
+        if item.sha256 not in done:
             removals.append(attachment_removal(evidence, item.sha256, reason))
             sizes[item.sha256] = item.size
-    for digest in documents:
-        removals.append(attachment_removal(evidence, digest, reason, "acknowledgement"))
+    for digest, role in dict(around).items():
+        if digest not in done:
+            removals.append(attachment_removal(evidence, digest, reason, role))
     append_removals(connection, removals)
-    result = Redacted(message.reference)
+    result = Redacted(message.reference, contact_keys=contact_keys)
     for removal in removals:
         result.blobs.append(removal.sha256)
         result.bytes += sizes.get(removal.sha256, 0)
     return result
+
+
+def _removed_of(connection: Connection, evidence_id: str) -> set[str]:
+    """The blobs already recorded as removed for this evidence (an attachment purged first)."""
+    return set(
+        connection.scalars(
+            select(EvidenceLogRow.sha256).where(
+                EvidenceLogRow.kind == REMOVED, EvidenceLogRow.evidence_id == evidence_id
+            )
+        )
+    )
 
 
 def redact_event(connection: Connection, event_id: str, reason: str) -> Redacted:
@@ -162,9 +198,13 @@ def redact_event(connection: Connection, event_id: str, reason: str) -> Redacted
     payload["details"] = {}
     if isinstance(payload.get("evidence"), dict):
         payload["evidence"]["recording_url"] = None
+        payload["evidence"]["missing_media"] = []
+    if isinstance(payload.get("triage"), dict):
+        payload["triage"]["reasons"] = []
     connection.execute(
         update(EventRow).where(EventRow.id == event_id).values(payload=json.dumps(payload))
     )
+    attachments = _redact_triage(connection, event_id)
     for outbox_id, body in connection.execute(
         select(OutboxRow.id, OutboxRow.payload).where(
             OutboxRow.event_id == event_id, OutboxRow.complaint_id.is_(None)
@@ -183,21 +223,44 @@ def redact_event(connection: Connection, event_id: str, reason: str) -> Redacted
             EvidenceLogRow.evidence_id == evidence.id, EvidenceLogRow.kind != REMOVED
         )
     )
-    append_removals(
-        connection,
-        [
-            Removal(
-                evidence.sha256,
-                evidence.channel,
-                evidence.received_at,
-                reason,
-                evidence.id,
-                None if captured is None else int(captured),
-                {"event": row.kind},
-            )
-        ],
+    done = _removed_of(connection, evidence.id)
+    removals = [
+        Removal(
+            evidence.sha256,
+            evidence.channel,
+            evidence.received_at,
+            reason,
+            evidence.id,
+            None if captured is None else int(captured),
+            {"event": row.kind},
+        ),
+        *(
+            attachment_removal(evidence, item.sha256, reason)
+            for item in attachments
+            if item.sha256 not in done
+        ),
+    ]
+    append_removals(connection, removals)
+    return Redacted(
+        f"event {row.kind}",
+        [removal.sha256 for removal in removals],
+        int(evidence.size) + sum(item.size for item in attachments),
     )
-    return Redacted(f"event {row.kind}", [evidence.sha256], int(evidence.size))
+
+
+def _redact_triage(connection: Connection, event_id: str) -> list[Attachment]:
+    """A non-complaint's triage row keeps the complaint it would be: that loses its content
+    as a complaint's would; its attachments are given back for removal."""
+    stored = connection.scalar(select(TriageRow.message).where(TriageRow.id == event_id))
+    if stored is None:
+        return []
+    message = ComplaintMessage.model_validate_json(stored)
+    connection.execute(
+        update(TriageRow)
+        .where(TriageRow.id == event_id)
+        .values(message=redact_message(message).model_dump_json())
+    )
+    return list(message.attachments)
 
 
 def attachment_removal(
@@ -233,43 +296,6 @@ def _redact_outbox(connection: Connection, complaint_id: str, data: dict[str, An
                 .where(OutboxRow.id == outbox_id)
                 .values(payload=json.dumps(event, ensure_ascii=False).encode())
             )
-
-
-def _redact_call(connection: Connection, call_sid: str | None) -> None:
-    if call_sid is None:
-        return
-    connection.execute(
-        update(CallRow)
-        .where(CallRow.call_sid == call_sid)
-        .values(caller=None, transcript=None, recording_url=None, end_request=None)
-    )
-
-
-def _redact_acknowledgement(connection: Connection, complaint_id: str) -> list[str]:
-    """The recipients go; the letters' PDFs (name and address) are returned for removal."""
-    document = connection.scalar(
-        select(AcknowledgementRow.document).where(AcknowledgementRow.complaint_id == complaint_id)
-    )
-    connection.execute(
-        update(AcknowledgementRow)
-        .where(AcknowledgementRow.complaint_id == complaint_id)
-        .values(recipient=None, detail=None)
-    )
-    documents = [document] if document else []
-    # Notices of a longer delay: the same (recipient, the letter's PDF).
-    documents += [
-        found
-        for found in connection.scalars(
-            select(NoticeRow.document).where(NoticeRow.complaint_id == complaint_id)
-        )
-        if found
-    ]
-    connection.execute(
-        update(NoticeRow)
-        .where(NoticeRow.complaint_id == complaint_id)
-        .values(recipient=None, detail=None)
-    )
-    return [found.removeprefix(SCHEME) for found in documents]
 
 
 def still_needed(

@@ -1,8 +1,9 @@
 """The retention policy (law 09-08) and the purge that applies it.
 
 ``intake retention purge`` -> **Retention.due** (what is past the policy,
-per kind) -> **Retention.purge** (one transaction per item: rows redacted,
-removals appended to the evidence log) -> blobs unlinked after each commit.
+per kind) -> **Retention.purge** (one transaction per batch of items: rows
+redacted, removals appended to the evidence log) -> blobs unlinked after
+each commit.
 
 Kinds and their clocks (days in the settings, ``INTAKE_RETENTION_*``):
 
@@ -22,8 +23,11 @@ daily root events hold no personal data and are kept.
 "The answer" is the ``answered_at`` (else ``closed_at``) case handling
 reported; with no report, the legal answer deadline (``answer_due_at``, or
 the extended one). A complaint reported open (``in_progress``, ``extended``)
-is never purged, and a later follow-up moves its clock to the follow-up's
-receipt. What a purge keeps and removes: ``gateway.store.redaction``.
+is never purged, nor one within its answer period (until the deadline, the
+extended one if reported), whatever its kind's days; a later follow-up moves
+its clock to the follow-up's receipt. What a purge keeps and removes:
+``gateway.store.redaction``. The purge works ``PURGE_BATCH`` items per
+transaction and unlinks their files after each commit.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select, update
 
 from config.settings import Settings
-from gateway.store.blobs import SCHEME, BlobStore
-from gateway.store.chain import Removal, append_removals
+from gateway.store.blobs import BlobStore
+from gateway.store.chain import append_removals
 from gateway.store.db import committing, read_connection
 from gateway.store.evidence import ROOT_KIND
 from gateway.store.redaction import (
@@ -50,6 +54,7 @@ from gateway.store.redaction import (
     removed_pairs,
     unlink_removed,
 )
+from gateway.store.redaction_rows import redact_quarantined
 from gateway.store.tables import (
     ComplaintRow,
     ComplaintStateRow,
@@ -62,6 +67,8 @@ RAW, RECORDING, LETTER, ATTACHMENT, REFUSED = "raw", "recording", "letter", "att
 KINDS = (RAW, RECORDING, LETTER, ATTACHMENT, REFUSED)
 # The kind of a complaint's content, by channel; any other channel is ``raw``.
 KIND_OF_CHANNEL = {"phone": RECORDING, "letter": LETTER}
+# Items purged in one transaction; their files are unlinked after its commit.
+PURGE_BATCH = 100
 # Reported states in which a complaint is still being handled.
 OPEN_STATES = frozenset({"received", "in_progress", "extended"})
 
@@ -133,14 +140,17 @@ class Retention:
         """Everything past the policy at ``now``, and how many complaints were kept as open."""
         now = now or datetime.now(UTC)
         with read_connection(self.engine) as connection:
-            items, kept_open = self._due_complaints(connection, now)
-            items.extend(self._due_events(connection, now))
+            content = content_removed(connection)
+            items, kept_open = self._due_complaints(connection, now, content)
+            items.extend(self._due_events(connection, now, content))
             items.extend(self._due_refused(connection, now))
         return items, kept_open
 
-    def _due_complaints(self, connection: Connection, now: datetime) -> tuple[list[Due], int]:
+    def _due_complaints(
+        self, connection: Connection, now: datetime, content: set[str]
+    ) -> tuple[list[Due], int]:
         shortest = min(self.policy.days[kind] for kind in (RAW, RECORDING, LETTER, ATTACHMENT))
-        content, pairs = content_removed(connection), removed_pairs(connection)
+        pairs = removed_pairs(connection)
         cases = _cases(connection)
         follow_ups = dict(
             connection.execute(
@@ -155,7 +165,7 @@ class Retention:
             if row.evidence_id in content:
                 continue
             case = cases.get(row.id)
-            if case is not None and case.open:
+            if _being_handled(row, case, now):
                 kept_open += 1
                 continue
             kind = KIND_OF_CHANNEL.get(row.channel, RAW)
@@ -172,9 +182,10 @@ class Retention:
                     items.append(Due(ATTACHMENT, row.id, row.reference, answer, attachments))
         return items, kept_open
 
-    def _due_events(self, connection: Connection, now: datetime) -> Iterator[Due]:
+    def _due_events(
+        self, connection: Connection, now: datetime, content: set[str]
+    ) -> Iterator[Due]:
         """Intake events (missed calls, auto-replies, acknowledgements' events), from receipt."""
-        content = content_removed(connection)
         shortest = min(self.policy.days[RAW], self.policy.days[RECORDING])
         rows = connection.execute(
             select(EventRow.id, EventRow.evidence_id, EvidenceRow.channel, EvidenceRow.received_at)
@@ -207,23 +218,31 @@ class Retention:
         self,
         items: list[Due],
         progress: Callable[[int, int], None] | None = None,
+        batch: int = PURGE_BATCH,
     ) -> PurgeSummary:
-        """Remove what ``items`` name, one transaction each (a purge stopped half-way resumes)."""
+        """Remove what ``items`` name, one transaction per ``batch`` items (a purge stopped
+        half-way resumes), the files of each batch unlinked after its commit."""
         summary = PurgeSummary()
         with read_connection(self.engine) as connection:
             leftovers = leftover_blobs(connection, self.blobs)
         if leftovers:
             with committing(self.engine) as connection:
                 summary.files_deleted += unlink_removed(connection, self.blobs, leftovers)
-        for done, item in enumerate(items, start=1):
+        done = 0
+        for start in range(0, len(items), batch):
+            chunk = items[start : start + batch]
+            digests: list[str] = []
             with committing(self.engine) as connection:
-                digests, size = self._remove(connection, item)
+                for item in chunk:
+                    removed, size = self._remove(connection, item)
+                    digests.extend(removed)
+                    figures = summary.kinds[item.kind]
+                    figures.items += 1
+                    figures.blobs += len(removed)
+                    figures.bytes += size
             with committing(self.engine) as connection:
                 summary.files_deleted += unlink_removed(connection, self.blobs, digests)
-            figures = summary.kinds[item.kind]
-            figures.items += 1
-            figures.blobs += len(digests)
-            figures.bytes += size
+            done += len(chunk)
             if progress is not None:
                 progress(done, len(items))
         return summary
@@ -231,7 +250,7 @@ class Retention:
     def _remove(self, connection: Connection, item: Due) -> tuple[list[str], int]:
         reason = f"retention:{item.kind}"
         if item.kind == REFUSED:
-            return _remove_refused(connection, item.item_id, reason)
+            return redact_quarantined(connection, item.item_id, reason)
         if item.event:
             redacted = redact_event(connection, item.item_id, reason)
             return redacted.blobs, redacted.bytes
@@ -273,6 +292,18 @@ def _candidates(connection: Connection, received_before: datetime) -> Iterator[A
         after = rows[-1].id
 
 
+def _being_handled(row: Any, case: _Case | None, now: datetime) -> bool:
+    """Reported open, or still within its answer period (the extended one when reported):
+    its content is the record the answer needs, whatever a kind's days say (a recording
+    kept fewer days than the 40 of the answer period is kept until it is over)."""
+    if case is not None and case.open:
+        return True
+    deadline = row.answer_due_at
+    if case is not None and case.extended_until is not None:
+        deadline = max(deadline, case.extended_until)
+    return now <= deadline
+
+
 def _answer_clock(row: ComplaintRow, case: _Case | None) -> datetime:
     if case is not None and case.answered is not None:
         return case.answered
@@ -308,29 +339,3 @@ def _remove_attachments(connection: Connection, item: Due, reason: str) -> tuple
     )
     append_removals(connection, [attachment_removal(evidence, d, reason) for d in item.blobs])
     return list(item.blobs), size
-
-
-def _remove_refused(connection: Connection, item_id: str, reason: str) -> tuple[list[str], int]:
-    row = connection.execute(select(QuarantineRow).where(QuarantineRow.id == item_id)).one()
-    digest = row.stored_at.removeprefix(SCHEME)
-    kept = row.size if row.kept_bytes is None else row.kept_bytes
-    connection.execute(
-        update(QuarantineRow)
-        .where(QuarantineRow.id == item_id)
-        .values(kept_bytes=0, source_ids={}, reason=row.reason_code)
-    )
-    append_removals(
-        connection,
-        [
-            Removal(
-                digest,
-                row.channel,
-                row.created_at,
-                reason,
-                None,
-                None,
-                {"quarantine_id": row.id},
-            )
-        ],
-    )
-    return [digest], kept

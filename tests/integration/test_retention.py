@@ -1,7 +1,9 @@
 """Retention purge and a customer's access and erasure requests, on the store and the blob
-store, SQLite and PostgreSQL: a dry run changes nothing; a purge removes exactly what is past
-the policy and the evidence log still verifies; an erasure removes one customer's content only,
-keeps counts and hashes; an export holds that customer's data only.
+store, SQLite and PostgreSQL: a dry run changes nothing (read-only store, no migration, no
+file); a purge removes exactly what is past the policy, in batches, never a complaint within
+its answer period or reported open, and the evidence log still verifies; an erasure removes
+one customer's content only, keeps counts and hashes; an export holds that customer's data
+only. The rows around a complaint: ``test_personal_data_erase.py``.
 """
 
 from __future__ import annotations
@@ -10,16 +12,23 @@ import io
 import json
 import uuid
 import zipfile
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
+from alembic import command
 from click.testing import CliRunner, Result
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import DBAPIError
 
-from config.settings import get_settings
+from config.settings import get_settings, load_settings
 from gateway.cli import main
-from gateway.store import Store
-from gateway.store.db import reading, writing
+from gateway.store import Store, open_store
+from gateway.store.cases import StatusReport
+from gateway.store.customers import SECRET_FILE
+from gateway.store.db import alembic_config, create_store_engine, reading, writing
 from gateway.store.intake import IntakeResult
 from gateway.store.retention import ATTACHMENT, RAW, RECORDING, REFUSED, Policy
 from gateway.store.tables import (
@@ -363,3 +372,128 @@ def test_purge_and_erasure_reach_intake_events_and_verify_passes(
     verification = store.evidence.verify()
     assert verification.whole, [b.line() for b in verification.broken]
     assert verification.removed == 2
+
+
+def _report(store: Store, reference: str, status: str, days_ago: int, **more: Any) -> None:
+    store.cases.report(
+        reference,
+        StatusReport(status=status, at=NOW - timedelta(days=days_ago), **more),
+        source="api",
+        actor="crm",
+    )
+
+
+def test_a_recording_kept_fewer_days_than_the_answer_period_waits_for_the_answer(
+    store: Store,
+) -> None:
+    short = Policy({**POLICY.days, RECORDING: 10})
+    unanswered = _record(store, days_ago=20, channel=Channel.PHONE)
+    answered_early = _record(store, days_ago=20, channel=Channel.PHONE)
+    _report(store, answered_early.message.reference, "answered", days_ago=15)
+    past_deadline = _record(store, days_ago=60, channel=Channel.PHONE)
+    still_handled = _record(store, days_ago=60, channel=Channel.PHONE)
+    _report(store, still_handled.message.reference, "in_progress", days_ago=50)
+    extended = _record(store, days_ago=60, channel=Channel.PHONE)
+    _report(
+        store,
+        extended.message.reference,
+        "extended",
+        days_ago=30,
+        answer_due_at=NOW + timedelta(days=10),
+        reason="investigation",
+    )
+    retention = store.retention(short)
+
+    due, kept_open = retention.due()
+    retention.purge(due)
+
+    assert [item.reference for item in due] == [past_deadline.message.reference]
+    assert kept_open == 4
+    for kept in (unanswered, answered_early, still_handled, extended):
+        assert _message(store, kept.message.reference).body == kept.message.body
+        assert store.blobs.exists(kept.message.evidence.sha256)
+    assert _message(store, past_deadline.message.reference).body == ""
+
+
+def test_a_purge_in_batches_removes_every_item_and_reports_progress_per_batch(
+    store: Store,
+) -> None:
+    old = [_record(store, days_ago=2500) for _ in range(5)]
+    retention = store.retention(POLICY)
+    progress: list[tuple[int, int]] = []
+
+    summary = retention.purge(
+        retention.due()[0], lambda done, total: progress.append((done, total)), batch=2
+    )
+
+    assert summary.kinds[RAW].items == 5 and summary.files_deleted == 5
+    assert progress == [(2, 5), (4, 5), (5, 5)]
+    assert all(not store.blobs.exists(item.message.evidence.sha256) for item in old)
+    assert store.evidence.verify().whole
+
+
+def test_a_store_opened_read_only_refuses_every_write(store: Store, data_dir: Path) -> None:
+    overrides: dict[str, object] = {"data_dir": data_dir}
+    if store.engine.dialect.name == "postgresql":
+        overrides["database_url"] = store.engine.url.render_as_string(hide_password=False)
+    reader = open_store(load_settings(**overrides), read_only=True)
+    try:
+        with pytest.raises(DBAPIError), writing(reader.engine) as session:
+            session.execute(update(QuarantineRow).values(reason="changed"))
+        assert reader.retention(POLICY).due() == ([], 0)  # reads work
+    finally:
+        reader.close()
+
+
+def test_the_dry_run_makes_no_file_and_reads_only(store: Store, data_dir: Path) -> None:
+    old = _record(store, days_ago=2500)
+    secret = data_dir / SECRET_FILE
+    secret.unlink()  # the store made it; a dry run must not make it again
+    before = _snapshot(store)
+
+    dry = _cli(store, data_dir, "retention", "purge", "--dry-run")
+
+    assert dry.exit_code == 0, dry.output
+    assert f"due\traw\t{old.message.reference}" in dry.output
+    assert not secret.exists()
+    assert _snapshot(store) == before
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def old_store(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[tuple[Path, str | None]]:
+    """A store whose schema stopped at revision 0015 (before case handling and triage)."""
+    url = None
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    settings = load_settings(data_dir=data_dir, **({"database_url": url} if url else {}))
+    engine = create_store_engine(settings.resolved_database_url)
+    command.upgrade(alembic_config(engine), "0015")
+    engine.dispose()
+    yield data_dir, url
+
+
+def _revisions(data_dir: Path, url: str | None) -> set[str]:
+    settings = load_settings(data_dir=data_dir, **({"database_url": url} if url else {}))
+    engine = create_store_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as connection:
+            return set(connection.scalars(text("SELECT version_num FROM alembic_version")))
+    finally:
+        engine.dispose()
+
+
+def test_a_dry_run_on_an_older_store_refuses_and_leaves_its_schema_as_it_was(
+    old_store: tuple[Path, str | None],
+) -> None:
+    data_dir, url = old_store
+    env = {"INTAKE_DATA_DIR": str(data_dir), **({"INTAKE_DATABASE_URL": url} if url else {})}
+    get_settings.cache_clear()
+    try:
+        dry = CliRunner().invoke(main, ["retention", "purge", "--dry-run"], env=env)
+    finally:
+        get_settings.cache_clear()
+
+    assert dry.exit_code == 78, dry.output
+    assert "intake migrate" in dry.output
+    assert _revisions(data_dir, url) == {"0015"}
+    assert not (data_dir / SECRET_FILE).exists()
