@@ -89,6 +89,13 @@ def test_a_tamazight_letter_complaint_gets_tamazight_first_then_french_and_arabi
 
     row = Acknowledger(services).handle(complaint)
     text = " ".join(pdf_text(services.store.blobs.get(str(row.document)), tmp_path).split())
+    subprocess.run(  # the first page, for a reviewer of the Tamazight texts to look at
+        ["pdftoppm", "-r", "80", "-png", "-singlefile", str(tmp_path / "letter.pdf"), "letter"],
+        cwd=tmp_path,
+        check=True,
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(tmp_path / "letter.png", ARTIFACTS / f"ack-letter-{tag}.png")
 
     assert complaint.language.tag == tag
     sentence = TAMAZIGHT_REFERENCE[tag].format(complaint.reference)
