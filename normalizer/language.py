@@ -11,6 +11,10 @@ import threading
 
 from normalizer.contract import Language, SecondaryLanguage
 
+# A language chosen by voice (the phone menu) names no script; the complaint is
+# tagged the way its transcript is written: Darija transcripts are in Arabic script.
+SPOKEN_TAGS: dict[str, str] = {"ary": "ary-Arab"}
+
 
 def warm_up_in_background() -> threading.Thread:
     """Load the detector's word lists and models beside a long-running process's start.
@@ -45,3 +49,8 @@ def detect_text_language(text: str) -> Language:
 
 def declared_language(tag: str, method: str = "declared") -> Language:
     return Language(tag=tag, confidence=1.0, method=method)
+
+
+def written_tag(spoken: str) -> str:
+    """The contract's tag for a language chosen by voice (the menu's ``ary``: ``ary-Arab``)."""
+    return SPOKEN_TAGS.get(spoken, spoken)

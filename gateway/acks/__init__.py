@@ -19,7 +19,7 @@ for the mailroom's letters), above the channels and ``gateway.lib``;
 - ``mailroom``: the letters waiting to be posted (list, print, mark posted).
 - The table is the store's: ``Store.acks`` (``gateway.store.acks``).
 - ``cli``: ``intake ack-worker``, ``intake ack report``, ``intake ack retry``,
-  ``intake ack letters``.
+  ``intake ack letters``, ``intake ack texts``.
 - ``routes``: ``/v1/acks/letters`` for partner scripts; ``pages``: the
   staff page ``/letters/acks`` (``templates/acks.html``, ``texts.json``).
 """

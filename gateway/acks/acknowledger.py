@@ -60,7 +60,7 @@ from gateway.acks.policy import (
 from gateway.acks.senders import Outgoing, Sender, SendFailed, Sent
 from gateway.acks.senders.letter import LetterSender
 from gateway.acks.senders.mail import SMTP_TIMEOUT, EmailSender, new_message_id
-from gateway.acks.texts import languages_for
+from gateway.acks.texts import languages_for, unreviewed
 from gateway.lib.logs import complaint_context
 from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
@@ -396,6 +396,8 @@ class Acknowledger:
             "method": plan.method or None,
             "recipient": plan.recipient or None,
             "languages": list(plan.languages),
+            # Texts no native speaker has checked yet (Tamazight): staff can follow them up.
+            "unreviewed_languages": unreviewed(plan.languages),
             "at": utc_iso(moment),
             "ack_due_at": message.ack_due_at.isoformat(),
             "within_deadline": moment <= message.ack_due_at,

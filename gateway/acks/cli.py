@@ -12,6 +12,8 @@
   for good (``recipient_refused``) only when ``--reason`` names them. One
   line per complaint: re-opened, or why not.
 - ``intake ack letters``: acknowledgement letters waiting for the mailroom.
+- ``intake ack texts``: the acknowledgement's languages, whether a native
+  speaker has reviewed their texts, and which complaint language tags get them.
 """
 
 from __future__ import annotations
@@ -117,6 +119,20 @@ def ack_letters() -> None:
         store = services.store.acks
         for record in store.letters():
             click.echo(f"{record.id}\t{record.reference}\t{record.created_at.isoformat()}")
+
+
+@ack_group.command("texts")
+def ack_texts() -> None:
+    """The acknowledgement's languages: reviewed or not, and the complaint tags they answer."""
+    from gateway.acks.texts import LANGUAGES_BY_TAG, TEMPLATE_LANGUAGES, UNREVIEWED
+
+    for language in TEMPLATE_LANGUAGES:
+        review = "UNREVIEWED" if language in UNREVIEWED else "reviewed"
+        tags = [tag for tag, languages in LANGUAGES_BY_TAG.items() if languages[0] == language]
+        click.echo(f"{language:<9} {review:<10} {' '.join(tags)}")
+    if UNREVIEWED:
+        names = ", ".join(sorted(UNREVIEWED))
+        click.echo(f"not reviewed by a native speaker: {names}", err=True)
 
 
 COMMANDS: tuple[click.Command, ...] = (ack_worker, ack_group)

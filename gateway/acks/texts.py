@@ -6,9 +6,14 @@ complaint -> **languages_for** (table) -> **render** (templates/<lang>/*.txt)
 The language comes from the customer's explicit choice (web form) when
 there is one, otherwise from the complaint's text: Arabic for ``ar`` and
 Darija (with French below, as many Moroccan customers read both), French
-for ``fr``, English, Spanish; French and Arabic when the text is of another
-language or the detection is unsure. The texts themselves are files per
-language under ``templates/``, reviewed for tone; no sentence lives in code.
+for ``fr``, English, Spanish, Tamazight in the customer's script (Tifinagh
+``zgh-Tfng`` or Latin ``ber-Latn``, French below); French and Arabic when
+the text is of another language or the detection is unsure. The texts
+themselves are files per language under ``templates/``, reviewed for tone;
+no sentence lives in code. The Tamazight ones are not reviewed yet
+(``UNREVIEWED``, ``templates/README.md``): they go out, named in
+``event.ack.sent`` and listed by ``intake ack texts``, until a native
+speaker has checked them. They write dates in digits (``written_date``).
 
 In a right-to-left language, what reads left to right (the reference,
 phone numbers, e-mail addresses, numeric dates) is isolated with U+2066 ...
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -32,19 +38,35 @@ from gateway.lib.bidi import bdi_runs, isolate_runs
 from normalizer.contract import ComplaintMessage
 
 TEMPLATES = Path(__file__).parent / "templates"
-# Primary language subtag -> languages of the acknowledgement, first one first.
+TIFINAGH, TAMAZIGHT_LATIN = "zgh-Tfng", "ber-Latn"
+# Language tag (language-script, else language) -> languages of the acknowledgement,
+# first one first. Each is a folder of ``templates/``.
 LANGUAGES_BY_TAG: dict[str, tuple[str, ...]] = {
     "fr": ("fr",),
     "ar": ("ar", "fr"),
     "ary": ("ar", "fr"),
     "en": ("en",),
     "es": ("es",),
+    # Tamazight in the script the customer wrote in, French below. A call's
+    # ``zgh`` names no script: Latin, like the phone line's own SMS replies.
+    "zgh-Tfng": (TIFINAGH, "fr"),
+    "ber-Tfng": (TIFINAGH, "fr"),
+    "zgh-Latn": (TAMAZIGHT_LATIN, "fr"),
+    "ber-Latn": (TAMAZIGHT_LATIN, "fr"),
+    "zgh": (TAMAZIGHT_LATIN, "fr"),
+    "ber": (TAMAZIGHT_LATIN, "fr"),
 }
 WHEN_UNSURE: tuple[str, ...] = ("fr", "ar")
 # Under this confidence the detected language is not trusted on its own.
 MIN_CONFIDENCE = 0.5
 DIRECTIONS = {"ar": "rtl"}
-TEMPLATE_LANGUAGES = ("fr", "ar", "en", "es")
+TEMPLATE_LANGUAGES = ("fr", "ar", "en", "es", TIFINAGH, TAMAZIGHT_LATIN)
+# Texts no native speaker has checked yet (``templates/README.md``): sent all the
+# same (better than a language the customer did not write in, and French is
+# below), named in the ack events' ``unreviewed_languages`` and by ``intake ack texts``.
+UNREVIEWED: frozenset[str] = frozenset({TIFINAGH, TAMAZIGHT_LATIN})
+# Languages without reviewed month names (the web form's ``texts/``): dates in digits.
+NUMERIC_DATES: frozenset[str] = frozenset({TIFINAGH, TAMAZIGHT_LATIN})
 MAIL_RUN_STYLE = "white-space:nowrap;"
 
 
@@ -66,11 +88,33 @@ def languages_for(message: ComplaintMessage) -> tuple[str, ...]:
     """The acknowledgement's languages, from the customer's choice or the text's language."""
     chosen = message.customer.preferred_language
     if chosen:
-        return LANGUAGES_BY_TAG.get(chosen.split("-")[0], WHEN_UNSURE)
+        return _by_tag(chosen)
     language = message.language
     if language.confidence < MIN_CONFIDENCE:
         return WHEN_UNSURE
-    return LANGUAGES_BY_TAG.get(language.tag.split("-")[0], WHEN_UNSURE)
+    return _by_tag(language.tag)
+
+
+def _by_tag(tag: str) -> tuple[str, ...]:
+    """The table's row for the tag's language and script (``zgh-Tfng``), else its language."""
+    subtags = tag.split("-")
+    for size in (2, 1):
+        found = LANGUAGES_BY_TAG.get("-".join(subtags[:size]))
+        if found is not None:
+            return found
+    return WHEN_UNSURE
+
+
+def unreviewed(languages: tuple[str, ...]) -> list[str]:
+    """Those of ``languages`` whose texts no native speaker has checked yet."""
+    return [language for language in languages if language in UNREVIEWED]
+
+
+def written_date(moment: datetime, language: str, zone: str) -> str:
+    """A date as an acknowledgement in ``language`` writes it: in words, or ``05/01/2027``."""
+    if language in NUMERIC_DATES:
+        return f"{moment.astimezone(ZoneInfo(zone)):%d/%m/%Y}"
+    return format_date(moment, language, zone)
 
 
 @cache
@@ -95,8 +139,8 @@ def variables(
     # reaches an acknowledgement (review S5); a template naming one fails to render.
     return {
         "reference": message.reference,
-        "received": format_date(message.received_at, language, zone),
-        "answer_due": format_date(message.answer_due_at, language, zone),
+        "received": written_date(message.received_at, language, zone),
+        "answer_due": written_date(message.answer_due_at, language, zone),
         "answer_due_short": f"{local_due:%d/%m/%Y}",
         "answer_days": answer_days,
     }

@@ -26,13 +26,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from channels.webform.i18n import format_date
 from config.retry import backoff_delay
 from gateway.acks.acknowledger import RETRY_LEASE, build_senders
 from gateway.acks.policy import AckContext, Plan, Skip, decide
 from gateway.acks.senders import Outgoing, Sender, SendFailed, Sent
 from gateway.acks.senders.mail import new_message_id
-from gateway.acks.texts import TEMPLATE_LANGUAGES, languages_for
+from gateway.acks.texts import TEMPLATE_LANGUAGES, languages_for, written_date
 from gateway.lib.logs import complaint_context
 from gateway.lib.services import Services
 from gateway.store.cases import (
@@ -60,7 +59,7 @@ def notice_values(
         raise ValueError(f"notice {notice.id} has no new answer deadline")
     return {
         language: {
-            "new_answer_due": format_date(due, language, zone),
+            "new_answer_due": written_date(due, language, zone),
             "new_answer_due_short": f"{due.astimezone(_zone(zone)):%d/%m/%Y}",
             "reason": notice.reason or "investigation",
         }

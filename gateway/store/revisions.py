@@ -42,6 +42,7 @@ from normalizer.contract import (
     SecondaryLanguage,
     routing_key_for,
 )
+from normalizer.language import written_tag
 from normalizer.pipeline import clean_text, product_detection_for
 
 RELAY_MARGIN = timedelta(seconds=2)
@@ -214,6 +215,7 @@ def call_language(
     as ``secondary`` (the agent should know). When the caller chose nothing
     (the menu's default was a guess), the transcript's language decides.
     """
+    ivr_tag = written_tag(ivr_tag)  # the menu's code (``ary``) as the contract tags it
     heard = heard_tag if heard_tag and heard_tag != "und" else None
     confidence = round(heard_confidence or 0.0, 4)
     if heard and ivr_method == IVR_DEFAULT_METHOD:

@@ -74,6 +74,49 @@ def test_a_letter_complaint_gets_a_printable_pdf_in_french_and_arabic(
     assert (tmp_path / "letter.png").stat().st_size > 10_000
 
 
+TAMAZIGHT_LETTERS = {
+    "zgh-Tfng": "ⴰⵣⵓⵍ, ⵓⵔ ⴷ ⵍⴽⵉⵎⵏ ⵉⴷⵔⵉⵎⵏ ⵉ ⵜⵢⵢⵉ ⵢⵉⵎⵎⴰ ⵙⴳ ⵓⵙⵙⴰⵏ.",
+    "ber-Latn": "Azul, ur d-wwiḍen ara yedrimen i d-cegɛeɣ i yemma. Acimi ur tessawaleḍ ara?",
+}
+TAMAZIGHT_REFERENCE = {"zgh-Tfng": "ⵓⵟⵟⵓⵏ ⵏⵏⵙ ⴷ {}", "ber-Latn": "Uṭṭun nnes d {}"}
+
+
+@pytest.mark.parametrize("tag", ["zgh-Tfng", "ber-Latn"])
+def test_a_tamazight_letter_complaint_gets_tamazight_first_then_french_and_arabic(
+    services: Services, tmp_path: Path, tag: str
+) -> None:
+    complaint = other_complaint(services, Channel.LETTER, TAMAZIGHT_LETTERS[tag], SENDER)
+
+    row = Acknowledger(services).handle(complaint)
+    text = " ".join(pdf_text(services.store.blobs.get(str(row.document)), tmp_path).split())
+    subprocess.run(  # the first page, for a reviewer of the Tamazight texts to look at
+        ["pdftoppm", "-r", "80", "-png", "-singlefile", str(tmp_path / "letter.pdf"), "letter"],
+        cwd=tmp_path,
+        check=True,
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copy(tmp_path / "letter.png", ARTIFACTS / f"ack-letter-{tag}.png")
+
+    assert complaint.language.tag == tag
+    sentence = TAMAZIGHT_REFERENCE[tag].format(complaint.reference)
+    french = f"Objet : accusé de réception de votre réclamation {complaint.reference}"
+    assert sentence in text
+    assert text.index(sentence) < text.index(french) < text.index("توصلنا بشكايتكم")
+    assert text.count(complaint.reference) >= 12  # every mention, in every language
+    assert "10100 Rabat" in text
+
+
+def test_posting_a_tamazight_letter_publishes_its_texts_as_unreviewed(services: Services) -> None:
+    complaint = other_complaint(services, Channel.LETTER, TAMAZIGHT_LETTERS["zgh-Tfng"], SENDER)
+    row = Acknowledger(services).handle(complaint)
+
+    Mailroom(services, Acknowledger(services)).mark_posted(row.id, datetime.now(UTC))
+
+    [event] = ack_events(services, 1)
+    assert event["data"]["details"]["languages"] == ["zgh-Tfng", "fr"]
+    assert event["data"]["details"]["unreviewed_languages"] == ["zgh-Tfng"]
+
+
 def test_a_name_that_is_not_plainly_a_name_stays_off_the_envelope(
     services: Services, tmp_path: Path
 ) -> None:

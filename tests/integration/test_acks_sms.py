@@ -3,7 +3,7 @@
 The real ``twilio`` client sends the request (its base URL pointed at the
 stand-in); the test checks what reached the server: the account in the
 Basic auth, To/From/Body as Twilio expects them, an Arabic text within two
-UCS-2 segments, WhatsApp addresses, and a refused number recorded as failed.
+UCS-2 segments (Tifinagh too), WhatsApp addresses, and a refused number recorded as failed.
 """
 
 from __future__ import annotations
@@ -85,6 +85,21 @@ def test_an_arabic_sms_stays_within_two_ucs2_segments(services: Services, api: T
     assert "توصلنا بشكايتكم" in request.form["Body"]
     assert encoding == "UCS-2"
     assert count <= MAX_SEGMENTS
+
+
+def test_a_tifinagh_sms_complaint_is_answered_in_tifinagh_within_two_ucs2_segments(
+    services: Services, api: TwilioApi
+) -> None:
+    complaint = other_complaint(
+        services, Channel.SMS, "ⴰⵣⵓⵍ, ⵓⵔ ⴷ ⵍⴽⵉⵎⵏ ⵉⴷⵔⵉⵎⵏ ⵉ ⵜⵢⵢⵉ ⵢⵉⵎⵎⴰ.", Customer(phone=PHONE)
+    )
+
+    Acknowledger(services).handle(complaint)
+
+    [request] = api.recorded()
+    body = request.form["Body"]
+    assert f"ⵏⵟⵟⴼ ⵜⴰⵙⵓⵜⵓⵔⵜ ⵏⵏⵓⵏ {complaint.reference}" in body
+    assert segments(body) == ("UCS-2", 2)
 
 
 def test_a_whatsapp_complaint_is_answered_on_whatsapp(settings: Settings, api: TwilioApi) -> None:

@@ -40,6 +40,10 @@ def drawn_words(pdf: bytes, folder: Path) -> list[tuple[float, float, str]]:
     return [item for item in found if item[2]]
 
 
+def is_arabic(word: str) -> bool:
+    return any("\u0600" <= char <= "\u06ff" for char in word)
+
+
 def x_of(words: list[tuple[float, float, str]], text: str) -> float:
     [x] = [x for _y, x, word in words if word.strip("،:") == text]
     return x
@@ -70,11 +74,27 @@ def test_without_the_isolates_the_same_line_is_drawn_backwards(tmp_path: Path) -
     assert x_of(words, "1") > x_of(words, "250,00")
 
 
-def test_the_arabic_letter_reads_its_reference_whole_and_its_phone_number(tmp_path: Path) -> None:
-    message = complaint("ar")
+@pytest.mark.parametrize("tag", ["ar", "zgh-Tfng"])
+def test_the_arabic_letter_reads_its_reference_whole_and_its_phone_number(
+    tmp_path: Path, tag: str
+) -> None:
+    message = complaint(tag)  # a Tamazight letter has the same Arabic section after its own
     outgoing = Outgoing(message, Plan("letter", "-", ("fr", "ar")), "<l@host>")
     pdf = render_letter(outgoing, ZONE, 40, datetime(2026, 12, 6, 10, tzinfo=UTC))
-    words = [word for _y, _x, word in drawn_words(pdf, tmp_path)]
+    drawn = drawn_words(pdf, tmp_path)
+    words = [word for _y, _x, word in drawn]
     assert sum(message.reference in word for word in words) >= 6  # both languages, every mention
     assert any("0520020915" in word for word in words)
     assert any("contact@cashplus.ma" in word for word in words)
+    # "الرقم المرجعي: CP-…" runs right to left: the reference is drawn left of its label.
+    lines: dict[float, list[tuple[float, str]]] = {}
+    for y, x, word in drawn:
+        lines.setdefault(y, []).append((x, word))
+    [reference_line] = [
+        sorted(line)
+        for line in lines.values()
+        if len(line) == 3
+        and [is_arabic(word) for _x, word in line].count(True) == 2
+        and any(word == message.reference for _x, word in line)
+    ]
+    assert reference_line[0][1] == message.reference

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
+from channels.twilio.texts import ivr_table
 from config.settings import Settings
 from gateway.store.db import reading
 from gateway.store.tables import CallRow, EventRow, OutboxRow, QuarantineRow
@@ -173,6 +174,25 @@ def test_recording_status_callback_alone_records_the_complaint(rig: Rig) -> None
     message, _rows = rig.queued(call_sid)
     assert message.language.tag == "es"
     assert message.evidence.recording_sid == recording_sid
+
+
+def test_a_darija_call_is_published_as_darija_in_arabic_script(rig: Rig) -> None:
+    call_sid = start_call(rig, digit="2")  # the menu's Darija (code ``ary``)
+
+    recording_sid = sid("RE")
+    spoken = rig.hooks.post(
+        "/twilio/voice/recorded",
+        call_params(
+            call_sid,
+            RecordingSid=recording_sid,
+            RecordingUrl=recording_url(rig.media.base_url, recording_sid),
+        ),
+    )
+
+    message, rows = rig.queued(call_sid)
+    assert (message.language.tag, message.language.method) == ("ary-Arab", "ivr")
+    assert rows[0].routing_key == "complaint.phone.ary-Arab"
+    assert ivr_table().texts("ary").goodbye in spoken.text  # still spoken to in Darija
 
 
 def test_transcript_in_another_language_than_the_choice_is_kept_as_secondary(rig: Rig) -> None:

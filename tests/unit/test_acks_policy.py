@@ -80,7 +80,9 @@ def nobody_yet(_recipient: str) -> int:
         ("ary-Latn", ("ar", "fr")),
         ("en", ("en",)),
         ("es", ("es",)),
-        ("zgh-Tfng", ("fr", "ar")),
+        ("zgh-Tfng", ("zgh-Tfng", "fr")),
+        ("ber-Latn", ("ber-Latn", "fr")),
+        ("zgh", ("ber-Latn", "fr")),  # a call: no script, Latin like the phone's SMS
         ("de", ("fr", "ar")),
         ("und", ("fr", "ar")),
     ],
@@ -93,6 +95,10 @@ def test_the_acknowledgement_language_follows_the_complaint(
 
 def test_an_unsure_detection_gets_french_and_arabic() -> None:
     assert languages_for(complaint(tag="en", confidence=0.3)) == ("fr", "ar")
+
+
+def test_a_tamazight_text_detected_unsure_gets_french_and_arabic() -> None:
+    assert languages_for(complaint(tag="ber-Latn", confidence=0.3)) == ("fr", "ar")
 
 
 def test_the_customers_chosen_language_wins_over_the_text() -> None:

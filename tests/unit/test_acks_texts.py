@@ -5,12 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from click.testing import CliRunner
 
+from gateway.acks.cli import ack_group
 from gateway.acks.policy import Plan
 from gateway.acks.senders import Outgoing
 from gateway.acks.senders.mail import SmtpRelay, Thread, compose, references_for
 from gateway.acks.senders.sms import MAX_SEGMENTS, segments, sms_text
-from gateway.acks.texts import TEMPLATE_LANGUAGES, blocks, render, variables
+from gateway.acks.texts import (
+    TEMPLATE_LANGUAGES,
+    TEMPLATES,
+    UNREVIEWED,
+    blocks,
+    render,
+    unreviewed,
+    variables,
+)
 from normalizer.assemble import assemble_message
 from normalizer.contract import Channel, ComplaintMessage, Customer, Evidence, Language
 from normalizer.draft import ComplaintDraft
@@ -64,7 +74,7 @@ def test_the_email_gives_the_answer_date_and_the_40_day_commitment(language: str
     assert "Fatima Zahra" not in text  # S5: the greeting names nobody (the name is free text)
 
 
-@pytest.mark.parametrize("tag", ["fr", "ar", "en", "es"])
+@pytest.mark.parametrize("tag", ["fr", "ar", "en", "es", "zgh-Tfng", "ber-Latn", "zgh"])
 def test_every_sms_fits_the_segment_limit(tag: str) -> None:
     text = sms_text(outgoing(complaint(tag)), ZONE, 40)
     assert segments(text)[1] <= MAX_SEGMENTS, text
@@ -82,6 +92,80 @@ def test_arabic_text_is_counted_in_ucs2_segments() -> None:
     assert segments("ب" * 71) == ("UCS-2", 2)
     assert segments("ب" * 134) == ("UCS-2", 2)
     assert segments("ب" * 135) == ("UCS-2", 3)
+
+
+def test_tifinagh_text_is_counted_in_ucs2_segments() -> None:
+    assert segments("ⵜ" * 70) == ("UCS-2", 1)
+    assert segments("ⵜ" * 71) == ("UCS-2", 2)
+    assert segments("ⵜ" * 134) == ("UCS-2", 2)
+    assert segments("ⵜ" * 135) == ("UCS-2", 3)
+    # One Tifinagh letter (or a Latin ɣ) takes a whole GSM-7 text to UCS-2.
+    assert segments("a" * 100 + "ⵣ") == ("UCS-2", 2)
+    assert segments("a" * 69 + "ɣ") == ("UCS-2", 1)
+
+
+@pytest.mark.parametrize("tag", ["zgh-Tfng", "ber-Latn"])
+def test_a_tamazight_sms_goes_as_ucs2_with_the_reference_and_the_date_in_french_too(
+    tag: str,
+) -> None:
+    text = sms_text(outgoing(complaint(tag)), ZONE, 40)
+    assert segments(text) == ("UCS-2", 2)
+    assert "CP-7K4M-9QXT" in text
+    assert "Réponse au plus tard le 05/01/2027" in text
+
+
+def test_tamazight_dates_are_written_in_digits() -> None:
+    values = variables(complaint("zgh-Tfng"), "zgh-Tfng", ZONE, 40)
+    assert (values["received"], values["answer_due"]) == ("26/11/2026", "05/01/2027")
+
+
+@pytest.mark.parametrize(
+    ("tag", "first", "sentence"),
+    [
+        ("zgh-Tfng", "zgh-Tfng", "ⵓⵟⵟⵓⵏ ⵏⵏⵙ ⴷ CP-7K4M-9QXT."),
+        ("ber-Latn", "ber-Latn", "Uṭṭun nnes d CP-7K4M-9QXT."),
+    ],
+)
+def test_a_tamazight_email_is_in_the_customers_script_with_french_below(
+    tag: str, first: str, sentence: str
+) -> None:
+    message = complaint(tag)
+    parts = blocks(message, "email", ZONE, 40)
+    mail = compose(outgoing(message), parts, "contact@cashplus.ma")
+    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert [part.language for part in parts] == [first, "fr"]
+    assert sentence in parts[0].text
+    assert "40" in parts[0].text and "05/01/2027" in parts[0].text
+    assert mail["Subject"].endswith(" / Votre réclamation CP-7K4M-9QXT est bien reçue")
+    assert html.index(f'<div lang="{first}" dir="ltr"') < html.index('<div lang="fr" dir="ltr"')
+
+
+def test_the_tifinagh_texts_are_in_tifinagh() -> None:
+    text = render("letter", "zgh-Tfng", variables(complaint(), "zgh-Tfng", ZONE, 40))
+    ours = text.replace("Cash Plus – Service Réclamations", "").replace("contact@cashplus.ma", "")
+    letters = [char for char in ours.replace("CP-7K4M-9QXT", "") if char.isalpha()]
+    assert letters and all("\u2d30" <= char <= "\u2d7f" for char in letters)
+
+
+def test_only_the_tamazight_texts_are_flagged_unreviewed() -> None:
+    assert unreviewed(TEMPLATE_LANGUAGES) == ["zgh-Tfng", "ber-Latn"]
+    readme = (TEMPLATES / "README.md").read_text("utf-8")
+    for language in TEMPLATE_LANGUAGES:
+        flagged = f"| `{language}` |" in readme and "**unreviewed**" in _row(readme, language)
+        assert flagged == (language in UNREVIEWED), language
+
+
+def _row(readme: str, language: str) -> str:
+    return next(line for line in readme.splitlines() if line.startswith(f"| `{language}` |"))
+
+
+def test_the_texts_command_lists_the_unreviewed_languages() -> None:
+    result = CliRunner().invoke(ack_group, ["texts"])
+    assert result.exit_code == 0
+    lines = {line.split()[0]: line.split()[1:] for line in result.output.splitlines() if line}
+    assert lines["zgh-Tfng"][:2] == ["UNREVIEWED", "zgh-Tfng"]
+    assert lines["ber-Latn"][0] == "UNREVIEWED" and "zgh" in lines["ber-Latn"]
+    assert lines["fr"] == ["reviewed", "fr"]
 
 
 def test_a_reply_to_an_email_threads_and_says_it_is_automatic() -> None:

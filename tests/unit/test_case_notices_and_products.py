@@ -40,7 +40,7 @@ def extension(tag: str, reason: str | None = "documents") -> Outgoing:
     )
 
 
-@pytest.mark.parametrize("tag", ["fr", "ar", "en", "es"])
+@pytest.mark.parametrize("tag", ["fr", "ar", "en", "es", "zgh-Tfng", "ber-Latn"])
 def test_the_extension_email_gives_the_new_deadline_in_the_customers_language(tag: str) -> None:
     parts = blocks(complaint(tag), "extension/email", ZONE, 40, notice_values(notice(), ZONE))
     text = "\n".join(part.text for part in parts)
@@ -50,7 +50,7 @@ def test_the_extension_email_gives_the_new_deadline_in_the_customers_language(ta
     assert parts[0].language == {"ar": "ar"}.get(tag, tag)
 
 
-@pytest.mark.parametrize("tag", ["fr", "ar", "en", "es"])
+@pytest.mark.parametrize("tag", ["fr", "ar", "en", "es", "zgh-Tfng", "ber-Latn"])
 def test_the_extension_sms_fits_and_gives_the_new_date(tag: str) -> None:
     text = sms_text(extension(tag), ZONE, 40)
     assert "14/02/2027" in text
@@ -68,8 +68,9 @@ def test_each_reason_is_worded_differently(language: str) -> None:
     assert len(set(texts.values())) == 3
 
 
-def test_the_extension_letter_renders() -> None:
-    document = render_letter(extension("fr"), ZONE, 40, datetime(2026, 12, 20, tzinfo=UTC))
+@pytest.mark.parametrize("tag", ["fr", "zgh-Tfng"])
+def test_the_extension_letter_renders(tag: str) -> None:
+    document = render_letter(extension(tag), ZONE, 40, datetime(2026, 12, 20, tzinfo=UTC))
     assert document.startswith(b"%PDF")
 
 

@@ -33,3 +33,13 @@ def test_when_the_caller_chose_nothing_the_transcript_decides() -> None:
 
     assert guessed.confidence < 1
     assert (decided.tag, decided.method, decided.confidence) == ("es", "transcript", 0.9)
+
+
+def test_the_darija_menu_choice_is_tagged_as_the_contract_tags_darija() -> None:
+    language = call_language("ary", "ivr", None, None)
+
+    assert (language.tag, language.method, language.confidence) == ("ary-Arab", "ivr", 1.0)
+
+
+def test_a_darija_transcript_of_a_darija_call_is_no_second_language() -> None:
+    assert call_language("ary", "ivr", "ary-Arab", 0.8).secondary == []

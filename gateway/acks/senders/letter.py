@@ -1,4 +1,4 @@
-"""Printable acknowledgement letters (PDF, French and Arabic) for the mailroom.
+"""Printable acknowledgement letters (PDF, French and Arabic; Tamazight first) for the mailroom.
 
 ``Acknowledger`` -> **LetterSender** (render the PDF, keep it in the blob
 store) -> an acknowledgement row ``queued`` -> ``gateway.acks.mailroom``
@@ -6,9 +6,14 @@ store) -> an acknowledgement row ``queued`` -> ``gateway.acks.mailroom``
 ``ack.sent`` is published).
 
 Rendering: fpdf2 with HarfBuzz shaping (uharfbuzz), so Arabic letters join
-and run right to left, with Debian's Noto fonts (``fonts-noto-core``). The
-recipient block sits where a window envelope (DL, window on the right)
-shows it. Texts: ``templates/{fr,ar}/letter.txt`` and ``letterhead.json``.
+and run right to left, with Debian's Noto fonts (``fonts-noto-core``, under
+the SIL Open Font License; Noto Sans Tifinagh for Tamazight, which has no
+Latin letters, digits or bold: those come from Noto Sans, its Regular serves
+as bold). The recipient block sits where a window envelope (DL, window on
+the right) shows it. Texts: ``templates/<language>/letter.txt`` and
+``letterhead.json``. Every letter is in French and Arabic; a complaint in
+Tamazight gets Tamazight first, in the customer's script (Arabic and
+Tamazight are Morocco's official languages).
 Every Arabic line has its left-to-right runs (reference, numbers, e-mail)
 between U+2066 and U+2069 (``gateway.lib.bidi``): fpdf2's bidi algorithm
 honours the isolates, and Noto Sans draws the marks with no width.
@@ -29,25 +34,44 @@ import re
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from channels.webform.i18n import format_date
 from config.settings import Settings
 from gateway.acks.senders import Outgoing, Sent
-from gateway.acks.texts import TEMPLATES, render, variables
+from gateway.acks.texts import (
+    DIRECTIONS,
+    TAMAZIGHT_LATIN,
+    TEMPLATES,
+    TIFINAGH,
+    languages_for,
+    render,
+    variables,
+    written_date,
+)
 from gateway.lib.bidi import isolate_runs
 from gateway.store.blobs import BlobStore
 from normalizer.contract import ComplaintMessage
 
 FONTS = Path("/usr/share/fonts/truetype/noto")
-LATIN, ARABIC = "NotoSans", "NotoNaskhArabic"
+LATIN, ARABIC, TIFINAGH_FONT = "NotoSans", "NotoNaskhArabic", "NotoSansTifinagh"
+# The font files of each family: regular, bold.
+FONT_FILES = {
+    LATIN: ("NotoSans-Regular.ttf", "NotoSans-Bold.ttf"),
+    ARABIC: ("NotoNaskhArabic-Regular.ttf", "NotoNaskhArabic-Bold.ttf"),
+    # No bold Tifinagh exists: a Tamazight subject line is in the regular weight.
+    TIFINAGH_FONT: ("NotoSansTifinagh-Regular.ttf", "NotoSansTifinagh-Regular.ttf"),
+}
 LETTER_LANGUAGES = ("fr", "ar")
-DIRECTION = {"fr": "ltr", "ar": "rtl"}
-FONT_FOR = {"fr": LATIN, "ar": ARABIC}
+# Languages of the acknowledgement that get a section of their own, before the others.
+OWN_SECTION = (TIFINAGH, TAMAZIGHT_LATIN)
+FONT_FOR = {"ar": ARABIC, TIFINAGH: TIFINAGH_FONT}  # any other: LATIN
+# Point size and line height (mm) of a section's text; any other: ``SIZE``.
+SIZES = {"ar": (11.5, 6.0)}
+SIZE = (10.0, 4.8)
 MARGIN = 20.0
 WINDOW = (110.0, 50.0, 80.0)  # x, y, width of a DL envelope window, in mm
 # A name on the envelope: one line a person would write (``Mme Fatima Zahra El-Alaoui``).
@@ -75,20 +99,24 @@ class LetterPdf(FPDF):
         super().__init__(format="A4")
         self.set_margins(MARGIN, MARGIN, MARGIN)
         self.set_auto_page_break(auto=True, margin=MARGIN)
-        for family, name in ((LATIN, "NotoSans"), (ARABIC, "NotoNaskhArabic")):
-            self.add_font(family, "", str(FONTS / f"{name}-Regular.ttf"))
-            self.add_font(family, "B", str(FONTS / f"{name}-Bold.ttf"))
-        # Latin words (the reference, an e-mail address) inside Arabic text.
-        self.set_fallback_fonts([LATIN])
+        for family, (regular, bold) in FONT_FILES.items():
+            self.add_font(family, "", str(FONTS / regular))
+            self.add_font(family, "B", str(FONTS / bold))
+        # Latin words (the reference, an e-mail address, digits) inside Arabic or
+        # Tifinagh text; a name in Tifinagh on the envelope.
+        self.set_fallback_fonts([LATIN, TIFINAGH_FONT])
 
     def use(self, language: str, size: float, style: str = "") -> None:
-        self.set_font(FONT_FOR[language], style, size)
+        self.set_font(FONT_FOR.get(language, LATIN), style, size)
         self.set_text_shaping(
-            use_shaping_engine=True, direction=DIRECTION[language], script=None, language=language
+            use_shaping_engine=True,
+            direction=DIRECTIONS.get(language, "ltr"),
+            script=None,
+            language=language.partition("-")[0],
         )
 
     def lines(self, language: str, lines: list[str], height: float, width: float = 0) -> None:
-        rtl = DIRECTION[language] == "rtl"
+        rtl = DIRECTIONS.get(language) == "rtl"
         for line in lines:
             shown = isolate_runs(line) if rtl else line
             self.multi_cell(
@@ -96,8 +124,14 @@ class LetterPdf(FPDF):
             )
 
 
+def letter_languages(message: ComplaintMessage) -> tuple[str, ...]:
+    """The letter's sections: Tamazight first for a complaint in Tamazight, French, Arabic."""
+    first = [language for language in languages_for(message) if language in OWN_SECTION]
+    return (*first, *LETTER_LANGUAGES)
+
+
 def render_letter(outgoing: Outgoing, zone: str, answer_days: int, today: datetime) -> bytes:
-    """The PDF: letterhead, recipient in the window, then French and Arabic texts."""
+    """The PDF: letterhead, recipient in the window, then the texts (``letter_languages``)."""
     message = outgoing.message
     pdf = LetterPdf()
     pdf.add_page()
@@ -114,11 +148,13 @@ def render_letter(outgoing: Outgoing, zone: str, answer_days: int, today: dateti
     address = [name or "", *(message.customer.postal_address or "").splitlines()]
     pdf.lines("fr", [line for line in address if line.strip()], 5.5, width=width)
     pdf.set_xy(MARGIN, 88)
-    dated = {code: format_date(today, code, zone) for code in LETTER_LANGUAGES}
-    for language in LETTER_LANGUAGES:
+    for language in letter_languages(message):
         values = variables(message, language, zone, answer_days) | outgoing.values_for(language)
         text = render(outgoing.template("letter"), language, values)
-        _section(pdf, language, text, dated[language], message)
+        dated = written_date(today, language, zone)
+        # A language's text is never split across two pages: it starts a new one.
+        with pdf.unbreakable() as page:
+            _section(cast(LetterPdf, page), language, text, dated, message)
     return bytes(pdf.output())
 
 
@@ -127,7 +163,7 @@ def _section(
 ) -> None:
     head = _letterhead()[language]
     subject, *paragraphs = text.split("\n\n")
-    size, height = (10.0, 4.8) if language == "fr" else (11.5, 6.0)
+    size, height = SIZES.get(language, SIZE)
     pdf.use(language, size)
     pdf.lines(language, [head["dated"].format(date=dated)], height)
     pdf.lines(language, [head["reference"].format(reference=message.reference)], height)

@@ -5,9 +5,10 @@
 
 Length: an SMS is billed and split in segments. Text that fits GSM-7 gets
 160 characters in one segment (153 per segment when split); anything else,
-Arabic included, is sent as UCS-2: 70 UTF-16 units in one segment, 67 when
-split. ``segments`` counts them, and a template that would take more than
-``MAX_SEGMENTS`` is refused at render time (a unit test renders every one).
+Arabic, Tifinagh and Tamazight's Latin letters (ɣ, ṭ) included, is sent as
+UCS-2: 70 UTF-16 units in one segment, 67 when split. ``segments`` counts
+them, and a template that would take more than ``MAX_SEGMENTS`` is refused
+at render time (a unit test renders every one).
 
 The client's base URL is ``INTAKE_TWILIO_API_BASE_URL`` (tests point it at a
 local stand-in): twilio's ``Domain`` builds every URL from ``base_url``.
@@ -42,12 +43,11 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from channels.webform.i18n import format_date
 from config.hours import parse_content_sids
 from config.settings import Settings
 from gateway.acks.policy import WHATSAPP
 from gateway.acks.senders import RECIPIENT_REFUSED, Outgoing, SendFailed, Sent
-from gateway.acks.texts import languages_for, render, variables
+from gateway.acks.texts import languages_for, render, variables, written_date
 from normalizer.errors import OurFailure
 
 MAX_SEGMENTS = 2
@@ -143,8 +143,8 @@ def content_variables(outgoing: Outgoing, language: str, zone: str) -> str:
     message = outgoing.message
     values = {
         "1": message.reference,
-        "2": format_date(message.ack_due_at, language, zone),
-        "3": format_date(message.answer_due_at, language, zone),
+        "2": written_date(message.ack_due_at, language, zone),
+        "3": written_date(message.answer_due_at, language, zone),
     }
     return json.dumps(values, ensure_ascii=False)
 
