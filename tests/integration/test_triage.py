@@ -154,6 +154,31 @@ def test_a_repeat_of_a_kept_spam_whose_verdict_flips_is_the_same_non_complaint(
         unfiltered.close()
 
 
+def test_spamd_reads_only_the_first_500_kb_of_a_mail_like_spamc(
+    settings: Settings, spamd: SpamdServer
+) -> None:
+    # GTUBE in the text: spam; GTUBE after 600 KB of scans: spamd never sees it.
+    filtered = build_services(settings.model_copy(update={"spam_filter_url": spamd.url}))
+    try:
+        outcomes = []
+        for where in ("text", "end"):
+            mail = EmailMessage()
+            mail["From"] = f"{where}@offres.example"
+            mail["To"] = "contact@cashplus.ma"
+            mail["Subject"] = "Offre"
+            mail["Message-ID"] = f"<big-{where}@offres.example>"
+            mail.set_content(f"Cliquez ici. {GTUBE if where == 'text' else ''}\n")
+            mail.add_attachment(b"\0" * 600_000, maintype="image", subtype="png", filename="a.png")
+            if where == "end":
+                mail.add_attachment(GTUBE.encode(), maintype="text", subtype="plain")
+            arrival = MailArrival(raw=bytes(mail), received_at=datetime.now(UTC))
+            outcomes.append(ingest_mail(filtered, arrival).outcome)
+        assert outcomes == [MailOutcome.TRIAGED, MailOutcome.COMPLAINT]
+        assert filtered.store.counters.all().get(SPAM_FILTER_ERRORS) is None
+    finally:
+        filtered.close()
+
+
 def test_a_newsletter_is_marketing_without_any_filter(settings: Settings) -> None:
     services = build_services(settings)
     try:
