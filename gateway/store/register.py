@@ -11,7 +11,10 @@ as the circular counts them: ``ack_days`` from the day received to the day
 acknowledged, ``answer_days`` to the day answered. A complaint is past a
 deadline when it was done after it, or is still not done and the deadline
 has passed. The answer deadline is the legal one (40 days); an extension
-told to the customer shows in ``status`` (``extended``), not here.
+told to the customer shows in ``status`` (``extended``), not here. A
+complaint closed without an answer (withdrawn, a duplicate) has no
+``answered_at`` nor ``answer_days``; it is past the answer deadline only if
+it was closed after it.
 """
 
 from __future__ import annotations
@@ -196,6 +199,7 @@ class Register:
                     AcknowledgementRow.sent_at,
                     ComplaintStateRow.status,
                     ComplaintStateRow.answered_at,
+                    ComplaintStateRow.closed_at,
                 )
                 .outerjoin(AcknowledgementRow, AcknowledgementRow.complaint_id == ComplaintRow.id)
                 .outerjoin(ComplaintStateRow, ComplaintStateRow.complaint_id == ComplaintRow.id)
@@ -215,8 +219,8 @@ class Register:
             ).scalars()
             non_complaints = Counter(kind for kind in kinds if _non_complaint(kind))
         register_rows = tuple(
-            self._row(complaint, ack_status, sent_at, status, answered_at, now)
-            for complaint, ack_status, sent_at, status, answered_at in rows
+            self._row(complaint, ack_status, sent_at, status, (answered_at, closed_at), now)
+            for complaint, ack_status, sent_at, status, answered_at, closed_at in rows
         )
         return MonthRegister(month, self.zone, register_rows, dict(sorted(non_complaints.items())))
 
@@ -226,9 +230,12 @@ class Register:
         ack_status: str | None,
         sent_at: datetime | None,
         status: str | None,
-        answered_at: datetime | None,
+        answered_closed: tuple[datetime | None, datetime | None],
         now: datetime,
     ) -> RegisterRow:
+        # Closed without an answer (withdrawn, a duplicate): no answer_days; past the
+        # answer deadline only if closed after it.
+        answered_at, closed_at = answered_closed
         message = json.loads(complaint.message)
         acknowledged_at = sent_at if ack_status == SENT else None
         customer_key, triage = customer_columns(message)
@@ -250,7 +257,7 @@ class Register:
             customer_key=customer_key,
             triage=triage,
             ack_late=_late(acknowledged_at, complaint.ack_due_at, now),
-            answer_late=_late(answered_at, complaint.answer_due_at, now),
+            answer_late=_late(answered_at or closed_at, complaint.answer_due_at, now),
         )
 
     def _days(self, start: datetime, end: datetime | None) -> int | None:
