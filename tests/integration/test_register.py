@@ -22,13 +22,13 @@ from openpyxl import load_workbook
 
 from config.settings import load_settings
 from gateway.app import create_app
-from gateway.lib.http.auth import accounts_for
 from gateway.lib.services import Services, build_services
 from gateway.ops.register import register_group, write_csv, write_xlsx
 from gateway.store.cases import StatusReport
 from normalizer.contract import Channel, Customer
 from normalizer.draft import ComplaintDraft, RawInput
 from normalizer.pipeline import PipelineContext, normalize
+from tests.peers.staff import logged_in_client
 
 pytestmark = pytest.mark.integration
 
@@ -278,16 +278,7 @@ PASSWORD = "registre-2026-casablanca"
 
 
 def logged_in(services: Services, name: str, role: str) -> TestClient:
-    accounts_for(services).add(name, PASSWORD, role=role)
-    client = TestClient(create_app(services), headers={"Accept": "text/html"})
-    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/staff/login").text)
-    assert token
-    answer = client.post(
-        "/staff/login",
-        data={"name": name, "password": PASSWORD, "csrf_token": token.group(1), "next": "/ops/"},
-        follow_redirects=False,
-    )
-    assert answer.status_code == 303, answer.text
+    client: TestClient = logged_in_client(services, name, PASSWORD, role)
     return client
 
 
