@@ -366,3 +366,15 @@ def test_the_register_page_and_its_files_are_refused_to_the_mailroom(services, n
 
     assert (page.status_code, text.status_code) == (403, 403)
     assert november["card"] not in text.text
+
+
+def test_a_month_without_inputs_shows_zeros_and_no_table(services, frozen_page_clock) -> None:
+    client = logged_in(services, "karim", "operator")
+
+    page = client.get("/ops/register/", params={"month": "2026-10", "lang": "ar"})
+
+    assert page.status_code == 200
+    assert '<span id="total-complaints">0</span>' in page.text
+    assert 'id="no-complaints"' in page.text and 'class="register-channel"' not in page.text
+    assert '<span id="non-complaints-total">0</span>' in page.text
+    assert 'dir="rtl"' in page.text
