@@ -64,14 +64,23 @@ from gateway.acks.texts import languages_for, unreviewed
 from gateway.lib.logs import complaint_context
 from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
-from gateway.store.acks import FAILED, QUEUED, SENDING, SENT, AckRecord, Budget
+from gateway.store.acks import (
+    FAILED,
+    FAILED_KIND,
+    QUEUED,
+    SENDING,
+    SENT,
+    SENT_KIND,
+    AckRecord,
+    Budget,
+    event_key,
+)
 from normalizer.contract import ComplaintMessage, utc_iso
 from normalizer.draft import RawInput
 from normalizer.errors import OurFailure
 
 log = logging.getLogger("intake.acks")
 
-SENT_KIND, FAILED_KIND = "ack.sent", "ack.failed"
 # A complaint that left the queue is tried again after these (doubling between them).
 DEFER_FIRST, DEFER_CEILING = timedelta(minutes=5), timedelta(hours=1)
 # Its last try comes this long before the acknowledgement deadline, whatever
@@ -418,19 +427,15 @@ class Acknowledger:
             data=evidence,
             content_type=content_type,
             received_at=datetime.fromisoformat(details["at"].replace("Z", "+00:00")),
-            dedup_key=_event_key(message.id, key or kind),
+            dedup_key=event_key(message.id, key or kind),
         )
         event, _created = self.services.store.complaints.record_event(raw, kind, details)
         return event.id
 
     def _event_exists(self, complaint_id: str, kind: str) -> bool:
-        return self.acks.event_recorded(_event_key(complaint_id, kind))
+        return self.acks.event_recorded(event_key(complaint_id, kind))
 
     def _reloaded(self, complaint_id: str) -> AckRecord:
         record = self.acks.get(complaint_id)
         assert record is not None  # written just before, by this worker
         return record
-
-
-def _event_key(complaint_id: str, kind: str) -> str:
-    return f"ack:{complaint_id}:{kind}"

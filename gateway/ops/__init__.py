@@ -12,6 +12,10 @@ replays are ``intake quarantine`` and ``intake dead-letters`` in a shell.
 - ``figures``: the numbers behind the page, per day and per channel (their
   queries are the store's, ``gateway.store.figures``).
 - ``plots``: inline SVG charts drawn on the server (no script, no CDN).
+- ``register_page``: ``/ops/register/``, the monthly register's charts and
+  its XLSX/CSV (written by ``register``, the command's module).
+- ``complaints`` and ``acks_by_hand``: one complaint's page, and the
+  acknowledgement staff made by hand recorded from it.
 - ``web``: the ``/ops/`` routes; ``cli``: the shell commands; ``adapter``:
   the component (in ``gateway.components``) that mounts both.
 """

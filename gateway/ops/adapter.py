@@ -17,6 +17,7 @@ from gateway.ops.register import COMMANDS as REGISTER_COMMANDS
 def _routes(services: Services) -> APIRouter:
     # Imported when the web app is built, not when ``intake`` starts.
     from gateway.ops.complaints import build_router as build_complaint_router
+    from gateway.ops.register_page import build_router as build_register_router
     from gateway.ops.triage import build_router as build_triage_router
     from gateway.ops.web import build_router
 
@@ -26,6 +27,7 @@ def _routes(services: Services) -> APIRouter:
     routes.include_router(build_router(services))
     routes.include_router(build_triage_router(services))
     routes.include_router(build_complaint_router(services))
+    routes.include_router(build_register_router(services))
     return routes
 
 

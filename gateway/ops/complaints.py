@@ -6,8 +6,15 @@ received_at, deadlines, status), its customer key (``customer.key``, which
 names no one) and the references of that customer's complaints of the 12
 months before it, each a link to its own page.
 
-Read-only: no form posts, nothing audited; the page is under ``/ops/`` and its
-roles, rendered like the others (autoescaped templates, no script).
+Its acknowledgement: how it went out, or, when it was left to staff
+(skipped, failed), a form --POST /ops/complaints/{reference}/acknowledged
+(session + CSRF token; the means: a phone call, a registered letter, in
+person; a note such as the letter's number)--> ``acks_by_hand.record_by_hand``
+(``event.ack.sent``, the row ``sent``: the register's ``acknowledged_at``),
+a line of the staff audit trail --303--> the page with a fixed notice.
+
+Under ``/ops/`` and its roles, rendered like the others (autoescaped
+templates, no script).
 """
 
 from __future__ import annotations
@@ -18,14 +25,16 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
-from gateway.lib.http.auth import require_staff
+from gateway.lib.http.auth import audit, require_csrf, require_staff
 from gateway.lib.http.pages import Pages
 from gateway.lib.services import Services
-from gateway.store.cases import CaseState
+from gateway.ops.acks_by_hand import MEANS, NOTE_LIMIT, left_to_staff, record_by_hand
+from gateway.store.acks import AckRecord
+from gateway.store.cases import CaseState, StatusRefused
 from gateway.store.customers import CustomerView
 from gateway.store.staff import StaffSession
 from normalizer.contract import ComplaintMessage
@@ -33,6 +42,8 @@ from normalizer.reference import InvalidReference, parse_reference
 
 HERE = Path(__file__).parent
 _pages = Pages((HERE / "templates",), (HERE / "texts.json",))
+# Notice codes the redirect may carry; each is ``complaint_notice_CODE`` in texts.json.
+NOTICES = frozenset({"acknowledged", "not_left_to_staff"})
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,8 @@ class ComplaintView:
     message: ComplaintMessage
     case: CaseState
     customer: CustomerView
+    ack: AckRecord | None = None
+    ack_left_to_staff: bool = False
 
 
 def complaint_view(services: Services, reference: str) -> ComplaintView | None:
@@ -48,7 +61,13 @@ def complaint_view(services: Services, reference: str) -> ComplaintView | None:
     if message is None:
         return None
     case = services.store.cases.state(reference) or CaseState(message.id, reference)
-    return ComplaintView(message, case, services.store.customers.of_complaint(message.id))
+    return ComplaintView(
+        message,
+        case,
+        services.store.customers.of_complaint(message.id),
+        services.store.acks.get(message.id),
+        left_to_staff(services, message),
+    )
 
 
 def build_router(services: Services) -> APIRouter:
@@ -86,6 +105,7 @@ def build_router(services: Services) -> APIRouter:
             if canonical is None
             else await run_in_threadpool(complaint_view, services, canonical)
         )
+        notice = request.query_params.get("notice", "")
         return _pages.render(
             request,
             "complaint.html",
@@ -93,6 +113,48 @@ def build_router(services: Services) -> APIRouter:
             staff=staff,
             view=view,
             local=local,
+            means=MEANS,
+            note_limit=NOTE_LIMIT,
+            notice=notice if notice in NOTICES else None,
         )
 
+    @router.post("/complaints/{reference}/acknowledged")
+    async def acknowledged(
+        request: Request,
+        reference: str,
+        staff: Annotated[StaffSession, Depends(require_csrf)],
+        means: Annotated[str, Form(max_length=32)],
+        note: Annotated[str, Form(max_length=NOTE_LIMIT)] = "",
+    ) -> Response:
+        try:
+            canonical = parse_reference(reference[:64])
+        except InvalidReference:
+            return Response(status_code=404)
+        message = await run_in_threadpool(services.store.complaints.get_by_reference, canonical)
+        if message is None:
+            return Response(status_code=404)
+        if means not in MEANS:
+            return Response(status_code=422)
+        try:
+            await run_in_threadpool(
+                lambda: record_by_hand(
+                    services, message, means=means, note=note, staff=staff.user.name
+                )
+            )
+        except StatusRefused as exc:
+            await audit(request, "ack_by_hand", canonical, f"refused: {exc}")
+            return _back(canonical, "not_left_to_staff")
+        await audit(
+            request,
+            "ack_by_hand",
+            canonical,
+            f"{means}{': ' + note.strip() if note.strip() else ''}",
+            {"means": means},
+        )
+        return _back(canonical, "acknowledged")
+
     return router
+
+
+def _back(reference: str, notice: str) -> RedirectResponse:
+    return RedirectResponse(f"/ops/complaints/{reference}?notice={notice}#ack", status_code=303)

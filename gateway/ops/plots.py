@@ -12,6 +12,7 @@ kind of series; keys not in a table take the next colour of ``CYCLE``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import cycle
@@ -94,11 +95,13 @@ def _axis(frame: Frame, ceiling: int) -> list[str]:
     return parts
 
 
-def _legend(frame: Frame, colours: Mapping[str, str], totals: Mapping[str, int]) -> list[str]:
+def _legend(
+    frame: Frame, colours: Mapping[str, str], totals: Mapping[str, int] | None
+) -> list[str]:
     parts, x = [], float(frame.left)
     y = frame.height - 8
     for key, colour in colours.items():
-        text = f"{key} ({totals.get(key, 0)})"
+        text = key if totals is None else f"{key} ({totals.get(key, 0)})"
         parts.append(
             f'<rect x="{x:.1f}" y="{y - 9}" width="10" height="10" fill="{colour}"/>'
             f'<text x="{x + 14:.1f}" y="{y}" class="legend">{escape(text)}</text>'
@@ -207,4 +210,43 @@ def line(
                 f'<text x="{x:.1f}" y="{frame.height - frame.bottom + 14}" class="tick" '
                 f'text-anchor="{anchor}">{escape(label)}</text>'
             )
+    return _close(parts)
+
+
+def grouped_bars(
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    title: str,
+    colours: Mapping[str, str] | None = None,
+    frame: Frame | None = None,
+) -> Markup:
+    """Side-by-side bars per label, one per series key (e.g. median and 90th percentile).
+
+    A ``None`` value (nothing to measure) draws no bar; the legend gives each key.
+    """
+    frame = frame or Frame()
+    palette = colours_for(list(series), colours or {})
+    highest = max((value or 0 for values in series.values() for value in values), default=0)
+    ceiling = _nice_ceiling(math.ceil(highest))
+    slot = frame.inner_width / max(1, len(labels))
+    width = slot * 0.8 / max(1, len(series))
+    parts = _open(frame, title) + _axis(frame, ceiling)
+    for index, label in enumerate(labels):
+        x = frame.left + slot * index + slot * 0.1
+        for offset, (key, values) in enumerate(series.items()):
+            value = values[index]
+            if value is None:
+                continue
+            top = frame.y(value, ceiling)
+            parts.append(
+                f'<rect x="{x + width * offset:.1f}" y="{top:.1f}" width="{width:.1f}" '
+                f'height="{frame.y(0, ceiling) - top:.1f}" fill="{palette[key]}">'
+                f"<title>{escape(label)} · {escape(key)} : {value:g}</title></rect>"
+            )
+        parts.append(
+            f'<text x="{x + slot * 0.4:.1f}" y="{frame.height - frame.bottom + 14}" '
+            f'class="tick" text-anchor="middle">{escape(label)}</text>'
+        )
+    parts += _legend(frame, palette, None)
     return _close(parts)

@@ -1,5 +1,8 @@
 """``intake register export``: the monthly complaints register as XLSX or CSV, and its summary.
 
+The staff page ``/ops/register/`` (``gateway.ops.register_page``) shows the
+same register as charts and downloads the same files (``export_bytes``).
+
 ``Store.register(zone).month("2026-12")`` (rows and sums) -> **write_xlsx**
 (sheet ``register``: one row per complaint, ``COLUMNS`` in order; sheet
 ``summary``: counts by channel x product x origin, the delays to
@@ -15,6 +18,7 @@ their offset in the CSV; in the XLSX as local date-times (Excel has no zone).
 from __future__ import annotations
 
 import csv
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -161,6 +165,18 @@ def _printable(line: tuple[Any, ...]) -> tuple[str, ...]:
 
 
 WRITERS = {".xlsx": write_xlsx, ".csv": write_csv}
+MEDIA_TYPES = {
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".csv": "text/csv; charset=utf-8",
+}
+
+
+def export_bytes(register: MonthRegister, suffix: str) -> bytes:
+    """The file ``WRITERS[suffix]`` writes, as bytes (the staff page's download)."""
+    with tempfile.TemporaryDirectory(prefix="intake-register-") as folder:
+        path = Path(folder) / f"register{suffix}"
+        WRITERS[suffix](register, path)
+        return path.read_bytes()
 
 
 @click.group("register")

@@ -65,6 +65,13 @@ _DETAIL_LIMIT = 2000
 BUDGET_METHODS: dict[str, tuple[str, ...]] = {"sms": ("sms", "whatsapp"), "email": ("email",)}
 # Why a claim took no place: the recipient's day or the budget's day is full.
 RECIPIENT_FULL, BUDGET_FULL = "recipient_daily_limit", "daily_budget_exhausted"
+# The events that prove an acknowledgement went out, or did not (``event.ack.sent``...).
+SENT_KIND, FAILED_KIND = "ack.sent", "ack.failed"
+
+
+def event_key(complaint_id: str, kind: str) -> str:
+    """The dedup key of a complaint's acknowledgement event: one ``ack.sent`` per complaint."""
+    return f"ack:{complaint_id}:{kind}"
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,12 @@ The rules are data (``TRANSITIONS``): a complaint starts ``received``;
 deadline), ``answered`` and ``closed`` follow. ``answered`` can only be
 closed and ``closed`` is final: a customer who contests an answer makes a
 new complaint (a follow-up, or through the CMMB), so the register's
-``answered_at`` never moves back. A report repeated (same complaint, status
-and ``at``, by either path) is the same fact and changes nothing.
+``answered_at`` never moves back. ``closed`` without ``answered`` is allowed
+(withdrawn, a duplicate): ``answered_at`` stays empty, never filled by the
+closing. A report repeated (same complaint, status and ``at``, by either
+path) is the same fact and changes nothing; so is the status the complaint
+already has told again with a later ``at`` (an extension: to the same
+deadline): nothing is recorded and no notice is sent.
 
 Also here: acknowledgements made by hand (a phone call, a registered
 letter) for complaints the automatic acknowledgement left to staff.
@@ -196,33 +200,28 @@ class CaseStore:
             with writing(self.engine) as session:
                 complaint = _locked_complaint(session, reference)
                 key = dedup_key(complaint.id, report.status, report.at)
+                state = session.get(ComplaintStateRow, complaint.id)
                 if session.scalar(
                     select(ComplaintStatusRow.id).where(ComplaintStatusRow.dedup_key == key)
                 ):
                     created = False
                 else:
-                    state = session.get(ComplaintStateRow, complaint.id)
-                    _check(report, complaint, state, now)
-                    _apply(session, complaint, state, report, now)
-                    row = ComplaintStatusRow(
-                        complaint_id=complaint.id,
-                        reference=complaint.reference,
-                        status=report.status,
-                        at=report.at,
-                        note=(report.note or None) and report.note[:_NOTE_LIMIT],
-                        answer_due_at=report.answer_due_at,
-                        reason=report.reason,
-                        source=source,
-                        actor=actor,
-                        dedup_key=key,
-                        event_id=event_id,
-                        recorded_at=now,
-                    )
-                    session.add(row)
-                    session.flush()
-                    if report.status == EXTENDED:
-                        session.add(_pending_notice(complaint, row, now))
-                    created = True
+                    _check_time(report, complaint, now)
+                    # The status it already has, told again later: no new fact.
+                    created = not _repeats(state, report)
+                    if created:
+                        _check(report, complaint, state, now)
+                        _record_report(
+                            session,
+                            complaint,
+                            state,
+                            report,
+                            now,
+                            key=key,
+                            source=source,
+                            actor=actor,
+                            event_id=event_id,
+                        )
         except IntegrityError:
             # The same report committed meanwhile by another process: it is the same fact.
             state_now = self.state(reference)
@@ -427,16 +426,33 @@ def _locked_complaint(session: Session, reference: str) -> ComplaintRow:
     return complaint
 
 
-def _check(
-    report: StatusReport, complaint: ComplaintRow, state: ComplaintStateRow | None, now: datetime
-) -> None:
-    """The report's time and transition, against the complaint as it stands."""
+def _check_time(report: StatusReport, complaint: ComplaintRow, now: datetime) -> None:
+    """``at`` between the complaint's receipt and now (a repeat is held to it too)."""
     if report.at > now + CLOCK_SKEW:
         raise StatusRefused(422, "at_in_future", "`at` is in the future", "at")
     if report.at < complaint.received_at:
         raise StatusRefused(
             422, "at_before_received", "`at` is before the complaint was received", "at"
         )
+
+
+def _repeats(state: ComplaintStateRow | None, report: StatusReport) -> bool:
+    """The complaint already has this status (an extension: to the same deadline).
+
+    Case handling that tells the status again with a later ``at`` (a resend,
+    a second system) states no new fact: nothing is recorded, nothing sent.
+    """
+    if state is None or state.status != report.status:
+        return False
+    if report.status != EXTENDED:
+        return True
+    return report.answer_due_at is not None and report.answer_due_at == state.extended_until
+
+
+def _check(
+    report: StatusReport, complaint: ComplaintRow, state: ComplaintStateRow | None, now: datetime
+) -> None:
+    """The report's transition, against the complaint as it stands."""
     current = state.status if state is not None else RECEIVED
     if report.status not in TRANSITIONS[current]:
         raise StatusRefused(
@@ -474,6 +490,40 @@ def _check_extension(
             "the new answer deadline must be later than the current one",
             "answer_due_at",
         )
+
+
+def _record_report(
+    session: Session,
+    complaint: ComplaintRow,
+    state: ComplaintStateRow | None,
+    report: StatusReport,
+    now: datetime,
+    *,
+    key: str,
+    source: str,
+    actor: str | None,
+    event_id: str | None,
+) -> None:
+    """The complaint's new state, the history row, and an extension's pending notice."""
+    _apply(session, complaint, state, report, now)
+    row = ComplaintStatusRow(
+        complaint_id=complaint.id,
+        reference=complaint.reference,
+        status=report.status,
+        at=report.at,
+        note=(report.note or None) and report.note[:_NOTE_LIMIT],
+        answer_due_at=report.answer_due_at,
+        reason=report.reason,
+        source=source,
+        actor=actor,
+        dedup_key=key,
+        event_id=event_id,
+        recorded_at=now,
+    )
+    session.add(row)
+    session.flush()
+    if report.status == EXTENDED:
+        session.add(_pending_notice(complaint, row, now))
 
 
 def _apply(

@@ -11,7 +11,10 @@ as the circular counts them: ``ack_days`` from the day received to the day
 acknowledged, ``answer_days`` to the day answered. A complaint is past a
 deadline when it was done after it, or is still not done and the deadline
 has passed. The answer deadline is the legal one (40 days); an extension
-told to the customer shows in ``status`` (``extended``), not here.
+told to the customer shows in ``status`` (``extended``), not here. A
+complaint closed without an answer (withdrawn, a duplicate) has no
+``answered_at`` nor ``answer_days``; it is past the answer deadline only if
+it was closed after it.
 """
 
 from __future__ import annotations
@@ -26,17 +29,19 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 
 from gateway.store.acks import SENT
 from gateway.store.db import reading
 from gateway.store.intake import guarded
 from gateway.store.tables import (
+    MADE_COMPLAINT,
     AcknowledgementRow,
     ComplaintRow,
     ComplaintStateRow,
     EventRow,
     EvidenceRow,
+    TriageRow,
 )
 
 COLUMNS = (
@@ -59,6 +64,8 @@ COLUMNS = (
 # Intake events that are inputs turned away as not complaints, counted apart.
 NON_COMPLAINT_PREFIXES = ("triage.", "email.autoreply")
 NO_PRODUCT = "(none)"
+# What the summary groups complaints by, in this order.
+GROUP_FIELDS = ("channel", "product", "origin")
 
 
 @dataclass(frozen=True)
@@ -116,15 +123,24 @@ class MonthRegister:
     # Inputs of the month that were not complaints, by kind (``triage.spam``...).
     non_complaints: dict[str, int] = field(default_factory=dict)
 
-    def groups(self) -> list[GroupSums]:
-        """Counts and delays by channel x product x origin, then a total line ("*")."""
+    def groups(self, by: Sequence[str] = GROUP_FIELDS) -> list[GroupSums]:
+        """Counts and delays by ``by`` (channel x product x origin), then a total line ("*").
+
+        A field left out of ``by`` is ``*`` in every line (``by=("channel",)``:
+        one line per channel).
+        """
         keyed: dict[tuple[str, str, str], list[RegisterRow]] = {}
         for row in self.rows:
-            keyed.setdefault((row.channel, row.product or NO_PRODUCT, row.origin), []).append(row)
+            key = tuple(_group_value(row, name) if name in by else "*" for name in GROUP_FIELDS)
+            keyed.setdefault((key[0], key[1], key[2]), []).append(row)
         found = [_sums(key, items) for key, items in sorted(keyed.items())]
         if self.rows:
             found.append(_sums(("*", "*", "*"), list(self.rows)))
         return found
+
+    @property
+    def non_complaint_total(self) -> int:
+        return sum(self.non_complaints.values())
 
 
 def month_bounds(month: str, zone: str) -> tuple[datetime, datetime]:
@@ -183,21 +199,28 @@ class Register:
                     AcknowledgementRow.sent_at,
                     ComplaintStateRow.status,
                     ComplaintStateRow.answered_at,
+                    ComplaintStateRow.closed_at,
                 )
                 .outerjoin(AcknowledgementRow, AcknowledgementRow.complaint_id == ComplaintRow.id)
                 .outerjoin(ComplaintStateRow, ComplaintStateRow.complaint_id == ComplaintRow.id)
                 .where(ComplaintRow.received_at >= start, ComplaintRow.received_at < end)
                 .order_by(ComplaintRow.received_at, ComplaintRow.reference)
             ).all()
+            # An item staff made a complaint is counted once, as that complaint.
             kinds = session.execute(
                 select(EventRow.kind)
                 .join(EvidenceRow, EvidenceRow.id == EventRow.evidence_id)
-                .where(EvidenceRow.received_at >= start, EvidenceRow.received_at < end)
+                .outerjoin(TriageRow, TriageRow.id == EventRow.id)
+                .where(
+                    EvidenceRow.received_at >= start,
+                    EvidenceRow.received_at < end,
+                    or_(TriageRow.status.is_(None), TriageRow.status != MADE_COMPLAINT),
+                )
             ).scalars()
             non_complaints = Counter(kind for kind in kinds if _non_complaint(kind))
         register_rows = tuple(
-            self._row(complaint, ack_status, sent_at, status, answered_at, now)
-            for complaint, ack_status, sent_at, status, answered_at in rows
+            self._row(complaint, ack_status, sent_at, status, (answered_at, closed_at), now)
+            for complaint, ack_status, sent_at, status, answered_at, closed_at in rows
         )
         return MonthRegister(month, self.zone, register_rows, dict(sorted(non_complaints.items())))
 
@@ -207,9 +230,12 @@ class Register:
         ack_status: str | None,
         sent_at: datetime | None,
         status: str | None,
-        answered_at: datetime | None,
+        answered_closed: tuple[datetime | None, datetime | None],
         now: datetime,
     ) -> RegisterRow:
+        # Closed without an answer (withdrawn, a duplicate): no answer_days; past the
+        # answer deadline only if closed after it.
+        answered_at, closed_at = answered_closed
         message = json.loads(complaint.message)
         acknowledged_at = sent_at if ack_status == SENT else None
         customer_key, triage = customer_columns(message)
@@ -231,7 +257,7 @@ class Register:
             customer_key=customer_key,
             triage=triage,
             ack_late=_late(acknowledged_at, complaint.ack_due_at, now),
-            answer_late=_late(answered_at, complaint.answer_due_at, now),
+            answer_late=_late(answered_at or closed_at, complaint.answer_due_at, now),
         )
 
     def _days(self, start: datetime, end: datetime | None) -> int | None:
@@ -243,6 +269,11 @@ class Register:
 
 def _late(done_at: datetime | None, due_at: datetime, now: datetime) -> bool:
     return done_at > due_at if done_at is not None else now > due_at
+
+
+def _group_value(row: RegisterRow, name: str) -> str:
+    value = getattr(row, name)
+    return value if isinstance(value, str) else NO_PRODUCT
 
 
 def _non_complaint(kind: str) -> bool:

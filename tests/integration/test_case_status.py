@@ -197,6 +197,101 @@ def test_an_extension_queues_a_notice_with_the_new_deadline(api, services: Servi
     assert notices[0].answer_due_at == due
 
 
+def test_the_same_status_again_with_a_later_at_changes_nothing(api) -> None:
+    client, crm, cases = api
+    reference = submit(client, crm)["reference"]
+    url = f"/v1/complaints/{reference}/status"
+    started = datetime.now(UTC) + timedelta(seconds=1)
+
+    first = client.post(url, headers=cases, json={"status": "in_progress", "at": iso(started)})
+    again = client.post(
+        url,
+        headers=cases,
+        json={"status": "in_progress", "at": iso(started + timedelta(seconds=5)), "note": "x"},
+    )
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()  # the current state, its `at` the first one
+    assert datetime.fromisoformat(again.json()["at"]) == started
+    shown = client.get(url.removesuffix("/status"), headers=crm).json()
+    assert [entry["status"] for entry in shown["status_history"]] == ["in_progress"]
+
+
+def test_the_same_extension_told_again_sends_no_second_notice(api, services: Services) -> None:
+    client, crm, cases = api
+    accepted = submit(client, crm)
+    url = f"/v1/complaints/{accepted['reference']}/status"
+    due = datetime.fromisoformat(accepted["answer_due_at"]) + timedelta(days=20)
+    started = datetime.now(UTC) + timedelta(seconds=1)
+
+    codes = [
+        client.post(
+            url,
+            headers=cases,
+            json={"status": "extended", "at": iso(at), "answer_due_at": iso(due)},
+        ).status_code
+        for at in (started, started + timedelta(seconds=5))
+    ]
+    later = client.post(
+        url,
+        headers=cases,
+        json={
+            "status": "extended",
+            "at": iso(started + timedelta(seconds=8)),
+            "answer_due_at": iso(due + timedelta(days=5)),
+        },
+    )
+
+    assert codes == [201, 200]
+    assert later.status_code == 201  # a later deadline is a new fact, and a new notice
+    notices = services.store.cases.notices_of(accepted["reference"])
+    assert [n.answer_due_at for n in notices] == [due, due + timedelta(days=5)]
+
+
+def test_a_repeat_is_still_held_to_the_time_bounds(api) -> None:
+    client, crm, cases = api
+    reference = submit(client, crm)["reference"]
+    url = f"/v1/complaints/{reference}/status"
+    now = datetime.now(UTC)
+    client.post(url, headers=cases, json={"status": "in_progress", "at": iso(now)})
+
+    future = client.post(
+        url, headers=cases, json={"status": "in_progress", "at": iso(now + timedelta(days=2))}
+    )
+
+    assert future.status_code == 422
+    assert future.json()["error"]["code"] == "at_in_future"
+
+
+def test_closed_without_an_answer_keeps_the_answer_empty(api, services: Services) -> None:
+    client, crm, cases = api
+    accepted = submit(client, crm)
+    reference = accepted["reference"]
+    closed_at = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
+
+    answer = client.post(
+        f"/v1/complaints/{reference}/status",
+        headers=cases,
+        json={"status": "closed", "at": iso(closed_at), "note": "withdrawn by the customer"},
+    )
+
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert (body["status"], body["answered_at"]) == ("closed", None)
+    assert datetime.fromisoformat(body["closed_at"]) == closed_at
+    zone = services.settings.timezone
+    month = closed_at.astimezone(ZoneInfo(zone)).strftime("%Y-%m")
+    row = next(
+        row for row in services.store.register(zone).month(month).rows if row.reference == reference
+    )
+    assert (row.status, row.answered_at, row.answer_days, row.answer_late) == (
+        "closed",
+        None,
+        None,
+        False,  # closed before its deadline
+    )
+
+
 # -- the queue -------------------------------------------------------------
 
 
@@ -319,3 +414,30 @@ def test_a_report_the_complaint_cannot_take_is_quarantined_not_lost(
     assert [item.reason_code for item in refused] == ["not_found"]
     kept = services.store.blobs.get(refused[0].stored_at)
     assert json.loads(kept)["data"]["reference"] == "CP-PQMW-JFQS"
+
+
+def test_from_the_queue_a_repeat_is_no_new_fact_and_closed_needs_no_answer(
+    amqp_store_services: Services,
+) -> None:
+    services = amqp_store_services
+    crm = services.store.api_keys.create("crm")
+    client = TestClient(create_app(services))
+    auth = {"Authorization": f"Bearer {crm}"}
+    repeated, closed = submit(client, auth)["reference"], submit(client, auth)["reference"]
+    at = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
+    for moment in (at, at + timedelta(seconds=2)):  # the same status, a later `at`
+        publish_status(
+            services.settings, status_event(repeated, "in_progress", moment), "status.in_progress"
+        )
+    publish_status(services.settings, status_event(closed, "closed", at), "status.closed")
+    worker = CaseWorker(services, Notifier(services, senders={}))
+
+    run_until(worker, lambda: worker.handled >= 3)
+
+    assert services.store.quarantine.entries(channel="status") == []
+    state = services.store.cases.state(repeated)
+    assert state is not None
+    assert (state.status, state.at, len(state.history)) == ("in_progress", at, 1)
+    ended = services.store.cases.state(closed)
+    assert ended is not None
+    assert (ended.status, ended.answered_at, ended.closed_at) == ("closed", None, at)

@@ -9,6 +9,7 @@ openpyxl and the CSV with the csv module.
 from __future__ import annotations
 
 import csv
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -24,8 +25,10 @@ from gateway.app import create_app
 from gateway.lib.services import Services, build_services
 from gateway.ops.register import register_group, write_csv, write_xlsx
 from gateway.store.cases import StatusReport
-from normalizer.contract import Channel
-from normalizer.draft import RawInput
+from normalizer.contract import Channel, Customer
+from normalizer.draft import ComplaintDraft, RawInput
+from normalizer.pipeline import PipelineContext, normalize
+from tests.peers.staff import logged_in_client
 
 pytestmark = pytest.mark.integration
 
@@ -215,3 +218,163 @@ def test_text_that_looks_like_a_formula_stays_text(services, tmp_path: Path) -> 
     assert (cell.value, cell.data_type) == (formula, "s")
     with text.open(encoding="utf-8") as handle:
         assert next(csv.DictReader(handle))["product"] == "'" + formula
+
+
+# -- non-complaints that staff made complaints ------------------------------------------
+
+
+def triaged_sms(services: Services, body: str, received_at: datetime) -> str:
+    """An SMS the triage kept apart (not a complaint), received at ``received_at``; its id."""
+    raw = RawInput(
+        channel=Channel.SMS,
+        data=body.encode(),
+        content_type="text/plain; charset=utf-8",
+        received_at=received_at,
+        dedup_key=f"sms:{uuid.uuid4()}",
+    )
+    draft = ComplaintDraft(
+        channel=Channel.SMS,
+        received_at=received_at,
+        body=body,
+        customer=Customer(phone="+212661234567"),
+    )
+    normalize(draft, PipelineContext())
+    assert draft.triage is not None and not draft.triage.is_complaint
+    services.store.triage.record(raw, draft)
+    (item,) = [i for i in services.store.triage.listing() if i.received_at == received_at]
+    return item.id
+
+
+def test_a_non_complaint_made_a_complaint_is_counted_once_as_a_complaint(
+    services, november
+) -> None:
+    thanks = triaged_sms(services, "chokran bzaf", datetime(2026, 11, 12, 9, tzinfo=UTC))
+    triaged_sms(services, "STOP", datetime(2026, 11, 13, 9, tzinfo=UTC))
+    made = services.store.triage.make_complaint(thanks, "karim")
+    assert made is not None
+
+    register = services.store.register("Africa/Casablanca").month("2026-11", now=NOW)
+
+    rows = [(row.reference, row.channel, row.triage, row.status) for row in register.rows]
+    assert rows == [
+        (november["early"], "api", "complaint", "answered"),
+        (november["card"], "api", "complaint", "answered"),
+        (made.reference, "sms", "complaint", "received"),
+        (november["late"], "api", "complaint", "in_progress"),
+        (november["open"], "api", "complaint", "received"),
+    ]
+    assert register.non_complaints == {"email.autoreply": 1, "triage.opt_out": 1}
+    assert register.non_complaint_total == 2
+    groups = {(g.channel, g.product, g.origin): g for g in register.groups()}
+    assert groups[("sms", "(none)", "customer")].complaints == 1
+    assert groups[("*", "*", "*")].complaints == 5
+    by_channel = [(g.channel, g.complaints) for g in register.groups(by=("channel",))]
+    assert by_channel == [("api", 4), ("sms", 1), ("*", 5)]
+
+
+# -- the staff page ------------------------------------------------------------------------
+
+PASSWORD = "registre-2026-casablanca"
+
+
+def logged_in(services: Services, name: str, role: str) -> TestClient:
+    client: TestClient = logged_in_client(services, name, PASSWORD, role)
+    return client
+
+
+def cells(page: str, channel: str) -> dict[str, str]:
+    """The figures of one channel's line of the delays table (``*``: the total)."""
+    line = re.search(
+        rf'<tr class="register-channel" data-channel="{re.escape(channel)}">(.*?)</tr>', page, re.S
+    )
+    assert line, page[:2000]
+    return dict(re.findall(r'<td class="num ([a-z0-9-]+)">([^<]*)</td>', line.group(1)))
+
+
+@pytest.fixture
+def frozen_page_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page counts "past the deadline" against its clock: the tests' ``NOW``."""
+    monkeypatch.setattr("gateway.ops.register_page.now", lambda: NOW)
+
+
+def test_the_register_page_shows_the_months_figures(services, november, frozen_page_clock) -> None:
+    triaged_sms(services, "STOP", datetime(2026, 11, 13, 9, tzinfo=UTC))
+    client = logged_in(services, "karim", "operator")
+
+    answer = client.get("/ops/register/", params={"month": "2026-11"})
+
+    assert answer.status_code == 200
+    page = answer.text
+    assert '<span id="total-complaints">4</span>' in page
+    assert cells(page, "api") == cells(page, "*")  # every complaint came by the API
+    assert cells(page, "*") == {
+        "complaints": "4",
+        "acknowledged": "2",
+        "ack-median": "8.5",
+        "ack-p90": "15",
+        "ack-late": "3",
+        "answered": "2",
+        "answer-median": "20",
+        "answer-p90": "20",
+        "answer-late": "0",
+    }
+    assert '<span id="non-complaints-total">2</span>' in page
+    assert re.search(r'data-kind="triage.opt_out"><td>[^<]+</td><td class="num">1<', page)
+    assert re.search(r'data-kind="email.autoreply"><td>[^<]+</td><td class="num">1<', page)
+    # The charts: a bar per channel x product, with the exact figure in its title.
+    assert "<title>api · card : 2</title>" in page
+    assert "<title>api · money_transfer : 1</title>" in page
+    assert 'href="/ops/register/?month=2026-10"' in page
+    assert 'href="/ops/register/?month=2026-12"' in page
+    assert 'href="/ops/register/export.xlsx?month=2026-11"' in page
+
+
+def test_the_register_page_downloads_the_same_files_as_the_command(
+    services, november, frozen_page_clock, tmp_path: Path
+) -> None:
+    client = logged_in(services, "karim", "operator")
+    register = services.store.register("Africa/Casablanca").month("2026-11", now=NOW)
+    write_csv(register, tmp_path / "register.csv")
+
+    text = client.get("/ops/register/export.csv", params={"month": "2026-11"})
+    book = client.get("/ops/register/export.xlsx", params={"month": "2026-11"})
+
+    assert text.status_code == 200
+    assert text.headers["content-type"].startswith("text/csv")
+    assert 'filename="register-2026-11.csv"' in text.headers["content-disposition"]
+    assert text.content == (tmp_path / "register.csv").read_bytes()
+    (tmp_path / "download.xlsx").write_bytes(book.content)
+    lines = list(load_workbook(tmp_path / "download.xlsx")["register"].iter_rows(values_only=True))
+    assert len(lines) == 5
+    assert client.get("/ops/register/export.pdf", params={"month": "2026-11"}).status_code == 404
+
+
+def test_the_register_page_refuses_a_malformed_month(services) -> None:
+    client = logged_in(services, "karim", "operator")
+
+    answer = client.get("/ops/register/", params={"month": "2026-13"})
+
+    assert answer.status_code == 400
+    assert 'id="bad-month"' in answer.text
+
+
+def test_the_register_page_and_its_files_are_refused_to_the_mailroom(services, november) -> None:
+    client = logged_in(services, "amina", "mailroom")
+
+    page = client.get("/ops/register/", params={"month": "2026-11"})
+    text = client.get("/ops/register/export.csv", params={"month": "2026-11"})
+
+    assert (page.status_code, text.status_code) == (403, 403)
+    assert november["card"] not in text.text
+
+
+def test_a_month_without_inputs_shows_zeros_and_no_table(services, frozen_page_clock) -> None:
+    client = logged_in(services, "karim", "operator")
+
+    page = client.get("/ops/register/", params={"month": "2026-10", "lang": "ar"})
+
+    assert page.status_code == 200
+    assert '<span id="total-complaints">0</span>' in page.text
+    assert 'id="no-complaints"' in page.text and 'class="register-channel"' not in page.text
+    assert '<span id="non-complaints-total">0</span>' in page.text
+    assert 'dir="rtl"' in page.text

@@ -47,3 +47,25 @@ def log_in(page: Any, base: str, path: str, user: tuple[str, str]) -> None:
     page.fill("#password", user[1])
     page.click("button[type=submit]")
     page.wait_for_url(f"**{path}")
+
+
+def logged_in_client(services: Any, name: str, password: str, role: str = "operator") -> Any:
+    """An in-process client (``TestClient``) logged in as a new member ``name`` with ``role``."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from gateway.app import create_app
+    from gateway.lib.http.auth import accounts_for
+
+    accounts_for(services).add(name, password, role=role)
+    client = TestClient(create_app(services), headers={"Accept": "text/html"})
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/staff/login").text)
+    assert token
+    answer = client.post(
+        "/staff/login",
+        data={"name": name, "password": password, "csrf_token": token.group(1), "next": "/ops/"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    return client

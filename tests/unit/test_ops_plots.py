@@ -30,3 +30,19 @@ def test_axis_top_is_a_round_number_above_the_largest_value() -> None:
 def test_empty_series_still_draw_an_axis() -> None:
     svg = plots.line([], title="vide")
     assert svg.count("<line ") >= 2
+
+
+def test_grouped_bars_draw_a_bar_per_measured_value_side_by_side() -> None:
+    svg = plots.grouped_bars(
+        ["api", "email"], {"médiane": [8.5, None], "p90": [15.0, 3.0]}, title="délais"
+    )
+    assert len(re.findall(r"<rect [^>]*><title>", svg)) == 3  # None draws nothing
+    assert "<title>api · médiane : 8.5</title>" in svg
+    assert "<title>email · p90 : 3</title>" in svg
+    assert ">20</text>" in svg  # the axis tops the largest value (15) with a round number
+    assert "médiane (" not in svg  # a legend without totals
+    medians, p90s = (
+        [float(x) for x in re.findall(rf'<rect x="([\d.]+)"[^>]*><title>api · {key} ', svg)]
+        for key in ("médiane", "p90")
+    )
+    assert medians[0] < p90s[0]  # side by side, in the series' order
