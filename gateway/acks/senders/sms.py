@@ -43,8 +43,8 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from channels.webform.i18n import format_date
-from config.templates import parse_content_sids
 from config.settings import Settings
+from config.templates import parse_content_sids
 from gateway.acks.policy import WHATSAPP
 from gateway.acks.senders import RECIPIENT_REFUSED, Outgoing, SendFailed, Sent
 from gateway.acks.texts import languages_for, render, variables
