@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.message import Message
 from email.parser import BytesParser, Parser
+from email.utils import getaddresses
 
 from normalizer.email.headers import message_ids
 from normalizer.email.mimepolicy import POLICY
@@ -31,6 +32,8 @@ REPORT_TYPE = "delivery-status"
 STATUS_PART = "message/delivery-status"
 RETURNED_TYPES = ("message/rfc822", "text/rfc822-headers")
 FAILED = "failed"
+# Where a delivered report says whom it was for (the final MTA adds the last two).
+ADDRESSED_TO = ("To", "Delivered-To", "X-Original-To")
 # A VERP token is ours: letters, digits and dashes (a uuid), nothing an MTA would rewrite.
 _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
@@ -53,6 +56,8 @@ class Bounce:
     # Message-ID of the returned message (or of its returned headers).
     original_message_id: str | None
     reporting_mta: str | None
+    # Whom the report is addressed to (To, Delivered-To, X-Original-To): a VERP address.
+    addressed_to: tuple[str, ...] = ()
 
     @property
     def failed(self) -> bool:
@@ -88,7 +93,13 @@ def parse_dsn(raw: bytes) -> Bounce | None:
         recipients=tuple(_recipient(block) for block in per_recipient),
         original_message_id=original,
         reporting_mta=_typed_value(per_message.get("Reporting-MTA")),
+        addressed_to=_addressed_to(message),
     )
+
+
+def _addressed_to(message: Message) -> tuple[str, ...]:
+    values = [str(value) for name in ADDRESSED_TO for value in message.get_all(name, [])]
+    return tuple(dict.fromkeys(address for _name, address in getaddresses(values) if address))
 
 
 def _recipient(block: Message) -> RecipientStatus:
