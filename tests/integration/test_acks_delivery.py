@@ -26,6 +26,7 @@ from config.settings import Settings
 from gateway.acks.acknowledger import Acknowledger
 from gateway.acks.senders.sms import STATUS_CALLBACK_PATH
 from gateway.lib.services import Services
+from gateway.store.acks import AckRecord
 from gateway.store.db import reading
 from gateway.store.tables import EventRow
 from normalizer.contract import Channel, ComplaintMessage, Customer, IntakeEvent
@@ -90,8 +91,8 @@ def events(services: Services, kind: str) -> list[IntakeEvent]:
         return [IntakeEvent.model_validate_json(payload) for payload in payloads]
 
 
-def sent_row(services: Services, complaint: ComplaintMessage, method: str) -> object:
-    def found() -> object:
+def sent_row(services: Services, complaint: ComplaintMessage, method: str) -> AckRecord:
+    def found() -> AckRecord | None:
         row = services.store.acks.get(complaint.id)
         return row if row is not None and (row.status, row.method) == ("sent", method) else None
 
@@ -123,7 +124,7 @@ def test_an_sms_reported_undelivered_is_sent_again_by_email(
         [mail] = relay.messages()
         assert mail.rcpt_tos == [EMAIL]
         assert complaint.reference in mail.message["Subject"]
-        assert row.rounds == 1  # type: ignore[attr-defined]
+        assert row.rounds == 1
         [undelivered] = events(services, "ack.undelivered")
         assert undelivered.details["method"] == "sms"
         assert undelivered.details["error"] == "30003"
@@ -182,6 +183,35 @@ def test_repeated_and_late_callbacks_change_nothing(
         report = services.store.deliveries.delivery_report()
         assert report.counts["sms"]["delivered"] == 1 and report.undelivered == []
         assert relay.messages() == []
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"], indirect=True)
+def test_an_undelivered_report_sends_again_once_and_old_reports_are_ignored(
+    configured: Settings, api: TwilioApi, relay: SmtpCapture
+) -> None:
+    with running_gateway(configured) as gateway:
+        services = gateway.services
+        complaint = other_complaint(services, Channel.SMS, TEXT, Customer(phone=PHONE, email=EMAIL))
+        acknowledger = Acknowledger(services)
+        acknowledger.handle(complaint)
+        [sms] = api.recorded()
+
+        for status in ("undelivered", "undelivered", "delivered", "read"):
+            answer = api.report_status(sms, status, gateway=gateway.base_url, error_code=30005)
+            assert answer.status_code == 204, status
+        assert acknowledger.resend_due() == 1  # one undelivered send, one more send
+        assert acknowledger.resend_due() == 0
+        # The old message's last word, after the e-mail went out: nothing changes.
+        assert api.report_status(sms, "failed", gateway=gateway.base_url).status_code == 204
+
+        assert acknowledger.resend_due() == 0
+        [mail] = relay.messages()
+        assert mail.rcpt_tos == [EMAIL]
+        row = services.store.acks.get(complaint.id)
+        assert row is not None and (row.status, row.method, row.rounds) == ("sent", "email", 1)
+        assert len(events(services, "ack.undelivered")) == 1
+        assert events(services, "ack.delivered") == []
+        assert len(events(services, "ack.sent")) == 2
 
 
 @contextmanager
