@@ -22,10 +22,11 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from channels.email.imap.poller import poll_once
 from config.settings import Settings
 from gateway.acks.acknowledger import Acknowledger
 from gateway.acks.senders.sms import STATUS_CALLBACK_PATH
-from gateway.lib.services import Services
+from gateway.lib.services import Services, build_services
 from gateway.store.acks import AckRecord
 from gateway.store.db import reading
 from gateway.store.tables import EventRow
@@ -33,6 +34,8 @@ from normalizer.contract import Channel, ComplaintMessage, Customer, IntakeEvent
 from tests.integration.test_smtp import RunningSmtp, running_smtp
 from tests.peers.acks import ack_events, other_complaint, publish, running_worker
 from tests.peers.bounces import dsn
+from tests.peers.dovecot import DovecotServer
+from tests.peers.imap import ARRIVED, imap_settings
 from tests.peers.processes import IntakeProcesses, env_for, free_port, wait_until
 from tests.peers.smtp_capture import SmtpCapture, smtp_capture
 from tests.peers.twilio import running_gateway
@@ -336,3 +339,31 @@ def test_the_receiver_refuses_addresses_that_are_not_our_return_path(
         assert client.rcpt("bounces+0f9c2b4e@intake.cashplus.ma")[0] == 250
         assert client.rcpt("other+0f9c2b4e@intake.cashplus.ma")[0] == 550
         assert client.rcpt("bounces+0f9c2b4e@elsewhere.example")[0] == 550
+
+
+def test_a_bounce_in_the_imap_inbox_is_taken_as_the_acknowledgements_and_filed(
+    configured: Settings, api: TwilioApi, relay: SmtpCapture, dovecot: DovecotServer
+) -> None:
+    account = dovecot.add_user()
+    services = build_services(imap_settings(configured, account))
+    try:
+        complaint = other_complaint(
+            services, Channel.WEBFORM, TEXT, Customer(email=EMAIL, phone=PHONE)
+        )
+        acknowledger = Acknowledger(services)
+        acknowledger.handle(complaint)
+        [mail] = relay.messages()
+        report = dsn(to=mail.mail_from, original_message_id=mail.message["Message-ID"])
+        dovecot.append(account, report, ARRIVED)
+
+        tally = poll_once(services)
+
+        assert (tally.bounces, tally.complaints, tally.auto_replies) == (1, 0, 0)
+        assert dovecot.count(account, services.settings.imap_processed_folder) == 1
+        row = services.store.acks.get(complaint.id)
+        assert row is not None and row.status == "undelivered"
+        assert acknowledger.resend_due() == 1
+        [sms] = api.recorded()
+        assert sms.form["To"] == PHONE
+    finally:
+        services.close()
