@@ -22,7 +22,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from config.hours import CallCentre, parse_content_sids, parse_dial, parse_holidays, parse_hours
+from config.hours import CallCentre, parse_dial, parse_holidays, parse_hours
+from config.templates import parse_content_sids
 
 ENV_PREFIX = "INTAKE_"
 
@@ -301,6 +302,11 @@ class Settings(BaseSettings):
     # empty: no e-mail acknowledgements.
     smtp_relay_url: SecretStr = SecretStr("")
     ack_from: str = "contact@cashplus.ma"
+    # Return path of e-mail acknowledgements ("bounces@intake.cashplus.ma"): each goes
+    # out from bounces+<acknowledgement id>@... (VERP) so its bounce names it; the SMTP
+    # receiver accepts those addresses. Empty: INTAKE_ACK_FROM (bounces are then
+    # recognized by the acknowledgement's Message-ID alone).
+    ack_bounce_address: str = ""
     ack_max_per_recipient_per_day: int = Field(default=3, ge=1)
     # Countries (ISO 3166 codes, comma-separated) whose numbers may get an SMS or
     # WhatsApp acknowledgement; others are passed over (SMS pumping, review S4).
@@ -372,6 +378,15 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_templates(cls, value: str) -> str:
         parse_content_sids(value)
+        return value
+
+    @field_validator("ack_bounce_address")
+    @classmethod
+    def _bounce_address(cls, value: str) -> str:
+        value = value.strip()
+        local, at, domain = value.rpartition("@")
+        if value and (not at or not local or not domain or "+" in local):
+            raise ValueError(f"{value!r}: expected an address such as bounces@example.org")
         return value
 
     @field_validator("spam_filter_url")

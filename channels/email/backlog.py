@@ -168,7 +168,8 @@ class ImportSummary:
         if result.outcome is MailOutcome.COMPLAINT:
             self.new += result.created
             self.repeated += not result.created
-        elif result.outcome is MailOutcome.AUTO_REPLY:
+        elif result.outcome in (MailOutcome.AUTO_REPLY, MailOutcome.BOUNCE):
+            # A bounce of an acknowledgement is an automatic message too (kept as evidence).
             self.auto_replies_new += result.created
             self.auto_replies_repeated += not result.created
         elif result.outcome is MailOutcome.TRIAGED:

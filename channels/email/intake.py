@@ -5,6 +5,8 @@ One raw message in, one outcome out:
 - a complaint (new, or the one already recorded for the same mail),
 - an auto-reply, bounce or bulk mail: stored as evidence and published as
   ``event.email.autoreply``, never as a complaint, never acknowledged,
+- a bounce of one of our acknowledgements (``bounces``): kept as the
+  evidence of ``ack.undelivered``; the acknowledgement goes by its next method,
 - rejected (the sender's fault: malformed, over a limit): quarantined with
   the reason; the caller answers in its protocol's terms (SMTP 5xx, IMAP
   quarantine folder).
@@ -33,6 +35,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from channels.email.bounces import acknowledgement_bounce
 from channels.handoff import hand_off, hand_off_many, is_triaged
 from config.settings import Settings
 from gateway.lib.services import Services
@@ -65,6 +68,8 @@ class MailOutcome(StrEnum):
     REJECTED = "rejected"
     # Not a complaint (spam, phishing, marketing, thanks...): kept for staff to sort.
     TRIAGED = "triaged"
+    # A bounce of one of our acknowledgements: kept as its evidence, the next method tried.
+    BOUNCE = "bounce"
 
 
 @dataclass(frozen=True)
@@ -275,6 +280,16 @@ def read_mail(services: Services, arrival: MailArrival) -> MailResult | MailComp
         source_ids={**arrival.source_ids, "message_id": parsed.message_id},
     )
     if parsed.auto_reply:
+        bounced = acknowledgement_bounce(services, raw, parsed)
+        if bounced is not None:
+            return MailResult(
+                MailOutcome.BOUNCE,
+                created=True,
+                reference=bounced.reference,
+                complaint_id=bounced.complaint_id,
+                reason_code="bounce",
+                reason="an acknowledgement could not be delivered",
+            )
         event, created = services.store.complaints.record_event(
             raw,
             AUTOREPLY_KIND,

@@ -43,6 +43,10 @@ def replay_email(services: Services, item: QuarantineItem) -> ReplayResult:
     result = ingest_mail(services, arrival)
     if result.outcome is MailOutcome.AUTO_REPLY:
         return ReplayResult(True, "recorded as an auto-reply event")
+    if result.outcome is MailOutcome.BOUNCE:
+        return ReplayResult(
+            True, "recorded as the bounce of an acknowledgement", reference=result.reference
+        )
     if result.outcome is MailOutcome.TRIAGED:
         return ReplayResult(True, "kept as a non-complaint, to sort", reference=result.reference)
     return ReplayResult(

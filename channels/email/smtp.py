@@ -108,7 +108,7 @@ def reply_for_result(result: MailResult) -> str:
     """The reply for what ``ingest_mail`` did with a message (it is durable by now)."""
     if result.outcome is MailOutcome.COMPLAINT:
         return ACCEPTED_COMPLAINT.format(reference=result.reference)
-    if result.outcome in (MailOutcome.AUTO_REPLY, MailOutcome.TRIAGED):
+    if result.outcome in (MailOutcome.AUTO_REPLY, MailOutcome.TRIAGED, MailOutcome.BOUNCE):
         return ACCEPTED
     template = REJECTION_REPLIES.get(result.reason_code or MALFORMED, CONTENT_REJECTED)
     return template.format(reason=_one_line(result.reason or "malformed message"))

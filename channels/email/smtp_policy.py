@@ -13,6 +13,7 @@ import ssl
 from dataclasses import dataclass
 
 from config.settings import ConfigError, Settings
+from normalizer.email.dsn import verp_token
 
 
 class SmtpConfigError(ConfigError, ValueError):
@@ -29,6 +30,8 @@ class SmtpPolicy:
     addresses: frozenset[str]
     domains: frozenset[str]
     networks: tuple[Network, ...]  # empty: anyone may deliver (a public MX)
+    # INTAKE_ACK_BOUNCE_ADDRESS: it and its VERP addresses (bounces+<id>@...) are accepted.
+    bounce_address: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpPolicy:
@@ -37,11 +40,21 @@ class SmtpPolicy:
             addresses=frozenset(canonical_address(item) for item in entries if "@" in item),
             domains=frozenset(canonical_domain(item) for item in entries if "@" not in item),
             networks=parse_networks(settings.smtp_allowed_networks),
+            bounce_address=settings.ack_bounce_address,
         )
 
     def accepts_recipient(self, address: str) -> bool:
         canonical = canonical_address(address)
-        return canonical in self.addresses or canonical.rpartition("@")[2] in self.domains
+        if canonical in self.addresses or canonical.rpartition("@")[2] in self.domains:
+            return True
+        return self._bounce(canonical)
+
+    def _bounce(self, canonical: str) -> bool:
+        """The return path of our acknowledgements, or one of its VERP addresses."""
+        if not self.bounce_address:
+            return False
+        base = canonical_address(self.bounce_address)
+        return canonical == base or verp_token(base, canonical) is not None
 
     def allows_peer(self, host: str) -> bool:
         if not self.networks:

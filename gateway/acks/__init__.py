@@ -20,6 +20,9 @@ for the mailroom's letters), above the channels and ``gateway.lib``;
 - The table is the store's: ``Store.acks`` (``gateway.store.acks``).
 - ``cli``: ``intake ack-worker``, ``intake ack report``, ``intake ack retry``,
   ``intake ack letters``, ``intake ack texts``.
+- ``deliveries``: Twilio's status callbacks (``/twilio/acks/status``); an
+  undelivered SMS or WhatsApp message (or a bounced e-mail, found by the
+  e-mail channel) is sent again by the next method.
 - ``routes``: ``/v1/acks/letters`` for partner scripts; ``pages``: the
   staff page ``/letters/acks`` (``templates/acks.html``, ``texts.json``).
 """
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway.acks import pages, routes
+from gateway.acks import deliveries, pages, routes
 from gateway.acks.cli import COMMANDS
 from gateway.acks.worker import run_worker
 from gateway.lib.component import Component
@@ -36,10 +39,11 @@ from gateway.lib.services import Services
 
 
 def build_routes(services: Services) -> APIRouter:
-    """The partner API's letter routes and the mailroom's staff page."""
+    """The partner API's letter routes, the mailroom's staff page, Twilio's status callbacks."""
     router = APIRouter()
     router.include_router(routes.build_router(services))
     router.include_router(pages.build_router(services))
+    router.include_router(deliveries.build_router(services))
     return router
 
 

@@ -71,6 +71,7 @@ from gateway.store.acks import (
     SENDING,
     SENT,
     SENT_KIND,
+    UNDELIVERED,
     AckRecord,
     Budget,
     event_key,
@@ -169,12 +170,15 @@ class Acknowledger:
                 record = self._decide(message)
                 if record.undecided:  # waiting for a budget's next day, decided again then
                     return record
+            if record.status == UNDELIVERED and reopened:
+                # Reported undelivered (Twilio, a bounce): the next method, from the poll.
+                return self.redeliver(message, record)
             if record.status != SENDING or (record.retry_at is not None) != reopened:
                 # Done (or refused) on an earlier delivery; or deferred or re-opened,
                 # which only a worker's poll sends (a stray delivery must not send it too).
                 return record
-            if self._event_exists(message.id, SENT_KIND):
-                self.acks.finish(message.id, SENT)
+            if self.acks.event_recorded(event_key(message.id, sent_key(record))):
+                self.acks.finish(message.id, SENT)  # sent before a crash: this round is done
                 return self._reloaded(message.id)
             return self._send(message, record)
 
@@ -265,7 +269,9 @@ class Acknowledger:
 
     def _send(self, message: ComplaintMessage, record: AckRecord) -> AckRecord:
         plan = Plan(str(record.method), str(record.recipient), languages_for(message))
-        outgoing = Outgoing(message=message, plan=plan, message_id=record.message_id or "")
+        outgoing = Outgoing(
+            message=message, plan=plan, message_id=record.message_id or "", ack_id=record.id
+        )
         try:
             sent = self.senders[plan.method].send(outgoing)
         except SendFailed as exc:
@@ -278,6 +284,20 @@ class Acknowledger:
             log.info("acknowledgement letter for %s queued for the mailroom", message.reference)
             return self._reloaded(message.id)
         return self.record_sent(message, plan, sent, datetime.now(UTC))
+
+    def redeliver(self, message: ComplaintMessage, record: AckRecord) -> AckRecord:
+        """A send the provider reported undelivered: the next method, or failed for staff.
+
+        The row already counts the round (``rounds``), so the next send
+        publishes an ``ack.sent`` of its own and is not taken for the first.
+        """
+        log.warning(
+            "acknowledgement of %s by %s reported undelivered (%s)",
+            message.reference,
+            record.method,
+            record.detail or "no detail",
+        )
+        return self.fall_back(message, record, UNDELIVERED, record.detail or "")
 
     def fall_back(
         self, message: ComplaintMessage, record: AckRecord, reason: str, detail: str
@@ -374,10 +394,20 @@ class Acknowledger:
         self, message: ComplaintMessage, plan: Plan, sent: Sent, sent_at: datetime
     ) -> AckRecord:
         """Publish ``ack.sent`` (the proof) and close the row; also used when a letter is posted."""
-        details = self._details(message, plan, sent_at) | {"provider_id": sent.provider_id}
-        event_id = self._publish(message, SENT_KIND, sent.evidence, sent.content_type, details)
-        self.acks.finish(
-            message.id, SENT, sent_at=sent_at, provider_id=sent.provider_id, event_id=event_id
+        record = self._reloaded(message.id)
+        details = self._details(message, plan, sent_at) | {
+            "provider_id": sent.provider_id,
+            "round": record.rounds,
+        }
+        event_id = self._publish(
+            message, SENT_KIND, sent.evidence, sent.content_type, details, key=sent_key(record)
+        )
+        self.acks.handed_over(
+            message.id,
+            sent_at=sent_at,
+            provider_id=sent.provider_id,
+            event_id=event_id,
+            delivery=sent.delivery,
         )
         log.info("acknowledgement of %s sent by %s", message.reference, plan.method)
         return self._reloaded(message.id)
@@ -432,10 +462,12 @@ class Acknowledger:
         event, _created = self.services.store.complaints.record_event(raw, kind, details)
         return event.id
 
-    def _event_exists(self, complaint_id: str, kind: str) -> bool:
-        return self.acks.event_recorded(event_key(complaint_id, kind))
-
     def _reloaded(self, complaint_id: str) -> AckRecord:
         record = self.acks.get(complaint_id)
         assert record is not None  # written just before, by this worker
         return record
+
+
+def sent_key(record: AckRecord) -> str:
+    """The ``ack.sent`` of this round: a send after an undelivered one is an event of its own."""
+    return SENT_KIND if not record.rounds else f"{SENT_KIND}.{record.rounds}"

@@ -4,6 +4,10 @@
 - ``intake ack report --days N``: complaints received more than N days ago
   without a sent acknowledgement, one per line (tab-separated), for the
   10-day obligation; exit 1 with ``--check`` when there is any.
+  Then, on stderr, per method: acknowledgements delivered, undelivered
+  (and how many of those the next method re-sent), pending delivery.
+  ``--deliveries [--since DATE]``: the undelivered ones instead, one per
+  line, with their error, whether they were re-sent, and where they stand.
 - ``intake ack retry [--reason R] [--since DATE] [REFERENCE ...]``: once
   the cause (say a wrong Twilio token) is fixed, re-open failed
   acknowledgements and bring forward deferred ones (still failing on our
@@ -18,6 +22,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import TYPE_CHECKING
+
 import click
 
 from gateway.lib.commands import (
@@ -27,6 +34,9 @@ from gateway.lib.commands import (
     parse_since,
     run_until_signal,
 )
+
+if TYPE_CHECKING:
+    from gateway.store.deliveries import DeliveryReport
 
 # Said of a REFERENCE asked for and not re-opened.
 NOT_RETRYABLE = "not failed or deferred, or past its 10-day window (refused for good: --reason)"
@@ -59,11 +69,32 @@ def ack_group() -> None:
     help="List complaints received more than this many days ago.",
 )
 @click.option("--check", is_flag=True, help="Exit 1 when any complaint is listed.")
-def ack_report(days: int, check: bool) -> None:
-    """Complaints without a sent acknowledgement after DAYS days."""
+@click.option(
+    "--deliveries",
+    is_flag=True,
+    help=(
+        "List the acknowledgements reported undelivered (Twilio, bounces) instead, "
+        "and whether the next method re-sent them."
+    ),
+)
+@click.option(
+    "--since",
+    help="With --deliveries: only those handed over at or after this date or time (local time).",
+)
+def ack_report(days: int, check: bool, deliveries: bool, since: str | None) -> None:
+    """Complaints without a sent acknowledgement after DAYS days, and delivery counts.
+
+    The counts (on stderr) say, per method, how many acknowledgements the
+    provider reported delivered, undelivered, or not yet either (pending).
+    """
+    moment = parse_since(since) if since else None
     with open_services() as services:
         store = services.store.acks
-        overdue = store.overdue(days)
+        overdue = [] if deliveries else store.overdue(days)
+        report = services.store.deliveries.delivery_report(moment)
+    if deliveries:
+        _undelivered_lines(report)
+        return
     click.echo("reference\tchannel\treceived_at\tack_due_at\tstatus\treason")
     for item in overdue:
         click.echo(
@@ -73,8 +104,32 @@ def ack_report(days: int, check: bool) -> None:
     click.echo(
         f"{len(overdue)} complaint(s) without an acknowledgement after {days} day(s)", err=True
     )
+    _delivery_counts(report)
     if check and overdue:
         raise CommandError(f"{len(overdue)} complaint(s) not acknowledged", ExitCode.FAILED)
+
+
+def _delivery_counts(report: DeliveryReport) -> None:
+    """One line per method: delivered, undelivered (re-sent), pending delivery."""
+    resent: Counter[str] = Counter(item.method for item in report.undelivered if item.resent)
+    for method, counts in sorted(report.counts.items()):
+        click.echo(
+            f"{method}: {counts['delivered']} delivered, {counts['undelivered']} undelivered "
+            f"({resent[method]} re-sent), {counts['pending']} pending delivery",
+            err=True,
+        )
+
+
+def _undelivered_lines(report: DeliveryReport) -> None:
+    click.echo("reference\tmethod\tstatus\terror\treported_at\tresent\tnow")
+    for item in report.undelivered:
+        reported = item.reported_at.isoformat() if item.reported_at else ""
+        now = f"{item.now_status} by {item.now_method}" if item.now_method else item.now_status
+        click.echo(
+            f"{item.reference}\t{item.method}\t{item.state}\t{item.error or ''}\t{reported}\t"
+            f"{'yes' if item.resent else 'no'}\t{now}"
+        )
+    _delivery_counts(report)
 
 
 @ack_group.command("retry")

@@ -20,7 +20,7 @@ from gateway.store.figures import Figures
 
 # Acknowledgement states that mean "nothing reached the customer yet, and we owe it".
 # ``skipped`` (regulator-forwarded, follow-ups, robots) is left to staff and counted apart.
-UNSENT = ("sending", "failed", "queued")
+UNSENT = ("sending", "failed", "queued", "undelivered")
 SENT = "sent"
 SKIPPED = "skipped"
 

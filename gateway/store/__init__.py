@@ -35,6 +35,7 @@ from gateway.store.db import (
     normalize_url,
     read_connection,
 )
+from gateway.store.deliveries import Deliveries
 from gateway.store.evidence import EvidenceLog
 from gateway.store.figures import Figures
 from gateway.store.intake import ComplaintStore, IdempotencyConflict, StoreUnavailable
@@ -132,6 +133,11 @@ class Store:
     def retention(self, policy: Policy) -> Retention:
         """The retention purge under ``policy`` (``gateway.store.retention``)."""
         return Retention(self.engine, self.blobs, policy)
+
+    @property
+    def deliveries(self) -> Deliveries:
+        """What Twilio and bounces report of the acknowledgements (``gateway.store.deliveries``)."""
+        return Deliveries(self.engine, self.blobs, self.complaints.event_source)
 
     @property
     def personal_data(self) -> PersonalData:

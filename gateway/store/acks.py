@@ -49,17 +49,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.store.db import reading, writing
+from gateway.store.deliveries import NOT_DELIVERED, UNDELIVERED
 from gateway.store.intake import guarded
-from gateway.store.tables import AcknowledgementRow, ComplaintRow, EventRow
+from gateway.store.tables import AckDeliveryRow, AcknowledgementRow, ComplaintRow, EventRow
 from normalizer.contract import ComplaintMessage
 
 SENDING, SENT, QUEUED, FAILED, SKIPPED = "sending", "sent", "queued", "failed", "skipped"
+# UNDELIVERED: sent, then reported undelivered (a Twilio status callback, a bounce):
+# the workers' poll sends it by the next method (``retry_at``), or records it failed.
 # The address or number was refused for good: sending again reaches the same refusal,
 # so ``intake ack retry`` re-opens these only when ``--reason`` names them.
 RECIPIENT_REFUSED = "recipient_refused"
 PERMANENT_REASONS = frozenset({RECIPIENT_REFUSED})
 # States that count against a recipient's daily allowance.
-COUNTED = (SENDING, SENT, QUEUED)
+COUNTED = (SENDING, SENT, QUEUED, UNDELIVERED)
+# Rows the workers' poll sends: deferred, re-opened, or undelivered.
+POLLED = (SENDING, UNDELIVERED)
 _DETAIL_LIMIT = 2000
 # Global daily budgets: name -> the methods that share it (``gateway.acks.policy.BUDGETS``).
 BUDGET_METHODS: dict[str, tuple[str, ...]] = {"sms": ("sms", "whatsapp"), "email": ("email",)}
@@ -110,6 +115,10 @@ class AckRecord:
     # Set while the row is the workers' poll's (deferred, re-opened, or leased).
     retry_at: datetime | None = None
     reopened: int = 0
+    # Sends found undelivered and sent again (each round publishes its own ``ack.sent``).
+    rounds: int = 0
+    provider_id: str | None = None
+    detail: str | None = None
 
     @property
     def undecided(self) -> bool:
@@ -145,6 +154,9 @@ def _record(row: AcknowledgementRow) -> AckRecord:
         created_at=row.created_at,
         retry_at=row.retry_at,
         reopened=row.reopened or 0,
+        rounds=row.rounds or 0,
+        provider_id=row.provider_id,
+        detail=row.detail,
     )
 
 
@@ -168,6 +180,7 @@ def _put(session: Session, message: ComplaintMessage, values: dict[str, Any]) ->
             reference=message.reference,
             attempts=0,
             reopened=0,
+            rounds=0,
             **values,
         )
         session.add(row)
@@ -360,6 +373,60 @@ class AckStore:
 
         guarded(action)
 
+    def handed_over(
+        self,
+        complaint_id: str,
+        *,
+        sent_at: datetime,
+        provider_id: str | None,
+        event_id: str,
+        delivery: str | None,
+    ) -> None:
+        """Close the row ``sent``; with a ``delivery`` state, track what the provider reports.
+
+        One transaction: the row and, for a message handed to Twilio or the
+        SMTP relay (``provider_id``), its ``acknowledgement_deliveries`` row
+        in the state the provider answered (Twilio's ``queued``; ``sent`` for
+        an e-mail the relay took).
+        """
+        moment = datetime.now(UTC)
+
+        def action() -> None:
+            with writing(self.engine) as session:
+                row = _row_of(session, complaint_id)
+                if row is None:
+                    return
+                row.status, row.sent_at, row.provider_id = SENT, sent_at, provider_id
+                row.event_id, row.retry_at, row.reason = event_id, None, None
+                row.updated_at = moment
+                if delivery is None or not provider_id or row.method is None:
+                    return
+                session.add(
+                    AckDeliveryRow(
+                        id=str(uuid.uuid4()),
+                        ack_id=row.id,
+                        complaint_id=complaint_id,
+                        round=row.rounds or 0,
+                        method=row.method,
+                        provider_id=provider_id[:255],
+                        status=delivery,
+                        resent=False,
+                        created_at=moment,
+                    )
+                )
+                if row.rounds:  # the sends found undelivered before this one were resent
+                    session.execute(
+                        update(AckDeliveryRow)
+                        .where(
+                            AckDeliveryRow.ack_id == row.id,
+                            AckDeliveryRow.round < row.rounds,
+                            AckDeliveryRow.status.in_(sorted(NOT_DELIVERED)),
+                        )
+                        .values(resent=True)
+                    )
+
+        guarded(action)
+
     def count_attempt(self, message: ComplaintMessage, error: str) -> int:
         """Count a failed attempt (opening an undecided row if there is none); the new count."""
 
@@ -538,7 +605,7 @@ class AckStore:
         query = (
             select(AcknowledgementRow)
             .where(
-                AcknowledgementRow.status == SENDING,
+                AcknowledgementRow.status.in_(POLLED),
                 AcknowledgementRow.retry_at <= (now or datetime.now(UTC)),
             )
             .order_by(AcknowledgementRow.retry_at)
@@ -565,7 +632,7 @@ class AckStore:
                     update(AcknowledgementRow)
                     .where(
                         AcknowledgementRow.complaint_id == complaint_id,
-                        AcknowledgementRow.status == SENDING,
+                        AcknowledgementRow.status.in_(POLLED),
                         AcknowledgementRow.retry_at <= moment,
                     )
                     .values(retry_at=moment + lease, reason=None)

@@ -491,6 +491,38 @@ class AcknowledgementRow(Base):
     retry_at: Mapped[datetime | None]
     # Times ``intake ack retry`` re-opened it (each round publishes its own ``ack.failed``).
     reopened: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Sends found undelivered (a Twilio status callback, a bounce) and sent again by the
+    # next method: each round publishes its own ``ack.sent`` (migration 0023).
+    rounds: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+
+class AckDeliveryRow(Base):
+    """One acknowledgement handed to Twilio or the SMTP relay, and what its delivery became.
+
+    ``status`` only moves forward (``queued`` < ``sending`` < ``sent`` <
+    ``delivered`` < ``read``; ``undelivered`` and ``failed`` are final): a late
+    or repeated report changes nothing. No personal data: the recipient is
+    the acknowledgement's (migration 0023).
+    """
+
+    __tablename__ = "acknowledgement_deliveries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    ack_id: Mapped[str] = mapped_column(String(36), index=True)
+    complaint_id: Mapped[str] = mapped_column(String(36), index=True)
+    # The acknowledgement's round (``AcknowledgementRow.rounds``) when it went out.
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    method: Mapped[str] = mapped_column(String(16))
+    # Twilio's MessageSid, or the e-mail's Message-ID.
+    provider_id: Mapped[str] = mapped_column(String(255), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    # Twilio's ErrorCode, or the bounce's status code (5.1.1).
+    error: Mapped[str | None] = mapped_column(String(64))
+    # Whether the acknowledgement went out again (the next method) after this one failed.
+    resent: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    # When the provider last reported on it (None: nothing reported since the hand-off).
+    reported_at: Mapped[datetime | None]
 
 
 # -- leases ----------------------------------------

@@ -13,7 +13,11 @@ among them is refused with 63027, ContentVariables that are not a JSON
 object of that many values with 63028, and a ContentSid the test put in
 ``refusals`` with the code given (63016 outside the 24-hour window...). A
 free-form WhatsApp ``Body`` to a number in ``outside_window`` gets 63016.
-A request with neither Body, MediaUrl nor ContentSid gets 21619. Every
+A request with neither Body, MediaUrl nor ContentSid gets 21619.
+``report_status`` then plays Twilio's part after the send: it posts the
+message's status (``sent``, ``delivered``, ``undelivered`` with an
+``ErrorCode``...) to the ``StatusCallback`` the message named, signed with
+the Auth Token. Every
 refusal is HTTP 400 with Twilio's JSON body (code, message, more_info,
 status), which the twilio library turns into ``TwilioRestException``.
 """
@@ -28,9 +32,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 from pydantic import SecretStr
+from twilio.request_validator import RequestValidator
 
 from config.settings import Settings
 
@@ -46,6 +52,8 @@ class TwilioRequest:
     form: dict[str, str]
     # Twilio's error code in the answer; None when the message was accepted.
     code: int | None = None
+    # The MessageSid of an accepted message.
+    sid: str | None = None
 
 
 @dataclass
@@ -68,6 +76,40 @@ class TwilioApi:
     def recorded(self) -> list[TwilioRequest]:
         with self.lock:
             return list(self.requests)
+
+    def report_status(
+        self,
+        request: TwilioRequest,
+        status: str,
+        *,
+        gateway: str,
+        error_code: int | None = None,
+        token: str = AUTH_TOKEN,
+    ) -> httpx.Response:
+        """Post the message's status to its ``StatusCallback`` as Twilio does, signed.
+
+        The callback URL is the public one the message named; the request
+        goes to ``gateway`` (the app on its local port) with that URL's path.
+        ``token``: another Auth Token forges the signature.
+        """
+        url = request.form["StatusCallback"]
+        params = {
+            "AccountSid": ACCOUNT_SID,
+            "ApiVersion": "2010-04-01",
+            "From": request.form["From"],
+            "To": request.form["To"],
+            "MessageSid": str(request.sid),
+            "SmsSid": str(request.sid),
+            "MessageStatus": status,
+            "SmsStatus": status,
+        }
+        if error_code is not None:
+            params["ErrorCode"] = str(error_code)
+        signature = RequestValidator(token).compute_signature(url, params)
+        target = gateway.rstrip("/") + urlsplit(url).path
+        return httpx.post(
+            target, data=params, headers={"X-Twilio-Signature": signature}, timeout=30
+        )
 
 
 def _handler(api: TwilioApi) -> type[BaseHTTPRequestHandler]:
@@ -96,7 +138,9 @@ def _handler(api: TwilioApi) -> type[BaseHTTPRequestHandler]:
                 request.code = code
                 self._answer(400, _error(code))
             else:
-                self._answer(201, _resource(form))
+                resource = _resource(form)
+                request.sid = str(resource["sid"])
+                self._answer(201, resource)
 
         def _answer(self, status: int, payload: dict[str, object]) -> None:
             body = json.dumps(payload).encode()

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from config.hours import DialKind, parse_content_sids, parse_dial, parse_hours
+from config.hours import DialKind, parse_dial, parse_hours
 from config.settings import ConfigError, load_settings
 
 ZONE = "Africa/Casablanca"
@@ -115,10 +115,3 @@ def test_call_centre_is_open_only_with_a_destination() -> None:
     assert not without.open_at(moment)
     assert with_dial.call_centre.open_at(moment)
     assert with_dial.call_centre.hours.holidays == frozenset()
-
-
-def test_whatsapp_templates_are_one_content_sid_per_language() -> None:
-    sid = "HX" + "0a" * 16
-    assert parse_content_sids(f"fr={sid}, ar={sid}") == {"fr": sid, "ar": sid}
-    with pytest.raises(ConfigError, match="INTAKE_TWILIO_WHATSAPP_ACK_TEMPLATES"):
-        load_settings(twilio_whatsapp_ack_templates="fr=HX123")

@@ -34,6 +34,8 @@ DESTINATIONS: dict[MailOutcome, Destination] = {
     MailOutcome.AUTO_REPLY: Destination.PROCESSED,
     # Kept as a non-complaint (spam, marketing...) for staff to sort: done with it.
     MailOutcome.TRIAGED: Destination.PROCESSED,
+    # A bounce of our acknowledgement, kept as its evidence: done with it.
+    MailOutcome.BOUNCE: Destination.PROCESSED,
     # The sender's fault; ingest_mail recorded the reason in the store.
     MailOutcome.REJECTED: Destination.QUARANTINE,
 }
@@ -47,6 +49,8 @@ class Tally:
     quarantined: int = 0
     # Not complaints (spam, marketing, thanks...), kept for staff to sort.
     triaged: int = 0
+    # Bounces of our acknowledgements (kept as evidence, the next method tried).
+    bounces: int = 0
     # Failed on a bug of ours: left where they were, retried later.
     failed: int = 0
 
@@ -58,17 +62,27 @@ class Tally:
             self.auto_replies += 1
         elif result.outcome is MailOutcome.TRIAGED:
             self.triaged += 1
+        elif result.outcome is MailOutcome.BOUNCE:
+            self.bounces += 1
         else:
             self.quarantined += 1
 
     @property
     def total(self) -> int:
-        return self.complaints + self.auto_replies + self.triaged + self.quarantined + self.failed
+        return (
+            self.complaints
+            + self.auto_replies
+            + self.triaged
+            + self.bounces
+            + self.quarantined
+            + self.failed
+        )
 
     def describe(self) -> str:
         return (
             f"{self.complaints} complaint(s) ({self.repeated} already recorded), "
-            f"{self.auto_replies} auto-reply(ies), {self.quarantined} quarantined, "
+            f"{self.auto_replies} auto-reply(ies), {self.bounces} acknowledgement bounce(s), "
+            f"{self.quarantined} quarantined, "
             f"{self.failed} failed"
         )
 
@@ -118,5 +132,7 @@ def log_result(uid: int, result: MailResult) -> None:
         log.warning("UID %s quarantined: %s", uid, result.reason_code)
     elif result.outcome is MailOutcome.TRIAGED:
         log.info("UID %s: not a complaint, kept for staff to sort", uid)
+    elif result.outcome is MailOutcome.BOUNCE:
+        log.info("UID %s: bounce of the acknowledgement of %s", uid, result.reference)
     else:
         log.info("UID %s: auto-reply, stored as an event", uid)

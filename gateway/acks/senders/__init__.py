@@ -68,6 +68,8 @@ class Outgoing:
     # Drawn once per complaint and stored before sending, so a resend after a
     # crash carries the same Message-ID and mail clients show one message.
     message_id: str
+    # The acknowledgement's row: an e-mail's return path names it (VERP), so a bounce does.
+    ack_id: str = ""
     # Another notice than the acknowledgement (``extension``: a longer delay): its
     # texts are ``templates/<language>/<notice>/``; ``values`` adds what they name,
     # per language (a date is worded in each).
@@ -90,6 +92,9 @@ class Sent:
     # "sent", or "queued" for a letter waiting for the mailroom to post it.
     status: str = "sent"
     document: str | None = None  # blob location of a letter's PDF
+    # What the provider said of it when it took it (Twilio's "queued"; "sent" for an
+    # e-mail the relay took): its delivery is then tracked (status callbacks, bounces).
+    delivery: str | None = None
 
 
 class Sender(Protocol):

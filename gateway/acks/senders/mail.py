@@ -23,6 +23,11 @@ e-mail channel links the answer to the complaint.
 ``auto-generated`` otherwise) and ``X-Auto-Response-Suppress`` keep
 out-of-office robots from answering it.
 
+The envelope sender (return path) is ``INTAKE_ACK_BOUNCE_ADDRESS`` with the
+acknowledgement's id (``bounces+<id>@...``, VERP) when set, so a bounce
+names the acknowledgement; the e-mail channel turns it into an undelivered
+acknowledgement (``gateway.store.deliveries``) and the next method is tried.
+
 The relay URL is ``smtp://[user:password@]host[:port]``, ``smtps://`` for
 implicit TLS, or ``?starttls=true`` to upgrade a plain connection. TLS
 verifies the relay's certificate against the system's authorities
@@ -47,6 +52,7 @@ from gateway.acks.senders import RECIPIENT_REFUSED, Outgoing, SendFailed, Sent
 from gateway.acks.texts import Block, blocks, html_document
 from gateway.store.blobs import BlobStore
 from normalizer.contract import ComplaintMessage
+from normalizer.email.dsn import verp_address
 from normalizer.email.headers import header_text, message_ids
 from normalizer.email.mimepolicy import POLICY
 
@@ -204,9 +210,17 @@ class EmailSender:
             outgoing.values,
         )
         mail = compose(outgoing, parts, self.sender, thread_of(outgoing.message, self.blobs))
-        self.relay.send(mail, self.sender, outgoing.plan.recipient)
+        self.relay.send(mail, self.return_path(outgoing), outgoing.plan.recipient)
         return Sent(
             evidence=mail.as_bytes(),
             content_type="message/rfc822",
             provider_id=outgoing.message_id,
+            delivery="sent",
         )
+
+    def return_path(self, outgoing: Outgoing) -> str:
+        """The envelope sender: ``bounces+<acknowledgement id>@...`` (VERP) when configured."""
+        base = self.settings.ack_bounce_address
+        if base and outgoing.ack_id:
+            return verp_address(base, outgoing.ack_id)
+        return self.sender

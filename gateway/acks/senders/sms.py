@@ -20,6 +20,11 @@ is ours, our credentials, account, sender number or region permissions
 (retried later, logged as an error once); 429 and 5xx are Twilio's own
 trouble (retried).
 
+Delivery: each message names ``STATUS_CALLBACK_PATH`` as its ``StatusCallback``;
+Twilio posts there what became of it (``queued``, ``sent``, ``delivered``,
+``undelivered``, ``failed`` with an ``ErrorCode``), and an undelivered one is
+sent again by the next method (``gateway.acks.deliveries``).
+
 WhatsApp: a message the business starts must be an approved template
 (Meta's rule), so an acknowledgement goes out through Twilio's Content API:
 the ``ContentSid`` configured for the acknowledgement's first language
@@ -43,14 +48,17 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from config.hours import parse_content_sids
 from config.settings import Settings
+from config.templates import parse_content_sids
 from gateway.acks.policy import WHATSAPP
 from gateway.acks.senders import RECIPIENT_REFUSED, Outgoing, SendFailed, Sent
 from gateway.acks.texts import languages_for, render, variables, written_date
 from normalizer.errors import OurFailure
 
 MAX_SEGMENTS = 2
+# Where Twilio reports what became of each message (``gateway.acks.deliveries``),
+# under INTAKE_PUBLIC_BASE_URL; signed like every webhook of the line.
+STATUS_CALLBACK_PATH = "/twilio/acks/status"
 TWILIO_TIMEOUT = 30.0
 # Twilio error codes that are about the recipient's number: retrying cannot help.
 RECIPIENT_CODES: dict[int, str] = {
@@ -75,7 +83,12 @@ TEMPLATE_CODES: dict[int, str] = {
     63030: "parameter not supported with a template",
 }
 # The client's keyword -> the form field Twilio receives (kept as evidence under that name).
-FORM_NAMES = {"body": "Body", "content_sid": "ContentSid", "content_variables": "ContentVariables"}
+FORM_NAMES = {
+    "body": "Body",
+    "content_sid": "ContentSid",
+    "content_variables": "ContentVariables",
+    "status_callback": "StatusCallback",
+}
 RECIPIENT, OURS, PROVIDER = RECIPIENT_REFUSED, "provider_account", "provider_unavailable"
 TEMPLATE_REFUSED, NO_TEMPLATE = "whatsapp_template_refused", "whatsapp_no_template"
 # GSM 03.38 basic character set, and the extension table (two septets each).
@@ -181,9 +194,17 @@ class TwilioSender:
             return {"content_sid": content_sid, "content_variables": variables}
         return {"body": sms_text(outgoing, self.settings.timezone, self.settings.answer_days)}
 
+    def status_callback(self) -> str | None:
+        """The URL Twilio posts the message's status to; none without a public URL."""
+        base = self.settings.public_base_url.rstrip("/")
+        return f"{base}{STATUS_CALLBACK_PATH}" if base else None
+
     def send(self, outgoing: Outgoing) -> Sent:
         content = self._content(outgoing)
         to, sender = self._addresses(outgoing)
+        callback = self.status_callback()
+        if callback:
+            content["status_callback"] = callback
         try:
             created = self.client.messages.create(to=to, from_=sender, **content)
         except TwilioRestException as exc:
@@ -196,4 +217,5 @@ class TwilioSender:
             evidence=json.dumps(request, ensure_ascii=False).encode(),
             content_type="application/json",
             provider_id=created.sid,
+            delivery=str(created.status or "queued"),
         )
