@@ -16,6 +16,7 @@ from gateway.ops.register import COMMANDS as REGISTER_COMMANDS
 
 def _routes(services: Services) -> APIRouter:
     # Imported when the web app is built, not when ``intake`` starts.
+    from gateway.ops.call_backs import build_router as build_call_back_router
     from gateway.ops.complaints import build_router as build_complaint_router
     from gateway.ops.triage import build_router as build_triage_router
     from gateway.ops.web import build_router
@@ -25,6 +26,7 @@ def _routes(services: Services) -> APIRouter:
     routes = APIRouter()
     routes.include_router(build_router(services))
     routes.include_router(build_triage_router(services))
+    routes.include_router(build_call_back_router(services))
     routes.include_router(build_complaint_router(services))
     return routes
 

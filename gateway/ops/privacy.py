@@ -7,8 +7,8 @@
   and changes nothing.
 - ``personal-data export --phone P | --email E [--out FILE]``: a zip of
   everything held on that customer (``subject.json``, ``complaints.json``,
-  ``acknowledgements.json``, ``calls.json``, ``events.json``, ``blobs/<sha256>``,
-  ``README.txt``).
+  ``acknowledgements.json``, ``calls.json``, ``call_backs.json``, ``events.json``,
+  ``blobs/<sha256>``, ``README.txt``).
 - ``personal-data erase --phone P | --email E [--yes] [--force]``: removes
   that customer's content and contact fields, keeps the regulatory record;
   refuses (exit 1, naming them) while a complaint is still open, unless
@@ -180,6 +180,7 @@ def _write_zip(
         archive.writestr("complaints.json", document(complaints))
         archive.writestr("acknowledgements.json", document(holdings.acknowledgements))
         archive.writestr("calls.json", document(holdings.calls))
+        archive.writestr("call_backs.json", document(holdings.call_backs))
         archive.writestr("events.json", document(holdings.events))
         archive.writestr("blobs.json", document(index))
         for digest, (_role, data) in blobs.items():
@@ -195,6 +196,7 @@ complaints.json        each complaint: reference, dates, status, the complaint a
                        (name, contact, text, attachments) and its raw evidence's description
 acknowledgements.json  the acknowledgements of receipt sent, and to which address
 calls.json             calls received from your number
+call_backs.json        calls of yours we were to return, and when we called you back
 events.json            other records naming you: missed calls, automatic replies
 blobs.json             every file (raw e-mail, form, recording, scan, attachment, letter)
                        with its sha256; "file" is null when it was already removed

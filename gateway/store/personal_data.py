@@ -2,7 +2,8 @@
 
 ``intake personal-data export|erase`` -> **PersonalData.find** (the
 complaints whose customer has this phone, E.164, or this e-mail, lower-case;
-the calls from that number; the acknowledgements sent to it) -> **export**
+the calls from that number and those to return to it; the
+acknowledgements sent to it) -> **export**
 (everything held, as documents and blob files) or **erase** (the content
 removed as the retention purge removes it, ``gateway.store.redaction``,
 with the reason ``erasure`` in the evidence log).
@@ -32,6 +33,7 @@ from gateway.store.redaction import (
 )
 from gateway.store.tables import (
     AcknowledgementRow,
+    CallBackRow,
     CallRow,
     ComplaintRow,
     ComplaintStateRow,
@@ -89,6 +91,8 @@ class Holdings:
     acknowledgements: list[dict[str, Any]] = field(default_factory=list)
     # Intake events naming the phone or e-mail (missed calls, auto-replies), with evidence.
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Calls from the number staff were to return, and what came of it (``call_backs``).
+    call_backs: list[dict[str, Any]] = field(default_factory=list)
 
     def blobs(self) -> dict[str, str]:
         """sha256 -> what it is (raw input, attachment, acknowledgement) of every blob held."""
@@ -142,6 +146,9 @@ class PersonalData:
             if subject.phone is not None:
                 holdings.calls = _rows(
                     connection, select(CallRow).where(CallRow.caller == subject.phone)
+                )
+                holdings.call_backs = _rows(
+                    connection, select(CallBackRow).where(CallBackRow.caller == subject.phone)
                 )
         return holdings
 
@@ -251,4 +258,8 @@ def _forget_calls(engine: Engine, phone: str) -> None:
             update(CallRow)
             .where(CallRow.caller == phone)
             .values(caller=None, transcript=None, recording_url=None, end_request=None)
+        )
+        # Calls to return keep their dates and reason (the register counts them).
+        connection.execute(
+            update(CallBackRow).where(CallBackRow.caller == phone).values(caller=None, outcome=None)
         )

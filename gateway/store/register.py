@@ -3,7 +3,8 @@
 ``intake register export`` and the ``/ops/`` register tab ->
 ``Store.register`` -> **Register.month** (complaints received in the local
 month, their acknowledgement, what case handling reported, the inputs that
-were not complaints) -> rows and a summary, plain data the callers write
+were not complaints, the calls to return and how many were called back)
+-> rows and a summary, plain data the callers write
 as CSV, XLSX or charts.
 
 Delays are counted in calendar days of the local time zone (Africa/Casablanca),
@@ -26,13 +27,15 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
 from gateway.store.acks import SENT
 from gateway.store.db import reading
 from gateway.store.intake import guarded
 from gateway.store.tables import (
     AcknowledgementRow,
+    CallBackRow,
     ComplaintRow,
     ComplaintStateRow,
     EventRow,
@@ -115,6 +118,8 @@ class MonthRegister:
     rows: tuple[RegisterRow, ...]
     # Inputs of the month that were not complaints, by kind (``triage.spam``...).
     non_complaints: dict[str, int] = field(default_factory=dict)
+    # Calls of the month to return, by reason: (calls, called back so far).
+    calls_to_return: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def groups(self) -> list[GroupSums]:
         """Counts and delays by channel x product x origin, then a total line ("*")."""
@@ -195,11 +200,14 @@ class Register:
                 .where(EvidenceRow.received_at >= start, EvidenceRow.received_at < end)
             ).scalars()
             non_complaints = Counter(kind for kind in kinds if _non_complaint(kind))
+            calls_to_return = _calls_to_return(session, start, end)
         register_rows = tuple(
             self._row(complaint, ack_status, sent_at, status, answered_at, now)
             for complaint, ack_status, sent_at, status, answered_at in rows
         )
-        return MonthRegister(month, self.zone, register_rows, dict(sorted(non_complaints.items())))
+        return MonthRegister(
+            month, self.zone, register_rows, dict(sorted(non_complaints.items())), calls_to_return
+        )
 
     def _row(  # noqa: PLR0917
         self,
@@ -243,6 +251,20 @@ class Register:
 
 def _late(done_at: datetime | None, due_at: datetime, now: datetime) -> bool:
     return done_at > due_at if done_at is not None else now > due_at
+
+
+def _calls_to_return(
+    session: Session, start: datetime, end: datetime
+) -> dict[str, tuple[int, int]]:
+    """Calls that came in during the month to be returned, by reason: (calls, called back)."""
+    called_back = func.count(CallBackRow.done_at)
+    found = session.execute(
+        select(CallBackRow.reason, func.count(), called_back)
+        .where(CallBackRow.received_at >= start, CallBackRow.received_at < end)
+        .group_by(CallBackRow.reason)
+        .order_by(CallBackRow.reason)
+    ).all()
+    return {reason: (int(calls), int(done)) for reason, calls, done in found}
 
 
 def _non_complaint(kind: str) -> bool:
