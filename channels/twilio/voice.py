@@ -274,10 +274,10 @@ def declare_missed(line: PhoneLine, call: Call) -> bool:
         "started_at": call.started_at.isoformat(),
         "ended_at": ended_at.isoformat(),
     }
-    # The event first: a crash after it repeats it harmlessly (same dedup key), as
-    # does one after the call to return (one per CallSid).
-    event, created = line.services.store.complaints.record_event(raw, MISSED_KIND, details)
+    # The call to return and the event first: a crash after either repeats them
+    # harmlessly (one per CallSid, same dedup key) until the call is marked missed.
     note_missed(line, call)
+    event, created = line.services.store.complaints.record_event(raw, MISSED_KIND, details)
     line.calls.mark_missed(call.call_sid)
     if created:
         log.info("missed call at the %s: event %s", details["stage"], event.id)
