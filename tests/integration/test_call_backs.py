@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,8 +22,10 @@ from config.settings import Settings
 from gateway.lib.http.auth import accounts_for
 from gateway.ops.register import summary_text
 from gateway.store.call_backs import CallBack
+from tests.peers.bidi import add_plain_paragraph, edge_positions
+from tests.peers.browser import screenshot
 from tests.peers.processes import wait_until
-from tests.peers.staff import CSRF_FIELD, StaffBrowser, log_in_over_http
+from tests.peers.staff import CSRF_FIELD, StaffBrowser, log_in, log_in_over_http
 from tests.peers.twilio import (
     CALLER,
     MediaServer,
@@ -185,10 +188,8 @@ def test_an_absent_recording_is_an_empty_message_and_stays_one_call_to_return(
     assert closed_rig.call_back(call_sid) is not None
     closed_rig.hang_up(call_sid)
     # The sweep calls it missed after the grace: still one row, still an empty message.
-    wait_until(
-        lambda: closed_rig.gateway.services.store.calls().get(call_sid).state == "missed",  # type: ignore[union-attr]
-        "the missed call",
-    )
+    calls = closed_rig.gateway.services.store.calls()
+    wait_until(lambda: getattr(calls.get(call_sid), "state", None) == "missed", "the missed call")
 
     (item,) = closed_rig.gateway.services.store.call_backs.listing()
     assert (item.call_sid, item.reason) == (call_sid, "empty_message")
@@ -233,12 +234,48 @@ def test_a_recording_long_enough_is_no_call_to_return(rig: Rig) -> None:
     assert rig.call_back(call_sid) is None
 
 
+def test_a_twilio_transcription_without_words_makes_the_call_one_to_return(
+    closed_rig: Rig,
+) -> None:
+    call_sid = sid("CA")
+    closed_rig.choose(call_sid, "5")  # English: Twilio transcribes it
+    recording_sid = sid("RE")
+    closed_rig.post(
+        "/twilio/voice/recorded",
+        call_sid,
+        RecordingSid=recording_sid,
+        RecordingUrl=recording_url(closed_rig.media.base_url, recording_sid),
+        RecordingDuration="12",
+    )
+    assert closed_rig.call_back(call_sid) is None  # a message of 12 s: nothing to return yet
+
+    closed_rig.post(
+        "/twilio/voice/transcription",
+        call_sid,
+        RecordingSid=recording_sid,
+        TranscriptionSid=sid("TR"),
+        TranscriptionStatus="failed",
+        TranscriptionText="",
+    )
+
+    item = closed_rig.call_back(call_sid)
+    store = closed_rig.gateway.services.store
+    complaint = store.complaints.find_by_dedup_key(f"twilio:call:{call_sid}")
+    assert item is not None and complaint is not None
+    assert (item.reason, item.reference, item.language) == (
+        "empty_message",
+        complaint.reference,
+        "en",
+    )
+
+
 def test_a_withheld_number_cannot_be_called_back_and_is_not_listed(rig: Rig) -> None:
     call_sid = sid("CA")
     rig.post("/twilio/voice", call_sid, CallStatus="ringing", From="anonymous")
     rig.hang_up(call_sid, From="anonymous")
 
-    assert rig.gateway.services.store.calls().get(call_sid).state == "missed"  # type: ignore[union-attr]
+    call = rig.gateway.services.store.calls().get(call_sid)
+    assert call is not None and call.state == "missed"
     assert rig.call_back(call_sid) is None
 
 
@@ -258,7 +295,8 @@ def test_called_back_keeps_who_when_and_the_note_audits_it_and_moves_it_to_done(
     assert answer.status_code == 303
     assert answer.headers["location"].startswith("/ops/callbacks/?notice=done&entry=")
     page = browser.get(answer.headers["location"]).text
-    assert "[phone …67]" in re.search(r'id="notice".*?</p>', page, re.DOTALL).group(0)  # type: ignore[union-attr]
+    notice = re.search(r'id="notice".*?</p>', page, re.DOTALL)
+    assert notice is not None and "[phone …67]" in notice.group(0)
     assert rows_of(page, "to-return") == []
     (done_row,) = rows_of(page, "done")
     assert "karim" in done_row and "elle enverra son relevé" in done_row
@@ -336,3 +374,28 @@ def test_the_register_counts_the_months_calls_to_return_and_those_called_back(
     assert register.calls_to_return == {"out_of_hours_no_message": (2, 1)}
     assert register.rows == ()  # not complaints: counted apart
     assert "calls to return: 2 (out_of_hours_no_message 2), 1 called back" in summary_text(register)
+
+
+# -- the number in an Arabic page, in Chromium ---------------------------------------------
+def test_the_number_reads_left_to_right_on_the_arabic_page_and_would_not_unisolated(
+    page: Any, settings: Settings
+) -> None:
+    with running_gateway(settings) as gateway:
+        accounts_for(gateway.services).add(*OPERATOR, role="operator")
+        gateway.services.store.call_backs.note(
+            sid("CA"),
+            caller=CALLER,
+            language="ary",
+            reason="missed",
+            received_at=datetime.now(UTC),
+        )
+        log_in(page, gateway.base_url, "/ops/callbacks/", OPERATOR)
+        page.goto(gateway.base_url + "/ops/callbacks/?lang=ar")
+        add_plain_paragraph(page, "unisolated", f"الرقم {CALLER}")
+        screenshot(page, "ops-callbacks-ar")
+
+        assert page.get_attribute("html", "dir") == "rtl"
+        plus, last = edge_positions(page, "tr.to-return td.number", CALLER)
+        assert plus < last, "the + is drawn after the digits"
+        plain_plus, plain_last = edge_positions(page, "#unisolated", CALLER)
+        assert plain_plus > plain_last, "without isolation the + should land on the right"
