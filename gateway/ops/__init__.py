@@ -12,6 +12,8 @@ replays are ``intake quarantine`` and ``intake dead-letters`` in a shell.
 - ``figures``: the numbers behind the page, per day and per channel (their
   queries are the store's, ``gateway.store.figures``).
 - ``plots``: inline SVG charts drawn on the server (no script, no CDN).
+- ``triage`` / ``call_backs``: the pages "to sort" (``/ops/triage/``) and
+  "calls to return" (``/ops/callbacks/``), beside ``/ops/``.
 - ``web``: the ``/ops/`` routes; ``cli``: the shell commands; ``adapter``:
   the component (in ``gateway.components``) that mounts both.
 """

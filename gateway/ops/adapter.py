@@ -1,5 +1,6 @@
-"""The operations component: ``/ops/`` and its commands (quarantine, dead letters, evidence,
-register, retention, personal data, customer keys)."""
+"""The operations component: ``/ops/`` and its pages (to sort, calls to return, a complaint),
+and its commands (quarantine, dead letters, evidence, register, retention, personal data,
+customer keys)."""
 
 from __future__ import annotations
 
