@@ -205,6 +205,9 @@ class Settings(BaseSettings):
     message_media_wait: float = Field(default=300.0, ge=0)
     # A call that ended while recording is a missed call if no recording shows up by then.
     call_end_grace: float = Field(default=60.0, ge=0)
+    # A recording shorter than this (seconds) is an empty message: the caller is to be
+    # called back (listed on /ops/callbacks/), the complaint is kept all the same. 0: none.
+    call_short_message: float = Field(default=2.0, ge=0)
     # How often the phone worker looks for downloads and ended calls.
     twilio_worker_interval: float = Field(default=1.0, gt=0)
     # Hosts media and recordings are downloaded from besides Twilio's own

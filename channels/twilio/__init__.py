@@ -3,6 +3,7 @@
 - ``routes``: the webhooks and the transcript API, thin, signature first;
 - ``voice`` / ``messaging`` / ``transcripts``: what each webhook changes;
 - ``worker``: downloads recordings and photos, publishes missed calls;
+- ``call_backs``: calls left without an answer, noted for staff to return;
 - ``cli``: ``intake twilio-worker``, ``intake twilio-prompts``;
 - ``audio``: recorded prompts (``prompts/<language>/<name>.mp3``) played instead of the voice;
 - ``replay``: quarantined webhooks and transcripts, through their handler again;

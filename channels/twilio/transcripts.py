@@ -8,6 +8,8 @@ transcript to a call at any time; the answer names the call's complaint
 ``transcribeCallback`` lands in the same place. The request is kept as
 evidence, the transcript becomes the complaint's body, and its language is
 checked against the caller's menu choice (``gateway.store.revisions``).
+A Twilio transcription without words (failed, or empty) makes the call
+one to return (``call_backs``).
 Before publication the queued message is rewritten; after, an amendment is
 published. The same text twice changes nothing.
 """
@@ -22,6 +24,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from channels.twilio.call_backs import note_empty
 from channels.twilio.line import PhoneLine, refresh
 from channels.twilio.signature import FORM_TYPE, TwilioRequest
 from channels.twilio.voice import required
@@ -119,8 +122,10 @@ def twilio_transcription(line: PhoneLine, request: TwilioRequest) -> None:
     """Twilio's ``transcribeCallback``: used when it completed with some text."""
     (call_sid,) = required(line, request, "CallSid")
     text, status = request.get("TranscriptionText"), request.get("TranscriptionStatus")
-    if status != "completed" or not text:
+    if status != "completed" or not text.strip():
         log.info("Twilio transcription of call %s: %s", call_sid, status or "no status")
+        if status in {"completed", "failed"}:
+            _without_words(line, call_sid)
         return
     try:
         apply_transcript(
@@ -134,6 +139,15 @@ def twilio_transcription(line: PhoneLine, request: TwilioRequest) -> None:
         )
     except (UnknownCall, CallWithoutRecording) as exc:
         log.warning("Twilio transcription for %s ignored: %s", call_sid, type(exc).__name__)
+
+
+def _without_words(line: PhoneLine, call_sid: str) -> None:
+    """A recorded message Twilio found no words in: the caller is to be called back."""
+    call = line.calls.get(call_sid)
+    if call is None or call.state == CallState.MISSED:
+        return  # no message at all: the missed call is noted as such
+    found = line.services.store.complaints.find_by_dedup_key(call.complaint_key)
+    note_empty(line, call_sid, reference=found.reference if found is not None else None)
 
 
 def build_transcript_router(line: PhoneLine) -> APIRouter:

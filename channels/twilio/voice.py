@@ -20,6 +20,9 @@ RecordingSid), because Twilio retries.
   that ended while put through or during the recording gets
   ``INTAKE_CALL_END_GRACE`` seconds for the dial's outcome or its recording
   to show up before the worker calls it missed.
+
+A missed call, a recording Twilio reports ``absent`` or one shorter than
+``INTAKE_CALL_SHORT_MESSAGE`` is also a call to return (``call_backs``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from channels.twilio.call_backs import note_empty, note_missed, short_message
 from channels.twilio.line import PhoneLine, phone_or_none, record_held, refresh, reject
 from channels.twilio.signature import FORM_TYPE, TwilioRequest
 from channels.twilio.texts import MenuEntry
@@ -186,14 +190,24 @@ def recording_ready(line: PhoneLine, request: TwilioRequest) -> tuple[ComplaintM
     if created:
         # The download or a transcript may have beaten this webhook.
         refresh(line, call.complaint_key)
+    if short_message(line, request.get("RecordingDuration")):
+        note_empty(line, call_sid, caller=request.get("From"), reference=message.reference)
+    else:
+        # Called missed before its recording showed up: the call to return names it.
+        line.services.store.call_backs.link(call_sid, message.reference)
     spoken = call.language if call.language in line.table.languages else None
     return message, spoken or line.table.default_choice.language
 
 
 def recording_status(line: PhoneLine, request: TwilioRequest) -> None:
-    """The recording-status callback: a completed recording, in case its action request was lost."""
-    if request.get("RecordingStatus") == "completed":
+    """The recording-status callback: a completed recording, in case its action request was lost;
+    an ``absent`` one (nothing was recorded): the call is to be returned."""
+    status = request.get("RecordingStatus")
+    if status == "completed":
         recording_ready(line, request)
+    elif status == "absent":
+        (call_sid,) = required(line, request, "CallSid")
+        note_empty(line, call_sid, caller=request.get("From"))
 
 
 def _raw_call(
@@ -260,7 +274,9 @@ def declare_missed(line: PhoneLine, call: Call) -> bool:
         "started_at": call.started_at.isoformat(),
         "ended_at": ended_at.isoformat(),
     }
-    # The event first: a crash after it repeats it harmlessly (same dedup key).
+    # The call to return and the event first: a crash after either repeats them
+    # harmlessly (one per CallSid, same dedup key) until the call is marked missed.
+    note_missed(line, call)
     event, created = line.services.store.complaints.record_event(raw, MISSED_KIND, details)
     line.calls.mark_missed(call.call_sid)
     if created:

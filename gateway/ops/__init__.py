@@ -16,6 +16,8 @@ replays are ``intake quarantine`` and ``intake dead-letters`` in a shell.
   its XLSX/CSV (written by ``register``, the command's module).
 - ``complaints`` and ``acks_by_hand``: one complaint's page, and the
   acknowledgement staff made by hand recorded from it.
+- ``triage`` / ``call_backs``: the pages "to sort" (``/ops/triage/``) and
+  "calls to return" (``/ops/callbacks/``), beside ``/ops/``.
 - ``web``: the ``/ops/`` routes; ``cli``: the shell commands; ``adapter``:
   the component (in ``gateway.components``) that mounts both.
 """

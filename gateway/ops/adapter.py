@@ -1,5 +1,6 @@
-"""The operations component: ``/ops/`` and its commands (quarantine, dead letters, evidence,
-register, retention, personal data, customer keys)."""
+"""The operations component: ``/ops/`` and its pages (to sort, calls to return, a complaint),
+and its commands (quarantine, dead letters, evidence, register, retention, personal data,
+customer keys)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from gateway.ops.register import COMMANDS as REGISTER_COMMANDS
 
 def _routes(services: Services) -> APIRouter:
     # Imported when the web app is built, not when ``intake`` starts.
+    from gateway.ops.call_backs import build_router as build_call_back_router
     from gateway.ops.complaints import build_router as build_complaint_router
     from gateway.ops.register_page import build_router as build_register_router
     from gateway.ops.triage import build_router as build_triage_router
@@ -26,6 +28,7 @@ def _routes(services: Services) -> APIRouter:
     routes = APIRouter()
     routes.include_router(build_router(services))
     routes.include_router(build_triage_router(services))
+    routes.include_router(build_call_back_router(services))
     routes.include_router(build_complaint_router(services))
     routes.include_router(build_register_router(services))
     return routes

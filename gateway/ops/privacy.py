@@ -8,7 +8,8 @@
   (a store behind this version is exit 78, naming ``intake migrate``).
 - ``personal-data export --phone P | --email E [--out FILE]``: a zip of
   everything held on that customer (``subject.json``, ``complaints.json``,
-  ``acknowledgements.json``, ``calls.json``, ``events.json``, ``quarantine.json``,
+  ``acknowledgements.json``, ``calls.json``, ``call_backs.json``, ``events.json``,
+  ``quarantine.json``,
   ``blobs/<sha256>``, ``README.txt``).
 - ``personal-data erase --phone P | --email E [--yes] [--force]``: removes
   that customer's content and contact fields, keeps the regulatory record;
@@ -181,6 +182,7 @@ def _write_zip(
         archive.writestr("complaints.json", document(complaints))
         archive.writestr("acknowledgements.json", document(holdings.acknowledgements))
         archive.writestr("calls.json", document(holdings.calls))
+        archive.writestr("call_backs.json", document(holdings.call_backs))
         archive.writestr("events.json", document(holdings.events))
         archive.writestr("quarantine.json", document(holdings.quarantined))
         archive.writestr("blobs.json", document(index))
@@ -197,6 +199,7 @@ complaints.json        each complaint: reference, dates, status, the complaint a
                        (name, contact, text, attachments) and its raw evidence's description
 acknowledgements.json  the acknowledgements of receipt sent, and to which address
 calls.json             calls received from your number
+call_backs.json        calls of yours we were to return, and when we called you back
 events.json            other records naming you: missed calls, automatic replies
 quarantine.json        messages received that could not be read as a complaint (refused or
                        waiting to be read again) and that name you

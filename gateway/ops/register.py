@@ -7,7 +7,8 @@ same register as charts and downloads the same files (``export_bytes``).
 (sheet ``register``: one row per complaint, ``COLUMNS`` in order; sheet
 ``summary``: counts by channel x product x origin, the delays to
 acknowledge and to answer (median, 90th percentile, how many past the
-deadline), then the inputs that were not complaints) or **write_csv** (the
+deadline), then the inputs that were not complaints, then the calls to
+return and how many were called back) or **write_csv** (the
 rows only) -> a file for Cash Plus's reporting to Bank Al-Maghrib.
 ``--summary`` prints the summary table.
 
@@ -132,6 +133,11 @@ def write_xlsx(register: MonthRegister, path: Path) -> None:
     for kind, count in register.non_complaints.items():
         summary.append([kind, count])
     summary.append(["total", sum(register.non_complaints.values())])
+    summary.append([])
+    summary.append(["calls to return", "count", "called back"])
+    for reason, (calls, called_back) in register.calls_to_return.items():
+        summary.append([reason, calls, called_back])
+    summary.append(["total", *call_back_totals(register)])
     for cell in summary[2]:
         cell.font = Font(bold=True)
     for sheet in (rows, summary):  # text that looks like a formula stays text
@@ -154,7 +160,17 @@ def summary_text(register: MonthRegister) -> str:
     kinds = ", ".join(f"{kind} {count}" for kind, count in register.non_complaints.items())
     text.append("")
     text.append(f"not complaints: {total}" + (f" ({kinds})" if kinds else ""))
+    calls, called_back = call_back_totals(register)
+    reasons = ", ".join(f"{reason} {n}" for reason, (n, _d) in register.calls_to_return.items())
+    listed = f" ({reasons})" if reasons else ""
+    text.append(f"calls to return: {calls}{listed}, {called_back} called back")
     return "\n".join(line.rstrip() for line in text)
+
+
+def call_back_totals(register: MonthRegister) -> tuple[int, int]:
+    """The month's calls to return and how many of them were called back."""
+    sums = register.calls_to_return.values()
+    return sum(calls for calls, _done in sums), sum(done for _calls, done in sums)
 
 
 def _printable(line: tuple[Any, ...]) -> tuple[str, ...]:

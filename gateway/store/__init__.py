@@ -23,6 +23,7 @@ from config.settings import ConfigError, Settings
 from gateway.store.acks import AckStore
 from gateway.store.apikeys import ApiKeys
 from gateway.store.blobs import BlobStore
+from gateway.store.call_backs import CallBacks
 from gateway.store.calls import CallStore
 from gateway.store.cases import CaseStore
 from gateway.store.checkpoints import ImapCheckpoints
@@ -125,6 +126,11 @@ class Store:
         return TriageStore(
             self.engine, self.blobs, self.complaints.event_source, self.customers.secret
         )
+
+    @property
+    def call_backs(self) -> CallBacks:
+        """Calls to return, and who called back (``gateway.store.call_backs``)."""
+        return CallBacks(self.engine)
 
     def register(self, zone: str) -> Register:
         """The monthly complaints register, its months in ``zone`` (``gateway.store.register``)."""

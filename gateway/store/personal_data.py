@@ -2,13 +2,14 @@
 
 ``intake personal-data export|erase`` -> **PersonalData.find** (the
 complaints whose customer has this phone, E.164, or this e-mail, lower-case;
-the calls from that number; the acknowledgements sent to it; the intake
-events naming it; the quarantined inputs that name it in their bytes or
-source ids) -> **export** (everything held, as documents and blob files) or
-**erase** (the content removed as the retention purge removes it,
-``gateway.store.redaction``, with the reason ``erasure`` in the evidence
-log; also the quarantined inputs, the calls from the number that made no
-complaint, and the customer-key contact points no kept complaint uses).
+the calls from that number and those to return to it; the acknowledgements
+sent to it; the intake events naming it; the quarantined inputs that name
+it in their bytes or source ids) -> **export** (everything held, as
+documents and blob files) or **erase** (the content removed as the
+retention purge removes it, ``gateway.store.redaction``, with the reason
+``erasure`` in the evidence log; also the quarantined inputs, the calls from
+the number that made no complaint, the calls to return to it, and the
+customer-key contact points no kept complaint uses).
 
 An erasure keeps the regulatory record (reference, channel, dates,
 deadlines, hashes, sizes, counts): Bank Al-Maghrib's register and the
@@ -44,6 +45,7 @@ from gateway.store.redaction_rows import (
 )
 from gateway.store.tables import (
     AcknowledgementRow,
+    CallBackRow,
     CallRow,
     ComplaintRow,
     ComplaintStateRow,
@@ -115,9 +117,13 @@ class Holdings:
     events: list[dict[str, Any]] = field(default_factory=list)
     # Quarantined inputs naming them (refused or waiting to be reprocessed), content kept.
     quarantined: list[dict[str, Any]] = field(default_factory=list)
+    # Calls from the number staff were to return, and what came of it (``call_backs``).
+    call_backs: list[dict[str, Any]] = field(default_factory=list)
 
     def any(self) -> bool:
-        return bool(self.complaints or self.calls or self.events or self.quarantined)
+        return bool(
+            self.complaints or self.calls or self.events or self.quarantined or self.call_backs
+        )
 
     def blobs(self) -> dict[str, str]:
         """sha256 -> what it is (raw input, attachment, acknowledgement) of every blob held."""
@@ -178,6 +184,9 @@ class PersonalData:
             if subject.phone is not None:
                 holdings.calls = _rows(
                     connection, select(CallRow).where(CallRow.caller == subject.phone)
+                )
+                holdings.call_backs = _rows(
+                    connection, select(CallBackRow).where(CallBackRow.caller == subject.phone)
                 )
         return holdings
 

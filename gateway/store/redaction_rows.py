@@ -28,6 +28,7 @@ from gateway.store.chain import Removal, append_removals
 from gateway.store.media import FAILED, PENDING
 from gateway.store.tables import (
     AcknowledgementRow,
+    CallBackRow,
     CallRow,
     ComplaintContactRow,
     ComplaintStatusRow,
@@ -66,6 +67,10 @@ def forget_caller(connection: Connection, phone: str, reason: str) -> list[str]:
         )
     ).all()
     _forget_calls(connection, CallRow.caller == phone)
+    # Calls to return keep their dates and reason (the register counts them).
+    connection.execute(
+        update(CallBackRow).where(CallBackRow.caller == phone).values(caller=None, outcome=None)
+    )
     removals = [
         Removal(
             digest_of(location),

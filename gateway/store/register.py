@@ -3,7 +3,8 @@
 ``intake register export`` and the ``/ops/`` register tab ->
 ``Store.register`` -> **Register.month** (complaints received in the local
 month, their acknowledgement, what case handling reported, the inputs that
-were not complaints) -> rows and a summary, plain data the callers write
+were not complaints, the calls to return and how many were called back)
+-> rows and a summary, plain data the callers write
 as CSV, XLSX or charts.
 
 Delays are counted in calendar days of the local time zone (Africa/Casablanca),
@@ -29,7 +30,8 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, func, or_, select
+from sqlalchemy.orm import Session
 
 from gateway.store.acks import SENT
 from gateway.store.db import reading
@@ -37,6 +39,7 @@ from gateway.store.intake import guarded
 from gateway.store.tables import (
     MADE_COMPLAINT,
     AcknowledgementRow,
+    CallBackRow,
     ComplaintRow,
     ComplaintStateRow,
     EventRow,
@@ -122,6 +125,8 @@ class MonthRegister:
     rows: tuple[RegisterRow, ...]
     # Inputs of the month that were not complaints, by kind (``triage.spam``...).
     non_complaints: dict[str, int] = field(default_factory=dict)
+    # Calls of the month to return, by reason: (calls, called back so far).
+    calls_to_return: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def groups(self, by: Sequence[str] = GROUP_FIELDS) -> list[GroupSums]:
         """Counts and delays by ``by`` (channel x product x origin), then a total line ("*").
@@ -218,11 +223,14 @@ class Register:
                 )
             ).scalars()
             non_complaints = Counter(kind for kind in kinds if _non_complaint(kind))
+            calls_to_return = _calls_to_return(session, start, end)
         register_rows = tuple(
             self._row(complaint, ack_status, sent_at, status, (answered_at, closed_at), now)
             for complaint, ack_status, sent_at, status, answered_at, closed_at in rows
         )
-        return MonthRegister(month, self.zone, register_rows, dict(sorted(non_complaints.items())))
+        return MonthRegister(
+            month, self.zone, register_rows, dict(sorted(non_complaints.items())), calls_to_return
+        )
 
     def _row(  # noqa: PLR0917
         self,
@@ -274,6 +282,20 @@ def _late(done_at: datetime | None, due_at: datetime, now: datetime) -> bool:
 def _group_value(row: RegisterRow, name: str) -> str:
     value = getattr(row, name)
     return value if isinstance(value, str) else NO_PRODUCT
+
+
+def _calls_to_return(
+    session: Session, start: datetime, end: datetime
+) -> dict[str, tuple[int, int]]:
+    """Calls that came in during the month to be returned, by reason: (calls, called back)."""
+    called_back = func.count(CallBackRow.done_at)
+    found = session.execute(
+        select(CallBackRow.reason, func.count(), called_back)
+        .where(CallBackRow.received_at >= start, CallBackRow.received_at < end)
+        .group_by(CallBackRow.reason)
+        .order_by(CallBackRow.reason)
+    ).all()
+    return {reason: (int(calls), int(done)) for reason, calls, done in found}
 
 
 def _non_complaint(kind: str) -> bool:

@@ -676,3 +676,35 @@ class TriageRow(Base):
     decided_at: Mapped[datetime | None]
     complaint_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+# -- calls to return (migration 0023) ------------------------------------------------
+
+# Why a call is to be returned: nobody took it (or the caller hung up in hours), the
+# caller hung up out of hours without leaving a message, or the message is empty.
+MISSED = "missed"
+OUT_OF_HOURS_NO_MESSAGE = "out_of_hours_no_message"
+EMPTY_MESSAGE = "empty_message"
+
+
+class CallBackRow(Base):
+    """A phone call staff should return: the caller's number and what came of calling back.
+
+    One row per call (``call_sid``), written by the phone line's handlers;
+    ``reference``: the call's complaint when it has one (an empty message).
+    ``done_at`` / ``done_by`` / ``outcome``: who called back, when, with what note.
+    """
+
+    __tablename__ = "call_backs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    caller: Mapped[str | None] = mapped_column(String(32))  # E.164; None once erased
+    language: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    reference: Mapped[str | None] = mapped_column(String(16))
+    done_at: Mapped[datetime | None] = mapped_column(index=True)
+    done_by: Mapped[str | None] = mapped_column(String(128))
+    outcome: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=_now)

@@ -9,7 +9,6 @@ then published (to ``complaints.inbound`` and the acknowledgement worker's
 
 from __future__ import annotations
 
-import re
 import smtplib
 import threading
 import xml.etree.ElementTree as ET
@@ -19,7 +18,6 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -42,6 +40,7 @@ from tests.peers.acks import publish
 from tests.peers.processes import free_port, wait_until
 from tests.peers.queues import drain
 from tests.peers.spamd import GTUBE, SpamdServer
+from tests.peers.staff import CSRF_FIELD, StaffBrowser, log_in_over_http
 from tests.peers.twilio import (
     ACCOUNT_SID,
     LINE_NUMBER,
@@ -230,46 +229,12 @@ def sms(hooks: TwilioWebhooks, body: str, message_sid: str | None = None) -> ET.
     return ET.fromstring(response.content)
 
 
-class StaffBrowser:
-    """An operator's browser on the gateway. The line's public URL is https, so the
-    staff cookies are ``Secure``: kept here and sent by hand over the test's plain HTTP."""
-
-    def __init__(self, base_url: str) -> None:
-        self.client = httpx.Client(base_url=base_url, follow_redirects=False, timeout=30)
-        self.cookies: dict[str, str] = {}
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        cookie = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
-        headers = {"Accept": "text/html", **({"Cookie": cookie} if cookie else {})}
-        response = self.client.request(method, path, headers=headers, **kwargs)
-        self.cookies.update({name: value for name, value in response.cookies.items()})
-        return response
-
-    def get(self, path: str) -> httpx.Response:
-        return self.request("GET", path)
-
-    def post(self, path: str, data: dict[str, str]) -> httpx.Response:
-        return self.request("POST", path, data=data)
-
-
 def staff_client(gateway: RunningGateway) -> tuple[StaffBrowser, str]:
     """Logged in as an operator; the page's CSRF token."""
-    browser = StaffBrowser(gateway.base_url)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/staff/login").text)
-    assert token
-    login = browser.post(
-        "/staff/login",
-        data={
-            "name": "karim",
-            "password": PASSWORD,
-            "csrf_token": token.group(1),
-            "next": "/ops/triage/",
-        },
-    )
-    assert login.status_code == 303, login.text
+    browser = log_in_over_http(gateway.base_url, ("karim", PASSWORD), "/ops/triage/")
     page = browser.get("/ops/triage/")
     assert page.status_code == 200, page.text[:500]
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    csrf = CSRF_FIELD.search(page.text)
     assert csrf
     return browser, csrf.group(1)
 

@@ -73,3 +73,31 @@ UNISOLATED = """([id, text]) => {
 def add_plain_paragraph(page: Any, element_id: str, text: str) -> None:
     """A paragraph with ``text`` as it was before isolation (to show the measure can fail)."""
     page.evaluate(UNISOLATED, [element_id, text])
+
+
+EDGES = """([selector, value]) => {
+  for (const root of document.querySelectorAll(selector)) {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+      const node = walker.currentNode;
+      const at = node.textContent.indexOf(value);
+      if (at < 0) { continue; }
+      const x = (index) => {
+        const range = document.createRange();
+        range.setStart(node, index);
+        range.setEnd(node, index + 1);
+        return range.getClientRects()[0].left;
+      };
+      return [x(at), x(at + value.length - 1)];
+    }
+  }
+  return null;
+}"""
+
+
+def edge_positions(page: Any, selector: str, value: str) -> tuple[float, float]:
+    """The x of the first and of the last character of ``value`` (one text node) as drawn:
+    for a run without spaces such as ``+212661234567``, where the ``+`` lands."""
+    found = page.evaluate(EDGES, [selector, value])
+    assert found is not None, f"{value!r} is not in one text node of {selector}"
+    return float(found[0]), float(found[1])

@@ -1,4 +1,5 @@
-"""A gateway process with a staff account, for the pages behind the staff login.
+"""A gateway process with a staff account, for the pages behind the staff login;
+``StaffBrowser``, a member's browser over plain HTTP (``log_in_over_http``).
 
 The account is made the way an operator makes one (``intake staff add NAME
 --role ROLE --password-stdin``; ``admin`` unless the test says otherwise,
@@ -7,8 +8,11 @@ so a test sees every page), then the process is started and waited for.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from typing import Any
+
+import httpx
 
 from tests.peers.processes import INTAKE, IntakeProcesses, wait_for_port
 
@@ -69,3 +73,46 @@ def logged_in_client(services: Any, name: str, password: str, role: str = "opera
     )
     assert answer.status_code == 303, answer.text
     return client
+
+
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class StaffBrowser:
+    """A staff member's browser on the gateway. The line's public URL is https, so the
+    staff cookies are ``Secure``: kept here and sent by hand over the test's plain HTTP."""
+
+    def __init__(self, base_url: str) -> None:
+        self.client = httpx.Client(base_url=base_url, follow_redirects=False, timeout=30)
+        self.cookies: dict[str, str] = {}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        cookie = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+        headers = {"Accept": "text/html", **({"Cookie": cookie} if cookie else {})}
+        response = self.client.request(method, path, headers=headers, **kwargs)
+        self.cookies.update({name: value for name, value in response.cookies.items()})
+        return response
+
+    def get(self, path: str) -> httpx.Response:
+        return self.request("GET", path)
+
+    def post(self, path: str, data: dict[str, str]) -> httpx.Response:
+        return self.request("POST", path, data=data)
+
+
+def log_in_over_http(base_url: str, user: tuple[str, str], next_path: str) -> StaffBrowser:
+    """A browser signed in as ``user`` (name, password) through the login form."""
+    browser = StaffBrowser(base_url)
+    token = CSRF_FIELD.search(browser.get("/staff/login").text)
+    assert token
+    login = browser.post(
+        "/staff/login",
+        data={
+            "name": user[0],
+            "password": user[1],
+            "csrf_token": token.group(1),
+            "next": next_path,
+        },
+    )
+    assert login.status_code == 303, login.text
+    return browser
