@@ -311,9 +311,30 @@ class Acknowledger:
         recorded and published (``ack.failed``): staff acknowledge it by hand.
         """
         method = str(record.method)
-        decision = decide(
-            message, self.context, self.acks.sent_today, self._budget_left, after=method
-        )
+
+        def sent_today(recipient: str) -> int:
+            # This very row (still ``sending`` to the same phone for WhatsApp and
+            # SMS) is not one more acknowledgement to that customer.
+            return self.acks.sent_today(recipient, excluding=message.id)
+
+        def budget_left(name: str) -> bool:
+            used = self.acks.budget_used_today(BUDGETS[name], excluding=message.id)
+            return used < self.context.budgets[name]
+
+        decision = decide(message, self.context, sent_today, budget_left, after=method)
+        if isinstance(decision, Skip) and decision.reason == DAILY_BUDGET_EXHAUSTED:
+            # The next method's budget is spent for today: the row goes back to
+            # undecided and waits for tomorrow (within the 10 days), as a first
+            # send does, rather than giving up; what failed stays in ``detail``.
+            self.acks.finish(
+                message.id,
+                SENDING,
+                method=None,
+                recipient=None,
+                detail=f"{method}: {reason}: {detail}",
+                attempts=0,
+            )
+            return self._wait_for_budget(message, decision)
         if isinstance(decision, Skip):
             return self._failed(message, record, reason, detail)
         log.warning(

@@ -213,34 +213,38 @@ def _lock_budget(session: Session, budget: Budget) -> None:
         _lock_key(session, f"ack-budget:{budget.name}")
 
 
-def _budget_used_since(session: Session, methods: Sequence[str], since: datetime) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(AcknowledgementRow)
-            .where(
-                AcknowledgementRow.method.in_(list(methods)),
-                AcknowledgementRow.status.in_(COUNTED),
-                AcknowledgementRow.claimed_at >= since,
-            )
+def _budget_used_since(
+    session: Session, methods: Sequence[str], since: datetime, excluding: str | None = None
+) -> int:
+    query = (
+        select(func.count())
+        .select_from(AcknowledgementRow)
+        .where(
+            AcknowledgementRow.method.in_(list(methods)),
+            AcknowledgementRow.status.in_(COUNTED),
+            AcknowledgementRow.claimed_at >= since,
         )
-        or 0
     )
+    if excluding is not None:
+        query = query.where(AcknowledgementRow.complaint_id != excluding)
+    return int(session.scalar(query) or 0)
 
 
-def _counted_since(session: Session, recipient: str, since: datetime) -> int:
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(AcknowledgementRow)
-            .where(
-                AcknowledgementRow.recipient == recipient,
-                AcknowledgementRow.status.in_(COUNTED),
-                AcknowledgementRow.claimed_at >= since,
-            )
+def _counted_since(
+    session: Session, recipient: str, since: datetime, excluding: str | None = None
+) -> int:
+    query = (
+        select(func.count())
+        .select_from(AcknowledgementRow)
+        .where(
+            AcknowledgementRow.recipient == recipient,
+            AcknowledgementRow.status.in_(COUNTED),
+            AcknowledgementRow.claimed_at >= since,
         )
-        or 0
     )
+    if excluding is not None:
+        query = query.where(AcknowledgementRow.complaint_id != excluding)
+    return int(session.scalar(query) or 0)
 
 
 def _deferred() -> ColumnElement[bool]:
@@ -444,23 +448,29 @@ class AckStore:
 
         return guarded(action)
 
-    def sent_today(self, recipient: str, now: datetime | None = None) -> int:
-        """Acknowledgements to this recipient since local midnight (Africa/Casablanca)."""
+    def sent_today(
+        self, recipient: str, now: datetime | None = None, *, excluding: str | None = None
+    ) -> int:
+        """Acknowledgements to this recipient since local midnight (Africa/Casablanca),
+        the complaint ``excluding``'s own left out."""
         since = self._midnight(now or datetime.now(UTC))
 
         def action() -> int:
             with reading(self.engine) as session:
-                return _counted_since(session, recipient, since)
+                return _counted_since(session, recipient, since, excluding)
 
         return guarded(action)
 
-    def budget_used_today(self, methods: Sequence[str], now: datetime | None = None) -> int:
-        """Acknowledgements by these methods since local midnight, whoever the recipient."""
+    def budget_used_today(
+        self, methods: Sequence[str], now: datetime | None = None, *, excluding: str | None = None
+    ) -> int:
+        """Acknowledgements by these methods since local midnight, whoever the recipient
+        (the complaint ``excluding``'s own left out)."""
         since = self._midnight(now or datetime.now(UTC))
 
         def action() -> int:
             with reading(self.engine) as session:
-                return _budget_used_since(session, methods, since)
+                return _budget_used_since(session, methods, since, excluding)
 
         return guarded(action)
 

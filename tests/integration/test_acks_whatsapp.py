@@ -98,6 +98,64 @@ def test_outside_the_24_hour_window_63016_falls_back_to_sms(
     assert event_kinds(services) == ["ack.sent"]
 
 
+def test_the_fallback_does_not_count_its_own_acknowledgement_against_the_daily_cap(
+    settings: Settings, api: TwilioApi, relay: SmtpCapture
+) -> None:
+    # A cap of one a day per customer: the WhatsApp try being replaced by an SMS is
+    # still that one acknowledgement, not a second one over the cap.
+    configured = twilio_settings(
+        settings,
+        api,
+        twilio_phone_number=OUR_NUMBER,
+        twilio_whatsapp_number=WHATSAPP_NUMBER,
+        twilio_whatsapp_ack_templates=f"fr={FRENCH_TEMPLATE}",
+        smtp_relay_url=SecretStr(relay.url),
+        ack_max_per_recipient_per_day=1,
+    )
+    services = build_services(configured)
+    try:
+        api.refusals[FRENCH_TEMPLATE] = 63016
+        complaint = other_complaint(services, Channel.WHATSAPP, FRENCH, Customer(phone=PHONE))
+
+        row = Acknowledger(services).handle(complaint)
+
+        assert (row.status, row.method) == ("sent", "sms")
+        assert [request.code for request in api.recorded()] == [63016, None]
+    finally:
+        services.close()
+
+
+def test_with_the_email_budget_spent_the_fallback_waits_for_the_next_day(
+    settings: Settings, api: TwilioApi, relay: SmtpCapture
+) -> None:
+    configured = twilio_settings(
+        settings,
+        api,
+        twilio_phone_number=OUR_NUMBER,
+        twilio_whatsapp_number=WHATSAPP_NUMBER,
+        twilio_whatsapp_ack_templates=f"fr={FRENCH_TEMPLATE}",
+        smtp_relay_url=SecretStr(relay.url),
+        ack_email_max_per_day=0,
+    )
+    services = build_services(configured)
+    try:
+        # WhatsApp and SMS refused for good; e-mail is next, but today's budget is spent.
+        api.refusals[FRENCH_TEMPLATE] = 63016
+        api.invalid_numbers.add(PHONE)
+        customer = Customer(phone=PHONE, email=EMAIL)
+        complaint = other_complaint(services, Channel.WHATSAPP, FRENCH, customer)
+
+        Acknowledger(services).handle(complaint)
+
+        row = services.store.acks.get(complaint.id)
+        assert row is not None and row.status != "failed"
+        assert row.reason == "daily_budget_exhausted"
+        assert row.retry_at is not None and row.retry_at > complaint.received_at
+        assert "ack.failed" not in event_kinds(services)
+    finally:
+        services.close()
+
+
 def test_a_language_without_a_template_falls_back_without_asking_twilio_for_whatsapp(
     services: Services, api: TwilioApi
 ) -> None:
