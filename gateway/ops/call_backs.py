@@ -23,6 +23,7 @@ from gateway.lib.http.auth import audit, require_csrf, require_staff
 from gateway.lib.http.pages import Pages
 from gateway.lib.logs import mask_personal_data
 from gateway.lib.services import Services
+from gateway.ops.notices import back, notice
 from gateway.store.call_backs import OUTCOME_LIMIT
 from gateway.store.staff import StaffSession
 
@@ -35,30 +36,23 @@ ACTION = "call_back_done"
 
 
 def _back(notice: str, entry: int | None = None) -> RedirectResponse:
-    query = f"notice={notice}" + (f"&entry={entry}" if entry is not None else "")
-    return RedirectResponse(f"/ops/callbacks/?{query}", status_code=303)
+    return back("/ops/callbacks/", notice, entry)
 
 
 def _notice(
     request: Request, texts: dict[str, str], staff: StaffSession, services: Services
 ) -> str | None:
     """The redirect's notice, the (masked) number read from the member's own audit entry."""
-    kind = request.query_params.get("notice", "")
-    template = texts.get(f"callbacks_notice_{kind}")
-    if kind not in NOTICES or template is None:
-        return None
-    caller = ""
-    entry_id = request.query_params.get("entry", "")
-    if entry_id:
-        if not entry_id.isdigit() or len(entry_id) > 18:
-            return None
-        entry = services.store.staff_audit.get(int(entry_id))
-        if entry is None or entry.actor != staff.user.name or entry.action != ACTION:
-            return None
-        caller = str(entry.data.get("caller", ""))
-    elif "{" in template:
-        return None
-    return template.format(caller=caller)
+    return notice(
+        request,
+        texts,
+        staff,
+        services,
+        prefix="callbacks_notice_",
+        codes=NOTICES,
+        blanks=["caller"],
+        action=ACTION,
+    )
 
 
 def build_router(services: Services) -> APIRouter:

@@ -23,6 +23,7 @@ from fastapi.responses import RedirectResponse, Response
 from gateway.lib.http.auth import audit, require_csrf, require_staff
 from gateway.lib.http.pages import Pages
 from gateway.lib.services import Services
+from gateway.ops.notices import back, notice
 from gateway.store.staff import StaffSession
 from gateway.store.tables import CONFIRMED, TO_SORT
 from gateway.store.triage import TriageConflict
@@ -35,28 +36,22 @@ DECIDED_LIMIT = 20
 
 
 def _back(notice: str, entry: int | None = None) -> RedirectResponse:
-    query = f"notice={notice}" + (f"&entry={entry}" if entry is not None else "")
-    return RedirectResponse(f"/ops/triage/?{query}", status_code=303)
+    return back("/ops/triage/", notice, entry)
 
 
 def _notice(
     request: Request, texts: dict[str, str], staff: StaffSession, services: Services
 ) -> str | None:
     """The redirect's notice, its reference read from the member's own audit entry."""
-    kind = request.query_params.get("notice", "")
-    template = texts.get(f"triage_notice_{kind}")
-    if kind not in NOTICES or template is None:
-        return None
-    reference = ""
-    entry_id = request.query_params.get("entry", "")
-    if entry_id:
-        if not entry_id.isdigit() or len(entry_id) > 18:
-            return None
-        entry = services.store.staff_audit.get(int(entry_id))
-        if entry is None or entry.actor != staff.user.name:
-            return None
-        reference = str(entry.data.get("reference", ""))
-    return template.format(reference=reference)
+    return notice(
+        request,
+        texts,
+        staff,
+        services,
+        prefix="triage_notice_",
+        codes=NOTICES,
+        blanks=["reference"],
+    )
 
 
 def build_router(services: Services) -> APIRouter:

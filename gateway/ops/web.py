@@ -31,6 +31,7 @@ from gateway.lib.http.auth import audit, require_csrf, require_staff
 from gateway.lib.http.pages import Pages
 from gateway.lib.services import Services
 from gateway.ops.dashboard import build_dashboard, human_age
+from gateway.ops.notices import back, notice
 from gateway.ops.quarantine import replay
 from gateway.store.quarantine import ReplayResult
 from gateway.store.staff import StaffSession
@@ -47,30 +48,22 @@ AUDIT_LIMIT = 20
 
 
 def _back(anchor: str, notice: str, entry: int | None = None) -> RedirectResponse:
-    query = f"notice={notice}" + (f"&entry={entry}" if entry is not None else "")
-    return RedirectResponse(f"/ops/?{query}#{anchor}", status_code=303)
+    return back("/ops/", notice, entry, anchor)
 
 
 def _notice(
     request: Request, texts: dict[str, str], staff: StaffSession, services: Services
 ) -> str | None:
     """The sentence for the notice code of the redirect, worded from the member's own entry."""
-    kind = request.query_params.get("notice", "")
-    template = texts.get(f"notice_{kind}")
-    if kind not in NOTICES or template is None:
-        return None
-    params = {"detail": "", "reference": "", "count": ""}
-    entry_id = request.query_params.get("entry", "")
-    if entry_id:
-        if not entry_id.isdigit() or len(entry_id) > 18:
-            return None
-        entry = services.store.staff_audit.get(int(entry_id))
-        if entry is None or entry.actor != staff.user.name:
-            return None
-        params.update({key: str(value) for key, value in entry.data.items() if key in params})
-    elif "{" in template:
-        return None
-    return template.format(**params)
+    return notice(
+        request,
+        texts,
+        staff,
+        services,
+        prefix="notice_",
+        codes=NOTICES,
+        blanks=["detail", "reference", "count"],
+    )
 
 
 def build_router(services: Services) -> APIRouter:

@@ -47,17 +47,24 @@ def relay() -> Iterator[SmtpCapture]:
         yield capture
 
 
-@pytest.fixture
-def services(settings: Settings, api: TwilioApi, relay: SmtpCapture) -> Iterator[Services]:
-    configured = twilio_settings(
+def line_settings(
+    settings: Settings, api: TwilioApi, relay: SmtpCapture, **more: object
+) -> Settings:
+    """The line's numbers, the French template, the relay: the stand-in's peers."""
+    return twilio_settings(
         settings,
         api,
         twilio_phone_number=OUR_NUMBER,
         twilio_whatsapp_number=WHATSAPP_NUMBER,
         twilio_whatsapp_ack_templates=f"fr={FRENCH_TEMPLATE}",
         smtp_relay_url=SecretStr(relay.url),
+        **more,
     )
-    built = build_services(configured)
+
+
+@pytest.fixture
+def services(settings: Settings, api: TwilioApi, relay: SmtpCapture) -> Iterator[Services]:
+    built = build_services(line_settings(settings, api, relay))
     try:
         yield built
     finally:
@@ -103,16 +110,7 @@ def test_the_fallback_does_not_count_its_own_acknowledgement_against_the_daily_c
 ) -> None:
     # A cap of one a day per customer: the WhatsApp try being replaced by an SMS is
     # still that one acknowledgement, not a second one over the cap.
-    configured = twilio_settings(
-        settings,
-        api,
-        twilio_phone_number=OUR_NUMBER,
-        twilio_whatsapp_number=WHATSAPP_NUMBER,
-        twilio_whatsapp_ack_templates=f"fr={FRENCH_TEMPLATE}",
-        smtp_relay_url=SecretStr(relay.url),
-        ack_max_per_recipient_per_day=1,
-    )
-    services = build_services(configured)
+    services = build_services(line_settings(settings, api, relay, ack_max_per_recipient_per_day=1))
     try:
         api.refusals[FRENCH_TEMPLATE] = 63016
         complaint = other_complaint(services, Channel.WHATSAPP, FRENCH, Customer(phone=PHONE))
@@ -128,16 +126,7 @@ def test_the_fallback_does_not_count_its_own_acknowledgement_against_the_daily_c
 def test_with_the_email_budget_spent_the_fallback_waits_for_the_next_day(
     settings: Settings, api: TwilioApi, relay: SmtpCapture
 ) -> None:
-    configured = twilio_settings(
-        settings,
-        api,
-        twilio_phone_number=OUR_NUMBER,
-        twilio_whatsapp_number=WHATSAPP_NUMBER,
-        twilio_whatsapp_ack_templates=f"fr={FRENCH_TEMPLATE}",
-        smtp_relay_url=SecretStr(relay.url),
-        ack_email_max_per_day=0,
-    )
-    services = build_services(configured)
+    services = build_services(line_settings(settings, api, relay, ack_email_max_per_day=0))
     try:
         # WhatsApp and SMS refused for good; e-mail is next, but today's budget is spent.
         api.refusals[FRENCH_TEMPLATE] = 63016
