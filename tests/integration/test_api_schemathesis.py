@@ -47,6 +47,7 @@ OPERATIONS = [
     ("POST", "/v1/complaints"),
     ("GET", "/v1/complaints/{reference}"),
     ("POST", "/v1/complaints/{reference}/status"),
+    ("GET", "/v1/customers/{key}/complaints"),
     ("POST", "/v1/calls/{call_sid}/transcript"),
     ("GET", "/v1/letters/{letter_id}"),
     ("GET", "/v1/acks/letters"),
