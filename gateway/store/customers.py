@@ -84,7 +84,9 @@ def _create_secret(path: Path) -> None:
         pass  # another process made it first: theirs is the secret
     finally:
         staging.unlink()
-    log.warning(
+    # Not a warning on every first command: the embedded defaults run this way on
+    # purpose; a deployment on several machines sets the secret (README, customer keys).
+    log.debug(
         "INTAKE_CUSTOMER_KEY_SECRET is not set: customer keys use a secret made in %s",
         path.parent,
     )

@@ -159,7 +159,7 @@ def test_import_mbox_reports_what_it_created(settings: Settings, mbox_file: Path
     assert process.code == 0, process.stderr
     assert process.stdout.strip() == (
         "5 message(s): complaints 3 new, 0 repeated; auto-replies 1 new, 0 repeated; "
-        "rejected 1 (0 already in quarantine)"
+        "not complaints (to sort) 0; rejected 1 (0 already in quarantine)"
     )
     assert table_counts(settings) == {
         "complaints": 3,
@@ -177,7 +177,7 @@ def test_import_mbox_twice_creates_nothing_new(settings: Settings, mbox_file: Pa
     assert again.code == 0, again.stderr
     assert again.stdout.strip() == (
         "5 message(s): complaints 0 new, 3 repeated; auto-replies 0 new, 1 repeated; "
-        "rejected 1 (1 already in quarantine)"
+        "not complaints (to sort) 0; rejected 1 (1 already in quarantine)"
     )
     assert table_counts(settings) == before
 
