@@ -140,7 +140,8 @@ def test_call_that_ends_while_recording_without_a_recording_is_missed_after_the_
 
     assert event.kind == "call.missed"
     assert '"stage":"recording"' in event.payload.replace(" ", "")
-    assert rig.call_state(call_sid) == "missed"
+    # The event is written first, the call marked missed just after it.
+    wait_until(lambda: rig.call_state(call_sid) == "missed", "the call marked missed")
 
 
 def test_hang_up_during_recording_then_the_recording_makes_a_complaint_and_no_missed_call(
