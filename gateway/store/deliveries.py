@@ -27,22 +27,18 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from gateway.store.blobs import BlobStore
-from gateway.store.chain import append as append_to_chain
-from gateway.store.complaint_rows import EVENT_CONTENT_TYPE, evidence_for
+from gateway.store.complaint_rows import evidence_for
 from gateway.store.db import reading, writing
-from gateway.store.intake import _add_evidence, guarded
+from gateway.store.intake import add_event, guarded
 from gateway.store.tables import (
     AckDeliveryRow,
     AcknowledgementRow,
     ComplaintRow,
-    EventRow,
-    OutboxRow,
 )
 from normalizer.contract import (
     Channel,
     IntakeEvent,
     IntakeEventEnvelope,
-    event_routing_key,
     utc_iso,
 )
 from normalizer.draft import RawInput
@@ -215,30 +211,7 @@ class Deliveries:
             evidence=evidence_for(raw, stored),
         )
         envelope = IntakeEventEnvelope.wrap(event, self.event_source)
-        evidence_row = _add_evidence(session, raw, event.evidence)
-        session.add(
-            EventRow(
-                id=event.id,
-                kind=kind,
-                dedup_key=raw.dedup_key,
-                evidence_id=evidence_row["id"],
-                payload=event.model_dump_json(),
-            )
-        )
-        session.flush()
-        session.add(
-            OutboxRow(
-                event_id=event.id,
-                routing_key=event_routing_key(kind),
-                payload=envelope.model_dump_json().encode(),
-                content_type=EVENT_CONTENT_TYPE,
-                attempts=0,
-                held=False,
-            )
-        )
-        session.flush()
-        # Last: on PostgreSQL the chain's head stays locked until the commit.
-        append_to_chain(session.connection(), [evidence_row])
+        add_event(session, raw, event, envelope)
         return event.id
 
     def delivery_report(self, since: datetime | None = None) -> DeliveryReport:

@@ -271,30 +271,7 @@ class ComplaintStore:
         envelope = IntakeEventEnvelope.wrap(event, self.event_source)
         try:
             with writing(self.engine) as session:
-                evidence_row = _add_evidence(session, raw, event.evidence)
-                session.add(
-                    EventRow(
-                        id=event.id,
-                        kind=kind,
-                        dedup_key=raw.dedup_key,
-                        evidence_id=evidence_row["id"],
-                        payload=event.model_dump_json(),
-                    )
-                )
-                session.flush()
-                session.add(
-                    OutboxRow(
-                        event_id=event.id,
-                        routing_key=event_routing_key(kind),
-                        payload=envelope.model_dump_json().encode(),
-                        content_type=EVENT_CONTENT_TYPE,
-                        attempts=0,
-                        held=False,
-                    )
-                )
-                session.flush()
-                # Last: on PostgreSQL the chain's head stays locked until the commit.
-                append_to_chain(session.connection(), [evidence_row])
+                add_event(session, raw, event, envelope)
         except IntegrityError:
             twin = self._find_event(raw.dedup_key)
             if twin is None:
@@ -541,6 +518,36 @@ def _store_error(outcome: T | Exception) -> T | Exception:
         unavailable.__cause__ = outcome
         return unavailable
     return outcome
+
+
+def add_event(
+    session: Session, raw: RawInput, event: IntakeEvent, envelope: IntakeEventEnvelope
+) -> None:
+    """An intake event's evidence, row and outbox row, and its entry in the evidence log."""
+    evidence_row = _add_evidence(session, raw, event.evidence)
+    session.add(
+        EventRow(
+            id=event.id,
+            kind=event.kind,
+            dedup_key=raw.dedup_key,
+            evidence_id=evidence_row["id"],
+            payload=event.model_dump_json(),
+        )
+    )
+    session.flush()
+    session.add(
+        OutboxRow(
+            event_id=event.id,
+            routing_key=event_routing_key(event.kind),
+            payload=envelope.model_dump_json().encode(),
+            content_type=EVENT_CONTENT_TYPE,
+            attempts=0,
+            held=False,
+        )
+    )
+    session.flush()
+    # Last: on PostgreSQL the chain's head stays locked until the commit.
+    append_to_chain(session.connection(), [evidence_row])
 
 
 def _add_evidence(session: Session, raw: RawInput, evidence: Evidence) -> dict[str, Any]:
