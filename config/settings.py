@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(default=200, ge=1, le=10_000)
     relay_poll_interval: float = Field(default=0.5, gt=0)
     relay_max_backoff: float = Field(default=30.0, gt=0)
+    # Normalizer runners (``intake normalize-worker``, a thread of ``intake run``):
+    # captured inputs claimed per batch, how long a claim holds, the idle poll.
+    normalize_batch_size: int = Field(default=100, ge=1, le=1000)
+    normalize_lease_seconds: float = Field(default=60.0, gt=0)
+    normalize_poll_interval: float = Field(default=0.5, gt=0)
     # The broker's own limit (RabbitMQ's max_message_size); larger messages are
     # held in the outbox with an error instead of vanishing.
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)

@@ -26,6 +26,7 @@ from gateway.lib.commands import (
     old_name,
     open_services,
     parse_since,
+    publishing,
     run_until_signal,
     settings_or_exit,
 )
@@ -140,6 +141,24 @@ def relay(once: bool) -> None:
             run_until_signal(lambda stop: run_relay(services, stop))
             return
         drain_outbox(services, build_relay(services.settings, services.store))
+
+
+@main.command("normalize-worker")
+@click.option("--once", is_flag=True, help="Normalize what is captured now, then exit.")
+def normalize_worker(once: bool) -> None:
+    """Normalize captured inputs into complaints (a runner; several may run)."""
+    from gateway.lib.normalize_runner import NormalizeRunner
+    from gateway.runner import capture_normalizers
+
+    with open_services() as services:
+        runner = NormalizeRunner(services, capture_normalizers())
+        if not once:
+            run_until_signal(runner.run)
+            return
+        with publishing(services):
+            while runner.run_once():
+                pass
+        click.echo(f"{runner.stats.finished} normalized, {runner.stats.quarantined} quarantined")
 
 
 @main.command()

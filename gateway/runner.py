@@ -1,4 +1,4 @@
-"""Process entry points: the web server, the relay, and all of them in one.
+"""Process entry points: the web server, the relay, the normalizer runner, and all in one.
 
 The Procfile names one process per role; ``intake run`` runs every role in
 one process (threads), which is what a developer or a single small machine
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gateway.components import COMPONENTS
-from gateway.lib.component import Worker
+from gateway.lib.component import CaptureNormalizer, Worker
 from gateway.lib.services import Services
 from router.relay import build_relay
 
@@ -89,6 +89,23 @@ def run_relay(services: Services, stop: threading.Event) -> None:
     build_relay(services.settings, services.store).run(stop)
 
 
+def capture_normalizers() -> dict[str, CaptureNormalizer]:
+    """Capture channel name -> the step of the component that normalizes it."""
+    return {
+        name: component.normalize
+        for component in COMPONENTS
+        if component.normalize is not None
+        for name in component.normalizes
+    }
+
+
+def run_normalizer(services: Services, stop: threading.Event) -> None:
+    """A normalizer runner: captured inputs to complaints, until ``stop``."""
+    from gateway.lib.normalize_runner import NormalizeRunner
+
+    NormalizeRunner(services, capture_normalizers()).run(stop)
+
+
 def _bind(worker: Worker, services: Services, stop: threading.Event) -> Callable[[], None]:
     return lambda: worker(services, stop)
 
@@ -102,7 +119,10 @@ def run_all(services: Services, listener: socket.socket) -> None:
 
     warm_up_in_background()
     stop = threading.Event()
-    threads = [_thread("relay", lambda: run_relay(services, stop))]
+    threads = [
+        _thread("relay", lambda: run_relay(services, stop)),
+        _thread("normalize", lambda: run_normalizer(services, stop)),
+    ]
     for channel in COMPONENTS:
         worker = channel.worker
         if worker is not None and channel.enabled(services):

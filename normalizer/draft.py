@@ -74,3 +74,7 @@ class ComplaintDraft:
     # The input forwards another message (e-mail "Fwd:", an attached message):
     # a filter's verdict on the forwarded part does not make it spam.
     forwarded: bool = False
+    # Given at capture (``gateway.store.captures``): the complaint's id and the
+    # reference the sender was told. None: the store draws them.
+    assigned_id: str | None = None
+    assigned_reference: str | None = None

@@ -1,13 +1,14 @@
 """E-mail: the SMTP receiver, the IMAP mailbox, backlog imports, and their replay.
 
-sending MTA --SMTP--> ``smtp`` ----\\
-IMAP inbox --> ``imap`` (poll, IDLE) --> **intake** (``ingest_mail``: parse,
+sending MTA --SMTP--> ``smtp`` -> ``staged.capture_mail`` ... runner: ``staged`` --\\
+IMAP inbox --> ``imap`` (poll, IDLE) --> **intake** (``read_mail``: parse,
 mbox / Maildir --> ``backlog`` -----/   dedup, draft) -> ``channels.handoff``
 quarantined e-mail --> ``replay`` --/
 
 - ``intake``: one mail's bytes and receipt time -> a complaint, an
   auto-reply event, or a refusal (``EmailRejected``).
 - ``smtp``, ``smtp_policy``: the SMTP edge and who may deliver to it.
+- ``staged``: the SMTP edge's capture, and the normalizer runners' step for it.
 - ``imap/``: the mailbox poller (connection, sync, waiting, backfill).
 - ``backlog``: mbox and Maildir imports. ``preview``: ``intake normalize``.
 - ``replay``: a quarantined e-mail, parsed again. ``cli``: the commands.
@@ -20,11 +21,16 @@ Two components, one package: ``SMTP`` and ``IMAP`` are separate processes
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from channels.email.cli import IMAP_COMMANDS, SMTP_COMMANDS
 from channels.email.replay import replay_email
 from gateway.lib.component import Component
 from gateway.lib.services import Services
+
+if TYPE_CHECKING:
+    from gateway.store.captures import Captured, Finished
 
 
 def _smtp_worker(services: Services, stop: threading.Event) -> None:
@@ -39,11 +45,20 @@ def _imap_worker(services: Services, stop: threading.Event) -> None:
     run_poller(services, stop)
 
 
+def _normalize_mail(services: Services, batch: Sequence[Captured]) -> list[Finished | Exception]:
+    from channels.email.staged import normalize_mail_captures
+
+    return normalize_mail_captures(services, batch)
+
+
 SMTP = Component(
     name="smtp",
     worker=_smtp_worker,
     enabled=lambda services: services.settings.smtp_port is not None,
     commands=SMTP_COMMANDS,
+    # What the SMTP edge captured is read by the normalizer runners.
+    normalize=_normalize_mail,
+    normalizes=("email",),
 )
 IMAP = Component(
     name="imap",

@@ -1,26 +1,29 @@
 """SMTP receiver: the e-mail channel's protocol edge for a relaying mail server or a direct MX.
 
-Flow: sending MTA --SMTP--> **channels.email.smtp** --> ``channels.email.intake.ingest_mail``
-(evidence blob + complaint + outbox row, one commit) --> the reply.
+Flow: sending MTA --SMTP--> **channels.email.smtp** --> ``channels.email.staged.capture_mail``
+(the bytes fsynced + an ``intake`` row, one group commit) --> ``250 Queued as <reference>``;
+a normalizer runner reads the mail afterwards (``staged.normalize_mail_captures``).
 
 The edge is thin: it refuses what it can refuse early (a client outside the
 allowed networks ``554`` in place of the greeting, connection N+1 overall or
 from one address ``421``, unknown recipients ``550``, a declared or actual
 size over ``email_max_bytes`` ``552``, a sender or client over its hourly
-message budget ``450 4.7.1``), then hands the message to ``ingest_mail`` in a
-worker thread and answers ``250`` only after that call returned, that is
-after the durable commit.
+message budget ``450 4.7.1``), then captures the message in a worker thread
+and answers ``250`` only after that call returned, that is after the durable
+commit. It parses nothing: a malformed mail, one over the header or part
+limits, an auto-reply are found by the runner (quarantine with the reason,
+an event), after the sender was told ``250``.
 
 A session costs little while it lasts (S9, S10): it is closed after
 ``smtp_idle_timeout`` seconds of silence, after ``smtp_max_commands``
 commands or ``smtp_max_noops`` NOOP-like ones (``421``), and its DATA goes
 to a ``DataSpool`` (a file past a small threshold), read back whole only by
 the ingest thread. Our own failures
-(store down, normalizer broken, anything unexpected) answer ``451`` with no
-internal detail, so the sender keeps the message and retries; dedup in
-``ingest_mail`` makes the retry harmless. Every reply this server composes is
-a named constant below, and outcomes and exceptions become replies in one
-place (``reply_for_result``, ``reply_for_error``).
+(store down, anything unexpected) answer ``451`` with no
+internal detail, so the sender keeps the message and retries; the capture's
+dedup key (the bytes' hash) makes the retry harmless. Every reply this
+server composes is a named constant below, and exceptions become replies in
+one place (``reply_for_error``).
 
 Received time is ours: the moment DATA completed, which starts the legal clock.
 Who may deliver to which address is decided in ``channels.email.smtp_policy``,
@@ -42,18 +45,11 @@ from typing import Any, Final
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from channels.email.intake import MailArrival, MailOutcome, MailResult, ingest_mail
 from channels.email.smtp_limits import MessageBudgets
 from channels.email.smtp_policy import SmtpConfigError, SmtpPolicy, tls_context
 from channels.email.spool import DataSpool, spool_folder, sweep
+from channels.email.staged import capture_mail
 from gateway.lib.services import Services
-from normalizer.email.errors import (
-    HEADER_TOO_LARGE,
-    MALFORMED,
-    TOO_DEEP,
-    TOO_LARGE,
-    TOO_MANY_PARTS,
-)
 
 log = logging.getLogger("intake.smtp")
 
@@ -64,13 +60,12 @@ GREETING_IDENT: Final = "ESMTP"  # the banner names no software or version
 SENDER_OK: Final = "250 2.1.0 Sender OK"
 RECIPIENT_OK: Final = "250 2.1.5 Recipient OK"
 ACCEPTED: Final = "250 2.0.0 Accepted"
-ACCEPTED_COMPLAINT: Final = "250 2.0.0 Accepted as complaint {reference}"
+# The edge's reply: the mail is captured (durable); a runner reads it next.
+QUEUED: Final = "250 2.0.0 Queued as {reference}"
 BAD_SENDER_SYNTAX: Final = "553 5.1.7 Sender address is not valid UTF-8"
 BAD_RECIPIENT_SYNTAX: Final = "553 5.1.3 Recipient address is not valid UTF-8"
 UNKNOWN_RECIPIENT: Final = "550 5.1.1 Recipient address rejected: not an address of this service"
 CLIENT_REFUSED: Final = "554 5.7.1 Client host rejected: access denied"
-MESSAGE_TOO_BIG: Final = "552 5.3.4 Message too big: {reason}"
-CONTENT_REJECTED: Final = "554 5.6.0 Message rejected: {reason}"
 TEMPORARY_FAILURE: Final = "451 4.3.0 Temporary local problem, please try again later"
 TOO_MANY_CONNECTIONS: Final = "421 {hostname} Too many connections, try again later"
 TOO_MANY_FROM_ADDRESS: Final = (
@@ -84,15 +79,6 @@ LINE_TOO_LONG: Final = "500 5.5.2 Line too long (see RFC 5321 4.5.3.1.6)"
 DATA_GO_AHEAD: Final = "354 End data with <CR><LF>.<CR><LF>"
 SHUTTING_DOWN: Final = "421 {hostname} Service shutting down, try again later"
 
-# Which reply the sender gets for each reason ``normalizer.email`` rejects a message.
-REJECTION_REPLIES: Final = {
-    TOO_LARGE: MESSAGE_TOO_BIG,
-    HEADER_TOO_LARGE: MESSAGE_TOO_BIG,
-    TOO_MANY_PARTS: CONTENT_REJECTED,
-    TOO_DEEP: CONTENT_REJECTED,
-    MALFORMED: CONTENT_REJECTED,
-}
-
 STOP_POLL_SECONDS = 0.2
 SHUTDOWN_GRACE_SECONDS = 10.0
 # Commits queue on one writer lock on SQLite and on a pool of 10 connections on
@@ -104,26 +90,10 @@ IDLE_COMMANDS: Final = frozenset({"NOOP", "HELP", "VRFY", "EXPN"})
 MESSAGES_PARSED_AT_ONCE = 2
 
 
-def reply_for_result(result: MailResult) -> str:
-    """The reply for what ``ingest_mail`` did with a message (it is durable by now)."""
-    if result.outcome is MailOutcome.COMPLAINT:
-        return ACCEPTED_COMPLAINT.format(reference=result.reference)
-    if result.outcome in (MailOutcome.AUTO_REPLY, MailOutcome.TRIAGED, MailOutcome.BOUNCE):
-        return ACCEPTED
-    template = REJECTION_REPLIES.get(result.reason_code or MALFORMED, CONTENT_REJECTED)
-    return template.format(reason=_one_line(result.reason or "malformed message"))
-
-
 def reply_for_error(error: BaseException) -> str:
     """Our fault, whatever it was: a retryable reply that says nothing about us."""
     log.error("mail not accepted (temporary failure): %s", type(error).__name__, exc_info=error)
     return TEMPORARY_FAILURE
-
-
-def _one_line(text: str) -> str:
-    """Reply text must be one printable ASCII line whatever the reason says."""
-    flat = " ".join(text.split())
-    return flat.encode("ascii", "replace").decode("ascii")[:200]
 
 
 def _utf8(address: str) -> bool:
@@ -231,7 +201,7 @@ class IntakeHandler:
     def _ingest(
         self, session: Session, envelope: Envelope, spool: DataSpool, received_at: datetime
     ) -> str:
-        """In an ingest thread: the budgets, then the whole message read once and handed off."""
+        """In an ingest thread: the budgets, then the message captured as received."""
         try:
             peer = _peer_host(session.peer)
             over = self.budgets.over(peer, _sender(envelope))
@@ -241,10 +211,8 @@ class IntakeHandler:
             raw = spool.read()
         finally:
             spool.close()  # the file goes; ``raw`` is the one copy left
-        arrival = arrival_for(
-            session, envelope, received_at, raw, trusted_peer=self.policy.vouches_for(peer)
-        )
-        return reply_for_result(ingest_mail(self.services, arrival))
+        captured = capture_mail(self.services, raw, received_at, source_ids(session, envelope))
+        return QUEUED.format(reference=captured.reference)
 
     async def handle_exception(self, error: Exception) -> str:
         # Called by aiosmtpd for anything a hook raised; never "500 <exception text>".
@@ -261,28 +229,6 @@ def source_ids(session: Session, envelope: Envelope) -> dict[str, Any]:
         "mail_from": _sender(envelope),
         "rcpt_to": list(envelope.rcpt_tos),
     }
-
-
-def arrival_for(
-    session: Session,
-    envelope: Envelope,
-    received_at: datetime,
-    raw: bytes,
-    *,
-    trusted_peer: bool = False,
-) -> MailArrival:
-    """The message as it reached us: bytes unchanged, envelope in the source ids.
-
-    ``trusted_peer``: the peer is our own MX (``SmtpPolicy.vouches_for``), so
-    its ``Authentication-Results`` are believed (S12); otherwise they are not.
-    """
-    return MailArrival(
-        raw=raw,
-        received_at=received_at,
-        source_ids=source_ids(session, envelope),
-        envelope_sender=_sender(envelope),
-        trust_authentication_results=trusted_peer,
-    )
 
 
 # -- the listening server and its sessions -------------------------------------

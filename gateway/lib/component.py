@@ -31,10 +31,13 @@ if TYPE_CHECKING:
 
     from config.settings import Settings
     from gateway.lib.services import Services
+    from gateway.store.captures import Captured, Finished
     from gateway.store.quarantine import QuarantineItem, ReplayResult
 
 Worker = Callable[["Services", threading.Event], None]
 Replayer = Callable[["Services", "QuarantineItem"], "ReplayResult"]
+# A channel's runner step: captured rows -> what each became (``gateway.lib.normalize_runner``).
+CaptureNormalizer = Callable[["Services", Sequence["Captured"]], "list[Finished | Exception]"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,10 @@ class Component:
     replay: Replayer | None = None
     # The quarantine's channel names ``replay`` handles; empty: the adapter's name.
     replays: tuple[str, ...] = ()
+    # Normalizes what its edge captured (``store.captures``), for the runners;
+    # ``normalizes``: the capture channel names it handles.
+    normalize: CaptureNormalizer | None = None
+    normalizes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from gateway.store.apikeys import ApiKeys
 from gateway.store.blobs import BlobStore
 from gateway.store.call_backs import CallBacks
 from gateway.store.calls import CallStore
+from gateway.store.captures import CaptureStore
 from gateway.store.cases import CaseStore
 from gateway.store.checkpoints import ImapCheckpoints
 from gateway.store.customers import Customers, resolve_secret
@@ -54,6 +56,7 @@ from gateway.store.staff import StaffAccounts
 from gateway.store.staff_audit import StaffAudit
 from gateway.store.staff_logins import LoginGuard, LoginPolicy
 from gateway.store.triage import TriageStore
+from normalizer.deadlines import Deadlines, compute_deadlines
 from normalizer.errors import OurFailure, one_line
 
 if TYPE_CHECKING:
@@ -119,6 +122,8 @@ class Store:
     cases: CaseStore
     # Customers across channels: their keys, complaints, the backfill (``gateway.store.customers``).
     customers: Customers
+    # Inputs captured at the edges, for the normalizer runners (``gateway.store.captures``).
+    captures: CaptureStore
 
     @property
     def triage(self) -> TriageStore:
@@ -235,6 +240,17 @@ def open_store(
         evidence=EvidenceLog(engine, blobs, complaints, settings.timezone),
         cases=CaseStore(engine),
         customers=Customers(engine, customer_secret),
+        captures=CaptureStore(engine, blobs, partial(_deadlines, settings)),
+    )
+
+
+def _deadlines(settings: Settings, received_at: datetime) -> Deadlines:
+    """Both deadlines of an input received at ``received_at``, as the pipeline stamps them."""
+    return compute_deadlines(
+        received_at,
+        zone=settings.timezone,
+        ack_days=settings.ack_days,
+        answer_days=settings.answer_days,
     )
 
 

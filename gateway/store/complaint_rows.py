@@ -123,7 +123,7 @@ def pending_complaint(
     )
     message = assemble_message(
         draft,
-        complaint_id=str(uuid.uuid4()),
+        complaint_id=draft.assigned_id or str(uuid.uuid4()),
         reference=reference,
         evidence=evidence_for(raw, raw_blob.blob),
         attachments=[
@@ -196,8 +196,10 @@ def write_batch(
     stored = stored_under(connection, keys)
     if triaged_too:
         stored |= kept_apart(connection, keys - stored.keys())
-    known = _known_references(
-        connection, {item.message.follow_up_of for item in items if item.message.follow_up_of}
+    # A follow-up may quote a complaint of the same batch (a runner's claim).
+    quoted = {item.message.follow_up_of for item in items if item.message.follow_up_of}
+    known = _known_references(connection, quoted) | (
+        quoted & {item.message.reference for item in items}
     )
     first: dict[str, PendingComplaint] = {}
     for item in items:

@@ -198,7 +198,7 @@ class ComplaintStore:
             raw,
             draft,
             staged,
-            reference=new_reference(),
+            reference=draft.assigned_reference or new_reference(),
             event_source=self.event_source,
             available_at=available_at,
             customer_secret=self.customer_secret,

@@ -708,3 +708,43 @@ class CallBackRow(Base):
     done_by: Mapped[str | None] = mapped_column(String(128))
     outcome: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class IntakeRow(Base):
+    """One input captured at an edge, before or after its normalization (migration 0025).
+
+    The legal record starts here: the raw bytes (a blob, fsynced), when and
+    how they came, the reference and deadlines the sender was given. The
+    normalizer runners claim ``captured`` rows (``claimed_until`` in the
+    future: someone has it), turn each into a complaint whose id is this
+    row's ``id``, or an event, or a quarantine entry, and set ``state`` to
+    ``done`` or ``quarantined`` with the ``outcome``. ``source_ids`` are
+    emptied once the row is done: the evidence row holds them from then on.
+    """
+
+    __tablename__ = "intake"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime]
+    dedup_key: Mapped[str] = mapped_column(String(512), unique=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    ack_due_at: Mapped[datetime]
+    answer_due_at: Mapped[datetime]
+    stored_at: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(255))
+    source_ids: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_until: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    # complaint, repeat, event, triaged, bounce, quarantined
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    # The complaint it became (a repeat: the first one), or its quarantine item.
+    result_id: Mapped[str | None] = mapped_column(String(36))
+    finished_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+
+    __table_args__ = (Index("ix_intake_state_received_at", "state", "received_at"),)

@@ -1,8 +1,9 @@
 """The SMTP receiver on a real socket, driven by the stdlib ``smtplib`` client.
 
-Each test starts ``channels.email.smtp`` in a thread of the test process (the way
-``intake run`` does), on a free port, with its own SQLite store, so a test can
-break the store in-process and read the tables right after a reply.
+Each test starts ``channels.email.smtp`` and a normalizer runner in threads of
+the test process (the way ``intake run`` does), on a free port, with its own
+SQLite store, so a test can break the store in-process and read the capture
+right after a reply (the complaint once the runner is done: ``settle``).
 """
 
 from __future__ import annotations
@@ -26,9 +27,17 @@ from config.settings import Settings
 from gateway.lib.services import Services, build_services
 from gateway.store import StoreUnavailable
 from gateway.store.db import reading
-from gateway.store.tables import ComplaintRow, EventRow, EvidenceRow, OutboxRow, QuarantineRow
+from gateway.store.tables import (
+    ComplaintRow,
+    EventRow,
+    EvidenceRow,
+    IntakeRow,
+    OutboxRow,
+    QuarantineRow,
+)
 from tests.peers.complaints import count_rows
 from tests.peers.processes import free_port, wait_until
+from tests.peers.runners import running_normalizer, settled
 
 MAIL = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
 RECIPIENTS = "contact@cashplus.ma,réclamations@cashplus.ma,plaintes.cashplus.ma"
@@ -48,6 +57,9 @@ class RunningSmtp:
     def rows(self, model: type) -> int:
         return count_rows(self.services.store, model)
 
+    def settle(self) -> None:
+        settled(self.services)
+
 
 @contextmanager
 def running_smtp(settings: Settings) -> Iterator[RunningSmtp]:
@@ -59,7 +71,8 @@ def running_smtp(settings: Settings) -> Iterator[RunningSmtp]:
     try:
         wait_until(lambda: server.listening or not thread.is_alive(), "the SMTP server")
         assert thread.is_alive(), "the SMTP server thread died at start-up"
-        yield RunningSmtp(settings.smtp_port or 0, services, server, stop)
+        with running_normalizer(services):
+            yield RunningSmtp(settings.smtp_port or 0, services, server, stop)
     finally:
         stop.set()
         thread.join(15)
@@ -104,25 +117,49 @@ def deliver(
     return code, text.decode()
 
 
-# -- accepted only after the durable commit ------------------------------------------
-def test_250_comes_after_the_complaint_and_its_outbox_row_are_committed(smtp: RunningSmtp) -> None:
+# -- accepted only after the durable capture ------------------------------------------
+def test_250_comes_after_the_capture_is_committed_and_names_its_reference(
+    smtp: RunningSmtp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No runner may read it yet: the capture alone must be durable when 250 comes.
+    monkeypatch.setattr(smtp.services.store.captures, "claim", lambda *_a, **_k: [])
     with smtp.client() as client:
         code, text = deliver(client, eml("fr_signature_quote.eml"))
-        # Read the tables while the session is still open: nothing may be pending.
         reference = text.rsplit(" ", 1)[-1]
-        message = smtp.services.store.complaints.get_by_reference(reference)
-        with reading(smtp.services.store.engine) as session:
-            outbox = session.scalars(
-                select(OutboxRow).where(OutboxRow.complaint_id == (message.id if message else ""))
-            ).all()
-    assert (code, text) == (250, f"2.0.0 Accepted as complaint {reference}")
-    assert message is not None and message.channel.value == "email"
-    assert len(outbox) == 1
+        captured = smtp.services.store.captures.by_reference(reference)
+    assert (code, text) == (250, f"2.0.0 Queued as {reference}")
+    assert captured is not None and captured.channel == "email"
+    assert smtp.services.store.blobs.get(captured.stored_at) == eml("fr_signature_quote.eml")
+    assert captured.answer_due_at > captured.ack_due_at > captured.received_at
+    assert smtp.rows(ComplaintRow) == 0
+
+
+def test_the_runner_makes_the_complaint_with_the_capture_s_id_reference_and_date(
+    smtp: RunningSmtp,
+) -> None:
+    with smtp.client() as client:
+        _code, text = deliver(client, eml("fr_signature_quote.eml"))
+    smtp.settle()
+    reference = text.rsplit(" ", 1)[-1]
+    captured = smtp.services.store.captures.by_reference(reference)
+    message = smtp.services.store.complaints.get_by_reference(reference)
+    assert captured is not None and message is not None
+    assert message.id == captured.id
+    assert (message.received_at, message.ack_due_at, message.answer_due_at) == (
+        captured.received_at,
+        captured.ack_due_at,
+        captured.answer_due_at,
+    )
+    assert smtp.services.store.captures.state_of(captured.id) == ("done", "complaint", message.id)
+    # Once done, the capture keeps no envelope: the evidence row has it.
+    assert captured.source_ids == {}
+    assert smtp.rows(OutboxRow) == 1
 
 
 def test_envelope_and_receipt_time_are_kept_with_the_evidence(smtp: RunningSmtp) -> None:
     with smtp.client() as client:
         code, _text = deliver(client, eml("fr_signature_quote.eml"))
+    smtp.settle()
     with reading(smtp.services.store.engine) as session:
         evidence = session.scalars(select(EvidenceRow)).one()
         complaint = session.scalars(select(ComplaintRow)).one()
@@ -132,6 +169,7 @@ def test_envelope_and_receipt_time_are_kept_with_the_evidence(smtp: RunningSmtp)
         "mail_from": SENDER,
         "rcpt_to": ["contact@cashplus.ma"],
         "message_id": "<fr-1@fixtures.example>",
+        "capture_id": complaint.id,
     }
     # Our receipt time, not the 2024 Date header of the fixture.
     assert complaint.received_at.year >= 2025
@@ -142,6 +180,7 @@ def test_a_repeated_delivery_is_accepted_without_a_second_complaint(smtp: Runnin
         first = deliver(client, eml("fr_signature_quote.eml"))
     with smtp.client() as client:
         again = deliver(client, eml("fr_signature_quote.eml"))
+    smtp.settle()
     assert first == again
     assert smtp.rows(ComplaintRow) == 1
     assert smtp.rows(OutboxRow) == 1
@@ -194,6 +233,7 @@ def test_smtputf8_addresses_are_accepted(smtp: RunningSmtp) -> None:
         refused = client.sendmail(
             sender, ["réclamations@cashplus.ma"], eml("undeclared_smtputf8.eml"), ["SMTPUTF8"]
         )
+    smtp.settle()
     with reading(smtp.services.store.engine) as session:
         evidence = session.scalars(select(EvidenceRow)).one()
     assert refused == {}
@@ -249,26 +289,39 @@ def test_connection_beyond_the_limit_gets_421_until_one_closes(
     assert refused.value.smtp_code == 421
 
 
-# -- the sender's fault: 5xx, the raw input kept in quarantine ----------------------
-def test_malformed_message_is_refused_with_554_and_kept_in_quarantine(smtp: RunningSmtp) -> None:
+# -- found by the runner: the sender was told 250, the input kept -------------------
+def test_malformed_message_is_accepted_then_kept_in_quarantine_by_the_runner(
+    smtp: RunningSmtp,
+) -> None:
     raw = b"this is not an e-mail at all\r\n"
     with smtp.client() as client:
         code, text = deliver(client, raw)
+    smtp.settle()
     with reading(smtp.services.store.engine) as session:
         item = session.scalars(select(QuarantineRow)).one()
-    assert (code, text.split(" ", 1)[0]) == (554, "5.6.0")
-    assert "does not start with a header field" in text
+    assert (code, text.split(" ", 1)[0]) == (250, "2.0.0")
     assert item.reason_code == "malformed"
+    assert "does not start with a header field" in item.reason
     assert smtp.services.store.blobs.get(item.stored_at) == raw
+    captured = smtp.services.store.captures.by_reference(text.rsplit(" ", 1)[-1])
+    assert captured is not None
+    assert item.source_ids["capture_id"] == captured.id
+    assert item.source_ids["received_at"] == captured.received_at.isoformat()
+    assert smtp.services.store.captures.state_of(captured.id) == (
+        "quarantined",
+        "quarantined",
+        None,
+    )
     assert smtp.rows(ComplaintRow) == smtp.rows(OutboxRow) == 0
 
 
 def test_auto_reply_is_accepted_and_stored_as_an_event_not_a_complaint(smtp: RunningSmtp) -> None:
     with smtp.client() as client:
         code, text = deliver(client, eml("autoreply_outlook.eml"))
+    smtp.settle()
     with reading(smtp.services.store.engine) as session:
         outbox = session.scalars(select(OutboxRow)).one()
-    assert (code, text) == (250, "2.0.0 Accepted")
+    assert (code, text.rsplit(" ", 1)[0]) == (250, "2.0.0 Queued as")
     assert smtp.rows(EventRow) == 1
     assert smtp.rows(ComplaintRow) == 0
     assert outbox.routing_key == "event.email.autoreply"
@@ -277,6 +330,7 @@ def test_auto_reply_is_accepted_and_stored_as_an_event_not_a_complaint(smtp: Run
 def test_null_reverse_path_makes_a_bounce_event(smtp: RunningSmtp) -> None:
     with smtp.client() as client:
         code, _text = deliver(client, eml("fr_signature_quote.eml"), sender="")
+    smtp.settle()
     with reading(smtp.services.store.engine) as session:
         evidence = session.scalars(select(EvidenceRow)).one()
     assert code == 250
@@ -291,11 +345,11 @@ def test_store_unavailable_answers_451_and_records_nothing(
     def broken(*_args: object) -> None:
         raise StoreUnavailable("OperationalError: disk I/O error in /srv/intake/secret.db")
 
-    monkeypatch.setattr(smtp.services.store.complaints, "record_complaint", broken)
+    monkeypatch.setattr(smtp.services.store.captures, "capture", broken)
     with smtp.client() as client:
         code, text = deliver(client, eml("fr_signature_quote.eml"))
     assert (code, text) == (451, "4.3.0 Temporary local problem, please try again later")
-    assert smtp.rows(ComplaintRow) == smtp.rows(OutboxRow) == smtp.rows(EvidenceRow) == 0
+    assert smtp.rows(IntakeRow) == smtp.rows(ComplaintRow) == smtp.rows(EvidenceRow) == 0
 
 
 def test_the_retry_after_a_451_is_accepted_once(
@@ -304,12 +358,13 @@ def test_the_retry_after_a_451_is_accepted_once(
     def broken(*_args: object) -> None:
         raise StoreUnavailable("OperationalError")
 
-    monkeypatch.setattr(smtp.services.store.complaints, "record_complaint", broken)
+    monkeypatch.setattr(smtp.services.store.captures, "capture", broken)
     with smtp.client() as client:
         first, _text = deliver(client, eml("fr_signature_quote.eml"))
     monkeypatch.undo()
     with smtp.client() as client:
         retry, _text = deliver(client, eml("fr_signature_quote.eml"))
+    smtp.settle()
     assert (first, retry) == (451, 250)
     assert smtp.rows(ComplaintRow) == smtp.rows(OutboxRow) == 1
 
@@ -320,7 +375,7 @@ def test_an_unexpected_error_answers_451_never_500_with_its_text(
     def crash(*_args: object) -> None:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(smtp_channel, "ingest_mail", crash)
+    monkeypatch.setattr(smtp_channel, "capture_mail", crash)
     with smtp.client() as client:
         code, text = deliver(client, eml("fr_signature_quote.eml"))
     assert code == 451
@@ -332,13 +387,13 @@ def test_a_slow_commit_does_not_stop_other_sessions(
     smtp: RunningSmtp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = threading.Event()
-    real_ingest = smtp_channel.ingest_mail
+    real_capture = smtp_channel.capture_mail
 
     def slow(*args: object) -> object:
         release.wait(20)
-        return real_ingest(*args)  # type: ignore[arg-type]
+        return real_capture(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(smtp_channel, "ingest_mail", slow)
+    monkeypatch.setattr(smtp_channel, "capture_mail", slow)
     replies: list[tuple[int, str]] = []
 
     def send() -> None:

@@ -1,0 +1,195 @@
+"""Normalizer runners: captured inputs -> complaints, events or quarantine, in batches.
+
+edge -> ``store.captures.capture`` (the edge answers) -> **NormalizeRunner**
+(claim a batch, oldest first) -> the channel's ``CaptureNormalizer`` (parse,
+normalize, one group commit of the batch's complaints with the capture's id
+and reference) -> ``store.captures.finish``.
+
+Failures, by kind:
+
+- our store is down (``StoreUnavailable``): the row is given back and tried
+  again after a pause; nothing is lost, the edge had answered already;
+- anything else the normalizer raised on one input (a bug): that input is
+  quarantined with the exception's name as its reason, the batch goes on;
+  ``intake quarantine reprocess`` (or the /ops/ button) runs it again through
+  this same path once the bug is fixed (``rerun``), dated from its capture;
+- a row claimed ``MAX_ATTEMPTS`` times without being finished (the runner
+  died on it each time): quarantined without being tried again.
+
+Several runners (threads, processes, hosts) share the work through the
+store's claims; a claim that is never finished expires after
+``INTAKE_NORMALIZE_LEASE_SECONDS`` and the row is taken again: the complaint
+written the first time is found by its dedup key, with the same id.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gateway.lib.component import CaptureNormalizer
+from gateway.lib.services import Services
+from gateway.store.captures import MAX_ATTEMPTS, QUARANTINED, Captured, Finished
+from gateway.store.intake import StoreUnavailable
+
+log = logging.getLogger("intake.normalize")
+
+RETRY_AFTER_STORE_FAILURE = 5.0
+NORMALIZER_FAILED = "normalizer_failed"
+TOO_MANY_ATTEMPTS = "too_many_attempts"
+
+
+@dataclass
+class RunnerStats:
+    """What one runner did since it started (for logs and benchmarks)."""
+
+    batches: int = 0
+    finished: int = 0
+    quarantined: int = 0
+    retried: int = 0
+
+
+class NormalizeRunner:
+    def __init__(
+        self,
+        services: Services,
+        normalizers: Mapping[str, CaptureNormalizer],
+        *,
+        name: str | None = None,
+    ) -> None:
+        self.services = services
+        self.normalizers = dict(normalizers)
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self.stats = RunnerStats()
+
+    def run_once(self, limit: int | None = None) -> int:
+        """Claim one batch and finish it; how many rows were claimed (0: nothing to do)."""
+        settings = self.services.settings
+        captures = self.services.store.captures
+        claimed = captures.claim(
+            self.name,
+            limit=limit or settings.normalize_batch_size,
+            lease=settings.normalize_lease_seconds,
+            channels=self.normalizers.keys(),
+        )
+        if not claimed:
+            return 0
+        self.stats.batches += 1
+        finished: list[Finished] = []
+        tried: list[Captured] = []
+        for item in claimed:
+            if item.attempts > MAX_ATTEMPTS:
+                finished.append(self._quarantine(item, TOO_MANY_ATTEMPTS, "claimed too often"))
+            else:
+                tried.append(item)
+        by_channel: dict[str, list[Captured]] = {}
+        for item in tried:  # receipt order kept inside each channel
+            by_channel.setdefault(item.channel, []).append(item)
+        for channel, items in by_channel.items():
+            finished.extend(self._normalize(channel, items))
+        captures.finish(finished)
+        self.stats.finished += len(finished)
+        return len(claimed)
+
+    def _normalize(self, channel: str, items: list[Captured]) -> list[Finished]:
+        try:
+            outcomes = self.normalizers[channel](self.services, items)
+        except StoreUnavailable:
+            outcomes = [StoreUnavailable("store unavailable")] * len(items)
+        except Exception as exc:  # the batch step itself failed: each input on its own
+            log.warning("%s batch failed (%s): one by one", channel, type(exc).__name__)
+            outcomes = [self._one(channel, item) for item in items]
+        finished: list[Finished] = []
+        for item, outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, Finished):
+                finished.append(outcome)
+            elif isinstance(outcome, StoreUnavailable):
+                self.stats.retried += 1
+                self.services.store.captures.release(item.id, RETRY_AFTER_STORE_FAILURE)
+            else:
+                log.error(
+                    "normalizer failed on %s input %s: %s",
+                    channel,
+                    item.id,
+                    type(outcome).__name__,
+                    exc_info=outcome,
+                )
+                finished.append(self._quarantine(item, NORMALIZER_FAILED, _reason(outcome)))
+        return finished
+
+    def _one(self, channel: str, item: Captured) -> Finished | Exception:
+        try:
+            (outcome,) = self.normalizers[channel](self.services, [item])
+        except Exception as exc:
+            return exc
+        return outcome
+
+    def _quarantine(self, item: Captured, code: str, reason: str) -> Finished:
+        """The captured bytes kept in quarantine with why, linked to their capture."""
+        self.stats.quarantined += 1
+        item_id = self.services.store.complaints.quarantine(
+            channel=item.channel,
+            data=self.services.store.blobs.get(item.stored_at),
+            content_type=item.content_type,
+            reason_code=code,
+            reason=reason,
+            source_ids={
+                **item.source_ids,
+                "received_at": item.received_at.isoformat(),
+                "capture_id": item.id,
+            },
+        )
+        return Finished(item.id, QUARANTINED, item_id)
+
+    def run(self, stop: threading.Event) -> None:
+        """Batches until ``stop``; idle, wait for a capture in this process or the poll."""
+        arrived = self.services.store.captures.arrived
+        poll = self.services.settings.normalize_poll_interval
+        log.info("normalizer runner %s started (%s)", self.name, ", ".join(self.normalizers))
+        while not stop.is_set():
+            try:
+                if self.run_once():
+                    continue
+            except StoreUnavailable:
+                stop.wait(RETRY_AFTER_STORE_FAILURE)
+                continue
+            arrived.wait(poll)
+            arrived.clear()
+        log.info(
+            "normalizer runner %s stopped: %s finished, %s quarantined",
+            self.name,
+            self.stats.finished,
+            self.stats.quarantined,
+        )
+
+
+def rerun(
+    services: Services, capture_id: str, normalizer: CaptureNormalizer
+) -> Finished | Exception | None:
+    """A quarantined capture through its channel's runner step again, now (a replay).
+
+    The row is made ``captured`` again and normalized in the caller's thread;
+    its outcome is recorded. None: no such capture, or it is not quarantined.
+    """
+    captures = services.store.captures
+    item = captures.requeue(capture_id)
+    if item is None:
+        return None
+    try:
+        (outcome,) = normalizer(services, [item])
+    except Exception as exc:
+        outcome = exc
+    if isinstance(outcome, Finished):
+        captures.finish([outcome])
+    else:
+        captures.finish([Finished(capture_id, QUARANTINED)])
+    return outcome
+
+
+def _reason(error: BaseException) -> str:
+    text = " ".join(str(error).split())[:200]
+    return f"the normalizer failed: {type(error).__name__}" + (f": {text}" if text else "")

@@ -1,0 +1,464 @@
+"""Captured inputs: what an edge makes durable before it answers, and the runners' claims.
+
+edge (SMTP DATA) -> **CaptureStore.capture** (blob written and fsynced in the
+caller's thread; ``intake`` row in one group commit with concurrent callers)
+-> the edge answers (250 with the reference) -> a normalizer runner
+(``gateway.lib.normalize_runner``) ``claim``s captured rows, normalizes them
+and records their complaints (id = the capture's id, the reference and
+deadlines it was given), then ``finish``es them.
+
+The legal record starts at capture: the raw bytes, their receipt time, the
+channel's identifiers, the reference and both deadlines. A repeat (same
+dedup key) answers the first capture's reference; a key already recorded as
+a complaint before captures existed answers that complaint's.
+
+Claims: a runner takes rows whose claim is free or expired, in receipt
+order, and holds them for ``lease`` seconds (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so runners on several hosts share the work; SQLite has one
+writer at a time). A runner that dies leaves its claim to expire; the next
+claim takes the rows again and, the complaint's id being the capture's, the
+store answers the complaint already written: nothing lost, nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from gateway.store.blobs import BlobStore, StagedBlob, settle
+from gateway.store.complaint_rows import stored_under
+from gateway.store.db import committing, lock_timeout, read_connection
+from gateway.store.groupcommit import GroupCommit
+from gateway.store.intake import GROUP_MAX_BATCH, StoreUnavailable, guarded
+from gateway.store.tables import ComplaintRow, IntakeRow
+from normalizer.deadlines import Deadlines
+from normalizer.reference import new_reference
+
+log = logging.getLogger("intake.store")
+
+CAPTURED = "captured"
+DONE = "done"
+QUARANTINED = "quarantined"
+# Times a row is tried before the runner gives up and quarantines it.
+MAX_ATTEMPTS = 5
+_REFERENCE_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Capture:
+    """An input as an edge received it, before any interpretation."""
+
+    channel: str
+    data: bytes
+    content_type: str
+    received_at: datetime
+    # One per source event: the same key again is the same input.
+    dedup_key: str
+    source_ids: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Captured:
+    """A capture's record: what the edge answers with, what a runner reads."""
+
+    id: str
+    channel: str
+    reference: str
+    received_at: datetime
+    ack_due_at: datetime
+    answer_due_at: datetime
+    # False: a repeat; ``reference`` is the first capture's (or complaint's).
+    created: bool = True
+    stored_at: str = ""
+    content_type: str = ""
+    source_ids: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a runner made of one claimed row."""
+
+    id: str
+    # complaint, repeat, event, triaged, bounce, quarantined
+    outcome: str
+    result_id: str | None = None
+
+    @property
+    def state(self) -> str:
+        return QUARANTINED if self.outcome == QUARANTINED else DONE
+
+
+@dataclass(frozen=True)
+class StageBacklog:
+    """Captured rows of one channel not normalized yet, and the oldest one's receipt."""
+
+    channel: str
+    pending: int
+    oldest: datetime | None
+
+
+@dataclass(frozen=True)
+class _Queued:
+    capture: Capture
+    staged: StagedBlob
+    deadline: float  # time.monotonic()
+
+
+class CaptureStore:
+    def __init__(
+        self, engine: Engine, blobs: BlobStore, deadlines: Callable[[datetime], Deadlines]
+    ) -> None:
+        self.engine = engine
+        self.blobs = blobs
+        self.deadlines = deadlines
+        self.group: GroupCommit[_Queued, Captured] = GroupCommit(
+            self._commit_batch, max_batch=GROUP_MAX_BATCH
+        )
+        # Set after each commit of captures: a runner in this process wakes at once.
+        self.arrived = threading.Event()
+
+    # -- the edges ----------------------------------------------------------
+    def capture(self, item: Capture) -> Captured:
+        """Durable when it returns: the bytes fsynced, the row committed (or the first one's)."""
+
+        def action() -> Captured:
+            (staged,) = self.blobs.stage_many([item.data])
+            queued = _Queued(item, staged, time.monotonic() + lock_timeout(self.engine))
+            captured = self.group.submit(queued)
+            self.arrived.set()
+            return captured
+
+        return guarded(action)
+
+    def _commit_batch(self, queued: Sequence[_Queued]) -> list[Captured | Exception]:
+        settle({entry.staged.folder for entry in queued})
+        deadline = min(entry.deadline for entry in queued)
+        if len(queued) > 1:
+            try:
+                with committing(self.engine, lock_wait=_left(deadline)) as connection:
+                    return list(self._write(connection, queued))
+            except IntegrityError as exc:  # a reference drawn twice, a concurrent repeat
+                log.debug("capture batch of %s refused (%s): one by one", len(queued), exc.orig)
+        outcomes: list[Captured | Exception] = []
+        for entry in queued:
+            try:
+                outcomes.append(self._commit_one(entry, deadline))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _commit_one(self, entry: _Queued, deadline: float) -> Captured:
+        for _attempt in range(_REFERENCE_ATTEMPTS):
+            try:
+                with committing(self.engine, lock_wait=_left(deadline)) as connection:
+                    (captured,) = self._write(connection, [entry])
+                return captured
+            except IntegrityError as exc:
+                log.debug("capture refused: %s", exc.orig)
+                with read_connection(self.engine) as connection:
+                    twin = _known_under(connection, [entry.capture.dedup_key])
+                if entry.capture.dedup_key in twin:  # a concurrent edge won the race
+                    return twin[entry.capture.dedup_key]
+        raise StoreUnavailable("could not draw a free reference")
+
+    def _write(self, connection: Connection, queued: Sequence[_Queued]) -> list[Captured]:
+        known = _known_under(connection, {entry.capture.dedup_key for entry in queued})
+        references = _free_references(connection, len(queued))
+        first: dict[str, Captured] = {}
+        rows: list[dict[str, Any]] = []
+        now = datetime.now(UTC)
+        outcomes: list[Captured] = []
+        for entry, reference in zip(queued, references, strict=True):
+            item = entry.capture
+            earlier = known.get(item.dedup_key) or first.get(item.dedup_key)
+            if earlier is not None:
+                outcomes.append(_repeat(earlier))
+                continue
+            due = self.deadlines(item.received_at)
+            captured = Captured(
+                id=str(uuid.uuid4()),
+                channel=item.channel,
+                reference=reference,
+                received_at=item.received_at,
+                ack_due_at=due.ack_due_at,
+                answer_due_at=due.answer_due_at,
+                stored_at=entry.staged.blob.location,
+                content_type=item.content_type,
+                source_ids=dict(item.source_ids),
+            )
+            first[item.dedup_key] = captured
+            outcomes.append(captured)
+            rows.append(
+                {
+                    "id": captured.id,
+                    "channel": item.channel,
+                    "state": CAPTURED,
+                    "received_at": item.received_at,
+                    "dedup_key": item.dedup_key,
+                    "reference": reference,
+                    "ack_due_at": due.ack_due_at,
+                    "answer_due_at": due.answer_due_at,
+                    "stored_at": entry.staged.blob.location,
+                    "sha256": entry.staged.blob.sha256,
+                    "size": entry.staged.blob.size,
+                    "content_type": item.content_type,
+                    "source_ids": captured.source_ids,
+                    "attempts": 0,
+                    "created_at": now,
+                }
+            )
+        if rows:
+            connection.execute(insert(IntakeRow), rows)
+        return outcomes
+
+    # -- the runners ----------------------------------------------------------
+    def claim(
+        self,
+        worker: str,
+        *,
+        limit: int,
+        lease: float,
+        channels: Collection[str],
+    ) -> list[Captured]:
+        """Up to ``limit`` captured rows of ``channels``, claim free or expired, oldest first."""
+
+        def action() -> list[Captured]:
+            now = datetime.now(UTC)
+            free = or_(IntakeRow.claimed_until.is_(None), IntakeRow.claimed_until < now)
+            query = (
+                select(IntakeRow)
+                .where(IntakeRow.state == CAPTURED, IntakeRow.channel.in_(list(channels)), free)
+                .order_by(IntakeRow.received_at, IntakeRow.created_at)
+                .limit(limit)
+            )
+            if self.engine.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            with committing(self.engine) as connection:
+                rows = connection.execute(query).mappings().all()
+                if not rows:
+                    return []
+                ids = [row["id"] for row in rows]
+                connection.execute(
+                    update(IntakeRow)
+                    .where(IntakeRow.id.in_(ids))
+                    .values(
+                        claimed_until=now + timedelta(seconds=lease),
+                        claimed_by=worker[:64],
+                        attempts=IntakeRow.attempts + 1,
+                    )
+                )
+            return [_captured(row, attempts=row["attempts"] + 1) for row in rows]
+
+        return guarded(action)
+
+    def finish(self, finished: Sequence[Finished]) -> None:
+        """Mark rows done or quarantined, their identifiers left to the evidence row."""
+        if not finished:
+            return
+
+        def action() -> None:
+            now = datetime.now(UTC)
+            with committing(self.engine) as connection:
+                for item in finished:
+                    connection.execute(
+                        update(IntakeRow)
+                        .where(IntakeRow.id == item.id)
+                        .values(
+                            state=item.state,
+                            outcome=item.outcome,
+                            result_id=item.result_id,
+                            finished_at=now,
+                            claimed_until=None,
+                            claimed_by=None,
+                            source_ids={} if item.state == DONE else IntakeRow.source_ids,
+                        )
+                    )
+
+        guarded(action)
+
+    def release(self, capture_id: str, retry_in: float) -> None:
+        """Give a claimed row back, to be tried again in ``retry_in`` seconds (our failure)."""
+
+        def action() -> None:
+            until = datetime.now(UTC) + timedelta(seconds=retry_in)
+            with committing(self.engine) as connection:
+                connection.execute(
+                    update(IntakeRow)
+                    .where(IntakeRow.id == capture_id, IntakeRow.state == CAPTURED)
+                    .values(claimed_until=until, claimed_by=None)
+                )
+
+        guarded(action)
+
+    def requeue(self, capture_id: str) -> Captured | None:
+        """A quarantined capture made ``captured`` again (a replay); None if there is none."""
+
+        def action() -> Captured | None:
+            with committing(self.engine) as connection:
+                changed = connection.execute(
+                    update(IntakeRow)
+                    .where(IntakeRow.id == capture_id, IntakeRow.state != CAPTURED)
+                    .values(
+                        state=CAPTURED,
+                        outcome=None,
+                        result_id=None,
+                        finished_at=None,
+                        claimed_until=None,
+                        claimed_by=None,
+                        attempts=0,
+                    )
+                ).rowcount
+                if not changed:
+                    return None
+            return self.get(capture_id)
+
+        return guarded(action)
+
+    def get(self, capture_id: str) -> Captured | None:
+        with read_connection(self.engine) as connection:
+            row = (
+                connection.execute(select(IntakeRow).where(IntakeRow.id == capture_id))
+                .mappings()
+                .first()
+            )
+        return None if row is None else _captured(row)
+
+    def by_reference(self, reference: str) -> Captured | None:
+        """The capture given ``reference`` (normalized or not)."""
+        with read_connection(self.engine) as connection:
+            row = (
+                connection.execute(select(IntakeRow).where(IntakeRow.reference == reference))
+                .mappings()
+                .first()
+            )
+        return None if row is None else _captured(row)
+
+    def state_of(self, capture_id: str) -> tuple[str, str | None, str | None] | None:
+        """``(state, outcome, result_id)`` of a capture."""
+        with read_connection(self.engine) as connection:
+            row = connection.execute(
+                select(IntakeRow.state, IntakeRow.outcome, IntakeRow.result_id).where(
+                    IntakeRow.id == capture_id
+                )
+            ).first()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def backlog(self) -> list[StageBacklog]:
+        """Per channel: captured rows waiting for a runner, and the oldest one's receipt."""
+        query = (
+            select(IntakeRow.channel, func.count(), func.min(IntakeRow.received_at))
+            .where(IntakeRow.state == CAPTURED)
+            .group_by(IntakeRow.channel)
+        )
+        with read_connection(self.engine) as connection:
+            rows = connection.execute(query).all()
+        return [
+            StageBacklog(channel, int(count), _aware(oldest)) for channel, count, oldest in rows
+        ]
+
+    def forget(self, capture_ids: Collection[str]) -> int:
+        """Delete captures (an erasure or a purge of what they became); how many went."""
+        if not capture_ids:
+            return 0
+        with committing(self.engine) as connection:
+            return int(
+                connection.execute(
+                    delete(IntakeRow).where(IntakeRow.id.in_(list(capture_ids)))
+                ).rowcount
+            )
+
+
+def forget_captures(connection: Connection, result_ids: Collection[str]) -> int:
+    """Inside a caller's transaction: the captures that became these complaints or items."""
+    if not result_ids:
+        return 0
+    ids = list(result_ids)
+    return int(
+        connection.execute(
+            delete(IntakeRow).where(or_(IntakeRow.id.in_(ids), IntakeRow.result_id.in_(ids)))
+        ).rowcount
+    )
+
+
+def _known_under(connection: Connection, keys: Collection[str]) -> dict[str, Captured]:
+    """Captures, then complaints recorded before captures existed, under these keys."""
+    if not keys:
+        return {}
+    rows = connection.execute(
+        select(IntakeRow).where(IntakeRow.dedup_key.in_(list(keys)))
+    ).mappings()
+    known = {row["dedup_key"]: _captured(row) for row in rows}
+    for key, written in stored_under(connection, set(keys) - known.keys()).items():
+        message = written.message
+        known[key] = Captured(
+            id=message.id,
+            channel=message.channel.value,
+            reference=message.reference,
+            received_at=message.received_at,
+            ack_due_at=message.ack_due_at,
+            answer_due_at=message.answer_due_at,
+            created=False,
+        )
+    return known
+
+
+def _free_references(connection: Connection, count: int) -> list[str]:
+    """``count`` new references no capture and no complaint holds (the unique index decides)."""
+    drawn = [new_reference() for _ in range(count)]
+    taken = set(
+        connection.scalars(select(IntakeRow.reference).where(IntakeRow.reference.in_(drawn)))
+    ) | set(
+        connection.scalars(
+            select(ComplaintRow.reference).where(and_(ComplaintRow.reference.in_(drawn)))
+        )
+    )
+    return [new_reference() if reference in taken else reference for reference in drawn]
+
+
+def _repeat(earlier: Captured) -> Captured:
+    return Captured(
+        id=earlier.id,
+        channel=earlier.channel,
+        reference=earlier.reference,
+        received_at=earlier.received_at,
+        ack_due_at=earlier.ack_due_at,
+        answer_due_at=earlier.answer_due_at,
+        created=False,
+    )
+
+
+def _captured(row: Any, *, attempts: int | None = None) -> Captured:
+    return Captured(
+        id=row["id"],
+        channel=row["channel"],
+        reference=row["reference"],
+        received_at=_aware(row["received_at"]) or row["received_at"],
+        ack_due_at=_aware(row["ack_due_at"]) or row["ack_due_at"],
+        answer_due_at=_aware(row["answer_due_at"]) or row["answer_due_at"],
+        created=True,
+        stored_at=row["stored_at"],
+        content_type=row["content_type"],
+        source_ids=dict(row["source_ids"] or {}),
+        attempts=row["attempts"] if attempts is None else attempts,
+    )
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
