@@ -36,6 +36,9 @@ class Dashboard:
     received: int
     outbox: OutboxStats
     oldest_age: timedelta | None
+    # Captured inputs waiting for a normalizer runner, and the oldest one's age.
+    stage_pending: int
+    stage_oldest_age: timedelta | None
     backlog: Markup
     acks: figures.AckFigures
     acks_chart: Markup
@@ -59,6 +62,8 @@ def build_dashboard(services: Services, texts: dict[str, str]) -> Dashboard:
     acks = figures.acknowledgements(source, zone, now)
     quarantine = services.store.quarantine
     dead, dead_count, dead_error = _dead_letters(services)
+    stages = services.store.captures.backlog()
+    stage_oldest = min((stage.oldest for stage in stages if stage.oldest), default=None)
     return Dashboard(
         now=now,
         days=DAYS,
@@ -74,6 +79,8 @@ def build_dashboard(services: Services, texts: dict[str, str]) -> Dashboard:
         received=by_channel.total,
         outbox=stats,
         oldest_age=None if stats.oldest_pending_at is None else now - stats.oldest_pending_at,
+        stage_pending=sum(stage.pending for stage in stages),
+        stage_oldest_age=None if stage_oldest is None else now - stage_oldest,
         backlog=plots.line(
             [
                 (moment.astimezone(tz).strftime("%H:%M"), count)

@@ -36,6 +36,7 @@ class OperationsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         now = datetime.now(UTC)
         yield from self._channels()
+        yield from self._stages(now)
         yield from self._relay(now)
         yield from self._acknowledgements(now)
         yield from self._letters()
@@ -59,6 +60,34 @@ class OperationsCollector(Collector):
             "Age of the oldest input waiting to be sorted (0 when none waits)",
             value=0.0 if oldest is None else max(0.0, (now - oldest).total_seconds()),
         )
+
+    def _stages(self, now: datetime) -> Iterator[Metric]:
+        """Captured inputs: waiting for a runner (per channel, oldest age), and what they became."""
+        captures = self.services.store.captures
+        pending = GaugeMetricFamily(
+            "intake_stage_pending",
+            "Inputs captured at an edge and not normalized yet, by channel",
+            labels=["channel"],
+        )
+        oldest = GaugeMetricFamily(
+            "intake_stage_oldest_pending_seconds",
+            "Age of the oldest capture waiting for a normalizer runner, by channel",
+            labels=["channel"],
+        )
+        for stage in captures.backlog():
+            pending.add_metric([stage.channel], stage.pending)
+            age = 0.0 if stage.oldest is None else (now - stage.oldest).total_seconds()
+            oldest.add_metric([stage.channel], max(0.0, age))
+        yield pending
+        yield oldest
+        outcomes = CounterMetricFamily(
+            "intake_captures",
+            "Inputs captured at the edges, by what the runners made of them",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(captures.outcomes().items()):
+            outcomes.add_metric([outcome], count)
+        yield outcomes
 
     def _channels(self) -> Iterator[Metric]:
         store = self.services.store

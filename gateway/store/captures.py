@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -269,21 +269,14 @@ class CaptureStore:
 
         def action() -> None:
             now = datetime.now(UTC)
+            done = [item for item in finished if item.state == DONE]
+            kept = [item for item in finished if item.state != DONE]
             with committing(self.engine) as connection:
-                for item in finished:
-                    connection.execute(
-                        update(IntakeRow)
-                        .where(IntakeRow.id == item.id)
-                        .values(
-                            state=item.state,
-                            outcome=item.outcome,
-                            result_id=item.result_id,
-                            finished_at=now,
-                            claimed_until=None,
-                            claimed_by=None,
-                            source_ids={} if item.state == DONE else IntakeRow.source_ids,
-                        )
-                    )
+                # One statement per kind, executed for many rows (one round trip each).
+                if done:
+                    connection.execute(_FINISH_DONE, [_finish_values(item, now) for item in done])
+                if kept:
+                    connection.execute(_FINISH_KEPT, [_finish_values(item, now) for item in kept])
 
         guarded(action)
 
@@ -367,28 +360,41 @@ class CaptureStore:
             StageBacklog(channel, int(count), _aware(oldest)) for channel, count, oldest in rows
         ]
 
-    def forget(self, capture_ids: Collection[str]) -> int:
-        """Delete captures (an erasure or a purge of what they became); how many went."""
-        if not capture_ids:
-            return 0
-        with committing(self.engine) as connection:
-            return int(
-                connection.execute(
-                    delete(IntakeRow).where(IntakeRow.id.in_(list(capture_ids)))
-                ).rowcount
-            )
+    def outcomes(self) -> dict[str, int]:
+        """How many captures became what (``pending``: not normalized yet)."""
+        query = select(IntakeRow.outcome, func.count()).group_by(IntakeRow.outcome)
+        with read_connection(self.engine) as connection:
+            rows = connection.execute(query).all()
+        return {outcome or "pending": int(count) for outcome, count in rows}
 
 
-def forget_captures(connection: Connection, result_ids: Collection[str]) -> int:
-    """Inside a caller's transaction: the captures that became these complaints or items."""
-    if not result_ids:
-        return 0
-    ids = list(result_ids)
-    return int(
-        connection.execute(
-            delete(IntakeRow).where(or_(IntakeRow.id.in_(ids), IntakeRow.result_id.in_(ids)))
-        ).rowcount
-    )
+_FINISH_COLUMNS: dict[str, Any] = {
+    "state": bindparam("new_state"),
+    "outcome": bindparam("new_outcome"),
+    "result_id": bindparam("new_result_id"),
+    "finished_at": bindparam("new_finished_at"),
+    "claimed_until": None,
+    "claimed_by": None,
+}
+_FINISH_DONE = (
+    update(IntakeRow)
+    .where(IntakeRow.id == bindparam("capture_id"))
+    .values(**_FINISH_COLUMNS, source_ids={})
+)
+# A quarantined capture keeps its envelope until the quarantine item is erased or purged.
+_FINISH_KEPT = (
+    update(IntakeRow).where(IntakeRow.id == bindparam("capture_id")).values(**_FINISH_COLUMNS)
+)
+
+
+def _finish_values(item: Finished, now: datetime) -> dict[str, Any]:
+    return {
+        "capture_id": item.id,
+        "new_state": item.state,
+        "new_outcome": item.outcome,
+        "new_result_id": item.result_id,
+        "new_finished_at": now,
+    }
 
 
 def _known_under(connection: Connection, keys: Collection[str]) -> dict[str, Captured]:

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import Connection, or_, select, update
 
 from gateway.store.blobs import SCHEME, BlobStore
+from gateway.store.captures import CAPTURED
 from gateway.store.chain import REMOVED, Removal, append_removals
 from gateway.store.redaction_rows import (
     Taken,
@@ -46,6 +47,7 @@ from gateway.store.tables import (
     EventRow,
     EvidenceLogRow,
     EvidenceRow,
+    IntakeRow,
     OutboxRow,
     QuarantineRow,
     TriageRow,
@@ -305,7 +307,8 @@ def still_needed(
     pairs: Collection[tuple[str | None, str]],
 ) -> bool:
     """Whether kept content holds this blob: an evidence row, a complaint's attachment, a
-    quarantined input not purged (blobs are shared by content: the same file sent twice)."""
+    quarantined input not purged, a capture not normalized yet (blobs are shared by
+    content: the same file sent twice)."""
     for evidence_id in connection.scalars(
         select(EvidenceRow.id).where(EvidenceRow.sha256 == sha256)
     ):
@@ -322,7 +325,14 @@ def still_needed(
         .where(or_(QuarantineRow.kept_bytes.is_(None), QuarantineRow.kept_bytes > 0))
         .limit(1)
     )
-    return kept is not None
+    if kept is not None:
+        return True
+    waiting = connection.scalar(
+        select(IntakeRow.id)
+        .where(IntakeRow.stored_at == SCHEME + sha256, IntakeRow.state == CAPTURED)
+        .limit(1)
+    )
+    return waiting is not None
 
 
 def unlink_removed(connection: Connection, blobs: BlobStore, digests: Iterable[str]) -> int:

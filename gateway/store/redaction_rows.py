@@ -33,6 +33,7 @@ from gateway.store.tables import (
     ComplaintContactRow,
     ComplaintStatusRow,
     CustomerPointRow,
+    IntakeRow,
     LetterRow,
     MediaRow,
     NoticeRow,
@@ -228,6 +229,11 @@ def redact_quarantined(
     if resolve and row.resolved_at is None:
         values["resolved_at"] = datetime.now(UTC)
     connection.execute(update(QuarantineRow).where(QuarantineRow.id == item_id).values(**values))
+    capture_id = (row.source_ids or {}).get("capture_id")
+    if capture_id:  # the capture it came from keeps the same envelope until then
+        connection.execute(
+            update(IntakeRow).where(IntakeRow.id == str(capture_id)).values(source_ids={})
+        )
     append_removals(
         connection,
         [
