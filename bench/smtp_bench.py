@@ -210,7 +210,7 @@ def main() -> None:
     print(
         f"| bare aiosmtpd, handler answers 250 ({label}) | {bare[0]:,.0f} msg/s, "
         f"p50 {bare[1]:.1f} ms, p99 {bare[2]:.1f} ms |\n"
-        f"| intake smtp serve, 250 after durable commit ({label}) | {ours[0]:,.0f} msg/s, "
+        f"| intake smtp serve, 250 after durable capture ({label}) | {ours[0]:,.0f} msg/s, "
         f"p50 {ours[1]:.1f} ms, p99 {ours[2]:.1f} ms |\n"
         f"| ratio intake / bare | {ours[0] / bare[0]:.2f}x |\n"
         f"| every complaint published (confirmed), after the last 250 | {settle:.1f} s |"
