@@ -61,6 +61,8 @@ class Cue:
     word: str
     pattern: re.Pattern[str]
     group: int | None  # None: a specific term
+    # The folded word: text without it cannot match ``pattern`` (tested first, cheaply).
+    needle: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,9 @@ def _patterns() -> dict[str, tuple[Cue, ...]]:
     table: dict[str, dict[str, Any]] = json.loads(RULES.read_text("utf-8"))["products"]
     return {
         code: (
-            *(Cue(word, _compile(word), None) for word in rules.get("specific", [])),
+            *(Cue(word, _compile(word), None, fold(word)) for word in rules.get("specific", [])),
             *(
-                Cue(word, _compile(word), group)
+                Cue(word, _compile(word), group, fold(word))
                 for group, words in enumerate(rules.get("generic", []))
                 for word in words
             ),
@@ -110,12 +112,12 @@ def find_cues(folded: str, cues: tuple[Cue, ...]) -> Found:
     specific: list[str] = []
     spans: list[tuple[int, int]] = []
     for cue in cues:
-        if cue.group is None and (match := cue.pattern.search(folded)):
+        if cue.group is None and cue.needle in folded and (match := cue.pattern.search(folded)):
             specific.append(cue.word)
             spans.append(match.span())
     groups: dict[int, str] = {}
     for cue in cues:
-        if cue.group is None or cue.group in groups:
+        if cue.group is None or cue.group in groups or cue.needle not in folded:
             continue
         for match in cue.pattern.finditer(folded):
             if not any(start <= match.start() and match.end() <= end for start, end in spans):

@@ -65,6 +65,8 @@ class Capture:
     # One per source event: the same key again is the same input.
     dedup_key: str
     source_ids: dict[str, Any] = field(default_factory=dict)
+    # What the sender sent under the key (an API body's hash), to tell a retry from a reuse.
+    request_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Captured:
     content_type: str = ""
     source_ids: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
+    request_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,7 @@ class CaptureStore:
                 stored_at=entry.staged.blob.location,
                 content_type=item.content_type,
                 source_ids=dict(item.source_ids),
+                request_hash=item.request_hash,
             )
             first[item.dedup_key] = captured
             outcomes.append(captured)
@@ -206,6 +210,7 @@ class CaptureStore:
                     "state": CAPTURED,
                     "received_at": item.received_at,
                     "dedup_key": item.dedup_key,
+                    "request_hash": item.request_hash,
                     "reference": reference,
                     "ack_due_at": due.ack_due_at,
                     "answer_due_at": due.answer_due_at,
@@ -415,6 +420,7 @@ def _known_under(connection: Connection, keys: Collection[str]) -> dict[str, Cap
             ack_due_at=message.ack_due_at,
             answer_due_at=message.answer_due_at,
             created=False,
+            request_hash=written.request_hash,
         )
     return known
 
@@ -441,6 +447,7 @@ def _repeat(earlier: Captured) -> Captured:
         ack_due_at=earlier.ack_due_at,
         answer_due_at=earlier.answer_due_at,
         created=False,
+        request_hash=earlier.request_hash,
     )
 
 
@@ -457,6 +464,7 @@ def _captured(row: Any, *, attempts: int | None = None) -> Captured:
         content_type=row["content_type"],
         source_ids=dict(row["source_ids"] or {}),
         attempts=row["attempts"] if attempts is None else attempts,
+        request_hash=row["request_hash"],
     )
 
 

@@ -729,6 +729,8 @@ class IntakeRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     received_at: Mapped[datetime]
     dedup_key: Mapped[str] = mapped_column(String(512), unique=True)
+    # What was sent under the dedup key (an API body's hash): a retry or a reuse.
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     reference: Mapped[str] = mapped_column(String(16), unique=True)
     ack_due_at: Mapped[datetime]
     answer_due_at: Mapped[datetime]

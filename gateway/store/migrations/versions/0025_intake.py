@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("received_at", when, nullable=False),
         sa.Column("dedup_key", sa.String(length=512), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=True),
         sa.Column("reference", sa.String(length=16), nullable=False),
         sa.Column("ack_due_at", when, nullable=False),
         sa.Column("answer_due_at", when, nullable=False),
