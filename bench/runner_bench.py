@@ -69,7 +69,7 @@ def drain(args: tuple[str, str | None, int]) -> int:
         runner = NormalizeRunner(services, capture_normalizers())
         while runner.run_once():
             pass
-        return runner.stats.finished
+        return runner.stats.finished + runner.stats.quarantined
     finally:
         services.close()
 

@@ -48,8 +48,8 @@ class RunnerStats:
     """What one runner did since it started (for logs and benchmarks)."""
 
     batches: int = 0
-    finished: int = 0
-    quarantined: int = 0
+    finished: int = 0  # made a complaint, a repeat, an event...
+    quarantined: int = 0  # refused by the channel's checks, or the normalizer failed
     retried: int = 0
 
 
@@ -92,7 +92,9 @@ class NormalizeRunner:
         for channel, items in by_channel.items():
             finished.extend(self._normalize(channel, items))
         captures.finish(finished)
-        self.stats.finished += len(finished)
+        quarantined = sum(1 for item in finished if item.outcome == QUARANTINED)
+        self.stats.quarantined += quarantined
+        self.stats.finished += len(finished) - quarantined
         return len(claimed)
 
     def _normalize(self, channel: str, items: list[Captured]) -> list[Finished]:
@@ -130,7 +132,6 @@ class NormalizeRunner:
 
     def _quarantine(self, item: Captured, code: str, reason: str) -> Finished:
         """The captured bytes kept in quarantine with why, linked to their capture."""
-        self.stats.quarantined += 1
         item_id = self.services.store.complaints.quarantine(
             channel=item.channel,
             data=self.services.store.blobs.get(item.stored_at),

@@ -1,7 +1,8 @@
 """One customer across channels: the partner API, an SMS and an e-mail share a customer key.
 
 The real gateway (HTTP app, phone line worker, relay) on the machine's
-RabbitMQ, the real SMTP receiver driven by the stdlib client, Twilio's
+RabbitMQ, the real SMTP receiver driven by the stdlib client (with the
+normalizer runner that turns its captures into complaints), Twilio's
 webhooks signed with twilio's own validator; the complaints are read from
 the ``complaints.inbound`` queue the way a downstream consumer reads them.
 """
@@ -24,6 +25,7 @@ from channels.email.smtp import SmtpServer, run_server
 from config.settings import Settings
 from tests.peers.processes import free_port, wait_until
 from tests.peers.queues import drain
+from tests.peers.runners import running_normalizer
 from tests.peers.twilio import (
     ACCOUNT_SID,
     LINE_NUMBER,
@@ -54,7 +56,8 @@ def gateway(amqp_settings: Settings) -> Iterator[RunningGateway]:
         thread.start()
         try:
             wait_until(lambda: server.listening or not thread.is_alive(), "the SMTP server")
-            yield running
+            with running_normalizer(running.services):
+                yield running
         finally:
             stop.set()
             thread.join(15)

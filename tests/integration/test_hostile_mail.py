@@ -1,9 +1,11 @@
 """Hostile e-mail through the real protocols: SMTP to ``intake run``, IMAP through Dovecot.
 
-For each input: the answer in the protocol's terms (SMTP reply code and
-enhanced status; IMAP: the message moved to the quarantine or processed
-folder), the raw bytes quarantined with the reason when refused, memory
-bounded, and an ordinary complaint right after still accepted.
+For each input: the answer in the protocol's terms (SMTP: ``250 Queued as``
+once the bytes are captured, whatever they hold; IMAP: the message moved to
+the quarantine or processed folder), the raw bytes quarantined with the
+reason when refused (over SMTP by the normalizer runner ``intake run``
+starts, after the 250), memory bounded, and an ordinary complaint right
+after still accepted.
 """
 
 from __future__ import annotations
@@ -11,20 +13,23 @@ from __future__ import annotations
 import json
 import re
 import smtplib
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from channels.email.smtp import SmtpServer, run_server
 from config.settings import Settings
-from gateway.lib.services import build_services
+from gateway.lib.services import Services, build_services
 from tests.peers import hostile
 from tests.peers.dovecot import DovecotServer
 from tests.peers.hostile import marker, quarantined
 from tests.peers.hostile_gateway import MEMORY_BOUND_MB, HostileGateway, running_hostile_gateway
 from tests.peers.processes import wait_until
+from tests.peers.runners import running_normalizer, settled
 
 Build = Callable[[str], bytes]
 # The poller reacts within a second; a busy CI machine may take much longer.
@@ -39,12 +44,15 @@ def gateway(
         yield running
 
 
-# Refused: (builder, SMTP code, enhanced status, quarantine reason code).
-REFUSED: dict[str, tuple[Build, int, str, str]] = {
-    "10000-mime-parts": (hostile.many_parts_mail, 554, "5.6.0", "too_many_parts"),
-    "1000-nesting-levels": (hostile.nested_mail, 554, "5.6.0", "too_deep"),
-    "1-mb-header": (hostile.huge_header_mail, 552, "5.3.4", "header_too_large"),
+# Refused: (builder, quarantine reason code). Over SMTP the edge parses nothing:
+# it answers 250 and the runner quarantines the capture with this reason.
+REFUSED: dict[str, tuple[Build, str]] = {
+    "10000-mime-parts": (hostile.many_parts_mail, "too_many_parts"),
+    "1000-nesting-levels": (hostile.nested_mail, "too_deep"),
+    "1-mb-header": (hostile.huge_header_mail, "header_too_large"),
 }
+# The reply once the mail is captured: what becomes of it is the runner's business.
+QUEUED = re.compile(r"2\.0\.0 Queued as (CP-[0-9A-Z]{4}-[0-9A-Z]{4})")
 
 
 def with_attachment(name: str, data: Callable[[], bytes], kind: str) -> Build:
@@ -71,38 +79,75 @@ def deliver(gateway: HostileGateway, raw: bytes) -> tuple[int, str]:
         try:
             code, text = client.data(raw)
         except smtplib.SMTPDataError as exc:
-            code, text = exc.smtp_code, exc.smtp_error
+            error = exc.smtp_error
+            code, text = exc.smtp_code, error if isinstance(error, bytes) else error.encode()
     return code, text.decode()
 
 
+def queued(reply: tuple[int, str]) -> str:
+    """The reference of a ``250 2.0.0 Queued as <reference>`` reply."""
+    found = QUEUED.fullmatch(reply[1])
+    assert reply[0] == 250 and found is not None, reply
+    return found.group(1)
+
+
 def complaint(gateway: HostileGateway, reference: str) -> dict:
+    """The complaint the runner made of the capture ``reference`` (waits for it)."""
     with gateway.api() as client:
-        answer = client.get(f"/v1/complaints/{reference}")
-    assert answer.status_code == 200, answer.text
-    return answer.json()["complaint"]
+
+        def made() -> httpx.Response | None:
+            answer = client.get(f"/v1/complaints/{reference}")
+            return answer if answer.status_code == 200 else None
+
+        answer = wait_until(made, f"the runner to make complaint {reference}")
+    assert answer is not None
+    return dict(answer.json()["complaint"])
+
+
+def capture_id(gateway: HostileGateway, reference: str) -> str:
+    """The id of the capture the SMTP edge answered ``reference`` for."""
+    database = gateway.data_dir / "intake.db"
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
+        (row,) = connection.execute("SELECT id FROM intake WHERE reference = ?", (reference,))
+    return str(row[0])
+
+
+def quarantine_source_ids(gateway: HostileGateway, sha256: str) -> dict:
+    database = gateway.data_dir / "intake.db"
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
+        (row,) = connection.execute("SELECT source_ids FROM quarantine WHERE sha256 = ?", (sha256,))
+    return dict(json.loads(row[0]))
 
 
 def assert_still_serving(gateway: HostileGateway) -> None:
-    code, text = deliver(gateway, hostile.good_mail(marker()))
-    assert code == 250 and "complaint CP-" in text, text
+    tag = marker()
+    reference = queued(deliver(gateway, hostile.good_mail(tag)))
+    assert tag in json.dumps(complaint(gateway, reference))
     assert gateway.memory_growth_mb() < MEMORY_BOUND_MB
 
 
 # -- SMTP ------------------------------------------------------------------------
 @pytest.mark.parametrize("case", REFUSED, ids=list(REFUSED))
-def test_hostile_mail_over_smtp_is_refused_with_its_code_and_quarantined(
+def test_hostile_mail_over_smtp_is_accepted_then_quarantined_with_its_reason_by_the_runner(
     gateway: HostileGateway, case: str
 ) -> None:
-    build, code, enhanced, reason = REFUSED[case]
+    build, reason = REFUSED[case]
     tag = marker()
     raw = build(tag)
 
-    reply = deliver(gateway, raw)
+    reference = queued(deliver(gateway, raw))
 
-    assert reply[0] == code and reply[1].startswith(enhanced), reply
-    kept = quarantined(gateway.data_dir, tag.encode(), "email")
-    assert kept is not None and kept.reason_code == reason
+    kept = wait_until(
+        lambda: quarantined(gateway.data_dir, tag.encode(), "email"),
+        "the runner to quarantine the capture",
+    )
+    assert kept is not None
+    assert kept.reason_code == reason
     assert hostile.blob_bytes(gateway.data_dir, kept.sha256) == raw
+    source_ids = quarantine_source_ids(gateway, kept.sha256)
+    assert source_ids["capture_id"] == capture_id(gateway, reference)
+    assert "received_at" in source_ids
+    assert not any(tag in message for message in hostile.complaint_messages(gateway.data_dir))
     assert_still_serving(gateway)
 
 
@@ -113,10 +158,8 @@ def test_hostile_but_wellformed_mail_over_smtp_becomes_a_complaint_with_its_evid
     tag = marker()
     raw = ACCEPTED[case](tag)
 
-    code, text = deliver(gateway, raw)
+    message = complaint(gateway, queued(deliver(gateway, raw)))
 
-    assert code == 250, text
-    message = complaint(gateway, text.rsplit(" ", 1)[-1])
     assert "\x00" not in json.dumps(message["body"] or "") + (message["subject"] or "")
     evidence = hostile.blob_bytes(gateway.data_dir, message["evidence"]["sha256"])
     assert evidence == raw
@@ -128,10 +171,7 @@ def test_zip_bomb_attachment_is_kept_compressed_and_typed_from_its_bytes(
 ) -> None:
     raw = hostile.attachment_mail(marker(), "releve.zip", hostile.zip_bomb(), "text/plain")
 
-    code, text = deliver(gateway, raw)
-
-    [attachment] = complaint(gateway, text.rsplit(" ", 1)[-1])["attachments"]
-    assert code == 250
+    [attachment] = complaint(gateway, queued(deliver(gateway, raw)))["attachments"]
     assert attachment["content_type"] == "application/zip"
     assert attachment["size"] == len(hostile.zip_bomb())
 
@@ -178,7 +218,7 @@ def imap_quarantined(gateway: HostileGateway, tag: str):  # type: ignore[no-unty
 def test_hostile_mail_over_imap_goes_to_the_quarantine_folder_with_its_reason(
     gateway: HostileGateway, case: str
 ) -> None:
-    build, _code, _enhanced, reason = REFUSED[case]
+    build, reason = REFUSED[case]
     account, server = gateway.imap, gateway.dovecot
     before = server.count(account, "Quarantine")
     tag = marker()
@@ -225,7 +265,8 @@ def test_hostile_but_wellformed_mail_over_imap_becomes_a_complaint(
 
 # -- PostgreSQL refuses what SQLite takes: NUL in text, strings over a column's length ------
 @pytest.fixture
-def smtp_on_postgresql(settings: Settings, postgres_url: str) -> Iterator[int]:
+def smtp_on_postgresql(settings: Settings, postgres_url: str) -> Iterator[tuple[int, Services]]:
+    """The SMTP edge and a normalizer runner on PostgreSQL (the runner writes the mail's ids)."""
     from tests.peers.processes import free_port
 
     port = free_port()
@@ -237,7 +278,8 @@ def smtp_on_postgresql(settings: Settings, postgres_url: str) -> Iterator[int]:
     thread.start()
     try:
         wait_until(lambda: server.listening, "the SMTP receiver")
-        yield port
+        with running_normalizer(services):
+            yield port, services
     finally:
         stop.set()
         thread.join(15)
@@ -254,11 +296,15 @@ MESSAGE_IDS = {
 
 @pytest.mark.parametrize("case", MESSAGE_IDS, ids=list(MESSAGE_IDS))
 def test_hostile_message_ids_are_accepted_on_postgresql_not_retried_forever(
-    smtp_on_postgresql: int, case: str
+    smtp_on_postgresql: tuple[int, Services], case: str
 ) -> None:
+    port, services = smtp_on_postgresql
     raw = re.sub(rb"Message-ID: [^\r]*", MESSAGE_IDS[case], hostile.good_mail(marker()))
-    with smtplib.SMTP("127.0.0.1", smtp_on_postgresql, timeout=30) as client:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
         refused = client.sendmail("amina@example.ma", ["contact@cashplus.ma"], raw)
         code, _text = client.noop()
     # A 451 here would have the sender retry for days, and an IMAP inbox stuck on it.
     assert refused == {} and code == 250
+    # Nor may the runner stumble on the ids and try the capture again and again.
+    settled(services)
+    assert services.store.captures.outcomes() == {"complaint": 1}

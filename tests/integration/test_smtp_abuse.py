@@ -1,9 +1,11 @@
 """Attacks on the SMTP receiver from the security review, on a real socket (S9, S10, S2, S12).
 
 Each test drives the real receiver (``channels.email.smtp`` in a thread, as
-``intake run`` does) with ``smtplib`` or a bare socket, and checks what the
-attacker gets: reply codes, a closed connection, what is stored, where DATA
-waits while it arrives.
+``intake run`` does, beside a normalizer runner) with ``smtplib`` or a bare
+socket, and checks what the attacker gets: reply codes, a closed connection,
+what is stored, where DATA waits while it arrives. The edge only captures;
+what a mail became (complaint, origin, evidence) is read once the runner is
+done with it (``settle``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from channels.email.spool import spool_folder
 from config.settings import Settings
 from gateway.ops.quarantine import replay
 from gateway.store.db import reading
-from gateway.store.tables import ComplaintRow, EvidenceRow, QuarantineRow
+from gateway.store.tables import ComplaintRow, EvidenceRow, IntakeRow, QuarantineRow
 from tests.integration.test_smtp import RECIPIENTS, SENDER, RunningSmtp, deliver, eml, running_smtp
 from tests.peers.mail_auth import dkim_key, dns_answering, key_name, sign
 from tests.peers.processes import free_port, wait_until
@@ -94,6 +96,8 @@ def attachment_mail(tag: str, size: int) -> bytes:
 
 
 def complaint_details(smtp: RunningSmtp, reference: str) -> tuple[str, dict]:
+    """Origin and details of the complaint the runner made of the capture ``reference``."""
+    smtp.settle()
     message = smtp.services.store.complaints.get_by_reference(reference)
     assert message is not None
     return message.origin.value, message.details
@@ -201,12 +205,16 @@ def test_data_in_progress_waits_in_a_spool_file_not_in_memory(
         wire.command("QUIT")
     finally:
         wire.close()
+    assert answer.startswith(b"250 2.0.0 Queued as ")
+    # Captured as sent, dot-stuffing undone (RFC 5321 4.5.2), and kept so as evidence.
+    sent = raw.replace(b"\r\n..une", b"\r\n.une")
+    captured = smtp.services.store.captures.by_reference(answer.split()[-1].decode())
+    assert captured is not None
+    assert smtp.services.store.blobs.get(captured.stored_at) == sent
+    smtp.settle()
     with reading(smtp.services.store.engine) as session:
         evidence = session.scalars(select(EvidenceRow)).one()
-    assert answer.startswith(b"250 2.0.0 Accepted as complaint")
-    # Stored as sent, dot-stuffing undone (RFC 5321 4.5.2).
-    stored = smtp.services.store.blobs.get(evidence.stored_at)
-    assert stored == raw.replace(b"\r\n..une", b"\r\n.une")
+    assert smtp.services.store.blobs.get(evidence.stored_at) == sent
     assert not spooled.exists() and not any(folder.glob("data-*.eml"))
 
 
@@ -218,8 +226,11 @@ def test_streamed_data_over_the_limit_gets_552_and_leaves_nothing(
     with smtp.client() as client:
         code, text = deliver(client, big)  # no SIZE declared: found while streaming
         after, _text = deliver(client, mail("after-the-big-one"))
+    smtp.settle()
     assert (code, text.split(" ", 1)[0]) == (552, "5.3.4")
     assert after == 250
+    # Refused at the edge: never captured, so the runner has nothing to quarantine.
+    assert smtp.rows(IntakeRow) == 1
     assert smtp.rows(QuarantineRow) == 0 and smtp.rows(EvidenceRow) == 1
     assert not any(spool_folder(settings.data_dir).glob("data-*.eml"))
 
@@ -236,6 +247,7 @@ def test_a_sender_over_its_hourly_budget_gets_450_and_only_the_head_is_quarantin
         code, text = deliver(client, flood)
     with smtp.client() as client:  # another sender from the same client still gets in
         other = deliver(client, mail("other"), sender="karim@example.ma")[0]
+    smtp.settle()
     with reading(smtp.services.store.engine) as session:
         item = session.scalars(select(QuarantineRow)).one()
     assert (first, second, other) == (250, 250, 250)
@@ -243,6 +255,7 @@ def test_a_sender_over_its_hourly_budget_gets_450_and_only_the_head_is_quarantin
     assert item.reason_code == "rate_limited"
     assert item.size == len(flood)
     assert smtp.services.store.blobs.get(item.stored_at) == flood[:1024]  # the head only
+    assert smtp.rows(IntakeRow) == 3  # the refused one was never captured
     assert smtp.rows(ComplaintRow) == 3
     # A head is never parsed as if it were the mail: reprocessing it says why not.
     kept = smtp.services.store.quarantine.get(item.id)
@@ -250,7 +263,8 @@ def test_a_sender_over_its_hourly_budget_gets_450_and_only_the_head_is_quarantin
     refused = replay(smtp.services, kept)
     assert not refused.ok
     assert "cannot be reprocessed" in refused.detail
-    assert smtp.rows(ComplaintRow) == 3
+    smtp.settle()
+    assert smtp.rows(IntakeRow) == smtp.rows(ComplaintRow) == 3
 
 
 def test_the_authorities_addresses_have_no_sender_budget(
@@ -277,6 +291,7 @@ def test_a_client_address_over_its_hourly_budget_gets_450_whatever_the_sender(
             deliver(client, mail(f"rotating-{index}"), sender=f"s{index}@example.ma")[0]
             for index in range(3)
         ]
+    smtp.settle()
     assert codes == [250, 250, 450]
     assert smtp.rows(ComplaintRow) == 2
 

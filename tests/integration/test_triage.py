@@ -39,6 +39,7 @@ from normalizer.deadlines import compute_deadlines
 from tests.peers.acks import publish
 from tests.peers.processes import free_port, wait_until
 from tests.peers.queues import drain
+from tests.peers.runners import running_normalizer, settled
 from tests.peers.spamd import GTUBE, SpamdServer
 from tests.peers.staff import CSRF_FIELD, StaffBrowser, log_in_over_http
 from tests.peers.twilio import (
@@ -71,6 +72,7 @@ def gtube_mail() -> bytes:
 
 @contextmanager
 def smtp_receiver(settings: Settings) -> Iterator[tuple[int, Services]]:
+    """The SMTP edge and a normalizer runner beside it, as ``intake run`` has them."""
     port = free_port()
     services = build_services(
         settings.model_copy(update={"smtp_port": port, "smtp_recipients": "contact@cashplus.ma"})
@@ -81,7 +83,8 @@ def smtp_receiver(settings: Settings) -> Iterator[tuple[int, Services]]:
     thread.start()
     try:
         wait_until(lambda: server.listening or not thread.is_alive(), "the SMTP server")
-        yield port, services
+        with running_normalizer(services):
+            yield port, services
     finally:
         stop.set()
         thread.join(15)
@@ -96,6 +99,7 @@ def test_gtube_mail_over_smtp_is_no_complaint_and_is_published_as_triage_spam(
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
             refused = client.sendmail("promo@offres.example", ["contact@cashplus.ma"], gtube_mail())
         assert refused == {}
+        settled(services)
         assert count(services, ComplaintRow) == 0
         with reading(services.store.engine) as session:
             item = session.scalars(select(TriageRow)).one()
