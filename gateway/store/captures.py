@@ -39,7 +39,7 @@ from gateway.store.blobs import BlobStore, StagedBlob, settle
 from gateway.store.complaint_rows import stored_under
 from gateway.store.db import committing, lock_timeout, read_connection
 from gateway.store.groupcommit import GroupCommit
-from gateway.store.intake import GROUP_MAX_BATCH, StoreUnavailable, guarded
+from gateway.store.intake import GROUP_MAX_BATCH, StoreUnavailable, guarded, store_error
 from gateway.store.tables import ComplaintRow, IntakeRow
 from normalizer.deadlines import Deadlines
 from normalizer.reference import new_reference
@@ -141,6 +141,28 @@ class CaptureStore:
             captured = self.group.submit(queued)
             self.arrived.set()
             return captured
+
+        return guarded(action)
+
+    def capture_many(self, items: Sequence[Capture]) -> list[Captured | Exception]:
+        """Several captures in one group commit (an IMAP fetch); one outcome per item.
+
+        All the bytes are written, then fsynced (one journal commit serves them
+        all); an item's outcome is its ``Captured`` or its own error
+        (``StoreUnavailable``), the others are committed all the same.
+        """
+        if not items:
+            return []
+
+        def action() -> list[Captured | Exception]:
+            staged = self.blobs.stage_many([item.data for item in items])
+            deadline = time.monotonic() + lock_timeout(self.engine)
+            queued = [
+                _Queued(item, stage, deadline) for item, stage in zip(items, staged, strict=True)
+            ]
+            outcomes = self.group.submit_many(queued)
+            self.arrived.set()
+            return [store_error(outcome) for outcome in outcomes]
 
         return guarded(action)
 

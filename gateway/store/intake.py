@@ -176,7 +176,7 @@ class ComplaintStore:
         ready = [self._queued(item) for item in prepared if isinstance(item, PendingComplaint)]
         committed = iter(self.group.submit_many(ready))
         return [
-            _store_error(next(committed) if isinstance(item, PendingComplaint) else item)
+            store_error(next(committed) if isinstance(item, PendingComplaint) else item)
             for item in prepared
         ]
 
@@ -510,7 +510,7 @@ def _capture(action: Callable[[], T]) -> T | Exception:
         return exc
 
 
-def _store_error(outcome: T | Exception) -> T | Exception:
+def store_error(outcome: T | Exception) -> T | Exception:
     """Database and disk failures become ``StoreUnavailable``, as ``guarded`` makes them."""
     if isinstance(outcome, SQLAlchemyError | OSError):
         log.error("store failure: %s", type(outcome).__name__)

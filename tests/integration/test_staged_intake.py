@@ -27,7 +27,7 @@ from gateway.lib.normalize_runner import NormalizeRunner
 from gateway.lib.services import Services, build_services
 from gateway.ops.quarantine import replay
 from gateway.runner import capture_normalizers
-from gateway.store.captures import Captured
+from gateway.store.captures import Capture, Captured
 from gateway.store.db import reading
 from gateway.store.tables import ComplaintRow, IntakeRow, OutboxRow, QuarantineRow
 from tests.peers.processes import IntakeProcesses, intake_env, wait_until
@@ -276,3 +276,25 @@ def test_runners_on_postgresql_share_the_work_and_take_each_capture_once(
     every = [item for batch in claimed for item in batch]
     assert sorted(every) == sorted(captured)  # each capture claimed by one runner, once
     assert sorted(complaint_ids(services)) == sorted(captured)
+
+
+def test_a_batch_is_captured_in_one_commit_with_its_repeats_answered(services: Services) -> None:
+    received = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+    items = [
+        Capture(
+            channel="email",
+            data=raw,
+            content_type="message/rfc822",
+            received_at=received,
+            dedup_key=f"email:capture:{number}",
+        )
+        for number, raw in ((1, mail(1)), (2, mail(2)), (1, mail(1)))
+    ]
+    batches = services.store.captures.group.batches
+    first, second, repeat = services.store.captures.capture_many(items)
+    assert services.store.captures.group.batches == batches + 1
+    assert isinstance(first, Captured) and isinstance(second, Captured)
+    assert isinstance(repeat, Captured)
+    assert (repeat.reference, repeat.created) == (first.reference, False)
+    assert first.reference != second.reference
+    assert count(services, IntakeRow) == 2
