@@ -132,9 +132,13 @@ class NormalizeRunner:
 
     def _quarantine(self, item: Captured, code: str, reason: str) -> Finished:
         """The captured bytes kept in quarantine with why, linked to their capture."""
+        try:
+            data = self.services.store.blobs.get(item.stored_at)
+        except Exception as exc:  # missing or damaged: kept as metadata, said in the reason
+            data, reason = b"", f"{reason}; its stored bytes unreadable ({type(exc).__name__})"
         item_id = self.services.store.complaints.quarantine(
             channel=item.channel,
-            data=self.services.store.blobs.get(item.stored_at),
+            data=data,
             content_type=item.content_type,
             reason_code=code,
             reason=reason,
@@ -156,6 +160,10 @@ class NormalizeRunner:
                 if self.run_once():
                     continue
             except StoreUnavailable:
+                stop.wait(RETRY_AFTER_STORE_FAILURE)
+                continue
+            except Exception:  # a bug outside one input's step: the runner must go on
+                log.exception("normalizer runner %s: a batch failed", self.name)
                 stop.wait(RETRY_AFTER_STORE_FAILURE)
                 continue
             arrived.wait(poll)

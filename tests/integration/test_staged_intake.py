@@ -27,7 +27,7 @@ from gateway.lib.normalize_runner import NormalizeRunner
 from gateway.lib.services import Services, build_services
 from gateway.ops.quarantine import replay
 from gateway.runner import capture_normalizers
-from gateway.store.captures import Capture, Captured
+from gateway.store.captures import Capture, Captured, Finished
 from gateway.store.db import reading
 from gateway.store.tables import ComplaintRow, IntakeRow, OutboxRow, QuarantineRow
 from tests.peers.processes import IntakeProcesses, intake_env, wait_until
@@ -298,3 +298,35 @@ def test_a_batch_is_captured_in_one_commit_with_its_repeats_answered(services: S
     assert (repeat.reference, repeat.created) == (first.reference, False)
     assert first.reference != second.reference
     assert count(services, IntakeRow) == 2
+
+
+def test_a_runner_outlives_a_failing_batch_and_finishes_the_work_later(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = build_services(settings.model_copy(update={"normalize_lease_seconds": 0.2}))
+    captured = capture(services, 1)
+    real_finish = services.store.captures.finish
+    failures: list[int] = []
+
+    def finish_failing_once(finished: list[Finished]) -> None:
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("a bug after the commit")
+        real_finish(finished)
+
+    monkeypatch.setattr(services.store.captures, "finish", finish_failing_once)
+    monkeypatch.setattr("gateway.lib.normalize_runner.RETRY_AFTER_STORE_FAILURE", 0.1)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner(services).run, args=(stop,), daemon=True)
+    thread.start()
+    done = ("done", "complaint", captured.id)
+    try:
+        wait_until(
+            lambda: services.store.captures.state_of(captured.id) == done,
+            "the capture finished after the failed batch",
+        )
+        assert failures == [1] and complaint_ids(services) == [captured.id]
+    finally:
+        stop.set()
+        thread.join(10)
+        services.close()
