@@ -30,6 +30,9 @@ class RawInput:
     source_ids: dict[str, Any] = field(default_factory=dict)
     # What the caller sent under the dedup key, to tell a retry from a reuse.
     request_hash: str | None = None
+    # The bytes are in the blob store already, their folder fsynced (a capture's):
+    # the commit need not settle them again.
+    durable: bool = False
 
 
 @dataclass(frozen=True)

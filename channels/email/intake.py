@@ -87,6 +87,8 @@ class MailArrival:
     # Whether whoever handed us the mail may have written its Authentication-Results
     # (S12). None: decided by the source, see ``trusts_authentication_results``.
     trust_authentication_results: bool | None = None
+    # The bytes are a capture's, durable in the blob store already.
+    durable: bool = False
 
     @property
     def trusts_authentication_results(self) -> bool:
@@ -278,6 +280,7 @@ def read_mail(services: Services, arrival: MailArrival) -> MailResult | MailComp
         received_at=arrival.received_at,
         dedup_key=dedup_key_for(parsed),
         source_ids={**arrival.source_ids, "message_id": parsed.message_id},
+        durable=arrival.durable,
     )
     if parsed.auto_reply:
         bounced = acknowledgement_bounce(services, raw, parsed)

@@ -69,6 +69,7 @@ def arrival_of(services: Services, captured: Captured) -> MailArrival:
         received_at=captured.received_at,
         source_ids={**ids, CAPTURE_ID: captured.id},
         envelope_sender=str(ids.get("mail_from") or "") if over_smtp else None,
+        durable=True,
         # Over SMTP, Authentication-Results count only from a peer that is our MX (S12).
         trust_authentication_results=(
             vouches_for_peer(services.settings, str(ids["smtp_peer"])) if over_smtp else None

@@ -111,11 +111,19 @@ class StageBacklog:
     oldest: datetime | None
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class _Queued:
     capture: Capture
-    staged: StagedBlob
     deadline: float  # time.monotonic()
+    # The bytes written and fsynced: by the batch's leader (one pass for the whole
+    # batch), or by the caller beforehand (``capture_many``).
+    staged: StagedBlob | None = None
+
+    @property
+    def blob(self) -> StagedBlob:
+        if self.staged is None:
+            raise RuntimeError("capture committed before its bytes were staged")
+        return self.staged
 
 
 class CaptureStore:
@@ -136,8 +144,7 @@ class CaptureStore:
         """Durable when it returns: the bytes fsynced, the row committed (or the first one's)."""
 
         def action() -> Captured:
-            (staged,) = self.blobs.stage_many([item.data])
-            queued = _Queued(item, staged, time.monotonic() + lock_timeout(self.engine))
+            queued = _Queued(item, time.monotonic() + lock_timeout(self.engine))
             captured = self.group.submit(queued)
             self.arrived.set()
             return captured
@@ -158,7 +165,7 @@ class CaptureStore:
             staged = self.blobs.stage_many([item.data for item in items])
             deadline = time.monotonic() + lock_timeout(self.engine)
             queued = [
-                _Queued(item, stage, deadline) for item, stage in zip(items, staged, strict=True)
+                _Queued(item, deadline, stage) for item, stage in zip(items, staged, strict=True)
             ]
             outcomes = self.group.submit_many(queued)
             self.arrived.set()
@@ -167,7 +174,13 @@ class CaptureStore:
         return guarded(action)
 
     def _commit_batch(self, queued: Sequence[_Queued]) -> list[Captured | Exception]:
-        settle({entry.staged.folder for entry in queued})
+        # The batch's bytes written, then fsynced together: concurrent edges share
+        # the journal commits instead of each waiting for its own.
+        unstaged = [entry for entry in queued if entry.staged is None]
+        staged = self.blobs.stage_many([entry.capture.data for entry in unstaged])
+        for entry, stage in zip(unstaged, staged, strict=True):
+            entry.staged = stage
+        settle({entry.blob.folder for entry in queued})
         deadline = min(entry.deadline for entry in queued)
         if len(queued) > 1:
             try:
@@ -218,7 +231,7 @@ class CaptureStore:
                 received_at=item.received_at,
                 ack_due_at=due.ack_due_at,
                 answer_due_at=due.answer_due_at,
-                stored_at=entry.staged.blob.location,
+                stored_at=entry.blob.blob.location,
                 content_type=item.content_type,
                 source_ids=dict(item.source_ids),
                 request_hash=item.request_hash,
@@ -236,9 +249,9 @@ class CaptureStore:
                     "reference": reference,
                     "ack_due_at": due.ack_due_at,
                     "answer_due_at": due.answer_due_at,
-                    "stored_at": entry.staged.blob.location,
-                    "sha256": entry.staged.blob.sha256,
-                    "size": entry.staged.blob.size,
+                    "stored_at": entry.blob.blob.location,
+                    "sha256": entry.blob.blob.sha256,
+                    "size": entry.blob.blob.size,
                     "content_type": item.content_type,
                     "source_ids": captured.source_ids,
                     "attempts": 0,

@@ -173,6 +173,9 @@ class ComplaintStore:
             _capture(partial(self._assemble, raw, draft, None, _take(staged, raw, draft)))
             for raw, draft in items
         ]
+        for pending in prepared:
+            if isinstance(pending, PendingComplaint) and pending.raw.durable:
+                pending.folders = pending.folders[1:]  # the raw input's folder is settled
         ready = [self._queued(item) for item in prepared if isinstance(item, PendingComplaint)]
         committed = iter(self.group.submit_many(ready))
         return [
