@@ -123,6 +123,10 @@ def decode_header_value(raw: str) -> tuple[str, list[str]]:
     return decode_encoded_words(text, notes).strip(), notes
 
 
+# An 8-bit byte kept by the parser as a lone surrogate (``surrogateescape``).
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
 def decode_raw_header(raw: str) -> tuple[str, list[str]]:
     """Unfold ``raw`` and decode its 8-bit bytes (UTF-8 per RFC 6532, else guessed).
 
@@ -131,7 +135,7 @@ def decode_raw_header(raw: str) -> tuple[str, list[str]]:
     """
     notes: list[str] = []
     text = re.sub(r"\r?\n(?=[ \t])", "", raw).replace("\r", "").replace("\n", "")
-    if any("\udc80" <= char <= "\udcff" for char in text):
+    if _ESCAPED_BYTE.search(text):
         data = text.encode("ascii", "surrogateescape")
         text, note = decode_bytes(data, "utf-8")
         if note:
