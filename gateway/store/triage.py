@@ -132,10 +132,12 @@ class TriageStore:
         attachments = [self.blobs.put(item.data) for item in draft.attachments]
         event_id = str(uuid.uuid4())
         for attempt in range(_REFERENCE_ATTEMPTS):
+            # A capture's: the reference its sender was told (drawn again only on a collision).
+            assigned = draft.assigned_reference if attempt == 0 else None
             message = assemble_message(
                 draft,
-                complaint_id=str(uuid.uuid4()),
-                reference=new_reference(),
+                complaint_id=draft.assigned_id or str(uuid.uuid4()),
+                reference=assigned or new_reference(),
                 evidence=evidence_for(raw, raw_blob),
                 attachments=[
                     Attachment(

@@ -275,6 +275,7 @@ def test_a_stop_sms_makes_no_complaint_no_reply_and_no_acknowledgement(
     assert list(reply) == []  # no "complaint recorded" SMS
     again = sms(hooks, "STOP", message_sid)  # Twilio's retry: still one item
     assert list(again) == []
+    gateway.settle()
     services = gateway.services
     assert count(services, ComplaintRow) == 0
     (item,) = services.store.triage.listing()
@@ -292,6 +293,7 @@ def test_staff_turns_a_non_complaint_into_a_complaint_dated_from_its_receipt(
     gateway: RunningGateway, hooks: TwilioWebhooks
 ) -> None:
     sms(hooks, "chokran bzaf")
+    gateway.settle()
     services = gateway.services
     (item,) = services.store.triage.listing()
     assert item.kind == "thanks"
@@ -344,6 +346,7 @@ def test_staff_confirms_a_non_complaint_and_who_and_when_are_kept(
     gateway: RunningGateway, hooks: TwilioWebhooks
 ) -> None:
     sms(hooks, "وقف")
+    gateway.settle()
     services = gateway.services
     (item,) = services.store.triage.listing()
     assert item.kind == "opt_out"

@@ -63,6 +63,7 @@ def test_whatsapp_message_is_a_whatsapp_complaint_from_the_senders_number(
         WaId="212661234567",
     )
 
+    gateway.settle()
     with reading(gateway.services.store.engine) as session:
         row = session.scalars(select(ComplaintRow)).one()
     complaint = gateway.services.store.complaints.get_by_reference(row.reference)
@@ -100,3 +101,52 @@ def test_message_with_neither_text_nor_media_is_quarantined_and_answered(
     assert "ni texte ni photo" in reply
     assert count(gateway, ComplaintRow) == 0
     assert count(gateway, QuarantineRow) == 1
+
+
+def test_the_reply_comes_once_the_message_is_captured_in_its_language_with_its_reference(
+    hooks: TwilioWebhooks, gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    captures = gateway.services.store.captures
+    monkeypatch.setattr(captures, "claim", lambda *_args, **_kwargs: [])  # no runner yet
+    reply = message(hooks, "+212661234567", "Mon transfert n'est jamais arrivé à Agadir.")
+    reference = reply.split("CP-", 1)[1][:9]
+    captured = captures.by_reference(f"CP-{reference}")
+    assert captured is not None and captured.channel == "sms"
+    assert "transfert" not in reply.lower() and "réclamation" in reply.lower()
+    assert count(gateway, ComplaintRow) == 0
+    monkeypatch.undo()
+    captures.arrived.set()
+    gateway.settle()
+    complaint = gateway.services.store.complaints.get_by_reference(captured.reference)
+    assert complaint is not None
+    assert (complaint.id, complaint.received_at) == (captured.id, captured.received_at)
+    assert complaint.language.tag == "fr"
+
+
+def test_a_message_the_runner_fails_on_is_quarantined_and_replayed_with_its_reference(
+    hooks: TwilioWebhooks, gateway: RunningGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import channels.twilio.messaging as messaging
+    from gateway.ops.quarantine import replay
+
+    real = messaging.record_message
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise LookupError("a bug in the message step")
+
+    monkeypatch.setattr(messaging, "record_message", broken)
+    reply = message(hooks, "+212661234567", "Salam, lflouss ma wslatch l khouya")
+    reference = "CP-" + reply.split("CP-", 1)[1][:9]
+    gateway.settle()
+    with reading(gateway.services.store.engine) as session:
+        item = session.scalars(select(QuarantineRow)).one()
+    assert item.reason_code == "normalizer_failed" and "LookupError" in item.reason
+    assert count(gateway, ComplaintRow) == 0
+    monkeypatch.setattr(messaging, "record_message", real)
+    services = gateway.services
+    result = replay(services, services.store.quarantine.get(item.id))  # type: ignore[arg-type]
+    assert result.ok, result.detail
+    complaint = services.store.complaints.get_by_reference(reference)
+    captured = services.store.captures.by_reference(reference)
+    assert complaint is not None and captured is not None
+    assert (complaint.id, complaint.received_at) == (captured.id, captured.received_at)

@@ -41,6 +41,7 @@ from gateway.app import create_app
 from gateway.lib.services import Services, build_services
 from gateway.runner import run_relay
 from tests.peers.processes import free_port, wait_until
+from tests.peers.runners import settled
 
 AUTH_TOKEN = "test-auth-token-" + "5" * 16
 ACCOUNT_SID = "AC" + "a1" * 16
@@ -234,11 +235,16 @@ class RunningGateway:
     services: Services
     base_url: str
 
+    def settle(self) -> None:
+        """Wait until the runner has normalized every captured message."""
+        settled(self.services)
+
 
 @contextmanager
 def running_gateway(settings: Settings, *, relay: bool = False) -> Iterator[RunningGateway]:
-    """The real app on a free port, plus the phone worker, plus the relay if asked."""
+    """The real app on a free port, the phone worker, a normalizer runner, the relay if asked."""
     from channels.twilio.worker import run_worker
+    from gateway.runner import run_normalizer
 
     port = free_port()
     services = build_services(settings.model_copy(update={"http_port": port}))
@@ -249,6 +255,7 @@ def running_gateway(settings: Settings, *, relay: bool = False) -> Iterator[Runn
     stop = threading.Event()
     threads = [threading.Thread(target=server.run, daemon=True)]
     threads.append(threading.Thread(target=run_worker, args=(services, stop), daemon=True))
+    threads.append(threading.Thread(target=run_normalizer, args=(services, stop), daemon=True))
     if relay:
         threads.append(threading.Thread(target=run_relay, args=(services, stop), daemon=True))
     for thread in threads:
@@ -259,6 +266,7 @@ def running_gateway(settings: Settings, *, relay: bool = False) -> Iterator[Runn
     finally:
         server.should_exit = True
         stop.set()
+        services.store.captures.arrived.set()
         for thread in threads:
             thread.join(15)
         services.close()
