@@ -76,11 +76,20 @@ def complaints(services: Services) -> list[ComplaintMessage]:
 
 def complaint_count(database: Path) -> int:
     """Complaints in a SQLite store another process writes (read-only, no migration)."""
+    return _count(database, "complaints")
+
+
+def capture_count(database: Path) -> int:
+    """Captures (``intake`` rows) in a SQLite store another process writes."""
+    return _count(database, "intake")
+
+
+def _count(database: Path, table: str) -> int:
     if not database.exists():
         return 0
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
         try:
-            (count,) = connection.execute("SELECT count(*) FROM complaints").fetchone()
+            (count,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
         except sqlite3.OperationalError:  # not migrated yet
             return 0
     return int(count)
