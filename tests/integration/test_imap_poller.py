@@ -365,3 +365,41 @@ def test_backfill_of_the_processed_folder_rebuilds_a_lost_store_and_moves_nothin
         restored.close()
     assert dovecot.count(account, "Processed") == 4
     assert dovecot.count(account, "INBOX") == 0
+
+
+def test_mail_over_a_limit_is_quarantined_by_the_runner_and_replays_at_its_internaldate(
+    settings: Settings,
+    dovecot: DovecotServer,
+    account: ImapAccount,
+) -> None:
+    from gateway.ops.quarantine import replay
+    from gateway.store.quarantine import Quarantine
+    from tests.peers.hostile import many_parts_mail, marker
+
+    dovecot.append(account, many_parts_mail(marker(), count=5), ARRIVED)
+    strict = build_services(imap_settings(settings, account, email_max_parts=3))
+    try:
+        tally = poll_and_normalize(strict)
+        assert tally.captured == 1
+        assert dovecot.count(account, strict.settings.imap_processed_folder) == 1
+        assert complaints(strict) == []
+    finally:
+        strict.close()
+    services = build_services(imap_settings(settings, account))
+    try:
+        (item,) = Quarantine(services.store.engine).entries()
+        assert item.reason_code == "too_many_parts"
+        capture = services.store.captures.get(item.source_ids["capture_id"])
+        assert capture is not None
+
+        result = replay(services, item)
+
+        assert result.ok, result.detail
+        assert result.reference == capture.reference
+        (message,) = complaints(services)
+        assert message.reference == capture.reference
+        # Dated from the IMAP INTERNALDATE (the legal clock's start), not the replay.
+        assert message.received_at == ARRIVED
+        assert message.evidence.imap_uid == 1
+    finally:
+        services.close()
