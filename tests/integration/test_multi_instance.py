@@ -1,11 +1,11 @@
 """Several instances on one PostgreSQL and one RabbitMQ, one of each process killed mid-run.
 
 Three ``intake web``, two ``intake imap poll``, two ``intake relay``, two
-``intake normalize-worker`` and an ``intake smtp serve``, as the Procfile runs them on several machines. Mixed
-load arrives through the API (spread over the web instances, retried on
-another instance as a load balancer would), SMTP, the IMAP mailbox and the
-web form. Mid-run a web instance, the active IMAP poller and a relay get
-SIGKILL. Then: every accepted input is one complaint (no input under two
+``intake normalize-worker`` and an ``intake smtp serve``, as the Procfile
+runs them on several machines. Mixed load arrives through the API (spread
+over the web instances, retried on another instance as a load balancer
+would), SMTP, the IMAP mailbox and the web form. Mid-run a web instance,
+the active IMAP poller and a relay get SIGKILL. Then: every accepted input is one complaint (no input under two
 ids), every complaint reached ``complaints.inbound``, and the standby
 poller took the mailbox over and read what arrived after the kill.
 """

@@ -65,8 +65,7 @@ class Tally:
     def describe(self) -> str:
         if self.captured:
             return (
-                f"{self.captured} captured ({self.repeated} already captured), "
-                f"{self.failed} failed"
+                f"{self.captured} captured ({self.repeated} already captured), {self.failed} failed"
             )
         return (
             f"{self.complaints} complaint(s) ({self.repeated} already recorded), "

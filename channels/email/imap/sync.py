@@ -118,7 +118,10 @@ class InboxSync:
         dedup key, the bytes' hash, and answers the same reference).
         """
         committed = self.services.store.captures.capture_many(
-            [mail_capture(message.raw, message.internal_date, self._ids(message)) for message in messages]
+            [
+                mail_capture(message.raw, message.internal_date, self._ids(message))
+                for message in messages
+            ]
         )
         outcomes: list[tuple[int, Captured | None]] = []
         for message, outcome in zip(messages, committed, strict=True):
