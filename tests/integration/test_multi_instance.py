@@ -5,9 +5,9 @@ Three ``intake web``, two ``intake imap poll``, two ``intake relay``, two
 runs them on several machines. Mixed load arrives through the API (spread
 over the web instances, retried on another instance as a load balancer
 would), SMTP, the IMAP mailbox and the web form. Mid-run a web instance,
-the active IMAP poller and a relay get SIGKILL. Then: every accepted input is one complaint (no input under two
-ids), every complaint reached ``complaints.inbound``, and the standby
-poller took the mailbox over and read what arrived after the kill.
+the active IMAP poller and a relay get SIGKILL. Then: every accepted input
+is one complaint (no input under two ids), every complaint reached
+``complaints.inbound``, and the standby poller took the mailbox over and read what arrived after the kill.
 """
 
 from __future__ import annotations
