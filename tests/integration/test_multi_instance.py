@@ -7,7 +7,8 @@ over the web instances, retried on another instance as a load balancer
 would), SMTP, the IMAP mailbox and the web form. Mid-run a web instance,
 the active IMAP poller and a relay get SIGKILL. Then: every accepted input
 is one complaint (no input under two ids), every complaint reached
-``complaints.inbound``, and the standby poller took the mailbox over and read what arrived after the kill.
+``complaints.inbound``, and the standby poller took the mailbox over and
+read what arrived after the kill.
 """
 
 from __future__ import annotations
