@@ -84,6 +84,11 @@ def capture_count(database: Path) -> int:
     return _count(database, "intake")
 
 
+def captures_waiting(database: Path) -> int:
+    """Captures not normalized yet in a SQLite store another process writes."""
+    return _count(database, "intake WHERE state = 'captured'")
+
+
 def _count(database: Path, table: str) -> int:
     if not database.exists():
         return 0
