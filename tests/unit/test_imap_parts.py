@@ -85,4 +85,4 @@ def test_tally_counts_repeats_among_complaints() -> None:
 def test_tally_of_a_sync_describes_captures() -> None:
     tally = Tally(captured=3, repeated=1)
     assert tally.total == 3
-    assert tally.describe() == "3 captured (1 already captured), 0 failed"
+    assert tally.describe_captures() == "3 captured (1 already captured), 0 failed"

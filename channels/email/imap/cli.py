@@ -57,7 +57,7 @@ def poll(once: bool, publish: bool) -> None:
         with publishing(services, publish):
             with _imap_errors(services.settings):
                 tally = poll_once(services)
-            click.echo(f"imap: {tally.describe()}", err=True)
+            click.echo(f"imap: {tally.describe_captures()}", err=True)
             from channels.email.staged import drain_mail_captures
 
             stats = drain_mail_captures(services)

@@ -62,11 +62,11 @@ class Tally:
             + self.failed
         )
 
+    def describe_captures(self) -> str:
+        """What a sync did: it captures, the runner makes the complaints."""
+        return f"{self.captured} captured ({self.repeated} already captured), {self.failed} failed"
+
     def describe(self) -> str:
-        if self.captured:
-            return (
-                f"{self.captured} captured ({self.repeated} already captured), {self.failed} failed"
-            )
         return (
             f"{self.complaints} complaint(s) ({self.repeated} already recorded), "
             f"{self.auto_replies} auto-reply(ies), {self.bounces} acknowledgement bounce(s), "

@@ -82,7 +82,7 @@ class InboxSync:
                 "%s sync of %s: %s",
                 "full" if full else "new-mail",
                 self.name.folder,
-                tally.describe(),
+                tally.describe_captures(),
             )
         return tally
 
