@@ -9,11 +9,12 @@ Message-ID), then in the same run:
 1. getmail6 (``SimpleIMAPRetriever``, ``read_all``, ``delete = false``) copies
    the mailbox into a Maildir (delivered as the ``vmail`` user: getmail will
    not deliver as root). It leaves the mailbox as it was.
-2. ``intake imap poll --once`` commits every mail (evidence, complaint,
-   outbox), moves it to the processed folder and publishes the outbox to
-   RabbitMQ with publisher confirms (a relay beside the intake, then a final
-   drain). The clock stops when it has exited: every complaint committed and
-   confirmed.
+2. ``intake imap poll --once`` captures every mail (raw bytes, INTERNALDATE,
+   one group commit per fetched batch), moves it to the processed folder,
+   then normalizes the captures in process (the runner's step: evidence,
+   complaint, outbox) and publishes the outbox to RabbitMQ with publisher
+   confirms (a relay beside the intake, then a final drain). The clock stops
+   when it has exited: every complaint committed and confirmed.
 
 Both are timed as the subprocesses an operator runs (interpreter start-up
 included). Needs root (Dovecot), dovecot-imapd, getmail6 in the venv and the
@@ -144,7 +145,8 @@ def time_intake(account: ImapAccount, folder: Path, count: int) -> float:
     )
     try:
         ours, said = intake(env, "imap", "poll", "--once")
-        assert f"{count} complaint(s) (0 already recorded)" in said, said
+        assert f"{count} captured (0 already captured)" in said, said
+        assert f"{count} normalized, 0 quarantined" in said, said
         depth = queued(prefix, folder / "var")
         assert depth == count, f"{depth} of {count} messages on RabbitMQ"
     finally:
@@ -179,7 +181,7 @@ def report(runs: list[Run], count: int) -> str:
             "|---|---|---|",
             f"| getmail6 6.x: IMAP -> Maildir (fsync, one fork per mail) | {getmail:.2f} "
             f"| {count / getmail:.0f} |",
-            f"| **`intake imap poll --once`: committed, moved, confirmed on RabbitMQ** "
+            f"| **`intake imap poll --once`: captured, moved, normalized, confirmed on RabbitMQ** "
             f"| **{ours:.2f}** "
             f"| {count / ours:.0f} |",
             f"| **ours / getmail6** (goal <= 0.33) | **{ours / getmail:.2f}** | |",

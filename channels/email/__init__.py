@@ -8,8 +8,9 @@ quarantined e-mail --> ``replay`` --/
 - ``intake``: one mail's bytes and receipt time -> a complaint, an
   auto-reply event, or a refusal (``EmailRejected``).
 - ``smtp``, ``smtp_policy``: the SMTP edge and who may deliver to it.
-- ``staged``: the SMTP edge's capture, and the normalizer runners' step for it.
-- ``imap/``: the mailbox poller (connection, sync, waiting, backfill).
+- ``staged``: the SMTP and IMAP edges' capture, and the normalizer runners' step for it.
+- ``imap/``: the mailbox poller (connection, sync: capture then move, waiting,
+  backfill: read-only, straight through ``intake``).
 - ``backlog``: mbox and Maildir imports. ``preview``: ``intake normalize``.
 - ``replay``: a quarantined e-mail, parsed again. ``cli``: the commands.
 

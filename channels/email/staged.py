@@ -1,7 +1,8 @@
 """E-mail in two stages: the edge captures the bytes, a runner reads them.
 
 SMTP DATA -> **capture_mail** (bytes + envelope + receipt time, one group
-commit; the reply carries the reference) ... a normalizer runner ->
+commit; the reply carries the reference), or an IMAP fetch -> ``mail_capture``
+each -> ``captures.capture_many`` (``imap/sync.py``) ... a normalizer runner ->
 **normalize_mail_captures** (``read_mail``: parse, dedup key, auto-reply,
 bounce, triage; then one group commit of the batch's complaints, each with
 its capture's id and reference) -> what each capture became.
@@ -30,6 +31,7 @@ from channels.email.intake import (
     read_mail,
 )
 from channels.email.smtp_policy import vouches_for_peer
+from gateway.lib.normalize_runner import NormalizeRunner, RunnerStats
 from gateway.lib.services import Services
 from gateway.store.captures import QUARANTINED, Capture, Captured, Finished
 from normalizer.contract import Channel
@@ -44,20 +46,23 @@ _OUTCOMES = {
 }
 
 
+def mail_capture(raw: bytes, received_at: datetime, source_ids: dict[str, Any]) -> Capture:
+    """A mail as an edge captures it (SMTP DATA, an IMAP fetch); keyed by its bytes' hash."""
+    return Capture(
+        channel=Channel.EMAIL.value,
+        data=raw,
+        content_type=RAW_CONTENT_TYPE,
+        received_at=received_at,
+        dedup_key=f"email:capture:{hashlib.sha256(raw).hexdigest()}",
+        source_ids=source_ids,
+    )
+
+
 def capture_mail(
     services: Services, raw: bytes, received_at: datetime, source_ids: dict[str, Any]
 ) -> Captured:
     """The mail durable as received: bytes fsynced, row committed; its reference."""
-    return services.store.captures.capture(
-        Capture(
-            channel=Channel.EMAIL.value,
-            data=raw,
-            content_type=RAW_CONTENT_TYPE,
-            received_at=received_at,
-            dedup_key=f"email:capture:{hashlib.sha256(raw).hexdigest()}",
-            source_ids=source_ids,
-        )
-    )
+    return services.store.captures.capture(mail_capture(raw, received_at, source_ids))
 
 
 def arrival_of(services: Services, captured: Captured) -> MailArrival:
@@ -100,6 +105,18 @@ def normalize_mail_captures(
     for (index, captured, _read), result in zip(complaints, committed, strict=True):
         outcomes[index] = result if isinstance(result, Exception) else finished(captured, result)
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+def drain_mail_captures(services: Services) -> RunnerStats:
+    """Every e-mail capture waiting normalized now, in this thread (``intake imap poll --once``).
+
+    The long-running edges leave this to the runners (``intake run``,
+    ``intake normalize-worker``); a one-shot command returns with its complaints.
+    """
+    runner = NormalizeRunner(services, {Channel.EMAIL.value: normalize_mail_captures})
+    while runner.run_once():
+        pass
+    return runner.stats
 
 
 def finished(captured: Captured, result: MailResult) -> Finished:

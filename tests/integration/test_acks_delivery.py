@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from channels.email.imap.poller import poll_once
+from channels.email.staged import drain_mail_captures
 from config.settings import Settings
 from gateway.acks.acknowledger import Acknowledger
 from gateway.acks.senders.sms import STATUS_CALLBACK_PATH
@@ -357,8 +358,9 @@ def test_a_bounce_in_the_imap_inbox_is_taken_as_the_acknowledgements_and_filed(
         dovecot.append(account, report, ARRIVED)
 
         tally = poll_once(services)
+        stats = drain_mail_captures(services)
 
-        assert (tally.bounces, tally.complaints, tally.auto_replies) == (1, 0, 0)
+        assert (tally.captured, stats.finished, stats.quarantined) == (1, 1, 0)
         assert dovecot.count(account, services.settings.imap_processed_folder) == 1
         row = services.store.acks.get(complaint.id)
         assert row is not None and row.status == "undelivered"

@@ -1,8 +1,7 @@
-"""IMAP batch ingest against a real Dovecot: one group commit per fetched batch, then the MOVE.
+"""IMAP batch capture against a real Dovecot: one group commit per fetched batch, then the MOVE.
 
-The promise is unchanged: a mail leaves the inbox only after its complaint
-(or its quarantine entry) is committed; what changes is that a fetched batch
-is committed in one transaction instead of one per mail.
+The promise: a mail leaves the inbox only after its capture is committed, a
+fetched batch in one transaction; the runner makes the complaints afterwards.
 """
 
 from __future__ import annotations
@@ -15,13 +14,22 @@ from pathlib import Path
 import pytest
 
 from channels.email.imap.poller import poll_once
+from channels.email.staged import drain_mail_captures
 from config.settings import Settings
 from gateway.lib.services import Services, build_services
 from gateway.store import StoreUnavailable
-from gateway.store.tables import ComplaintRow, QuarantineRow
+from gateway.store.tables import ComplaintRow, IntakeRow, QuarantineRow
 from tests.peers.complaints import count_rows, failing_inserts_into
 from tests.peers.dovecot import DovecotServer, ImapAccount
-from tests.peers.imap import ARRIVED, NOT_A_MAIL, complaint_count, complaint_mail, imap_settings
+from tests.peers.imap import (
+    ARRIVED,
+    NOT_A_MAIL,
+    capture_count,
+    complaint_count,
+    complaint_mail,
+    imap_settings,
+    poll_and_normalize,
+)
 from tests.peers.processes import IntakeProcess, IntakeProcesses, env_for, wait_until
 
 KILL_ATTEMPTS = 30
@@ -49,11 +57,13 @@ def test_a_fetched_batch_is_committed_in_one_transaction_then_moved(
 
     tally = poll_once(services)
 
-    assert tally.complaints == 7
-    assert services.store.complaints.group.batches == 1
-    assert count_rows(services.store, ComplaintRow) == 7
+    assert tally.captured == 7
+    assert services.store.captures.group.batches == 1
+    assert count_rows(services.store, IntakeRow) == 7
     assert dovecot.count(account, "INBOX") == 0
     assert dovecot.count(account, services.settings.imap_processed_folder) == 7
+    drain_mail_captures(services)
+    assert count_rows(services.store, ComplaintRow) == 7
 
 
 def test_a_store_failure_in_the_batch_commit_moves_no_mail(
@@ -62,11 +72,11 @@ def test_a_store_failure_in_the_batch_commit_moves_no_mail(
     for number in range(4):
         dovecot.append(account, complaint_mail(number), ARRIVED)
 
-    with failing_inserts_into(services.store.engine, "outbox"), pytest.raises(StoreUnavailable):
+    with failing_inserts_into(services.store.engine, "intake"), pytest.raises(StoreUnavailable):
         poll_once(services)
 
     assert dovecot.count(account, "INBOX") == 4
-    assert count_rows(services.store, ComplaintRow) == 0
+    assert count_rows(services.store, IntakeRow) == 0
 
 
 def test_after_a_failed_batch_the_next_pass_commits_each_mail_once(
@@ -74,49 +84,50 @@ def test_after_a_failed_batch_the_next_pass_commits_each_mail_once(
 ) -> None:
     for number in range(4):
         dovecot.append(account, complaint_mail(number), ARRIVED)
-    with failing_inserts_into(services.store.engine, "outbox"), pytest.raises(StoreUnavailable):
+    with failing_inserts_into(services.store.engine, "intake"), pytest.raises(StoreUnavailable):
         poll_once(services)
 
-    tally = poll_once(services)
+    tally = poll_and_normalize(services)
 
-    assert (tally.complaints, tally.repeated) == (4, 0)
+    assert (tally.captured, tally.repeated) == (4, 0)
+    assert count_rows(services.store, IntakeRow) == 4
     assert count_rows(services.store, ComplaintRow) == 4
     assert dovecot.count(account, services.settings.imap_processed_folder) == 4
 
 
-def test_a_rejected_mail_in_the_batch_is_quarantined_and_the_rest_committed_together(
+def test_a_malformed_mail_is_captured_with_its_batch_and_quarantined_by_the_runner(
     services: Services, dovecot: DovecotServer, account: ImapAccount
 ) -> None:
     dovecot.append(account, complaint_mail(1), ARRIVED)
     dovecot.append(account, NOT_A_MAIL, ARRIVED)
     dovecot.append(account, complaint_mail(2), ARRIVED)
 
-    tally = poll_once(services)
+    tally = poll_and_normalize(services)
 
-    assert (tally.complaints, tally.quarantined) == (2, 1)
-    assert services.store.complaints.group.batches == 1
+    assert tally.captured == 3
+    assert services.store.captures.group.batches == 1
     assert count_rows(services.store, QuarantineRow) == 1
-    assert dovecot.count(account, services.settings.imap_quarantine_folder) == 1
-    assert dovecot.count(account, services.settings.imap_processed_folder) == 2
+    assert count_rows(services.store, ComplaintRow) == 2
+    assert dovecot.count(account, services.settings.imap_processed_folder) == 3
 
 
 def frozen_between_commit_and_move(
     poller: IntakeProcess, database: Path, dovecot: DovecotServer, account: ImapAccount
 ) -> bool:
-    """Freeze the poller right after a batch commit; True if its MOVE was still to come.
+    """Freeze the poller right after a batch's capture; True if its MOVE was still to come.
 
     The poller is left stopped (SIGSTOP) when this returns True, running otherwise.
     """
-    seen = complaint_count(database)
-    wait_until(lambda: complaint_count(database) > seen, "a batch commit", interval=0.001)
+    seen = capture_count(database)
+    wait_until(lambda: capture_count(database) > seen, "a batch commit", interval=0.001)
     os.kill(poller.popen.pid, signal.SIGSTOP)
-    if complaint_count(database) > dovecot.count(account, "Processed"):
+    if capture_count(database) > dovecot.count(account, "Processed"):
         return True
     os.kill(poller.popen.pid, signal.SIGCONT)
     return False
 
 
-def test_poller_killed_between_a_batch_commit_and_its_move_makes_no_second_complaint(
+def test_poller_killed_between_a_batch_capture_and_its_move_makes_no_second_capture(
     settings: Settings,
     dovecot: DovecotServer,
     account: ImapAccount,
@@ -139,12 +150,13 @@ def test_poller_killed_between_a_batch_commit_and_its_move_makes_no_second_compl
     poller.popen.send_signal(signal.SIGKILL)
     poller.wait()
     assert landed, "no SIGSTOP landed between a commit and its MOVE"
-    committed_not_moved = complaint_count(database) - dovecot.count(account, "Processed")
+    committed_not_moved = capture_count(database) - dovecot.count(account, "Processed")
 
     restarted = intake_processes.run("imap", "poll", "--once", env=env)
 
     assert committed_not_moved > 0
     assert restarted.popen.returncode == 0, restarted.describe()
+    assert capture_count(database) == backlog
     assert complaint_count(database) == backlog
     assert dovecot.count(account, "INBOX") == 0
     assert dovecot.count(account, "Processed") == backlog

@@ -37,7 +37,7 @@ def printing(token: str) -> str:
 def poll(settings: Settings) -> int:
     services = build_services(settings)
     try:
-        return poll_once(services).complaints
+        return poll_once(services).captured
     finally:
         services.close()
 

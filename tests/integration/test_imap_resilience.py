@@ -20,7 +20,13 @@ from config.settings import Settings
 from gateway.store.tables import ComplaintRow
 from tests.peers.complaints import count_rows
 from tests.peers.dovecot import DovecotServer, ImapAccount
-from tests.peers.imap import complaint_count, complaint_mail, imap_settings, running_poller
+from tests.peers.imap import (
+    capture_count,
+    complaint_count,
+    complaint_mail,
+    imap_settings,
+    running_poller,
+)
 from tests.peers.processes import IntakeProcesses, env_for, wait_until
 from tests.peers.services import port_open
 from tests.peers.tcpproxy import TcpProxy
@@ -171,7 +177,9 @@ def test_store_outage_leaves_the_mail_in_the_inbox_until_the_store_is_back(
             wait_until(lambda: not port_open("127.0.0.1", database.port, 0.2), "the port closed")
             database.restore()
             wait_until(lambda: dovecot.count(account, "INBOX") == 0, "the mail moved")
-            assert count_rows(poller.services.store, ComplaintRow) == 1
+            wait_until(
+                lambda: count_rows(poller.services.store, ComplaintRow) == 1, "the complaint"
+            )
 
 
 def test_poller_killed_mid_backlog_leaves_one_complaint_per_mail_after_restart(
@@ -188,11 +196,12 @@ def test_poller_killed_mid_backlog_leaves_one_complaint_per_mail_after_restart(
     database = settings.data_dir / "intake.db"
 
     poller = intake_processes.start("imap", "poll", env=env)
-    # Killed at some point of the backlog: batches are committed whole and
-    # moved afterwards, so the kill may fall between a commit and its MOVE
-    # (test_imap_poller.py::test_mail_committed_but_not_moved_... makes that case certain).
+    # Killed at some point of the backlog: batches are captured whole and
+    # moved afterwards, so the kill may fall between a capture and its MOVE
+    # (test_imap_poller.py::test_mail_captured_but_not_moved_... makes that case certain).
+    # The poller alone normalizes nothing; ``--once`` below runs the runner.
     wait_until(
-        lambda: complaint_count(database) >= 20,
+        lambda: capture_count(database) >= 20,
         "the poller part-way through the backlog",
         timeout=60,
         interval=0.002,
@@ -204,6 +213,7 @@ def test_poller_killed_mid_backlog_leaves_one_complaint_per_mail_after_restart(
     restarted = intake_processes.run("imap", "poll", "--once", env=env)
 
     assert restarted.popen.returncode == 0, restarted.describe()
+    assert capture_count(database) == backlog
     assert complaint_count(database) == backlog
     assert dovecot.count(account, "INBOX") == 0
     assert dovecot.count(account, "Processed") == backlog

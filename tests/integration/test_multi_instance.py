@@ -1,13 +1,14 @@
 """Several instances on one PostgreSQL and one RabbitMQ, one of each process killed mid-run.
 
-Three ``intake web``, two ``intake imap poll``, two ``intake relay`` and an
-``intake smtp serve``, as the Procfile runs them on several machines. Mixed
-load arrives through the API (spread over the web instances, retried on
-another instance as a load balancer would), SMTP, the IMAP mailbox and the
-web form. Mid-run a web instance, the active IMAP poller and a relay get
-SIGKILL. Then: every accepted input is one complaint (no input under two
-ids), every complaint reached ``complaints.inbound``, and the standby
-poller took the mailbox over and read what arrived after the kill.
+Three ``intake web``, two ``intake imap poll``, two ``intake relay``, two
+``intake normalize-worker`` and an ``intake smtp serve``, as the Procfile
+runs them on several machines. Mixed load arrives through the API (spread
+over the web instances, retried on another instance as a load balancer
+would), SMTP, the IMAP mailbox and the web form. Mid-run a web instance,
+the active IMAP poller and a relay get SIGKILL. Then: every accepted input
+is one complaint (no input under two ids), every complaint reached
+``complaints.inbound``, and the standby poller took the mailbox over and
+read what arrived after the kill.
 """
 
 from __future__ import annotations
@@ -112,6 +113,9 @@ def cluster(
         found.webs.append((process, f"http://127.0.0.1:{port}"))
     found.pollers = [intake_processes.start("imap", "poll", env=env) for _ in range(2)]
     found.relays = [intake_processes.start("relay", env=env) for _ in range(2)]
+    # The SMTP and IMAP edges capture; these make the complaints (FOR UPDATE SKIP LOCKED).
+    for _ in range(2):
+        intake_processes.start("normalize-worker", env=env)
     smtp = intake_processes.start("smtp", "serve", env=env)
     for process, url in found.webs:
         wait_for_port(int(url.rsplit(":", 1)[1]), process, timeout=60)

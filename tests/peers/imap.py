@@ -19,13 +19,16 @@ from pathlib import Path
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from channels.email.imap.poller import run_poller
+from channels.email.imap.outcomes import Tally
+from channels.email.imap.poller import poll_once, run_poller
+from channels.email.staged import drain_mail_captures
 from config.settings import Settings
 from gateway.lib.services import Services, build_services
 from gateway.store.db import reading
 from gateway.store.tables import ComplaintRow
 from normalizer.contract import ComplaintMessage
 from tests.peers.dovecot import ImapAccount
+from tests.peers.runners import running_normalizer
 
 # Casablanca is UTC+1 most of the year: a receipt time with an offset.
 ARRIVED = datetime(2025, 3, 14, 9, 26, 53, tzinfo=timezone(timedelta(hours=1)))
@@ -73,14 +76,35 @@ def complaints(services: Services) -> list[ComplaintMessage]:
 
 def complaint_count(database: Path) -> int:
     """Complaints in a SQLite store another process writes (read-only, no migration)."""
+    return _count(database, "complaints")
+
+
+def capture_count(database: Path) -> int:
+    """Captures (``intake`` rows) in a SQLite store another process writes."""
+    return _count(database, "intake")
+
+
+def captures_waiting(database: Path) -> int:
+    """Captures not normalized yet in a SQLite store another process writes."""
+    return _count(database, "intake WHERE state = 'captured'")
+
+
+def _count(database: Path, table: str) -> int:
     if not database.exists():
         return 0
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
         try:
-            (count,) = connection.execute("SELECT count(*) FROM complaints").fetchone()
+            (count,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
         except sqlite3.OperationalError:  # not migrated yet
             return 0
     return int(count)
+
+
+def poll_and_normalize(services: Services) -> Tally:
+    """``poll_once`` (the captures), then what it captured normalized, as ``--once`` does."""
+    tally = poll_once(services)
+    drain_mail_captures(services)
+    return tally
 
 
 @dataclass
@@ -92,7 +116,7 @@ class RunningPoller:
 
 @contextmanager
 def running_poller(settings: Settings) -> Iterator[RunningPoller]:
-    """The channel worker in a thread, as ``intake run`` starts it; stopped at the end."""
+    """The channel worker in a thread, with a runner, as ``intake run`` starts them."""
     services = build_services(settings)
     stop = threading.Event()
     thread = threading.Thread(
@@ -100,7 +124,8 @@ def running_poller(settings: Settings) -> Iterator[RunningPoller]:
     )
     thread.start()
     try:
-        yield RunningPoller(services, stop, thread)
+        with running_normalizer(services):
+            yield RunningPoller(services, stop, thread)
     finally:
         stop.set()
         thread.join(15)

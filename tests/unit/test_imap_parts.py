@@ -80,3 +80,9 @@ def test_tally_counts_repeats_among_complaints() -> None:
     tally.count(MailResult(MailOutcome.COMPLAINT, created=False))
     tally.count(MailResult(MailOutcome.REJECTED, reason_code="malformed"))
     assert (tally.complaints, tally.repeated, tally.quarantined, tally.total) == (2, 1, 1, 3)
+
+
+def test_tally_of_a_sync_describes_captures() -> None:
+    tally = Tally(captured=3, repeated=1)
+    assert tally.total == 3
+    assert tally.describe_captures() == "3 captured (1 already captured), 0 failed"

@@ -40,7 +40,10 @@ def imap_group() -> None:
     "or leave them in the outbox for `intake relay`.",
 )
 def poll(once: bool, publish: bool) -> None:
-    """Ingest every message of the inbox, then move it to the processed folder; keep watching."""
+    """Capture every message of the inbox, then move it to the processed folder; keep watching.
+
+    With --once, the captured mail is also normalized (complaints recorded) before exiting.
+    """
     from channels.email.imap.poller import poll_once, run_poller
 
     with open_services() as services:
@@ -54,7 +57,13 @@ def poll(once: bool, publish: bool) -> None:
         with publishing(services, publish):
             with _imap_errors(services.settings):
                 tally = poll_once(services)
-            click.echo(f"imap: {tally.describe()}", err=True)
+            click.echo(f"imap: {tally.describe_captures()}", err=True)
+            from channels.email.staged import drain_mail_captures
+
+            stats = drain_mail_captures(services)
+            click.echo(
+                f"imap: {stats.finished} normalized, {stats.quarantined} quarantined", err=True
+            )
     if tally.failed:
         raise CommandError(
             f"{tally.failed} message(s) failed and stay in the inbox", ExitCode.FAILED

@@ -1,15 +1,14 @@
-"""One fetched IMAP message -> ``ingest_mail`` -> the folder it belongs in afterwards.
+"""One fetched IMAP message -> ``ingest_mail`` (a backfill), and ``Tally``.
 
-IMAP inbox -> fetch -> **here** -> store commit (by ``channels.email.intake``) -> move.
-Which folder an outcome goes to is a table, not an if-chain. ``Tally``
-counts what a sync or a backfill did, for logs and the command line.
+IMAP folder (read-only) -> fetch -> **here** -> store commit (by
+``channels.email.intake``). ``Tally`` counts what a sync (captures) or a
+backfill (complaints, events, quarantine) did, for logs and the command line.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from enum import StrEnum
 
 from channels.email.imap.mailbox import FetchedMessage
 from channels.email.intake import MailArrival, MailOutcome, MailResult, ingest_mail
@@ -23,26 +22,10 @@ log = logging.getLogger("intake.imap")
 OUR_FAILURES: tuple[type[Exception], ...] = (OurFailure,)
 
 
-class Destination(StrEnum):
-    PROCESSED = "processed"
-    QUARANTINE = "quarantine"
-
-
-DESTINATIONS: dict[MailOutcome, Destination] = {
-    MailOutcome.COMPLAINT: Destination.PROCESSED,
-    # Stored as an event (evidence kept), never a complaint: done with it.
-    MailOutcome.AUTO_REPLY: Destination.PROCESSED,
-    # Kept as a non-complaint (spam, marketing...) for staff to sort: done with it.
-    MailOutcome.TRIAGED: Destination.PROCESSED,
-    # A bounce of our acknowledgement, kept as its evidence: done with it.
-    MailOutcome.BOUNCE: Destination.PROCESSED,
-    # The sender's fault; ingest_mail recorded the reason in the store.
-    MailOutcome.REJECTED: Destination.QUARANTINE,
-}
-
-
 @dataclass
 class Tally:
+    # Captured by a sync (the runner makes them complaints); ``repeated``: captured before.
+    captured: int = 0
     complaints: int = 0
     repeated: int = 0
     auto_replies: int = 0
@@ -70,13 +53,18 @@ class Tally:
     @property
     def total(self) -> int:
         return (
-            self.complaints
+            self.captured
+            + self.complaints
             + self.auto_replies
             + self.triaged
             + self.bounces
             + self.quarantined
             + self.failed
         )
+
+    def describe_captures(self) -> str:
+        """What a sync did: it captures, the runner makes the complaints."""
+        return f"{self.captured} captured ({self.repeated} already captured), {self.failed} failed"
 
     def describe(self) -> str:
         return (

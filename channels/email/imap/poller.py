@@ -1,6 +1,6 @@
 """The IMAP poller: stay connected to the inbox, sync, wait, reconnect after failures.
 
-IMAP inbox -> **poller** (connection -> InboxSync -> wait) -> store + outbox.
+IMAP inbox -> **poller** (connection -> InboxSync -> wait) -> captures (a runner normalizes them).
 Started by ``intake run`` when ``INTAKE_IMAP_HOST`` is set, and by the
 Procfile's ``imap: intake imap poll``. One poller per mailbox is active at a
 time: ``run_poller`` works only while it holds the mailbox's leader lease

@@ -1,14 +1,16 @@
-"""One connection's work on the inbox: find messages, commit them, then move them.
+"""One connection's work on the inbox: find messages, capture them, then move them.
 
 IMAP inbox -> connection -> **InboxSync** (search -> fetch ``BODY.PEEK[]`` +
-INTERNALDATE in batches -> ``read_mail`` each, then ``commit_mails`` commits
-the batch's evidence, complaints and outbox rows in one group commit -> MOVE
-the batch to the processed or quarantine folder -> checkpoint).
+INTERNALDATE in batches -> ``captures.capture_many``: the raw bytes, the
+INTERNALDATE and the UIDs in one group commit, nothing parsed -> MOVE the
+batch to the processed folder -> checkpoint) ... a normalizer runner
+(``channels.email.staged.normalize_mail_captures``) makes the complaints, or
+quarantines a malformed mail in the store.
 
 The order is the durability promise: a message leaves the inbox only after
-the store committed it. If we die in between, the message is still in the
-inbox at the next start, and the dedup in ``ingest_mail`` finds the
-complaint already recorded: the move happens, no second complaint does.
+the store committed its capture. If we die in between, the message is still
+in the inbox at the next start, and the capture's dedup key (the bytes'
+hash) finds the first capture: the move happens, no second capture does.
 """
 
 from __future__ import annotations
@@ -16,21 +18,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from imapclient import IMAPClient
 
 from channels.email.imap.checkpoint import start_checkpoint
 from channels.email.imap.connection import ImapConfigError, mailbox_name
 from channels.email.imap.mailbox import FETCH_BYTES, FetchedMessage, Mailbox
-from channels.email.imap.outcomes import DESTINATIONS, OUR_FAILURES, Destination, Tally, log_result
-from channels.email.intake import (
-    MailArrival,
-    MailComplaint,
-    MailResult,
-    commit_mails,
-    read_mail,
-)
+from channels.email.imap.outcomes import OUR_FAILURES, Tally
+from channels.email.staged import mail_capture
 from gateway.lib.services import Services
+from gateway.store.captures import Captured
 
 log = logging.getLogger("intake.imap")
 
@@ -43,17 +41,15 @@ class InboxSync:
         self.services = services
         self.stop = stop
         self.batch_size = settings.imap_batch_size
-        self.folders = {
-            Destination.PROCESSED: settings.imap_processed_folder,
-            Destination.QUARANTINE: settings.imap_quarantine_folder,
-        }
-        if settings.imap_folder in self.folders.values():
+        # Every captured mail goes to the processed folder, a malformed one too: the
+        # runner quarantines it in the store (``intake quarantine``), not in the mailbox.
+        self.processed = settings.imap_processed_folder
+        if settings.imap_folder in (self.processed, settings.imap_quarantine_folder):
             raise ImapConfigError(
                 "INTAKE_IMAP_FOLDER must differ from the processed and quarantine folders"
             )
         self.mailbox = Mailbox(client, settings.imap_folder)
-        for folder in self.folders.values():
-            self.mailbox.ensure_folder(folder)
+        self.mailbox.ensure_folder(self.processed)
         self.name = mailbox_name(settings)
         self.checkpoints = services.store.imap_checkpoints
         self.checkpoint = start_checkpoint(self.checkpoints, self.name, self.mailbox.uidvalidity)
@@ -86,90 +82,78 @@ class InboxSync:
                 "%s sync of %s: %s",
                 "full" if full else "new-mail",
                 self.name.folder,
-                tally.describe(),
+                tally.describe_captures(),
             )
         return tally
 
     def _batch(self, uids: Sequence[int], tally: Tally) -> None:
-        done: dict[Destination, list[int]] = {destination: [] for destination in Destination}
+        done: list[int] = []
         try:
             for group in _by_size(self.mailbox.fetch(uids)):
-                outcomes, stop = self._ingest(group)
-                for uid, result in outcomes:
-                    if result is None:
+                outcomes, stop = self._capture(group)
+                for uid, captured in outcomes:
+                    if captured is None:
                         tally.failed += 1
                         self.failed.add(uid)
                         continue
-                    tally.count(result)
-                    done[DESTINATIONS[result.outcome]].append(uid)
+                    tally.captured += 1
+                    tally.repeated += 0 if captured.created else 1
+                    done.append(uid)
                 if stop is not None:
                     raise stop
         finally:
             # Also when the store failed half-way: what it committed is acknowledged.
             self._acknowledge(done)
 
-    def _ingest(
+    def _capture(
         self, messages: Sequence[FetchedMessage]
-    ) -> tuple[list[tuple[int, MailResult | None]], Exception | None]:
-        """Read each mail, then commit the complaints among them in one group commit.
+    ) -> tuple[list[tuple[int, Captured | None]], Exception | None]:
+        """Capture the messages in one group commit; nothing is parsed here.
 
-        Outcomes in UID order, ``None`` for a mail a bug of ours failed on
-        (left in place). Our own failure (``OUR_FAILURES``) ends the list at
-        that mail and is returned: nothing from it on may be acknowledged,
-        though complaints after it may be committed already (the next pass
-        finds them by their dedup key).
+        Outcomes in UID order, ``None`` for a mail whose capture failed on
+        something particular to it (left in place). Our own failure
+        (``OUR_FAILURES``: the store down) ends the list at that mail and is
+        returned: nothing from it on may be acknowledged, though captures
+        after it may be committed already (the next pass finds them by their
+        dedup key, the bytes' hash, and answers the same reference).
         """
-        read: list[tuple[int, MailResult | MailComplaint | None]] = []
-        stop: Exception | None = None
-        for message in messages:
-            try:
-                read.append((message.uid, read_mail(self.services, self._arrival(message))))
-            except OUR_FAILURES as exc:
-                stop = exc
-                break
-            except Exception:
-                log.exception(
-                    "UID %s in %s could not be processed; it is left in place",
-                    message.uid,
-                    self.name.folder,
-                )
-                read.append((message.uid, None))
-        complaints = [item for _, item in read if isinstance(item, MailComplaint)]
-        committed = iter(commit_mails(self.services, complaints))
-        outcomes: list[tuple[int, MailResult | None]] = []
-        for uid, item in read:
-            outcome = next(committed) if isinstance(item, MailComplaint) else item
+        committed = self.services.store.captures.capture_many(
+            [
+                mail_capture(message.raw, message.internal_date, self._ids(message))
+                for message in messages
+            ]
+        )
+        outcomes: list[tuple[int, Captured | None]] = []
+        for message, outcome in zip(messages, committed, strict=True):
             if isinstance(outcome, OUR_FAILURES):
                 return outcomes, outcome
             if isinstance(outcome, Exception):
                 log.error(
-                    "UID %s in %s could not be committed; it is left in place",
-                    uid,
+                    "UID %s in %s could not be captured; it is left in place",
+                    message.uid,
                     self.name.folder,
                     exc_info=outcome,
                 )
-                outcome = None
-            if outcome is not None:
-                log_result(uid, outcome)
-            outcomes.append((uid, outcome))
-        return outcomes, stop
+                outcomes.append((message.uid, None))
+                continue
+            log.info(
+                "UID %s: %s %s",
+                message.uid,
+                "captured as" if outcome.created else "already captured as",
+                outcome.reference,
+            )
+            outcomes.append((message.uid, outcome))
+        return outcomes, None
 
-    def _arrival(self, message: FetchedMessage) -> MailArrival:
-        return MailArrival(
-            raw=message.raw,
-            received_at=message.internal_date,
-            source_ids={
-                "imap_uidvalidity": self.mailbox.uidvalidity,
-                "imap_uid": message.uid,
-                "imap_folder": self.name.folder,
-            },
-        )
+    def _ids(self, message: FetchedMessage) -> dict[str, Any]:
+        return {
+            "imap_uidvalidity": self.mailbox.uidvalidity,
+            "imap_uid": message.uid,
+            "imap_folder": self.name.folder,
+        }
 
-    def _acknowledge(self, done: dict[Destination, list[int]]) -> None:
-        moved: list[int] = []
-        for destination, uids in done.items():
-            self.mailbox.move(uids, self.folders[destination])
-            moved += uids
+    def _acknowledge(self, moved: list[int]) -> None:
+        self.mailbox.move(moved, self.processed)
         if moved:
             self.checkpoint = self.checkpoints.advance(
                 self.name.key, self.mailbox.uidvalidity, max(moved)
