@@ -1,9 +1,10 @@
 """E-mail: the SMTP receiver, the IMAP mailbox, backlog imports, and their replay.
 
-sending MTA --SMTP--> ``smtp`` -> ``staged.capture_mail`` ... runner: ``staged`` --\\
-IMAP inbox --> ``imap`` (poll, IDLE) --> **intake** (``read_mail``: parse,
-mbox / Maildir --> ``backlog`` -----/   dedup, draft) -> ``channels.handoff``
-quarantined e-mail --> ``replay`` --/
+sending MTA --SMTP--> ``smtp`` ---------\\
+IMAP inbox --> ``imap`` (poll, IDLE) ----> ``staged`` (capture: bytes + receipt, then answer)
+                                             ... a normalizer runner: ``staged`` step --\\
+mbox / Maildir --> ``backlog`` -----> **intake** (``read_mail``: parse, dedup, <------/
+quarantined e-mail --> ``replay`` --/   draft) -> ``channels.handoff``
 
 - ``intake``: one mail's bytes and receipt time -> a complaint, an
   auto-reply event, or a refusal (``EmailRejected``).
