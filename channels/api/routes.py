@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -67,13 +68,16 @@ class ComplaintStatus(BaseModel):
     status_history: list[StatusEntryOut] = []
 
 
-def _accepted(captured: Captured, status_url: str) -> dict[str, Any]:
+def _accepted(captured: Captured, status_url: str, zone: str) -> dict[str, Any]:
+    # The deadlines as the complaint states them: end of a local day, whether the
+    # capture is fresh or read back from the store (which keeps them in UTC).
+    local = ZoneInfo(zone)
     return ComplaintAccepted(
         id=captured.id,
         reference=captured.reference,
-        received_at=captured.received_at,
-        ack_due_at=captured.ack_due_at,
-        answer_due_at=captured.answer_due_at,
+        received_at=captured.received_at.astimezone(UTC),
+        ack_due_at=captured.ack_due_at.astimezone(local),
+        answer_due_at=captured.answer_due_at.astimezone(local),
         status_url=status_url,
     ).model_dump(mode="json")
 
@@ -180,7 +184,7 @@ def build_router(services: Services) -> APIRouter:
         response.status_code = 201 if captured.created else 200
         status_url = link_for(request, settings, "get_complaint", reference=captured.reference)
         response.headers["Location"] = status_url
-        return _accepted(captured, status_url)
+        return _accepted(captured, status_url, settings.timezone)
 
     @router.get(
         "/complaints/{reference}",
