@@ -237,8 +237,9 @@ class RunningGateway:
 
 @contextmanager
 def running_gateway(settings: Settings, *, relay: bool = False) -> Iterator[RunningGateway]:
-    """The real app on a free port, plus the phone worker, plus the relay if asked."""
+    """The real app on a free port, the phone worker and a normalizer runner; the relay if asked."""
     from channels.twilio.worker import run_worker
+    from gateway.runner import run_normalizer
 
     port = free_port()
     services = build_services(settings.model_copy(update={"http_port": port}))
@@ -249,6 +250,8 @@ def running_gateway(settings: Settings, *, relay: bool = False) -> Iterator[Runn
     stop = threading.Event()
     threads = [threading.Thread(target=server.run, daemon=True)]
     threads.append(threading.Thread(target=run_worker, args=(services, stop), daemon=True))
+    # As ``intake run``: a normalizer runner records what the edges captured (the API).
+    threads.append(threading.Thread(target=run_normalizer, args=(services, stop), daemon=True))
     if relay:
         threads.append(threading.Thread(target=run_relay, args=(services, stop), daemon=True))
     for thread in threads:
@@ -259,6 +262,7 @@ def running_gateway(settings: Settings, *, relay: bool = False) -> Iterator[Runn
     finally:
         server.should_exit = True
         stop.set()
+        services.store.captures.arrived.set()  # a runner waiting for a capture stops now
         for thread in threads:
             thread.join(15)
         services.close()
