@@ -31,7 +31,15 @@ from pydantic import SecretStr
 
 from config.settings import Settings, load_settings
 from tests.peers.dovecot import DovecotServer, ImapAccount
-from tests.peers.faults import LONG, Gateway, read_queue, sqlite_counts, start_gateway, tally
+from tests.peers.faults import (
+    LONG,
+    Gateway,
+    read_queue,
+    sqlite_captures_pending,
+    sqlite_counts,
+    start_gateway,
+    tally,
+)
 from tests.peers.imap import complaint_mail
 from tests.peers.processes import IntakeProcesses, free_port, wait_for_port, wait_until
 from tests.peers.rabbitmq_node import (  # noqa: F401 (fixtures)
@@ -165,6 +173,8 @@ def kill_settings(
         imap_tls="off",
         imap_timeout=5.0,
         imap_batch_size=10,
+        # A runner killed mid-batch: its claims expire soon, the next life takes them again.
+        normalize_lease_seconds=5.0,
     )
     delete_namespace(broker.url, prefix)
 
@@ -225,6 +235,13 @@ def test_inputs_answered_before_random_sigkills_are_all_on_the_queue_once(
         imap_lines = [line for line in gateway.process.stderr().splitlines() if "imap" in line]
         raise AssertionError("\n".join(imap_lines[-40:])) from None
     database = kill_settings.data_dir / "intake.db"
+    # Answered means captured: the runner of the last life records what is left.
+    wait_until(
+        lambda: sqlite_captures_pending(database) == 0,
+        "the runner to normalize every capture",
+        timeout=120,
+        interval=0.5,
+    )
     wait_until(
         lambda: (counts := sqlite_counts(database))[1] >= counts[0] > 0,
         "the relay to publish every complaint",

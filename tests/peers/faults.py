@@ -106,6 +106,20 @@ def sqlite_counts(database: Path) -> tuple[int, int]:
     return int(stored), int(published)
 
 
+def sqlite_captures_pending(database: Path) -> int:
+    """Captured inputs no runner has normalized yet, in a store another process writes."""
+    if not database.exists():
+        return 0
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
+        try:
+            (pending,) = connection.execute(
+                "SELECT count(*) FROM intake WHERE state = 'captured'"
+            ).fetchone()
+        except sqlite3.OperationalError:  # not migrated yet
+            return 0
+    return int(pending)
+
+
 def tally(
     name: str,
     *,
