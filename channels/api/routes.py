@@ -16,7 +16,6 @@ captured`` (``quarantined`` if the runner could not record it).
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -43,8 +42,6 @@ from gateway.store.captures import DONE, Captured
 from normalizer.contract import Channel, ComplaintMessage
 from normalizer.draft import RawInput
 from normalizer.reference import InvalidReference, parse_reference
-
-log = logging.getLogger("intake.channels")
 
 
 class StatusEntryOut(BaseModel):
@@ -184,8 +181,6 @@ def build_router(services: Services) -> APIRouter:
         captured = await run_in_threadpool(capture_submission, services, raw_input, now)
         if not captured.created and captured.request_hash != raw_input.request_hash:
             raise _reused(captured, raw_input, call_sid)
-        if captured.created:
-            log.info("captured complaint %s via api (client %s)", captured.reference, client.name)
         response.status_code = 201 if captured.created else 200
         status_url = link_for(request, settings, "get_complaint", reference=captured.reference)
         response.headers["Location"] = status_url

@@ -17,6 +17,7 @@ its capture; its replay goes through this step again (``replay``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +32,8 @@ from gateway.store.intake import IntakeResult
 from normalizer.contract import Channel
 from normalizer.draft import ComplaintDraft, RawInput
 
+log = logging.getLogger("intake.channels")
+
 CAPTURE_ID = "capture_id"
 # When the edge accepted the body: the scopes' "now" when the runner reads it again.
 SUBMITTED_AT = "submitted_at"
@@ -38,7 +41,7 @@ SUBMITTED_AT = "submitted_at"
 
 def capture_submission(services: Services, raw_input: RawInput, submitted_at: datetime) -> Captured:
     """The body durable as received, under the complaint's dedup key; its reference."""
-    return services.store.captures.capture(
+    captured = services.store.captures.capture(
         Capture(
             channel=Channel.API.value,
             data=raw_input.data,
@@ -49,6 +52,13 @@ def capture_submission(services: Services, raw_input: RawInput, submitted_at: da
             request_hash=raw_input.request_hash,
         )
     )
+    if captured.created:
+        log.info(
+            "captured complaint %s via api (client %s)",
+            captured.reference,
+            raw_input.source_ids.get("api_client"),
+        )
+    return captured
 
 
 def submission_of(services: Services, captured: Captured) -> tuple[RawInput, ComplaintDraft]:
