@@ -200,7 +200,7 @@ def test_a_body_the_runner_fails_on_is_quarantined_after_its_201_and_replays_to_
     monkeypatch.setattr(staged, "submission_of", real)
     result = replay(api.services, api.services.store.quarantine.get(item.id))  # type: ignore[arg-type]
 
-    assert result.ok, result.message
+    assert result.ok, result.detail
     assert result.reference == answer.json()["reference"]
     message = api.services.store.complaints.get_by_reference(answer.json()["reference"])
     assert message is not None
