@@ -99,6 +99,15 @@ def _pending_capture(services: Services, reference: str, client: ApiClient) -> s
     return state[0] if client.may_read(captured.source_ids.get("api_client")) else None
 
 
+def _reuses(first: Captured, raw_input: RawInput) -> bool:
+    """Whether a repeat's key names another body's complaint (not a retry of this one)."""
+    if first.request_hash is None:
+        # Kept without a hash: an API complaint from before hashes (a retry, as
+        # before), or the call's own recorded message (the call has its complaint).
+        return raw_input.dedup_key.startswith("twilio:call:")
+    return first.request_hash != raw_input.request_hash
+
+
 def _reused(captured: Captured, raw_input: RawInput, call_sid: str | None) -> ApiError:
     """The 409 of a key (or a call) that already named another body's complaint."""
     if call_sid is not None and raw_input.dedup_key.startswith("twilio:call:"):
@@ -179,7 +188,7 @@ def build_router(services: Services) -> APIRouter:
         # Durable before the answer: the body, its receipt, its reference. A runner
         # (``staged.normalize_api_captures``) records the complaint under that reference.
         captured = await run_in_threadpool(capture_submission, services, raw_input, now)
-        if not captured.created and captured.request_hash != raw_input.request_hash:
+        if not captured.created and _reuses(captured, raw_input):
             raise _reused(captured, raw_input, call_sid)
         response.status_code = 201 if captured.created else 200
         status_url = link_for(request, settings, "get_complaint", reference=captured.reference)
