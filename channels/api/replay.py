@@ -4,6 +4,10 @@
 edge's own validation and ``RawInput``) -> ``channels.handoff``: a replayed
 body is recorded exactly as if it had been accepted the first time, dated
 from its first receipt.
+
+A body the edge had captured (a 201 given) and the runner quarantined
+(``capture_id``) goes through the runner's step again
+(``staged.normalize_api_captures``): the capture's reference and receipt time.
 """
 
 from __future__ import annotations
@@ -11,14 +15,20 @@ from __future__ import annotations
 from datetime import timedelta
 
 from channels.api.intake import call_draft, linked_call, read_submission, submission_input
+from channels.api.staged import CAPTURE_ID, normalize_api_captures
 from channels.handoff import hand_off
 from gateway.lib.http.errors import ApiError
+from gateway.lib.normalize_runner import rerun
 from gateway.lib.services import Services
+from gateway.store.captures import QUARANTINED
 from gateway.store.quarantine import QuarantineItem, ReplayResult
 
 
 def replay_api(services: Services, item: QuarantineItem) -> ReplayResult:
     """A partner's JSON body validated again, under the same client and Idempotency-Key."""
+    capture_id = item.source_ids.get(CAPTURE_ID)
+    if isinstance(capture_id, str) and services.store.captures.get(capture_id) is not None:
+        return _rerun(services, capture_id)
     raw = services.store.blobs.get(item.stored_at)
     client = services.store.api_keys.by_name(str(item.source_ids.get("api_client") or ""))
     if client is None:
@@ -51,4 +61,22 @@ def replay_api(services: Services, item: QuarantineItem) -> ReplayResult:
         "complaint recorded" if result.created else "already recorded",
         complaint_id=result.message.id,
         reference=result.message.reference,
+    )
+
+
+def _rerun(services: Services, capture_id: str) -> ReplayResult:
+    """A captured body through the runner's step again: its capture's reference and date."""
+    outcome = rerun(services, capture_id, normalize_api_captures)
+    if outcome is None:
+        return ReplayResult(False, "this submission's capture is not in quarantine")
+    if isinstance(outcome, Exception):
+        return ReplayResult(False, f"the normalizer failed again: {type(outcome).__name__}")
+    if outcome.outcome == QUARANTINED:
+        return ReplayResult(False, "refused again")
+    captured = services.store.captures.get(capture_id)
+    return ReplayResult(
+        True,
+        "complaint recorded" if outcome.outcome == "complaint" else "already recorded",
+        complaint_id=outcome.result_id,
+        reference=captured.reference if captured and outcome.outcome == "complaint" else None,
     )

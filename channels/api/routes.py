@@ -1,20 +1,24 @@
 """The partner API's edge: ``POST /v1/complaints`` and ``GET /v1/complaints/{reference}``.
 
 partner system --HTTPS--> **routes** (key, status codes) -> ``intake``
-(validate, draft, ``RawInput``) -> ``channels.handoff`` -> 201 with the
-reference and deadlines.
+(validate, draft, ``RawInput``) -> ``staged.capture_submission`` -> 201 with
+the reference and deadlines ... a normalizer runner
+(``staged.normalize_api_captures``) -> ``channels.handoff``.
 
 For systems that already hold a complaint as data: the call-centre CRM (an
 agent types it in during a call), a Bank Al-Maghrib forwarding tool, a
-script. The request body as received is the evidence. ``201`` means the
-complaint is committed with its outbox row: it will reach the queue even if
-the broker is down right now.
+script. The request body as received is the evidence. ``201`` means the body
+is captured (fsynced, committed with its reference and deadlines): a runner
+records the complaint, which then reaches the queue even if the broker is
+down. Until then ``GET /v1/complaints/{reference}`` answers ``state:
+captured`` (``quarantined`` if the runner could not record it).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -28,14 +32,15 @@ from channels.api.intake import (
     read_submission,
     submission_input,
 )
-from channels.handoff import hand_off
+from channels.api.staged import capture_submission
 from gateway.lib.http.auth import missing_scope, require_client, require_scope
 from gateway.lib.http.errors import ApiError
 from gateway.lib.http.links import link_for
 from gateway.lib.services import Services
-from gateway.store import IdempotencyConflict
 from gateway.store.apikeys import STATUS, STATUS_WRITE, ApiClient
+from gateway.store.captures import DONE, Captured
 from normalizer.contract import Channel, ComplaintMessage
+from normalizer.draft import RawInput
 from normalizer.reference import InvalidReference, parse_reference
 
 
@@ -49,8 +54,12 @@ class StatusEntryOut(BaseModel):
 
 
 class ComplaintStatus(BaseModel):
-    complaint: ComplaintMessage
-    published: bool
+    # captured: accepted (201), not recorded as a complaint yet; normalized: the
+    # complaint is recorded (``complaint``); quarantined: kept for an operator.
+    state: Literal["captured", "normalized", "quarantined"] = "normalized"
+    # None until a runner has recorded the complaint.
+    complaint: ComplaintMessage | None = None
+    published: bool = False
     # What case handling reported (``POST /v1/complaints/{reference}/status``).
     status: str = "received"
     answered_at: datetime | None = None
@@ -59,15 +68,56 @@ class ComplaintStatus(BaseModel):
     status_history: list[StatusEntryOut] = []
 
 
-def _accepted(message: ComplaintMessage, status_url: str) -> dict[str, Any]:
+def _accepted(captured: Captured, status_url: str, zone: str) -> dict[str, Any]:
+    # The deadlines as the complaint states them: end of a local day, whether the
+    # capture is fresh or read back from the store (which keeps them in UTC).
+    local = ZoneInfo(zone)
     return ComplaintAccepted(
-        id=message.id,
-        reference=message.reference,
-        received_at=message.received_at,
-        ack_due_at=message.ack_due_at,
-        answer_due_at=message.answer_due_at,
+        id=captured.id,
+        reference=captured.reference,
+        received_at=captured.received_at.astimezone(UTC),
+        ack_due_at=captured.ack_due_at.astimezone(local),
+        answer_due_at=captured.answer_due_at.astimezone(local),
         status_url=status_url,
     ).model_dump(mode="json")
+
+
+def _pending_capture(services: Services, reference: str, client: ApiClient) -> str | None:
+    """The state of the capture given ``reference`` (captured, quarantined, done), if any.
+
+    A pending capture is shown only to its own partner; once done its identifiers
+    are emptied, and the complaint answers who may read it.
+    """
+    captured = services.store.captures.by_reference(reference)
+    if captured is None:
+        return None
+    state = services.store.captures.state_of(captured.id)
+    if state is None:
+        return None
+    if state[0] == DONE:
+        return DONE
+    return state[0] if client.may_read(captured.source_ids.get("api_client")) else None
+
+
+def _reuses(first: Captured, raw_input: RawInput) -> bool:
+    """Whether a repeat's key names another body's complaint (not a retry of this one)."""
+    if first.request_hash is None:
+        # Kept without a hash: an API complaint from before hashes (a retry, as
+        # before), or the call's own recorded message (the call has its complaint).
+        return raw_input.dedup_key.startswith("twilio:call:")
+    return first.request_hash != raw_input.request_hash
+
+
+def _reused(captured: Captured, raw_input: RawInput, call_sid: str | None) -> ApiError:
+    """The 409 of a key (or a call) that already named another body's complaint."""
+    if call_sid is not None and raw_input.dedup_key.startswith("twilio:call:"):
+        # Another body for this call, or the caller's own recorded message.
+        return call_has_complaint(call_sid, captured.reference)
+    return ApiError(
+        409,
+        "idempotency_key_reused",
+        f"Idempotency-Key already used for complaint {captured.reference} with a different body",
+    )
 
 
 def call_has_complaint(call_sid: str, reference: str) -> ApiError:
@@ -135,28 +185,15 @@ def build_router(services: Services) -> APIRouter:
         raw_input = submission_input(
             client, raw, idempotency_key, draft, services.settings.timezone, call_sid=call_sid
         )
-        try:
-            result = await run_in_threadpool(hand_off, services, raw_input, draft)
-        except IdempotencyConflict as exc:
-            if call_sid is not None and raw_input.dedup_key.startswith("twilio:call:"):
-                raise call_has_complaint(call_sid, exc.existing.reference) from None
-            raise ApiError(
-                409,
-                "idempotency_key_reused",
-                f"Idempotency-Key already used for complaint {exc.existing.reference} "
-                "with a different body",
-            ) from None
-        if call_sid is not None:
-            if not result.created and result.message.evidence.api_client is None:
-                # The caller's own recorded message is the call's complaint.
-                raise call_has_complaint(call_sid, result.message.reference)
-            await run_in_threadpool(services.store.calls().link_typed, call_sid)
-        response.status_code = 201 if result.created else 200
-        status_url = link_for(
-            request, settings, "get_complaint", reference=result.message.reference
-        )
+        # Durable before the answer: the body, its receipt, its reference. A runner
+        # (``staged.normalize_api_captures``) records the complaint under that reference.
+        captured = await run_in_threadpool(capture_submission, services, raw_input, now)
+        if not captured.created and _reuses(captured, raw_input):
+            raise _reused(captured, raw_input, call_sid)
+        response.status_code = 201 if captured.created else 200
+        status_url = link_for(request, settings, "get_complaint", reference=captured.reference)
         response.headers["Location"] = status_url
-        return _accepted(result.message, status_url)
+        return _accepted(captured, status_url, settings.timezone)
 
     @router.get(
         "/complaints/{reference}",
@@ -174,8 +211,18 @@ def build_router(services: Services) -> APIRouter:
         except InvalidReference as exc:
             raise ApiError(422, "invalid_reference", str(exc), field="reference") from None
         found = await run_in_threadpool(services.store.complaints.status, canonical)
+        if found is None:
+            pending = await run_in_threadpool(_pending_capture, services, canonical, client)
+            if pending == "captured":
+                return ComplaintStatus(state="captured")
+            if pending == "quarantined":
+                return ComplaintStatus(state="quarantined")
+            if pending == DONE:  # normalized since the first look
+                found = await run_in_threadpool(services.store.complaints.status, canonical)
+            if found is None:
+                raise ApiError(404, "not_found", f"no complaint with reference {canonical}")
         # Another partner's complaint is answered as one that does not exist.
-        if found is None or not client.may_read(found[0].evidence.api_client):
+        if not client.may_read(found[0].evidence.api_client):
             raise ApiError(404, "not_found", f"no complaint with reference {canonical}")
         message, published = found
         if not client.reads_all:
@@ -187,8 +234,9 @@ def build_router(services: Services) -> APIRouter:
         # Case management's notes are for Cash Plus's staff, not for the submitting partner.
         shows_notes = client.reads_all or client.has(STATUS_WRITE)
         if case is None:
-            return ComplaintStatus(complaint=message, published=published)
+            return ComplaintStatus(state="normalized", complaint=message, published=published)
         return ComplaintStatus(
+            state="normalized",
             complaint=message,
             published=published,
             status=case.status,

@@ -1,8 +1,10 @@
 """The partner API and the operator endpoints, over real HTTP to an ``intake web`` process.
 
 One ``intake web`` serves the whole module (embedded defaults in a temp
-folder); every test sends its own unique complaint, so tests do not depend on
-each other or on their order. Failures that need the process's insides (the
+folder), with an ``intake normalize-worker`` beside it (the edge captures,
+the runner records the complaint: ``settled`` waits for it); every test
+sends its own unique complaint, so tests do not depend on each other or on
+their order. Failures that need the process's insides (the
 database failing mid-transaction, a broker behind a proxy) use the same app
 in-process with ``TestClient``.
 """
@@ -25,13 +27,16 @@ from sqlalchemy import select
 
 from config.settings import Settings, load_settings
 from gateway.app import create_app
+from gateway.lib.normalize_runner import NormalizeRunner
 from gateway.lib.services import Services, build_services
+from gateway.runner import capture_normalizers
 from gateway.store.db import reading
-from gateway.store.tables import ComplaintRow, EvidenceRow, OutboxRow, QuarantineRow
+from gateway.store.tables import ComplaintRow, EvidenceRow, IntakeRow, OutboxRow, QuarantineRow
 from normalizer.reference import new_reference
 from router.relay import build_relay
 from tests.peers.complaints import count_rows, failing_inserts_into
 from tests.peers.processes import IntakeProcesses, env_for, free_port, intake_env, wait_for_port
+from tests.peers.runners import running_normalizer, settled
 from tests.peers.tcpproxy import TcpProxy
 
 MAX_REQUEST_BYTES = 4096
@@ -59,6 +64,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     processes = IntakeProcesses(workdir=folder, env=intake_env())
     try:
         web = processes.start("web", env=env_for(settings, http_port=port))
+        # The edge captures; this runner records the complaints (``settled``).
+        processes.start("normalize-worker", env=env_for(settings))
         wait_for_port(port, web)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
             yield Gateway(http, key, settings, services)
@@ -196,6 +203,7 @@ def test_body_over_the_limit_is_413(gateway: Gateway, framing: str) -> None:
 def test_status_says_unpublished_until_the_relay_has_run(gateway: Gateway) -> None:
     created = gateway.http.post("/v1/complaints", json=complaint(), headers=gateway.auth)
     status_url = f"/v1/complaints/{created.json()['reference']}"
+    settled(gateway.services)
 
     before = gateway.http.get(status_url, headers=gateway.auth)
     relay = build_relay(gateway.services.settings, gateway.services.store)
@@ -269,23 +277,44 @@ def local(settings: Settings) -> Iterator[tuple[TestClient, Services, dict[str, 
         services.close()
 
 
-def test_store_failure_is_503_with_retry_after_and_nothing_half_written(
+def test_store_failure_is_503_with_retry_after_and_nothing_captured(
     local: tuple[TestClient, Services, dict[str, str]],
 ) -> None:
     client, services, auth = local
     payload = complaint()
 
-    with failing_inserts_into(services.store.engine, "outbox"):
+    with failing_inserts_into(services.store.engine, "intake"):
         refused = client.post("/v1/complaints", json=payload, headers=auth)
 
     assert refused.status_code == 503
     assert refused.headers["Retry-After"].isdigit()
     assert refused.json()["error"]["code"] == "temporarily_unavailable"
     assert "OperationalError" not in refused.text
+    for table in (IntakeRow, EvidenceRow, ComplaintRow, OutboxRow):
+        assert count_rows(services.store, table) == 0
+    # The client's retry is a new capture, not a repeat of a half-written one.
+    assert client.post("/v1/complaints", json=payload, headers=auth).status_code == 201
+
+
+def test_a_runner_s_store_failure_leaves_the_capture_for_the_next_try(
+    local: tuple[TestClient, Services, dict[str, str]],
+) -> None:
+    """The 201 was given: a store failing under the runner loses nothing, half-writes nothing."""
+    client, services, auth = local
+    accepted = client.post("/v1/complaints", json=complaint(), headers=auth)
+    assert accepted.status_code == 201
+
+    runner = NormalizeRunner(services, capture_normalizers(), name="test-runner")
+    with failing_inserts_into(services.store.engine, "outbox"):
+        runner.run_once()
     for table in (EvidenceRow, ComplaintRow, OutboxRow):
         assert count_rows(services.store, table) == 0
-    # The client's retry is a new complaint, not a repeat of a half-written one.
-    assert client.post("/v1/complaints", json=payload, headers=auth).status_code == 201
+    assert services.store.captures.state_of(accepted.json()["id"])[0] == "captured"  # type: ignore[index]
+
+    with running_normalizer(services):
+        settled(services)
+    message = services.store.complaints.get_by_reference(accepted.json()["reference"])
+    assert message is not None and message.id == accepted.json()["id"]
 
 
 def test_readyz_is_503_when_the_broker_port_is_closed(data_dir: Path) -> None:
@@ -329,9 +358,11 @@ def test_metrics_follow_intake_backlog_and_publish_errors(
     auth = {"Authorization": f"Bearer {key}"}
     relay = build_relay(services.settings, services.store)
     try:
-        for changes in ({}, {}, {"channel": "phone"}):
-            response = client.post("/v1/complaints", json=complaint(**changes), headers=auth)
-            assert response.status_code == 201
+        with running_normalizer(services):
+            for changes in ({}, {}, {"channel": "phone"}):
+                response = client.post("/v1/complaints", json=complaint(**changes), headers=auth)
+                assert response.status_code == 201
+            settled(services)
         rabbitmq_proxy.refuse()
         relay.step()
         during = metric_values(client)
@@ -420,6 +451,7 @@ def test_only_a_key_with_the_origin_scope_says_the_regulator_forwarded_it(
     assert refused.json()["error"]["field"] == "origin"
     assert "origin:set" in refused.json()["error"]["message"]
     assert forwarded.status_code == 201, forwarded.text
+    settled(gateway.services)
     recorded = gateway.services.store.complaints.get_by_reference(forwarded.json()["reference"])
     assert recorded is not None and recorded.origin.value == "bank_al_maghrib"
 

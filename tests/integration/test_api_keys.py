@@ -20,6 +20,7 @@ from gateway.store import Store, apikeys, open_store
 from gateway.store.apikeys import CACHE_SECONDS, ApiClient, ApiKeys
 from gateway.store.db import alembic_config, create_store_engine
 from tests.peers.processes import IntakeProcesses, env_for
+from tests.peers.runners import normalize_captured
 from tests.peers.webform import REFERENCE, fresh_form, valid_fields
 
 
@@ -165,6 +166,7 @@ def test_a_key_reads_its_own_complaints_not_another_partners(
     body = {"body": "Mon virement n'est pas arrivé.", "customer": {"phone": "0612345678"}}
     created = client.post("/v1/complaints", json=body, headers=_bearer(crm))
     assert created.status_code == 201, created.text
+    normalize_captured(services)
     url = created.json()["status_url"]
 
     assert client.get(url, headers=_bearer(crm)).status_code == 200

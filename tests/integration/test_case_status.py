@@ -26,6 +26,7 @@ from gateway.cases.worker import CaseWorker
 from gateway.lib.services import Services, build_services
 from gateway.ops.register import write_xlsx
 from router.broker import topology_for
+from tests.peers.runners import normalize_captured
 from tests.peers.services import RABBITMQ_URL, require_rabbitmq
 
 pytestmark = pytest.mark.integration
@@ -69,6 +70,7 @@ def submit(client: TestClient, auth: dict[str, str], body: str = "Ma carte est b
         json={"body": body, "customer": {"email": "amina@example.ma"}, "language": "fr"},
     )
     assert answer.status_code == 201, answer.text
+    normalize_captured(client.app.state.services)  # type: ignore[attr-defined]
     return answer.json()
 
 

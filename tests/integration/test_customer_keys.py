@@ -25,7 +25,7 @@ from channels.email.smtp import SmtpServer, run_server
 from config.settings import Settings
 from tests.peers.processes import free_port, wait_until
 from tests.peers.queues import drain
-from tests.peers.runners import running_normalizer
+from tests.peers.runners import running_normalizer, settled
 from tests.peers.twilio import (
     ACCOUNT_SID,
     LINE_NUMBER,
@@ -82,6 +82,7 @@ def by_api(gateway: RunningGateway, headers: dict[str, str]) -> str:
         timeout=30,
     )
     assert response.status_code == 201, response.text
+    settled(gateway.services)  # the runner has recorded the complaint
     return str(response.json()["reference"])
 
 

@@ -24,6 +24,7 @@ from gateway.app import create_app
 from gateway.cases.worker import CaseWorker
 from gateway.lib.services import Services, build_services
 from tests.peers.processes import wait_until
+from tests.peers.runners import normalize_captured
 from tests.peers.smtp_capture import SmtpCapture, smtp_capture
 
 pytestmark = pytest.mark.integration
@@ -58,6 +59,7 @@ def test_an_extension_posted_by_the_api_reaches_the_customer_in_spanish_by_email
         headers={"Authorization": f"Bearer {crm}", "Idempotency-Key": str(uuid.uuid4())},
         json={"body": SPANISH, "customer": {"email": "lucia@example.es"}, "language": "es"},
     ).json()
+    normalize_captured(services)
     reference = accepted["reference"]
     new_due = datetime.fromisoformat(accepted["answer_due_at"]) + timedelta(days=30)
     at = datetime.fromisoformat(accepted["received_at"]) + timedelta(seconds=1)

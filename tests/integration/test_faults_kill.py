@@ -165,6 +165,8 @@ def kill_settings(
         imap_tls="off",
         imap_timeout=5.0,
         imap_batch_size=10,
+        # A runner killed mid-batch: its claims expire soon, the next life takes them again.
+        normalize_lease_seconds=5.0,
     )
     delete_namespace(broker.url, prefix)
 

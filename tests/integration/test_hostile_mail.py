@@ -97,7 +97,9 @@ def complaint(gateway: HostileGateway, reference: str) -> dict:
 
         def made() -> httpx.Response | None:
             answer = client.get(f"/v1/complaints/{reference}")
-            return answer if answer.status_code == 200 else None
+            # 200 with state "captured" while the runner has not recorded it yet.
+            normalized = answer.status_code == 200 and answer.json()["state"] == "normalized"
+            return answer if normalized else None
 
         answer = wait_until(made, f"the runner to make complaint {reference}")
     assert answer is not None

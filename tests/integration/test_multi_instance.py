@@ -1,14 +1,15 @@
 """Several instances on one PostgreSQL and one RabbitMQ, one of each process killed mid-run.
 
 Three ``intake web``, two ``intake imap poll``, two ``intake relay``, two
-``intake normalize-worker`` and an ``intake smtp serve``, as the Procfile
-runs them on several machines. Mixed load arrives through the API (spread
-over the web instances, retried on another instance as a load balancer
-would), SMTP, the IMAP mailbox and the web form. Mid-run a web instance,
-the active IMAP poller and a relay get SIGKILL. Then: every accepted input
-is one complaint (no input under two ids), every complaint reached
-``complaints.inbound``, and the standby poller took the mailbox over and
-read what arrived after the kill.
+``intake normalize-worker`` (what the API, SMTP and IMAP edges captured) and an
+``intake smtp serve``, as the Procfile runs them on several machines. Mixed
+load arrives through the API (spread over the web instances, retried on
+another instance as a load balancer would), SMTP, the IMAP mailbox and the
+web form. Mid-run a web instance, the active IMAP poller, a relay and a
+normalizer runner get SIGKILL. Then: every accepted input is one complaint
+(no input under two ids), every complaint reached ``complaints.inbound``,
+and the standby poller took the mailbox over and read what arrived after
+the kill.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Cluster:
     webs: list[tuple[IntakeProcess, str]] = field(default_factory=list)
     pollers: list[IntakeProcess] = field(default_factory=list)
     relays: list[IntakeProcess] = field(default_factory=list)
+    runners: list[IntakeProcess] = field(default_factory=list)
     smtp_port: int = 0
     accepted: dict[str, int] = field(default_factory=dict)
 
@@ -97,6 +99,8 @@ def cluster(
         smtp_max_messages_per_sender_per_hour=0,
         smtp_max_messages_per_client_per_hour=0,
         leader_lease_seconds=3.0,
+        # A killed runner's claims expire soon: the other runner takes them again.
+        normalize_lease_seconds=3.0,
         relay_batch_size=5,
         session_secret="shared-by-every-web-instance",
         webform_max_per_hour=1000,
@@ -113,9 +117,7 @@ def cluster(
         found.webs.append((process, f"http://127.0.0.1:{port}"))
     found.pollers = [intake_processes.start("imap", "poll", env=env) for _ in range(2)]
     found.relays = [intake_processes.start("relay", env=env) for _ in range(2)]
-    # The SMTP and IMAP edges capture; these make the complaints (FOR UPDATE SKIP LOCKED).
-    for _ in range(2):
-        intake_processes.start("normalize-worker", env=env)
+    found.runners = [intake_processes.start("normalize-worker", env=env) for _ in range(2)]
     smtp = intake_processes.start("smtp", "serve", env=env)
     for process, url in found.webs:
         wait_for_port(int(url.rsplit(":", 1)[1]), process, timeout=60)
@@ -193,7 +195,7 @@ def test_three_webs_two_pollers_two_relays_lose_nothing_when_one_of_each_is_kill
     leader = active_poller(cluster)
     load(cluster, dovecot, phase=1)
 
-    victims = [cluster.webs[0][0], leader, cluster.relays[0]]
+    victims = [cluster.webs[0][0], leader, cluster.relays[0], cluster.runners[0]]
     for process in victims:
         process.signal(signal.SIGKILL)
         process.wait()

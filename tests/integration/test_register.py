@@ -28,6 +28,7 @@ from gateway.store.cases import StatusReport
 from normalizer.contract import Channel, Customer
 from normalizer.draft import ComplaintDraft, RawInput
 from normalizer.pipeline import PipelineContext, normalize
+from tests.peers.runners import normalize_captured
 from tests.peers.staff import logged_in_client
 
 pytestmark = pytest.mark.integration
@@ -60,6 +61,7 @@ def record(client: TestClient, auth: dict[str, str], received_at: str, body: str
         },
     )
     assert answer.status_code == 201, answer.text
+    normalize_captured(client.app.state.services)  # type: ignore[attr-defined]
     return answer.json()["reference"]
 
 

@@ -24,6 +24,7 @@ from router.broker import topology_for
 from router.relay import PUBLISH_ERRORS, Relay, build_relay
 from tests.peers.complaints import outbox_rows, record
 from tests.peers.processes import IntakeProcesses, env_for, wait_until
+from tests.peers.runners import normalize_captured
 from tests.peers.services import RABBITMQ_URL
 from tests.peers.tcpproxy import TcpProxy
 
@@ -98,6 +99,7 @@ def test_complaints_accepted_while_the_broker_is_down_all_arrive_once(
         )
         assert response.status_code == 201, response.text
         accepted.append(response.json()["id"])
+    assert normalize_captured(services) == 200
     for _attempt in range(2):
         relay.step()
     assert services.store.outbox.stats().pending == 200

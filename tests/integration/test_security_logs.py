@@ -241,7 +241,8 @@ def test_an_unexpected_error_page_says_nothing_of_the_internals(settings: Settin
     def explode(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError(f"boom at /srv/intake/{SECRETS['session_secret']}")
 
-    services.store.complaints.record_complaint = explode  # type: ignore[method-assign]
+    # The edge's one write: the capture of the body.
+    services.store.captures.capture = explode  # type: ignore[method-assign,assignment]
     try:
         with TestClient(create_app(services), raise_server_exceptions=False) as client:
             answer = client.post(

@@ -26,6 +26,7 @@ from config.settings import Settings
 from gateway.store.db import reading
 from gateway.store.tables import CallRow, EventRow
 from tests.peers.processes import wait_until
+from tests.peers.runners import settled
 from tests.peers.twilio import (
     PUBLIC_BASE,
     MediaServer,
@@ -274,6 +275,8 @@ def test_agent_complaint_is_linked_to_the_call(open_rig: Rig) -> None:
     assert first.status_code == 201, first.text
     assert again.status_code == 200
     assert again.json()["reference"] == first.json()["reference"]
+    settled(open_rig.gateway.services)
+    wait_until(lambda: open_rig.state(call_sid) == "recorded", "the call linked to its complaint")
     stored = open_rig.gateway.services.store.complaints.find_by_dedup_key(f"twilio:call:{call_sid}")
     assert stored is not None
     assert stored.reference == first.json()["reference"]

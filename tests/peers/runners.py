@@ -30,3 +30,12 @@ def running_normalizer(services: Services) -> Iterator[NormalizeRunner]:
 def settled(services: Services, what: str = "the captured inputs to be normalized") -> None:
     """Wait until no capture is left for a runner."""
     wait_until(lambda: not services.store.captures.backlog(), what)
+
+
+def normalize_captured(services: Services) -> int:
+    """What is captured now, normalized in the caller's thread (no runner thread); how many."""
+    runner = NormalizeRunner(services, capture_normalizers(), name="test-inline")
+    done = 0
+    while claimed := runner.run_once():
+        done += claimed
+    return done

@@ -1,0 +1,170 @@
+"""The partner API in two stages: the edge captures the body, a runner records the complaint.
+
+``POST /v1/complaints`` (auth, scopes, the body's schema, the linked call)
+-> **capture_submission** (the body, its receipt time, the client and key,
+the dedup key and request hash of ``intake.submission_input``; one group
+commit) -> 201 with the capture's reference ... a normalizer runner ->
+**normalize_api_captures** (the draft rebuilt from the stored body under the
+client's current key, then one group commit of the batch's complaints, each
+with its capture's id and reference) -> what each capture became.
+
+The capture's dedup key is the complaint's (``intake.dedup_key_for``): a
+retry, before or after the runner, answers the first reference, and so does a
+repeat of a complaint recorded before the API was staged. A body the runner
+refuses (its client deleted, a scope taken back) is quarantined, linked to
+its capture; its replay goes through this step again (``replay``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from channels.api.intake import call_draft, linked_call, read_submission, submission_input
+from channels.handoff import hand_off_many
+from gateway.lib.http.errors import ApiError
+from gateway.lib.services import Services
+from gateway.store import IdempotencyConflict
+from gateway.store.captures import QUARANTINED, Capture, Captured, Finished
+from gateway.store.intake import IntakeResult
+from normalizer.contract import Channel
+from normalizer.draft import ComplaintDraft, RawInput
+
+log = logging.getLogger("intake.channels")
+
+CAPTURE_ID = "capture_id"
+# When the edge accepted the body: the scopes' "now" when the runner reads it again.
+SUBMITTED_AT = "submitted_at"
+
+
+def capture_submission(services: Services, raw_input: RawInput, submitted_at: datetime) -> Captured:
+    """The body durable as received, under the complaint's dedup key; its reference."""
+    captured = services.store.captures.capture(
+        Capture(
+            channel=Channel.API.value,
+            data=raw_input.data,
+            content_type=raw_input.content_type,
+            received_at=raw_input.received_at,
+            dedup_key=raw_input.dedup_key,
+            source_ids={**raw_input.source_ids, SUBMITTED_AT: submitted_at.isoformat()},
+            request_hash=raw_input.request_hash,
+        )
+    )
+    if captured.created:
+        log.info(
+            "captured complaint %s via api (client %s)",
+            captured.reference,
+            raw_input.source_ids.get("api_client"),
+        )
+    return captured
+
+
+def submission_of(services: Services, captured: Captured) -> tuple[RawInput, ComplaintDraft]:
+    """The complaint of a captured body, as the edge read it; ``ApiError`` if it no longer can."""
+    ids = captured.source_ids
+    client = services.store.api_keys.by_name(str(ids.get("api_client") or ""))
+    if client is None:
+        raise ApiError(403, "unknown_client", "the API client of this input no longer exists")
+    raw = services.store.blobs.get(captured.stored_at)
+    now = _moment(ids.get(SUBMITTED_AT)) or captured.received_at
+    backdate = timedelta(days=services.settings.max_backdate_days)
+    draft = read_submission(raw, now, client, backdate)
+    call_sid, dated = linked_call(raw)
+    if call_sid is not None:
+        call = services.store.calls().get(call_sid)
+        draft = call_draft(draft, call.started_at if call else None, dated)
+    # The receipt the edge answered with (and the deadlines it gave) is the capture's.
+    draft.received_at = captured.received_at
+    key = ids.get("idempotency_key")
+    raw_input = submission_input(
+        client,
+        raw,
+        str(key) if key else None,
+        draft,
+        services.settings.timezone,
+        call_sid=call_sid,
+    )
+    draft.assigned_id = captured.id
+    draft.assigned_reference = captured.reference
+    return raw_input, draft
+
+
+def normalize_api_captures(
+    services: Services, batch: Sequence[Captured]
+) -> list[Finished | Exception]:
+    """The runner's step for the API: each body read again, the batch in one group commit."""
+    outcomes: list[Finished | Exception | None] = []
+    ready: list[tuple[int, Captured, RawInput, ComplaintDraft]] = []
+    for captured in batch:
+        try:
+            raw_input, draft = submission_of(services, captured)
+        except ApiError as exc:
+            outcomes.append(_quarantine(services, captured, exc.code, exc.message))
+            continue
+        except Exception as exc:  # this body's failure; the others go on
+            outcomes.append(exc)
+            continue
+        ready.append((len(outcomes), captured, raw_input, draft))
+        outcomes.append(None)
+    committed = hand_off_many(services, [(raw, draft) for _i, _c, raw, draft in ready])
+    for (index, captured, raw_input, _draft), result in zip(ready, committed, strict=True):
+        outcomes[index] = _finished(services, captured, raw_input, result)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _finished(
+    services: Services,
+    captured: Captured,
+    raw_input: RawInput,
+    result: IntakeResult | Exception,
+) -> Finished | Exception:
+    call_sid = raw_input.source_ids.get("call_sid")
+    if isinstance(result, IdempotencyConflict):  # the call's complaint came in meanwhile
+        existing = result.existing.reference
+        return _quarantine(
+            services, captured, "call_has_complaint", f"the call already made complaint {existing}"
+        )
+    if isinstance(result, Exception):
+        return result
+    message = result.message
+    if call_sid and not result.created and message.evidence.api_client is None:
+        # The caller's own recorded message became the call's complaint first.
+        return _quarantine(
+            services,
+            captured,
+            "call_has_complaint",
+            f"the call already made complaint {message.reference}",
+        )
+    if call_sid:
+        services.store.calls().link_typed(str(call_sid))
+    first = message.id == captured.id
+    return Finished(captured.id, "complaint" if first else "repeat", message.id)
+
+
+def _quarantine(services: Services, captured: Captured, code: str, reason: str) -> Finished:
+    """The body kept in quarantine with why, linked to its capture (replayed through here)."""
+    item_id = services.store.complaints.quarantine(
+        channel=Channel.API.value,
+        data=services.store.blobs.get(captured.stored_at),
+        content_type=captured.content_type,
+        reason_code=code,
+        reason=reason,
+        source_ids={
+            **captured.source_ids,
+            "received_at": captured.received_at.isoformat(),
+            CAPTURE_ID: captured.id,
+        },
+    )
+    return Finished(captured.id, QUARANTINED, item_id)
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
