@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from channels.handoff import is_triaged
 from channels.twilio import twiml
-from channels.twilio.line import PhoneLine, keep_refused, record_held, reject
+from channels.twilio.line import PhoneLine, keep_refused, record_held, refresh, reject
 from channels.twilio.signature import FORM_TYPE, TwilioRequest, parse_form
 from gateway.lib.services import Services
 from gateway.store.captures import QUARANTINED, Capture, Captured, Finished
@@ -166,7 +166,13 @@ def record_message(
     if captured is not None:
         draft.assigned_id, draft.assigned_reference = captured.id, captured.reference
     hold = line.settings.message_media_wait if media else None
-    return record_held(line, raw, draft, hold)
+    message, created = record_held(line, raw, draft, hold)
+    if created and media:
+        # The photos' downloads may have beaten the runner (they start at the webhook).
+        revision = refresh(line, key)
+        if revision is not None:
+            message = revision.message
+    return message, created
 
 
 def normalize_message_captures(

@@ -223,3 +223,20 @@ def test_only_twilios_hosts_over_https_and_the_configured_api_origin_are_allowed
         "https://[::1/x",
     ):
         assert not allowed(refused, configured), refused
+
+
+def test_a_photo_downloaded_before_the_runner_made_the_complaint_is_in_it(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    captures = rig.gateway.services.store.captures
+    monkeypatch.setattr(captures, "claim", lambda *_args, **_kwargs: [])  # the runner is late
+    url = rig.media.add("/2010-04-01/Media/ME7.png", image_bytes("PNG"), "image/png")
+    message_sid = send_photo(rig, url)
+    wait_until(lambda: media_state(rig, "/ME7.png") == "stored", "the photo downloaded first")
+    assert captures.backlog() != []  # no complaint yet: only the capture
+    monkeypatch.undo()
+    captures.arrived.set()
+    rig.gateway.settle()
+    message = message_complaint(rig, message_sid)
+    assert [item.content_type for item in message.attachments] == ["image/png"]
+    assert message.evidence.missing_media == []
