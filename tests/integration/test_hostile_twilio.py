@@ -151,6 +151,7 @@ def test_replayed_message_webhook_is_one_complaint_with_the_same_reply(
 
     assert first.status_code == again.status_code == 200
     assert reply_text(first.content) == reply_text(again.content)
+    wait_until(lambda: stored_with(gateway, tag), "the message's complaint")
     assert len(stored_with(gateway, tag)) == 1
 
 
