@@ -28,6 +28,7 @@ import logging
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -63,7 +64,9 @@ class NormalizeRunner:
     ) -> None:
         self.services = services
         self.normalizers = dict(normalizers)
-        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        # Host, process and a short random tag (a thread ident is long enough for
+        # the log filter to take it for a card number).
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stats = RunnerStats()
 
     def run_once(self, limit: int | None = None) -> int:
