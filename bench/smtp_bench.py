@@ -128,6 +128,23 @@ def server(command: list[str], port: int, env: dict[str, str]) -> Iterator[None]
         process.wait(timeout=30)
 
 
+def receiver_env(folder: str, port: int, clients: int, messages: int) -> dict[str, str]:
+    """``intake smtp serve``'s environment for a run of ``messages`` over ``clients``."""
+    return {
+        **os.environ,
+        "INTAKE_DATA_DIR": folder,
+        "INTAKE_SMTP_PORT": str(port),
+        "INTAKE_LOG_LEVEL": "WARNING",
+        "INTAKE_SMTP_MAX_CONNECTIONS": str(clients + 5),
+        # Every client is 127.0.0.1: no per-address cap, no hourly budgets.
+        "INTAKE_SMTP_MAX_CONNECTIONS_PER_ADDRESS": str(clients + 5),
+        "INTAKE_SMTP_MAX_MESSAGES_PER_SENDER_PER_HOUR": "0",
+        "INTAKE_SMTP_MAX_MESSAGES_PER_CLIENT_PER_HOUR": "0",
+        # Each client sends many mails on one session, like a relaying MTA.
+        "INTAKE_SMTP_MAX_COMMANDS": str(8 * messages + 100),
+    }
+
+
 @contextmanager
 def helper(command: list[str], env: dict[str, str]) -> Iterator[None]:
     process = subprocess.Popen(command, env=env, cwd=ROOT)
@@ -177,19 +194,7 @@ def main() -> None:
         bare = measure(bare_port, args.messages, args.clients)
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
-        env = {
-            **os.environ,
-            "INTAKE_DATA_DIR": folder,
-            "INTAKE_SMTP_PORT": str(port),
-            "INTAKE_LOG_LEVEL": "WARNING",
-            "INTAKE_SMTP_MAX_CONNECTIONS": str(args.clients + 5),
-            # Every client is 127.0.0.1: no per-address cap, no hourly budgets.
-            "INTAKE_SMTP_MAX_CONNECTIONS_PER_ADDRESS": str(args.clients + 5),
-            "INTAKE_SMTP_MAX_MESSAGES_PER_SENDER_PER_HOUR": "0",
-            "INTAKE_SMTP_MAX_MESSAGES_PER_CLIENT_PER_HOUR": "0",
-            # Each client sends many mails on one session, like a relaying MTA.
-            "INTAKE_SMTP_MAX_COMMANDS": str(8 * args.messages + 100),
-        }
+        env = receiver_env(folder, port, args.clients, args.messages)
         with (
             server([INTAKE, "smtp", "serve"], port, env),
             helper([INTAKE, "normalize-worker"], env),

@@ -11,7 +11,6 @@ an idle pool or the selector are left out), self and inclusive.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
@@ -60,17 +59,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         port = smtp_bench.free_port()
         raw = Path(folder) / "smtp.raw"
-        env = {
-            **os.environ,
-            "INTAKE_DATA_DIR": folder,
-            "INTAKE_SMTP_PORT": str(port),
-            "INTAKE_LOG_LEVEL": "WARNING",
-            "INTAKE_SMTP_MAX_CONNECTIONS": str(args.clients + 5),
-            "INTAKE_SMTP_MAX_CONNECTIONS_PER_ADDRESS": str(args.clients + 5),
-            "INTAKE_SMTP_MAX_MESSAGES_PER_SENDER_PER_HOUR": "0",
-            "INTAKE_SMTP_MAX_MESSAGES_PER_CLIENT_PER_HOUR": "0",
-            "INTAKE_SMTP_MAX_COMMANDS": str(8 * args.messages + 100),
-        }
+        env = smtp_bench.receiver_env(folder, port, args.clients, args.messages)
         command = [spy, "record", "-r", "200", "-f", "raw", "-o", str(raw), "--threads", "--"]
         process = subprocess.Popen([*command, smtp_bench.INTAKE, "smtp", "serve"], env=env)
         smtp_bench.wait_for(port, process)

@@ -18,9 +18,8 @@ from channels.api.intake import call_draft, linked_call, read_submission, submis
 from channels.api.staged import CAPTURE_ID, normalize_api_captures
 from channels.handoff import hand_off
 from gateway.lib.http.errors import ApiError
-from gateway.lib.normalize_runner import rerun
+from gateway.lib.normalize_runner import replay_capture
 from gateway.lib.services import Services
-from gateway.store.captures import QUARANTINED
 from gateway.store.quarantine import QuarantineItem, ReplayResult
 
 
@@ -28,7 +27,7 @@ def replay_api(services: Services, item: QuarantineItem) -> ReplayResult:
     """A partner's JSON body validated again, under the same client and Idempotency-Key."""
     capture_id = item.source_ids.get(CAPTURE_ID)
     if isinstance(capture_id, str) and services.store.captures.get(capture_id) is not None:
-        return _rerun(services, capture_id)
+        return replay_capture(services, capture_id, normalize_api_captures)
     raw = services.store.blobs.get(item.stored_at)
     client = services.store.api_keys.by_name(str(item.source_ids.get("api_client") or ""))
     if client is None:
@@ -61,22 +60,4 @@ def replay_api(services: Services, item: QuarantineItem) -> ReplayResult:
         "complaint recorded" if result.created else "already recorded",
         complaint_id=result.message.id,
         reference=result.message.reference,
-    )
-
-
-def _rerun(services: Services, capture_id: str) -> ReplayResult:
-    """A captured body through the runner's step again: its capture's reference and date."""
-    outcome = rerun(services, capture_id, normalize_api_captures)
-    if outcome is None:
-        return ReplayResult(False, "this submission's capture is not in quarantine")
-    if isinstance(outcome, Exception):
-        return ReplayResult(False, f"the normalizer failed again: {type(outcome).__name__}")
-    if outcome.outcome == QUARANTINED:
-        return ReplayResult(False, "refused again")
-    captured = services.store.captures.get(capture_id)
-    return ReplayResult(
-        True,
-        "complaint recorded" if outcome.outcome == "complaint" else "already recorded",
-        complaint_id=outcome.result_id,
-        reference=captured.reference if captured and outcome.outcome == "complaint" else None,
     )

@@ -19,9 +19,8 @@ from channels.email.intake import (
 )
 from channels.email.smtp_policy import vouches_for_peer
 from channels.email.staged import CAPTURE_ID, normalize_mail_captures
-from gateway.lib.normalize_runner import rerun
+from gateway.lib.normalize_runner import replay_capture
 from gateway.lib.services import Services
-from gateway.store.captures import QUARANTINED
 from gateway.store.quarantine import QuarantineItem, ReplayResult
 from normalizer.email import EmailRejected
 
@@ -45,7 +44,7 @@ def replay_email(services: Services, item: QuarantineItem) -> ReplayResult:
         return ReplayResult(False, f"{exc.code}: {exc.reason}")
     capture_id = ids.get(CAPTURE_ID)
     if isinstance(capture_id, str) and services.store.captures.get(capture_id) is not None:
-        return _rerun(services, capture_id)
+        return replay_capture(services, capture_id, normalize_mail_captures)
     result = ingest_mail(services, arrival)
     if result.outcome is MailOutcome.AUTO_REPLY:
         return ReplayResult(True, "recorded as an auto-reply event")
@@ -58,28 +57,6 @@ def replay_email(services: Services, item: QuarantineItem) -> ReplayResult:
     return ReplayResult(
         True, "complaint recorded", complaint_id=result.complaint_id, reference=result.reference
     )
-
-
-def _rerun(services: Services, capture_id: str) -> ReplayResult:
-    """A captured mail through the runner's step again: its capture's reference and date."""
-    outcome = rerun(services, capture_id, normalize_mail_captures)
-    if outcome is None:
-        return ReplayResult(False, "this mail's capture is not in quarantine")
-    if isinstance(outcome, Exception):
-        return ReplayResult(False, f"the normalizer failed again: {type(outcome).__name__}")
-    if outcome.outcome == "complaint":
-        captured = services.store.captures.get(capture_id)
-        return ReplayResult(
-            True,
-            "complaint recorded",
-            complaint_id=outcome.result_id,
-            reference=captured.reference if captured else None,
-        )
-    if outcome.outcome == "repeat":
-        return ReplayResult(True, "already recorded", complaint_id=outcome.result_id)
-    if outcome.outcome == QUARANTINED:
-        return ReplayResult(False, "refused again")
-    return ReplayResult(True, f"recorded ({outcome.outcome})")
 
 
 def arrival_time(item: QuarantineItem) -> datetime:

@@ -51,10 +51,9 @@ from channels.twilio.transcripts import (
     twilio_transcription,
 )
 from gateway.lib.http.errors import ApiError, describe_validation
-from gateway.lib.normalize_runner import rerun
+from gateway.lib.normalize_runner import replay_capture
 from gateway.lib.services import Services
 from gateway.store.calls import call_complaint_key
-from gateway.store.captures import QUARANTINED
 from gateway.store.quarantine import QuarantineItem, ReplayResult
 from normalizer.contract import Channel
 
@@ -98,7 +97,7 @@ def replay_twilio(services: Services, item: QuarantineItem) -> ReplayResult:
     capture_id = item.source_ids.get("capture_id")
     if isinstance(capture_id, str) and services.store.captures.get(capture_id) is not None:
         # A captured message the runner quarantined (its step raised): the runner's step again.
-        return _rerun_message(PhoneLine.of(services), capture_id)
+        return replay_capture(services, capture_id, normalize_message_captures)
     return _replay_refused(services, item)
 
 
@@ -162,22 +161,6 @@ def _replay_voice(line: PhoneLine, request: TwilioRequest) -> ReplayResult:
         detail,
         complaint_id=message.id if message else None,
         reference=message.reference if message else None,
-    )
-
-
-def _rerun_message(line: PhoneLine, capture_id: str) -> ReplayResult:
-    """A captured message through the runner's step again: its capture's reference and date."""
-    outcome = rerun(line.services, capture_id, normalize_message_captures)
-    if outcome is None:
-        return ReplayResult(False, "this message's capture is not in quarantine")
-    if isinstance(outcome, Exception):
-        return ReplayResult(False, f"the normalizer failed again: {type(outcome).__name__}")
-    captured = line.services.store.captures.get(capture_id)
-    return ReplayResult(
-        outcome.outcome != QUARANTINED,
-        f"recorded ({outcome.outcome})",
-        complaint_id=outcome.result_id,
-        reference=captured.reference if captured and outcome.outcome == "complaint" else None,
     )
 
 

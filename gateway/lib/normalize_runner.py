@@ -36,6 +36,7 @@ from gateway.lib.component import CaptureNormalizer
 from gateway.lib.services import Services
 from gateway.store.captures import MAX_ATTEMPTS, QUARANTINED, Captured, Finished
 from gateway.store.intake import StoreUnavailable
+from gateway.store.quarantine import ReplayResult
 
 log = logging.getLogger("intake.normalize")
 
@@ -200,6 +201,30 @@ def rerun(
     else:
         captures.finish([Finished(capture_id, QUARANTINED)])
     return outcome
+
+
+def replay_capture(
+    services: Services, capture_id: str, normalizer: CaptureNormalizer
+) -> ReplayResult:
+    """A quarantined capture replayed (``rerun``), said as the quarantine's replay says it."""
+    outcome = rerun(services, capture_id, normalizer)
+    if outcome is None:
+        return ReplayResult(False, "this input's capture is not in quarantine")
+    if isinstance(outcome, Exception):
+        return ReplayResult(False, f"the normalizer failed again: {type(outcome).__name__}")
+    if outcome.outcome == QUARANTINED:
+        return ReplayResult(False, "refused again")
+    if outcome.outcome == "complaint":
+        captured = services.store.captures.get(capture_id)
+        return ReplayResult(
+            True,
+            "complaint recorded",
+            complaint_id=outcome.result_id,
+            reference=captured.reference if captured else None,
+        )
+    if outcome.outcome == "repeat":
+        return ReplayResult(True, "already recorded", complaint_id=outcome.result_id)
+    return ReplayResult(True, f"recorded ({outcome.outcome})")
 
 
 def _reason(error: BaseException) -> str:

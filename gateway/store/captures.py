@@ -27,11 +27,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Engine, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -359,22 +359,15 @@ class CaptureStore:
         return guarded(action)
 
     def get(self, capture_id: str) -> Captured | None:
-        with read_connection(self.engine) as connection:
-            row = (
-                connection.execute(select(IntakeRow).where(IntakeRow.id == capture_id))
-                .mappings()
-                .first()
-            )
-        return None if row is None else _captured(row)
+        return self._one(IntakeRow.id == capture_id)
 
     def by_reference(self, reference: str) -> Captured | None:
         """The capture given ``reference`` (normalized or not)."""
+        return self._one(IntakeRow.reference == reference)
+
+    def _one(self, where: ColumnElement[bool]) -> Captured | None:
         with read_connection(self.engine) as connection:
-            row = (
-                connection.execute(select(IntakeRow).where(IntakeRow.reference == reference))
-                .mappings()
-                .first()
-            )
+            row = connection.execute(select(IntakeRow).where(where)).mappings().first()
         return None if row is None else _captured(row)
 
     def state_of(self, capture_id: str) -> tuple[str, str | None, str | None] | None:
@@ -466,24 +459,13 @@ def _free_references(connection: Connection, count: int) -> list[str]:
     taken = set(
         connection.scalars(select(IntakeRow.reference).where(IntakeRow.reference.in_(drawn)))
     ) | set(
-        connection.scalars(
-            select(ComplaintRow.reference).where(and_(ComplaintRow.reference.in_(drawn)))
-        )
+        connection.scalars(select(ComplaintRow.reference).where(ComplaintRow.reference.in_(drawn)))
     )
     return [new_reference() if reference in taken else reference for reference in drawn]
 
 
 def _repeat(earlier: Captured) -> Captured:
-    return Captured(
-        id=earlier.id,
-        channel=earlier.channel,
-        reference=earlier.reference,
-        received_at=earlier.received_at,
-        ack_due_at=earlier.ack_due_at,
-        answer_due_at=earlier.answer_due_at,
-        created=False,
-        request_hash=earlier.request_hash,
-    )
+    return replace(earlier, created=False)
 
 
 def _captured(row: Any, *, attempts: int | None = None) -> Captured:
@@ -491,9 +473,9 @@ def _captured(row: Any, *, attempts: int | None = None) -> Captured:
         id=row["id"],
         channel=row["channel"],
         reference=row["reference"],
-        received_at=_aware(row["received_at"]) or row["received_at"],
-        ack_due_at=_aware(row["ack_due_at"]) or row["ack_due_at"],
-        answer_due_at=_aware(row["answer_due_at"]) or row["answer_due_at"],
+        received_at=row["received_at"],  # aware UTC: the column's type makes them so
+        ack_due_at=row["ack_due_at"],
+        answer_due_at=row["answer_due_at"],
         created=True,
         stored_at=row["stored_at"],
         content_type=row["content_type"],
