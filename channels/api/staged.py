@@ -67,7 +67,7 @@ def submission_of(services: Services, captured: Captured) -> tuple[RawInput, Com
     client = services.store.api_keys.by_name(str(ids.get("api_client") or ""))
     if client is None:
         raise ApiError(403, "unknown_client", "the API client of this input no longer exists")
-    raw = services.store.blobs.get(captured.stored_at)
+    raw = services.store.captures.data_of(captured)
     now = _moment(ids.get(SUBMITTED_AT)) or captured.received_at
     backdate = timedelta(days=services.settings.max_backdate_days)
     draft = read_submission(raw, now, client, backdate)
@@ -147,7 +147,7 @@ def _quarantine(services: Services, captured: Captured, code: str, reason: str) 
     """The body kept in quarantine with why, linked to its capture (replayed through here)."""
     item_id = services.store.complaints.quarantine(
         channel=Channel.API.value,
-        data=services.store.blobs.get(captured.stored_at),
+        data=services.store.captures.data_of(captured),
         content_type=captured.content_type,
         reason_code=code,
         reason=reason,

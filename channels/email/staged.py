@@ -70,7 +70,7 @@ def arrival_of(services: Services, captured: Captured) -> MailArrival:
     ids = captured.source_ids
     over_smtp = "smtp_peer" in ids
     return MailArrival(
-        raw=services.store.blobs.get(captured.stored_at),
+        raw=services.store.captures.data_of(captured),
         received_at=captured.received_at,
         source_ids={**ids, CAPTURE_ID: captured.id},
         envelope_sender=str(ids.get("mail_from") or "") if over_smtp else None,

@@ -190,7 +190,7 @@ def normalize_message_captures(
 
 
 def _normalize_one(line: PhoneLine, captured: Captured) -> Finished:
-    data = line.services.store.blobs.get(captured.stored_at)
+    data = line.services.store.captures.data_of(captured)
     params = parse_form(data)
     if params is None:  # signed by Twilio, so never: said plainly if it happens
         raise ValueError("the captured webhook is not UTF-8 form data")

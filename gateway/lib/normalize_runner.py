@@ -137,7 +137,7 @@ class NormalizeRunner:
     def _quarantine(self, item: Captured, code: str, reason: str) -> Finished:
         """The captured bytes kept in quarantine with why, linked to their capture."""
         try:
-            data = self.services.store.blobs.get(item.stored_at)
+            data = self.services.store.captures.data_of(item)
         except Exception as exc:  # missing or damaged: kept as metadata, said in the reason
             data, reason = b"", f"{reason}; its stored bytes unreadable ({type(exc).__name__})"
         item_id = self.services.store.complaints.quarantine(

@@ -358,6 +358,10 @@ class CaptureStore:
 
         return guarded(action)
 
+    def data_of(self, captured: Captured) -> bytes:
+        """The bytes the edge captured (the runners' and replays' one way to read them)."""
+        return self.blobs.get(captured.stored_at)
+
     def get(self, capture_id: str) -> Captured | None:
         return self._one(IntakeRow.id == capture_id)
 
