@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing import Pool
 from pathlib import Path
@@ -146,13 +146,24 @@ def receiver_env(folder: str, port: int, clients: int, messages: int) -> dict[st
 
 
 @contextmanager
-def helper(command: list[str], env: dict[str, str]) -> Iterator[None]:
-    process = subprocess.Popen(command, env=env, cwd=ROOT)
+def helper(
+    command: list[str], env: dict[str, str], *, start: bool = True
+) -> Iterator[Callable[[], None]]:
+    """A process beside the server: started now, or when the yielded function is called."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def begin() -> None:
+        if not processes:
+            processes.append(subprocess.Popen(command, env=env, cwd=ROOT))
+
+    if start:
+        begin()
     try:
-        yield
+        yield begin
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 # -- the yardstick: aiosmtpd and a handler that only says 250 ------------------------
@@ -180,6 +191,13 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--runner",
+        choices=("beside", "after"),
+        default="beside",
+        help="start the normalize-worker with the receiver (default), or after the last 250:"
+        " the receiver alone on the machine's cores, as with the runners on other hosts",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     if args.bare_server:
@@ -195,13 +213,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
         env = receiver_env(folder, port, args.clients, args.messages)
+        beside = args.runner == "beside"
         with (
             server([INTAKE, "smtp", "serve"], port, env),
-            helper([INTAKE, "normalize-worker"], env),
-            helper([INTAKE, "relay"], env),
+            helper([INTAKE, "normalize-worker"], env, start=beside) as start_runner,
+            helper([INTAKE, "relay"], env, start=beside) as start_relay,
         ):
             print(f"intake smtp serve: {args.messages} mails…", file=sys.stderr)
             ours = measure(port, args.messages, args.clients)
+            start_runner()
+            start_relay()
             settle = published_after(Path(folder) / "intake.db", args.messages + WARM_UP)
     if args.json:
         names = ("rate", "p50_ms", "p99_ms")

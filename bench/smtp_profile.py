@@ -4,8 +4,9 @@
 
 Starts the receiver under ``py-spy record`` (200 samples a second, every
 thread), sends the benchmark's mails (``bench/smtp_bench.py``), then prints
-the functions where the busy samples were (threads waiting on a condition,
-an idle pool or the selector are left out), self and inclusive.
+the functions where the busy samples of the serving were (start-up, threads
+waiting on a condition, an idle pool or the selector are left out): self,
+and inclusive for the product's own functions.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ IDLE = (
 )
 
 
+# A sample is of the serving when it is in the event loop or in an ingest thread.
+SERVING = ("BaseEventLoop.run_forever", "_worker (concurrent/futures/thread.py")
+
+
 def busy_top(raw: Path, limit: int) -> str:
     own: Counter[str] = Counter()
     within: Counter[str] = Counter()
@@ -38,15 +43,22 @@ def busy_top(raw: Path, limit: int) -> str:
         frames = stack.split(";")
         if frames[-1] in IDLE:
             continue
+        if not any(frame.startswith(SERVING) for frame in frames):
+            continue  # start-up (imports, the language model), not the serving
         busy += int(count)
         own[frames[-1]] += int(count)
         for frame in set(frames):
             within[frame] += int(count)
     lines = [f"busy samples: {busy}", "self:"]
     lines += [f"  {n / busy:6.1%}  {name}" for name, n in own.most_common(limit)]
-    lines.append("inclusive:")
-    lines += [f"  {n / busy:6.1%}  {name}" for name, n in within.most_common(limit)]
+    lines.append("inclusive, the product's own functions:")
+    ours = Counter({name: n for name, n in within.items() if _ours(name)})
+    lines += [f"  {n / busy:6.1%}  {name}" for name, n in ours.most_common(limit)]
     return "\n".join(lines)
+
+
+def _ours(frame: str) -> bool:
+    return any(f"({folder}/" in frame for folder in ("gateway", "channels", "normalizer"))
 
 
 def main() -> None:

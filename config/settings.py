@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     normalize_batch_size: int = Field(default=100, ge=1, le=1000)
     normalize_lease_seconds: float = Field(default=60.0, gt=0)
     normalize_poll_interval: float = Field(default=0.5, gt=0)
+    # Niceness ``intake normalize-worker`` takes (os.nice): on a host it shares
+    # with an edge, the edge's answers get the cores first and the runner uses
+    # what is left (it catches up within seconds). 0: the same priority.
+    normalize_nice: int = Field(default=10, ge=0, le=19)
     # The broker's own limit (RabbitMQ's max_message_size); larger messages are
     # held in the outbox with an error instead of vanishing.
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)

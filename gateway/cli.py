@@ -9,6 +9,7 @@ errors are one line on stderr.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -151,6 +152,8 @@ def normalize_worker(once: bool) -> None:
     from gateway.runner import capture_normalizers
 
     with open_services() as services:
+        # Background work: on a shared host the edges' answers come first.
+        os.nice(services.settings.normalize_nice)
         runner = NormalizeRunner(services, capture_normalizers())
         if not once:
             run_until_signal(runner.run)

@@ -1,11 +1,19 @@
 """Captured inputs: what an edge makes durable before it answers, and the runners' claims.
 
-edge (SMTP DATA) -> **CaptureStore.capture** (blob written and fsynced in the
-caller's thread; ``intake`` row in one group commit with concurrent callers)
--> the edge answers (250 with the reference) -> a normalizer runner
-(``gateway.lib.normalize_runner``) ``claim``s captured rows, normalizes them
-and records their complaints (id = the capture's id, the reference and
-deadlines it was given), then ``finish``es them.
+edge (SMTP DATA) -> **CaptureStore.capture** (the ``intake`` row, with the
+bytes of a small input, in one group commit with concurrent callers; a
+larger input's blob written and fsynced first) -> the edge answers (250 with
+the reference) -> a normalizer runner (``gateway.lib.normalize_runner``)
+``claim``s captured rows (their inline bytes written out as blobs then),
+normalizes them and records their complaints (id = the capture's id, the
+reference and deadlines it was given), then ``finish``es them.
+
+Why small inputs ride in the row: the edge's answer waits for its group's
+fsyncs, and a blob costs two more than the row (the file's, its folder's)
+on top of the database's. A mail, a form post or a webhook is a few
+kilobytes; one fsync per group, the database's, makes them durable. The
+runner writes their blobs a whole batch at a time, where the fsyncs are
+shared by a hundred inputs instead of a handful.
 
 The legal record starts at capture: the raw bytes, their receipt time, the
 channel's identifiers, the reference and both deadlines. A repeat (same
@@ -22,6 +30,7 @@ store answers the complaint already written: nothing lost, nothing twice.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -35,7 +44,7 @@ from sqlalchemy import ColumnElement, Engine, bindparam, func, insert, or_, sele
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from gateway.store.blobs import BlobStore, StagedBlob, settle
+from gateway.store.blobs import SCHEME, BlobStore, StagedBlob, StoredBlob, settle
 from gateway.store.complaint_rows import stored_under
 from gateway.store.db import committing, lock_timeout, read_connection
 from gateway.store.groupcommit import GroupCommit
@@ -52,6 +61,8 @@ QUARANTINED = "quarantined"
 # Times a row is tried before the runner gives up and quarantines it.
 MAX_ATTEMPTS = 5
 _REFERENCE_ATTEMPTS = 8
+# Inputs up to this size are committed inside their capture row (see above).
+INLINE_MAX_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,8 @@ class Captured:
     source_ids: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
     request_hash: str | None = None
+    # The bytes, when the row holds them (read them with ``CaptureStore.data_of``).
+    data: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -115,15 +128,23 @@ class StageBacklog:
 class _Queued:
     capture: Capture
     deadline: float  # time.monotonic()
-    # The bytes written and fsynced: by the batch's leader (one pass for the whole
-    # batch), or by the caller beforehand (``capture_many``).
+    # A large input's bytes written and fsynced: by the batch's leader (one pass
+    # for the whole batch), or by the caller beforehand (``capture_many``).
     staged: StagedBlob | None = None
 
     @property
-    def blob(self) -> StagedBlob:
-        if self.staged is None:
+    def inline(self) -> bool:
+        return _inline(self.capture.data)
+
+    def stored(self) -> StoredBlob:
+        """Where the bytes are, or will be once a runner writes them out (content-addressed)."""
+        if self.staged is not None:
+            return self.staged.blob
+        if not self.inline:
             raise RuntimeError("capture committed before its bytes were staged")
-        return self.staged
+        data = self.capture.data
+        digest = hashlib.sha256(data).hexdigest()
+        return StoredBlob(sha256=digest, size=len(data), location=SCHEME + digest)
 
 
 class CaptureStore:
@@ -162,11 +183,13 @@ class CaptureStore:
             return []
 
         def action() -> list[Captured | Exception]:
-            staged = self.blobs.stage_many([item.data for item in items])
             deadline = time.monotonic() + lock_timeout(self.engine)
-            queued = [
-                _Queued(item, deadline, stage) for item, stage in zip(items, staged, strict=True)
-            ]
+            queued = [_Queued(item, deadline) for item in items]
+            large = [entry for entry in queued if not entry.inline]
+            for entry, stage in zip(
+                large, self.blobs.stage_many([entry.capture.data for entry in large]), strict=True
+            ):
+                entry.staged = stage
             outcomes = self.group.submit_many(queued)
             self.arrived.set()
             return [store_error(outcome) for outcome in outcomes]
@@ -176,11 +199,11 @@ class CaptureStore:
     def _commit_batch(self, queued: Sequence[_Queued]) -> list[Captured | Exception]:
         # The batch's bytes written, then fsynced together: concurrent edges share
         # the journal commits instead of each waiting for its own.
-        unstaged = [entry for entry in queued if entry.staged is None]
+        unstaged = [entry for entry in queued if entry.staged is None and not entry.inline]
         staged = self.blobs.stage_many([entry.capture.data for entry in unstaged])
         for entry, stage in zip(unstaged, staged, strict=True):
             entry.staged = stage
-        settle({entry.blob.folder for entry in queued})
+        settle({entry.staged.folder for entry in queued if entry.staged is not None})
         deadline = min(entry.deadline for entry in queued)
         if len(queued) > 1:
             try:
@@ -224,6 +247,7 @@ class CaptureStore:
                 outcomes.append(_repeat(earlier))
                 continue
             due = self.deadlines(item.received_at)
+            stored = entry.stored()
             captured = Captured(
                 id=str(uuid.uuid4()),
                 channel=item.channel,
@@ -231,7 +255,7 @@ class CaptureStore:
                 received_at=item.received_at,
                 ack_due_at=due.ack_due_at,
                 answer_due_at=due.answer_due_at,
-                stored_at=entry.blob.blob.location,
+                stored_at=stored.location,
                 content_type=item.content_type,
                 source_ids=dict(item.source_ids),
                 request_hash=item.request_hash,
@@ -249,9 +273,10 @@ class CaptureStore:
                     "reference": reference,
                     "ack_due_at": due.ack_due_at,
                     "answer_due_at": due.answer_due_at,
-                    "stored_at": entry.blob.blob.location,
-                    "sha256": entry.blob.blob.sha256,
-                    "size": entry.blob.blob.size,
+                    "stored_at": stored.location,
+                    "sha256": stored.sha256,
+                    "size": stored.size,
+                    "data": item.data if entry.staged is None else None,
                     "content_type": item.content_type,
                     "source_ids": captured.source_ids,
                     "attempts": 0,
@@ -300,7 +325,26 @@ class CaptureStore:
                 )
             return [_captured(row, attempts=row["attempts"] + 1) for row in rows]
 
-        return guarded(action)
+        claimed = guarded(action)
+        self._write_out(claimed)
+        return claimed
+
+    def _write_out(self, claimed: Sequence[Captured]) -> None:
+        """The claimed rows' inline bytes written as their blobs, fsynced, for the evidence.
+
+        Before the step runs: the complaint's evidence, a quarantine item and a
+        replay all read a blob, as for any input. The column is emptied when
+        the row is finished; a runner that dies before that writes them again
+        (the same content, the same name).
+        """
+        inline = [item for item in claimed if item.data is not None]
+        if not inline:
+            return
+        try:
+            staged = self.blobs.stage_many([item.data or b"" for item in inline])
+            settle({stage.folder for stage in staged})
+        except OSError as exc:  # the rows stay claimed: taken again when the claim expires
+            raise StoreUnavailable(f"could not write captured bytes: {exc}") from exc
 
     def finish(self, finished: Sequence[Finished]) -> None:
         """Mark rows done or quarantined, their identifiers left to the evidence row."""
@@ -360,6 +404,8 @@ class CaptureStore:
 
     def data_of(self, captured: Captured) -> bytes:
         """The bytes the edge captured (the runners' and replays' one way to read them)."""
+        if captured.data is not None:
+            return captured.data
         return self.blobs.get(captured.stored_at)
 
     def get(self, capture_id: str) -> Captured | None:
@@ -412,6 +458,8 @@ _FINISH_COLUMNS: dict[str, Any] = {
     "finished_at": bindparam("new_finished_at"),
     "claimed_until": None,
     "claimed_by": None,
+    # Written out as a blob when the row was claimed (``_write_out``).
+    "data": None,
 }
 _FINISH_DONE = (
     update(IntakeRow)
@@ -486,7 +534,12 @@ def _captured(row: Any, *, attempts: int | None = None) -> Captured:
         source_ids=dict(row["source_ids"] or {}),
         attempts=row["attempts"] if attempts is None else attempts,
         request_hash=row["request_hash"],
+        data=row["data"],
     )
+
+
+def _inline(data: bytes) -> bool:
+    return len(data) <= INLINE_MAX_BYTES
 
 
 def _aware(moment: datetime | None) -> datetime | None:

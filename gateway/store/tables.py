@@ -713,7 +713,8 @@ class CallBackRow(Base):
 class IntakeRow(Base):
     """One input captured at an edge, before or after its normalization (migration 0025).
 
-    The legal record starts here: the raw bytes (a blob, fsynced), when and
+    The legal record starts here: the raw bytes (in ``data`` for a small
+    input, else a blob, fsynced), when and
     how they came, the reference and deadlines the sender was given. The
     normalizer runners claim ``captured`` rows (``claimed_until`` in the
     future: someone has it), turn each into a complaint whose id is this
@@ -737,6 +738,8 @@ class IntakeRow(Base):
     stored_at: Mapped[str] = mapped_column(String(255))
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
+    # A small input's bytes, until a runner writes them to ``stored_at`` (migration 0026).
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
     content_type: Mapped[str] = mapped_column(String(255))
     source_ids: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
