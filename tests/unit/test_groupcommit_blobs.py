@@ -3,15 +3,20 @@
 New blobs go to ``root/ab/<sha256>`` in folders made once, so a batch
 fsyncs folders that already exist instead of making two new ones per blob.
 Evidence written before the change stays readable where it is, and
-``migrate_layout`` moves it.
+``migrate_layout`` moves it. A batch of many blobs costs two ``syncfs``
+calls, not an fsync per file and per folder.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
-from gateway.store.blobs import SCHEME, BlobStore
+import pytest
+
+from gateway.store import blobs
+from gateway.store.blobs import SCHEME, SYNC_FILESYSTEM_FROM, BlobStore, settle
 
 
 def legacy_blob(root: Path, data: bytes) -> Path:
@@ -87,3 +92,76 @@ def test_migrate_layout_twice_moves_nothing_the_second_time(tmp_path: Path) -> N
     store.migrate_layout()
 
     assert store.migrate_layout() == 0
+
+
+class SyncCalls:
+    """How often the store flushed the disk, and how (``os.fsync`` vs ``syncfs``)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, syncfs: bool = True) -> None:
+        self.fsyncs = 0
+        self.syncfs = 0
+        real_fsync = os.fsync
+
+        def fsync(descriptor: int) -> None:
+            self.fsyncs += 1
+            real_fsync(descriptor)
+
+        def sync_filesystem(path: Path) -> bool:
+            if not syncfs:
+                return False
+            self.syncfs += 1
+            assert real_sync_filesystem(path)
+            return True
+
+        real_sync_filesystem = blobs.sync_filesystem
+        monkeypatch.setattr(blobs.os, "fsync", fsync)
+        monkeypatch.setattr(blobs, "sync_filesystem", sync_filesystem)
+
+
+def many(count: int) -> list[bytes]:
+    return [f"réclamation {index}".encode() for index in range(count)]
+
+
+def test_a_batch_of_blobs_is_made_durable_by_two_file_system_syncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = BlobStore(tmp_path)
+    store.ensure_layout()
+    calls = SyncCalls(monkeypatch)
+
+    staged = store.stage_many(many(50))
+    settle(stage.folder for stage in staged)
+
+    # One for the bytes before their names, one for the names: no fsync per file or folder.
+    assert (calls.syncfs, calls.fsyncs) == (2, 0)
+    assert [store.get(stage.blob.location) for stage in staged] == many(50)
+    assert not list(tmp_path.glob("*/.incoming-*"))
+
+
+def test_a_few_blobs_are_fsynced_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = BlobStore(tmp_path)
+    store.ensure_layout()
+    calls = SyncCalls(monkeypatch)
+
+    staged = store.stage_many(many(SYNC_FILESYSTEM_FROM - 1))
+    settle(stage.folder for stage in staged)
+
+    folders = len({stage.folder for stage in staged})
+    assert (calls.syncfs, calls.fsyncs) == (0, SYNC_FILESYSTEM_FROM - 1 + folders)
+
+
+def test_without_syncfs_every_file_and_folder_is_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = BlobStore(tmp_path)
+    store.ensure_layout()
+    calls = SyncCalls(monkeypatch, syncfs=False)
+
+    staged = store.stage_many(many(20))
+    settle(stage.folder for stage in staged)
+
+    folders = len({stage.folder for stage in staged})
+    assert (calls.syncfs, calls.fsyncs) == (0, 20 + folders)
+    assert [store.get(stage.blob.location) for stage in staged] == many(20)
