@@ -78,6 +78,10 @@ class Capture:
     source_ids: dict[str, Any] = field(default_factory=dict)
     # What the sender sent under the key (an API body's hash), to tell a retry from a reuse.
     request_hash: str | None = None
+    # Whether a complaint recorded before captures existed may hold the key (the
+    # API's, a message's); False for a key only captures use (a mail's bytes'
+    # hash): no look-up among complaints on the edge's path.
+    complaints_may_hold_key: bool = True
 
 
 @dataclass(frozen=True)
@@ -228,13 +232,13 @@ class CaptureStore:
             except IntegrityError as exc:
                 log.debug("capture refused: %s", exc.orig)
                 with read_connection(self.engine) as connection:
-                    twin = _known_under(connection, [entry.capture.dedup_key])
+                    twin = _known_under(connection, [entry.capture])
                 if entry.capture.dedup_key in twin:  # a concurrent edge won the race
                     return twin[entry.capture.dedup_key]
         raise StoreUnavailable("could not draw a free reference")
 
     def _write(self, connection: Connection, queued: Sequence[_Queued]) -> list[Captured]:
-        known = _known_under(connection, {entry.capture.dedup_key for entry in queued})
+        known = _known_under(connection, [entry.capture for entry in queued])
         references = _free_references(connection, len(queued))
         first: dict[str, Captured] = {}
         rows: list[dict[str, Any]] = []
@@ -482,15 +486,15 @@ def _finish_values(item: Finished, now: datetime) -> dict[str, Any]:
     }
 
 
-def _known_under(connection: Connection, keys: Collection[str]) -> dict[str, Captured]:
-    """Captures, then complaints recorded before captures existed, under these keys."""
+def _known_under(connection: Connection, items: Sequence[Capture]) -> dict[str, Captured]:
+    """Captures, then complaints recorded before captures existed, under these items' keys."""
+    keys = {item.dedup_key for item in items}
     if not keys:
         return {}
-    rows = connection.execute(
-        select(IntakeRow).where(IntakeRow.dedup_key.in_(list(keys)))
-    ).mappings()
+    rows = connection.execute(select(IntakeRow).where(IntakeRow.dedup_key.in_(keys))).mappings()
     known = {row["dedup_key"]: _captured(row) for row in rows}
-    for key, written in stored_under(connection, set(keys) - known.keys()).items():
+    older = {item.dedup_key for item in items if item.complaints_may_hold_key} - known.keys()
+    for key, written in stored_under(connection, older).items():
         message = written.message
         known[key] = Captured(
             id=message.id,
