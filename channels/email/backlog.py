@@ -1,11 +1,14 @@
 """Mailbox backlog import: an export of the old inbox (mbox or Maildir) becomes complaints.
 
-Flow: mbox file / Maildir folder -> **channels.email.backlog** ->
-``channels.email.intake.ingest_mail`` (dedup, evidence, complaint + outbox row in one
-commit). ``intake import mbox|maildir PATH`` drives it with a progress bar.
-Idempotent: ``ingest_mail`` finds a complaint or auto-reply seen before by
-its dedup key, and a message quarantined before (same sha256) is not
-quarantined again, so a second run creates nothing.
+Flow: mbox file / Maildir folder -> **channels.email.backlog** -> groups of
+``staged.mail_capture`` (the bytes' hash as the key, as every e-mail edge)
+in one ``captures.capture_many`` commit each -> the runner drained in process
+(``staged.settle_mail_captures``) -> complaints, events, quarantine items.
+``intake import mbox|maildir PATH`` drives it with a progress bar.
+Idempotent: the same bytes find their capture; a complaint recorded before
+(another export, or before captures existed) is found by the runner through
+the complaint's own dedup key (a ``repeat``); a message quarantined before
+(same sha256) is not captured again, so a second run creates nothing.
 
 Received time (the legal clock starts when Cash Plus received the mail, not
 when the customer wrote it, and not when we import it). The first of these
@@ -41,14 +44,18 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from channels.email.intake import MailArrival, MailOutcome, MailResult, ingest_mail
+from channels.email.staged import mail_capture, settle_mail_captures
 from gateway.lib.services import Services
+from gateway.store.captures import QUARANTINED, Captured
 from normalizer.contract import Channel
 from normalizer.email.headers import parse_date
 
 EARLIEST_PLAUSIBLE = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_TOLERANCE = timedelta(days=1)
 _FROM_LINE_FORMATS = ("%a %b %d %H:%M:%S %Y", "%a %b %d %H:%M:%S %z %Y", "%a %b %d %H:%M %Y")
+# Mails captured in one commit (and normalized in one drain), at most.
+GROUP_MAILS = 100
+GROUP_BYTES = 16 * 1024 * 1024
 _MAILDIR_TIME = re.compile(r"^(\d{9,11})(?:\.|$)")
 Candidates = list[tuple[str, datetime | None]]
 
@@ -163,19 +170,27 @@ class ImportSummary:
     already_quarantined: int = 0
     # Not complaints (spam, marketing, thanks...), kept for staff to sort.
     triaged: int = 0
+    # Captured, not normalized yet: a runner of ``intake run`` holds them.
+    waiting: int = 0
 
-    def add(self, result: MailResult) -> None:
-        if result.outcome is MailOutcome.COMPLAINT:
-            self.new += result.created
-            self.repeated += not result.created
-        elif result.outcome in (MailOutcome.AUTO_REPLY, MailOutcome.BOUNCE):
+    def count(self, captured: Captured, outcome: str | None) -> None:
+        """What a capture became (``Finished.outcome``); new only from a new capture."""
+        fresh = captured.created
+        if outcome is None:
+            self.waiting += 1
+        elif outcome in ("complaint", "repeat"):
+            # "repeat": the complaint was recorded before (another export, before captures).
+            self.new += fresh and outcome == "complaint"
+            self.repeated += not (fresh and outcome == "complaint")
+        elif outcome in ("event", "bounce"):
             # A bounce of an acknowledgement is an automatic message too (kept as evidence).
-            self.auto_replies_new += result.created
-            self.auto_replies_repeated += not result.created
-        elif result.outcome is MailOutcome.TRIAGED:
+            self.auto_replies_new += fresh
+            self.auto_replies_repeated += not fresh
+        elif outcome == "triaged":
             self.triaged += 1
-        else:
+        elif outcome == QUARANTINED:
             self.rejected += 1
+            self.already_quarantined += not fresh
 
     @property
     def total(self) -> int:
@@ -186,6 +201,7 @@ class ImportSummary:
             + self.auto_replies_repeated
             + self.triaged
             + self.rejected
+            + self.waiting
         )
 
     def line(self) -> str:
@@ -194,6 +210,7 @@ class ImportSummary:
             f"auto-replies {self.auto_replies_new} new, {self.auto_replies_repeated} repeated; "
             f"not complaints (to sort) {self.triaged}; "
             f"rejected {self.rejected} ({self.already_quarantined} already in quarantine)"
+            + (f"; waiting for a runner {self.waiting}" if self.waiting else "")
         )
 
 
@@ -209,23 +226,56 @@ def import_backlog(
     summary: ImportSummary,
     advance: Callable[[int], object] = lambda _n: None,
 ) -> ImportSummary:
-    """Ingest every message of ``backlog`` into ``summary``; our failures raise (re-run is safe)."""
+    """Capture every message of ``backlog``, normalize, count into ``summary``; failures raise.
+
+    Groups of mails are captured in one commit each (``staged.mail_capture``,
+    the key every e-mail edge uses), then the runner is drained in process
+    (``staged.settle_mail_captures``): when this returns, each mail is a
+    complaint, an event or a quarantine item. A re-run is safe.
+    """
     source = str(backlog.path.resolve())
+    group: list[MailboxItem] = []
+    size = 0
     for item in backlog.items:
         if already_quarantined(services, item.raw):
             summary.rejected += 1
             summary.already_quarantined += 1
-        else:
-            arrival = MailArrival(
-                raw=item.raw,
-                received_at=item.received_at,
-                source_ids={
+            advance(1)
+            continue
+        group.append(item)
+        size += len(item.raw)
+        if len(group) >= GROUP_MAILS or size >= GROUP_BYTES:
+            _import_group(services, source, backlog.kind, group, summary)
+            advance(len(group))
+            group, size = [], 0
+    if group:
+        _import_group(services, source, backlog.kind, group, summary)
+        advance(len(group))
+    return summary
+
+
+def _import_group(
+    services: Services, source: str, kind: str, group: list[MailboxItem], summary: ImportSummary
+) -> None:
+    committed = services.store.captures.capture_many(
+        [
+            mail_capture(
+                item.raw,
+                item.received_at,
+                {
                     "import_path": source,
-                    "import_format": backlog.kind,
+                    "import_format": kind,
                     "import_key": item.key,
                     "received_from": item.received_from,
                 },
             )
-            summary.add(ingest_mail(services, arrival))
-        advance(1)
-    return summary
+            for item in group
+        ]
+    )
+    captured: list[Captured] = []
+    for answer in committed:
+        if isinstance(answer, Exception):
+            raise answer  # what was committed stays so: a re-run finds it
+        captured.append(answer)
+    for item, outcome in zip(captured, settle_mail_captures(services, captured), strict=True):
+        summary.count(item, outcome)

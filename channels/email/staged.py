@@ -2,7 +2,8 @@
 
 SMTP DATA -> **capture_mail** (bytes + envelope + receipt time, one group
 commit; the reply carries the reference), or an IMAP fetch -> ``mail_capture``
-each -> ``captures.capture_many`` (``imap/sync.py``) ... a normalizer runner ->
+each -> ``captures.capture_many`` (``imap/capture.py``: the poller's sync and
+the backfill) ... a normalizer runner ->
 **normalize_mail_captures** (``read_mail``: parse, dedup key, auto-reply,
 bounce, triage; then one group commit of the batch's complaints, each with
 its capture's id and reference) -> what each capture became.
@@ -119,6 +120,24 @@ def drain_mail_captures(services: Services) -> RunnerStats:
     while runner.run_once():
         pass
     return runner.stats
+
+
+def settle_mail_captures(services: Services, captured: Sequence[Captured]) -> list[str | None]:
+    """What each of ``captured`` became, once every e-mail capture waiting is normalized now.
+
+    For a one-shot command that captured mail and returns with its outcomes
+    (``intake imap backfill``): the runner's ``Finished.outcome`` (complaint,
+    repeat, event, triaged, bounce, quarantined), or ``None`` for a capture
+    still waiting (another runner holds its claim, or the store asked for a
+    retry). A repeat the store answered with a complaint recorded before
+    captures existed has no capture row: it is that complaint's ``repeat``.
+    """
+    drain_mail_captures(services)
+    outcomes: list[str | None] = []
+    for item in captured:
+        state = services.store.captures.state_of(item.id)
+        outcomes.append("repeat" if state is None else state[1])
+    return outcomes
 
 
 def finished(captured: Captured, result: MailResult) -> Finished:

@@ -152,9 +152,9 @@ def test_mail_arriving_during_a_sync_is_taken_by_that_sync(
 ) -> None:
     # The server announces it in its answer to one of the sync's own commands;
     # IDLE will not announce it again, so the sync must not leave it behind.
-    import channels.email.imap.sync as sync_module
+    import channels.email.imap.capture as capture_module
 
-    capture = sync_module.mail_capture
+    capture = capture_module.mail_capture
     late: list[int] = []
 
     def capture_and_receive_more(*args: object, **kwargs: object) -> object:
@@ -164,7 +164,7 @@ def test_mail_arriving_during_a_sync_is_taken_by_that_sync(
         return capture(*args, **kwargs)  # type: ignore[arg-type]
 
     dovecot.append(account, complaint_mail(1), ARRIVED)
-    monkeypatch.setattr(sync_module, "mail_capture", capture_and_receive_more)
+    monkeypatch.setattr(capture_module, "mail_capture", capture_and_receive_more)
 
     tally = poll_and_normalize(services)
 

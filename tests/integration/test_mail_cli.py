@@ -19,7 +19,14 @@ from sqlalchemy import Select, select
 from config.settings import Settings
 from gateway.store import Store, open_store
 from gateway.store.db import reading
-from gateway.store.tables import ComplaintRow, EventRow, EvidenceRow, OutboxRow, QuarantineRow
+from gateway.store.tables import (
+    ComplaintRow,
+    EventRow,
+    EvidenceRow,
+    IntakeRow,
+    OutboxRow,
+    QuarantineRow,
+)
 from normalizer.contract import ComplaintMessage, IntakeEvent
 from tests.peers.complaints import count_rows
 from tests.peers.processes import INTAKE, intake_env
@@ -235,6 +242,42 @@ def test_the_same_mail_in_two_exports_is_one_complaint(
     run(settings, "import", "maildir", str(maildir))
     process = run(settings, "import", "mbox", str(mbox_file))
     assert "complaints 0 new, 3 repeated" in process.stdout
+
+
+def test_import_of_mail_recorded_before_captures_existed_creates_nothing_new(
+    settings: Settings, maildir: Path
+) -> None:
+    # Recorded the old way (``ingest_mail``: the complaint's dedup key, no capture).
+    from channels.email.intake import MailArrival, ingest_mail
+    from gateway.lib.services import build_services
+
+    services = build_services(settings)
+    try:
+        for name in BACKLOG:
+            ingest_mail(services, MailArrival((MAIL / name).read_bytes(), datetime.now(UTC)))
+    finally:
+        services.close()
+    before = table_counts(settings)
+
+    process = run(settings, "import", "maildir", str(maildir))
+
+    assert process.code == 0, process.stderr
+    assert "complaints 0 new, 3 repeated" in process.stdout
+    after = table_counts(settings)
+    assert (after["complaints"], after["outbox"]) == (before["complaints"], before["outbox"])
+
+
+def test_import_captures_each_mail_at_its_received_time(settings: Settings, maildir: Path) -> None:
+    run(settings, "import", "maildir", str(maildir))
+    store = with_store(settings)
+    try:
+        with reading(store.engine) as session:
+            captures = session.scalars(select(IntakeRow)).all()
+            complaints = {row.id: row.received_at for row in session.scalars(select(ComplaintRow))}
+    finally:
+        store.close()
+    assert {row.outcome for row in captures} == {"complaint", "event", "quarantined"}
+    assert {row.id: row.received_at for row in captures if row.id in complaints} == complaints
 
 
 def test_import_of_a_folder_that_is_not_a_maildir_exits_65(

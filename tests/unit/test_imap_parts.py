@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,8 +13,8 @@ from channels.email.imap.mailbox import FETCH_BYTES, _chunks_by_size
 from channels.email.imap.outcomes import Tally
 from channels.email.imap.poller import Backoff
 from channels.email.imap.waiting import _is_bye, _is_news
-from channels.email.intake import MailOutcome, MailResult
 from config.settings import load_settings
+from gateway.store.captures import Captured
 
 
 def python(code: str) -> str:
@@ -74,12 +75,30 @@ def test_bye_ends_the_session() -> None:
     assert not _is_bye((1, b"EXISTS"))
 
 
-def test_tally_counts_repeats_among_complaints() -> None:
+def _capture(*, created: bool) -> Captured:
+    moment = datetime(2025, 3, 14, tzinfo=UTC)
+    return Captured("c", "email", "CP-AAAA-AAAA", moment, moment, moment, created=created)
+
+
+def test_tally_counts_complaints_recorded_before_among_complaints() -> None:
     tally = Tally()
-    tally.count(MailResult(MailOutcome.COMPLAINT, created=True))
-    tally.count(MailResult(MailOutcome.COMPLAINT, created=False))
-    tally.count(MailResult(MailOutcome.REJECTED, reason_code="malformed"))
-    assert (tally.complaints, tally.repeated, tally.quarantined, tally.total) == (2, 1, 1, 3)
+    new, again = _capture(created=True), _capture(created=False)
+    for captured in (new, new, again, new):
+        tally.count_capture(captured)
+    tally.count_outcome(new, "complaint")
+    tally.count_outcome(new, "repeat")  # a complaint recorded before captures existed
+    tally.count_outcome(again, "complaint")  # the poller's capture, normalized or not
+    tally.count_outcome(new, "quarantined")
+    assert (tally.captured, tally.repeated, tally.total) == (4, 1, 4)
+    assert (tally.complaints, tally.known, tally.quarantined) == (3, 2, 1)
+    assert "3 complaint(s) (2 already recorded)" in tally.describe()
+
+
+def test_tally_of_a_backfill_tells_what_still_waits_for_a_runner() -> None:
+    tally = Tally()
+    tally.count_outcome(_capture(created=False), None)
+    assert tally.pending == 1
+    assert tally.describe().endswith("1 still waiting for a runner")
 
 
 def test_tally_of_a_sync_describes_captures() -> None:

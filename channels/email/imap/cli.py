@@ -84,7 +84,10 @@ def poll(once: bool, publish: bool) -> None:
 )
 @click.option("--folder", help="Folder to read (default INTAKE_IMAP_FOLDER), e.g. Processed.")
 def backfill(since: datetime, before: datetime | None, folder: str | None) -> None:
-    """Ingest again the messages received in a date range; moves nothing, safe to repeat."""
+    """Capture again the messages received in a date range, then normalize them.
+
+    Moves and flags nothing; safe to repeat: a mail captured or recorded before is found.
+    """
     from tqdm import tqdm
 
     from channels.email.imap.backfill import backfill as run_backfill

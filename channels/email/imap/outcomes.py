@@ -1,126 +1,87 @@
-"""One fetched IMAP message -> ``ingest_mail`` (a backfill), and ``Tally``.
+"""``Tally``: what a sync or a backfill did with the mail it fetched, for logs and the shell.
 
-IMAP folder (read-only) -> fetch -> **here** -> store commit (by
-``channels.email.intake``). ``Tally`` counts what a sync (captures) or a
-backfill (complaints, events, quarantine) did, for logs and the command line.
+IMAP folder -> fetch -> ``capture.capture_fetched`` -> **Tally.count_capture**
+(a sync stops there: the runners make the complaints) ... a backfill drains
+the runner in process (``staged.settle_mail_captures``) -> **Tally.count_outcome**
+for what each capture became.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
-from channels.email.imap.mailbox import FetchedMessage
-from channels.email.intake import MailArrival, MailOutcome, MailResult, ingest_mail
-from gateway.lib.logs import complaint_context
-from gateway.lib.services import Services
+from gateway.store.captures import QUARANTINED, Captured
 from normalizer.errors import OurFailure
-
-log = logging.getLogger("intake.imap")
 
 # Our own failures: the whole batch stops, nothing more is acknowledged.
 OUR_FAILURES: tuple[type[Exception], ...] = (OurFailure,)
 
+# What a runner made of a capture (``Finished.outcome``) -> the ``Tally`` field counting it.
+_OUTCOME_FIELDS = {
+    "complaint": "complaints",
+    "repeat": "complaints",
+    "event": "auto_replies",
+    "triaged": "triaged",
+    "bounce": "bounces",
+    QUARANTINED: "quarantined",
+}
+
 
 @dataclass
 class Tally:
-    # Captured by a sync (the runner makes them complaints); ``repeated``: captured before.
+    # Every mail captured (the runner makes them complaints); ``repeated``: captured before.
     captured: int = 0
-    complaints: int = 0
     repeated: int = 0
+    # Failed on a bug of ours: left where they were, retried later.
+    failed: int = 0
+    # What a backfill's captures became once normalized.
+    complaints: int = 0
+    # Complaints recorded before this run: an earlier capture's, or found by the
+    # complaint's own dedup key (a complaint recorded before captures existed).
+    known: int = 0
     auto_replies: int = 0
     quarantined: int = 0
     # Not complaints (spam, marketing, thanks...), kept for staff to sort.
     triaged: int = 0
     # Bounces of our acknowledgements (kept as evidence, the next method tried).
     bounces: int = 0
-    # Failed on a bug of ours: left where they were, retried later.
-    failed: int = 0
+    # Still waiting for a runner (another runner holds it, or the store asked for a retry).
+    pending: int = 0
 
-    def count(self, result: MailResult) -> None:
-        if result.outcome is MailOutcome.COMPLAINT:
-            self.complaints += 1
-            self.repeated += 0 if result.created else 1
-        elif result.outcome is MailOutcome.AUTO_REPLY:
-            self.auto_replies += 1
-        elif result.outcome is MailOutcome.TRIAGED:
-            self.triaged += 1
-        elif result.outcome is MailOutcome.BOUNCE:
-            self.bounces += 1
-        else:
-            self.quarantined += 1
+    def count_capture(self, captured: Captured | None) -> None:
+        """One fetched mail's capture; ``None``: it failed on a bug of ours."""
+        if captured is None:
+            self.failed += 1
+            return
+        self.captured += 1
+        self.repeated += 0 if captured.created else 1
+
+    def count_outcome(self, captured: Captured, outcome: str | None) -> None:
+        """What ``captured`` became (``Finished.outcome``); ``None``: not normalized yet."""
+        if outcome is None:
+            self.pending += 1
+            return
+        name = _OUTCOME_FIELDS[outcome]
+        setattr(self, name, getattr(self, name) + 1)
+        # A complaint is new only when this run's new capture made it.
+        if name == "complaints" and not (captured.created and outcome == "complaint"):
+            self.known += 1
 
     @property
     def total(self) -> int:
-        return (
-            self.captured
-            + self.complaints
-            + self.auto_replies
-            + self.triaged
-            + self.bounces
-            + self.quarantined
-            + self.failed
-        )
+        """Mails fetched: captured, or failed."""
+        return self.captured + self.failed
 
     def describe_captures(self) -> str:
         """What a sync did: it captures, the runner makes the complaints."""
         return f"{self.captured} captured ({self.repeated} already captured), {self.failed} failed"
 
     def describe(self) -> str:
+        """What a backfill did: its captures, then what they are once normalized."""
+        waiting = f", {self.pending} still waiting for a runner" if self.pending else ""
         return (
-            f"{self.complaints} complaint(s) ({self.repeated} already recorded), "
+            f"{self.describe_captures()}; "
+            f"{self.complaints} complaint(s) ({self.known} already recorded), "
             f"{self.auto_replies} auto-reply(ies), {self.bounces} acknowledgement bounce(s), "
-            f"{self.quarantined} quarantined, "
-            f"{self.failed} failed"
+            f"{self.triaged} not complaint(s) to sort, {self.quarantined} quarantined{waiting}"
         )
-
-
-def ingest_fetched(
-    services: Services, folder: str, uidvalidity: int, message: FetchedMessage
-) -> MailResult | None:
-    """Commit one message; ``None`` when a bug of ours failed on it (logged).
-
-    Store and normalizer failures (``OUR_FAILURES``) propagate: they would
-    fail every other message too, so the caller stops and retries later.
-    Anything else is particular to this message: it must not block the rest.
-    """
-    arrival = MailArrival(
-        raw=message.raw,
-        received_at=message.internal_date,
-        source_ids={
-            "imap_uidvalidity": uidvalidity,
-            "imap_uid": message.uid,
-            "imap_folder": folder,
-        },
-    )
-    try:
-        result = ingest_mail(services, arrival)
-    except OUR_FAILURES:
-        raise
-    except Exception:
-        log.exception(
-            "UID %s in %s could not be processed; it is left in place", message.uid, folder
-        )
-        return None
-    log_result(message.uid, result)
-    return result
-
-
-def log_result(uid: int, result: MailResult) -> None:
-    """One line per mail of a sync or backfill, with the complaint id when there is one."""
-    if result.outcome is MailOutcome.COMPLAINT and result.complaint_id:
-        with complaint_context(result.complaint_id):
-            log.info(
-                "UID %s: %s complaint %s",
-                uid,
-                "new" if result.created else "already recorded",
-                result.reference,
-            )
-    elif result.outcome is MailOutcome.REJECTED:
-        log.warning("UID %s quarantined: %s", uid, result.reason_code)
-    elif result.outcome is MailOutcome.TRIAGED:
-        log.info("UID %s: not a complaint, kept for staff to sort", uid)
-    elif result.outcome is MailOutcome.BOUNCE:
-        log.info("UID %s: bounce of the acknowledgement of %s", uid, result.reference)
-    else:
-        log.info("UID %s: auto-reply, stored as an event", uid)

@@ -1,7 +1,7 @@
 """One connection's work on the inbox: find messages, capture them, then move them.
 
 IMAP inbox -> connection -> **InboxSync** (search -> fetch ``BODY.PEEK[]`` +
-INTERNALDATE in batches -> ``captures.capture_many``: the raw bytes, the
+INTERNALDATE in batches -> ``capture.capture_fetched``: the raw bytes, the
 INTERNALDATE and the UIDs in one group commit, nothing parsed -> MOVE the
 batch to the processed folder -> checkpoint) ... a normalizer runner
 (``channels.email.staged.normalize_mail_captures``) makes the complaints, or
@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
 
 from imapclient import IMAPClient
 
+from channels.email.imap.capture import by_size, capture_fetched
 from channels.email.imap.checkpoint import start_checkpoint
 from channels.email.imap.connection import ImapConfigError, mailbox_name
-from channels.email.imap.mailbox import FETCH_BYTES, FetchedMessage, Mailbox
-from channels.email.imap.outcomes import OUR_FAILURES, Tally
-from channels.email.staged import mail_capture
+from channels.email.imap.mailbox import Mailbox
+from channels.email.imap.outcomes import Tally
 from gateway.lib.services import Services
-from gateway.store.captures import Captured
 
 log = logging.getLogger("intake.imap")
 
@@ -89,68 +87,19 @@ class InboxSync:
     def _batch(self, uids: Sequence[int], tally: Tally) -> None:
         done: list[int] = []
         try:
-            for group in _by_size(self.mailbox.fetch(uids)):
-                outcomes, stop = self._capture(group)
+            for group in by_size(self.mailbox.fetch(uids)):
+                outcomes, stop = capture_fetched(self.services, self.mailbox, group)
                 for uid, captured in outcomes:
+                    tally.count_capture(captured)
                     if captured is None:
-                        tally.failed += 1
                         self.failed.add(uid)
-                        continue
-                    tally.captured += 1
-                    tally.repeated += 0 if captured.created else 1
-                    done.append(uid)
+                    else:
+                        done.append(uid)
                 if stop is not None:
                     raise stop
         finally:
             # Also when the store failed half-way: what it committed is acknowledged.
             self._acknowledge(done)
-
-    def _capture(
-        self, messages: Sequence[FetchedMessage]
-    ) -> tuple[list[tuple[int, Captured | None]], Exception | None]:
-        """Capture the messages in one group commit; nothing is parsed here.
-
-        Outcomes in UID order, ``None`` for a mail whose capture failed on
-        something particular to it (left in place). Our own failure
-        (``OUR_FAILURES``: the store down) ends the list at that mail and is
-        returned: nothing from it on may be acknowledged, though captures
-        after it may be committed already (the next pass finds them by their
-        dedup key, the bytes' hash, and answers the same reference).
-        """
-        committed = self.services.store.captures.capture_many(
-            [
-                mail_capture(message.raw, message.internal_date, self._ids(message))
-                for message in messages
-            ]
-        )
-        outcomes: list[tuple[int, Captured | None]] = []
-        for message, outcome in zip(messages, committed, strict=True):
-            if isinstance(outcome, OUR_FAILURES):
-                return outcomes, outcome
-            if isinstance(outcome, Exception):
-                log.error(
-                    "UID %s in %s could not be captured; it is left in place",
-                    message.uid,
-                    self.name.folder,
-                    exc_info=outcome,
-                )
-                outcomes.append((message.uid, None))
-                continue
-            log.info(
-                "UID %s: %s %s",
-                message.uid,
-                "captured as" if outcome.created else "already captured as",
-                outcome.reference,
-            )
-            outcomes.append((message.uid, outcome))
-        return outcomes, None
-
-    def _ids(self, message: FetchedMessage) -> dict[str, Any]:
-        return {
-            "imap_uidvalidity": self.mailbox.uidvalidity,
-            "imap_uid": message.uid,
-            "imap_folder": self.name.folder,
-        }
 
     def _acknowledge(self, moved: list[int]) -> None:
         self.mailbox.move(moved, self.processed)
@@ -164,17 +113,3 @@ class InboxSync:
 def _batches(uids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(uids), size):
         yield uids[start : start + size]
-
-
-def _by_size(messages: Iterable[FetchedMessage]) -> Iterator[list[FetchedMessage]]:
-    """Messages in groups of at most ``FETCH_BYTES``: one group commit each, bounded memory."""
-    group: list[FetchedMessage] = []
-    total = 0
-    for message in messages:
-        if group and total + len(message.raw) > FETCH_BYTES:
-            yield group
-            group, total = [], 0
-        group.append(message)
-        total += len(message.raw)
-    if group:
-        yield group
