@@ -8,6 +8,7 @@ own thread (``normalize_captured``), as ``intake normalize-worker`` would.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -25,6 +26,9 @@ from tests.peers.runners import normalize_captured
 from tests.peers.webform import REFERENCE, fresh_form, valid_fields
 
 pytestmark = pytest.mark.integration
+
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+STATUS_STATE = re.compile(r'id="status-state"[^>]*data-state="([a-z_]+)"')
 
 
 @pytest.fixture
@@ -160,3 +164,32 @@ def test_a_post_that_no_longer_passes_the_checks_is_quarantined_linked_to_its_ca
     assert item.whole  # the whole post, not its head: it can be replayed
     assert item.source_ids["capture_id"] == captured.id
     assert replay(services, item).reference == reference  # the limit as it is here
+
+
+def look_up(client: TestClient, reference: str, contact: str) -> tuple[int, str]:
+    form = client.get("/fr/status/")
+    token = TOKEN.search(form.text)
+    assert token is not None
+    answer = client.post(
+        "/fr/status/",
+        data={"csrf_token": token.group(1), "reference": reference, "contact": contact},
+    )
+    return answer.status_code, answer.text
+
+
+def test_the_status_page_shows_a_post_not_recorded_yet_as_received_with_its_dates(
+    web: TestClient, services: Services
+) -> None:
+    reference, _captured = post(web, "Mon transfert n'est pas arrivé.")
+
+    status, page = look_up(web, reference, "+212 6 61 23 45 67")
+    wrong_status, _wrong = look_up(web, reference, "06 61 23 45 68")
+    normalize_captured(services)
+    later_status, later = look_up(web, reference, "0661234567")
+
+    assert status == 200, page[-800:]
+    assert STATUS_STATE.findall(page) == ["received"]
+    assert reference in page
+    assert 'id="status-ack-due"' in page and 'id="status-answer-due"' in page
+    assert wrong_status == 404
+    assert later_status == 200 and STATUS_STATE.findall(later) == ["received"]
