@@ -1,6 +1,6 @@
 """The pages of the public form, rendered from Jinja2 templates and the texts files.
 
-routes -> **pages** (form, form with errors, confirmation) -> HTML.
+routes -> **pages** (form, form with errors, confirmation, status) -> HTML.
 
 Templates (``templates/``) hold the structure only; every sentence comes
 from ``texts/<code>.json`` through the ``t`` variable, so the four language
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
 from markupsafe import Markup, escape
@@ -32,9 +33,21 @@ from channels.webform.i18n import (
 )
 from gateway.lib.bidi import bdi, bdi_runs
 from gateway.lib.bidi import install as install_bidi
-from normalizer.contract import ComplaintMessage
 
 ASSETS = "/assets/webform/"
+
+
+class Receipt(Protocol):
+    """What the confirmation page says: a capture (``Captured``) or a complaint has it."""
+
+    @property
+    def reference(self) -> str: ...
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def ack_due_at(self) -> datetime: ...
+    @property
+    def answer_due_at(self) -> datetime: ...
 
 
 @dataclass(frozen=True)
@@ -136,18 +149,20 @@ class Pages:
         }
         return self.env.get_template("form.html").render(context)
 
-    def confirmation(self, language: UiLanguage, message: ComplaintMessage) -> str:
+    def confirmation(self, language: UiLanguage, receipt: Receipt) -> str:
+        """The reference and the three dates the edge answered with (the capture's)."""
         words = texts(language.code)
         code = language.code
+        reference = receipt.reference
         context = {
             **self._common(language),
             "title": words["confirm_title"],
-            "reference": message.reference,
+            "reference": reference,
             # Read out one character at a time by screen readers: "C P, 7 K 4 M, ..."
-            "spoken_reference": ", ".join(" ".join(part) for part in message.reference.split("-")),
-            "received": format_date(message.received_at, code, self.zone, with_time=True),
-            "ack_due": format_date(message.ack_due_at, code, self.zone),
-            "answer_due": format_date(message.answer_due_at, code, self.zone),
+            "spoken_reference": ", ".join(" ".join(part) for part in reference.split("-")),
+            "received": format_date(receipt.received_at, code, self.zone, with_time=True),
+            "ack_due": format_date(receipt.ack_due_at, code, self.zone),
+            "answer_due": format_date(receipt.answer_due_at, code, self.zone),
             "home": language.path,
         }
         return self.env.get_template("confirmation.html").render(context)

@@ -1,32 +1,24 @@
 """A quarantined web form post, checked again and recorded, dated from its first receipt.
 
-``gateway.ops.quarantine.replay`` -> **here** -> the form's own checks
-(``form.validate`` with ``intake.form_limits``) -> ``intake.form_input`` ->
-``channels.handoff``. The honeypot is not checked again: the operator who
-replays a post has judged it human.
+``gateway.ops.quarantine.replay`` -> **here**. A post the edge had captured
+(its confirmation page shown) and the runner quarantined (``capture_id``)
+goes through the runner's step again (``staged.normalize_webform_captures``,
+``normalize_runner.replay_capture``): the capture's reference and receipt
+time. A post quarantined before the form was staged goes the old way: the
+form's own checks (``form.validate`` with ``intake.form_limits``) ->
+``intake.form_input`` -> ``channels.handoff``. The honeypot is not checked
+again: the operator who replays a post has judged it human.
 """
 
 from __future__ import annotations
 
-from email import policy
-from email.message import Message
-from email.parser import BytesParser
-
 from channels.handoff import hand_off
-from channels.webform.form import Submission, Upload, build_draft, validate
-from channels.webform.guard import FIELD
-from channels.webform.intake import form_input, form_limits
+from channels.webform.form import build_draft, validate
+from channels.webform.intake import form_input, form_limits, read_post
+from channels.webform.staged import CAPTURE_ID, normalize_webform_captures
+from gateway.lib.normalize_runner import replay_capture
 from gateway.lib.services import Services
 from gateway.store.quarantine import QuarantineItem, ReplayResult
-
-
-def _form_fields(content_type: str, body: bytes) -> list[Message]:
-    """The parts of a multipart/form-data body, parsed with the standard library."""
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    document = BytesParser(policy=policy.HTTP).parsebytes(head + body)
-    if not document.is_multipart():
-        return []
-    return [part for part in document.iter_parts() if isinstance(part, Message)]
 
 
 def replay_webform(services: Services, item: QuarantineItem) -> ReplayResult:
@@ -35,30 +27,21 @@ def replay_webform(services: Services, item: QuarantineItem) -> ReplayResult:
     A refused post kept as its head only never gets here: ``gateway.ops``
     refuses to reprocess any such item, whatever its channel.
     """
+    capture_id = item.source_ids.get(CAPTURE_ID)
+    if isinstance(capture_id, str) and services.store.captures.get(capture_id) is not None:
+        return replay_capture(services, capture_id, normalize_webform_captures)
     body = services.store.blobs.get(item.stored_at)
-    values: dict[str, str] = {}
-    uploads: list[Upload] = []
-    for part in _form_fields(item.content_type, body):
-        name = part.get_param("name", header="content-disposition")
-        filename = part.get_filename()
-        payload = part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
-        if filename:
-            uploads.append(Upload(name=filename, data=data, declared_type=part.get_content_type()))
-        elif isinstance(name, str) and name != "attachments":
-            values[name] = data.decode("utf-8", "replace")
-    sub = Submission.from_form(values, uploads)
-    checked = validate(sub, form_limits(services.settings))
+    post = read_post(body, item.content_type)
+    checked = validate(post.sub, form_limits(services.settings))
     if checked.errors:
         codes = ", ".join(f"{error.field}:{error.code}" for error in checked.errors)
         return ReplayResult(False, f"invalid_field: {codes}")
-    token = values.get(FIELD, "").split(".")
-    nonce = token[1] if len(token) == 3 else f"quarantine-{item.id}"
+    nonce = post.nonce or f"quarantine-{item.id}"
     source_ids = {**item.source_ids, "replayed_from": item.id}
     raw = form_input(
-        body, item.content_type, nonce, sub, received_at=item.created_at, source_ids=source_ids
+        body, item.content_type, nonce, post.sub, received_at=item.created_at, source_ids=source_ids
     )
-    result = hand_off(services, raw, build_draft(sub, checked, item.created_at))
+    result = hand_off(services, raw, build_draft(post.sub, checked, item.created_at))
     return ReplayResult(
         True,
         "complaint recorded" if result.created else "already recorded",

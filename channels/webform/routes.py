@@ -3,8 +3,10 @@
 browser --GET--> page with a CSRF token --POST--> **guards** (a free slot
 among ``INTAKE_WEBFORM_MAX_CONCURRENT_POSTS``, then from the body's head
 alone: CSRF, flood guard) -> the rest of the body to disk (size cap) ->
-honeypot -> validation -> complaint limit -> ``hand_off`` (evidence,
-complaint, outbox in one commit) -> confirmation page with the reference.
+honeypot -> validation -> complaint limit -> ``staged.capture_post`` (the
+raw body, its receipt time, reference and deadlines in one group commit) ->
+confirmation page with the reference ... a normalizer runner
+(``staged.normalize_webform_captures``) records the complaint under it.
 
 Past the per-address limits (many customers behind one carrier NAT), a
 post whose browser solved the proof of work of its token (``guard.work_done``)
@@ -25,7 +27,8 @@ the files to attach again, our own failures are a 503 page with
 body as received is the evidence; a refused submission is quarantined with
 its reason, as its head only (the store's ``head_only``). A reloaded or
 double-clicked POST carries the same token nonce and content, so it finds
-the complaint already recorded (same reference).
+the first capture (or the complaint already recorded): same reference.
+Nothing is normalized here: the page answers once the capture is durable.
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 
-from channels.handoff import hand_off
 from channels.webform.attachments import InspectionBudgetSpent, InspectionsBusy, megabytes
 from channels.webform.body import (
     PostBody,
@@ -51,11 +53,12 @@ from channels.webform.body import (
     parse_spooled,
     uploads_of,
 )
-from channels.webform.form import FieldError, Submission, build_draft, validate
+from channels.webform.form import FieldError, Submission, validate
 from channels.webform.guard import COOKIE, FIELD, POW_FIELD, FormGuard, work_done
 from channels.webform.i18n import BY_CODE, DEFAULT, HERE, LANGUAGES, UiLanguage
 from channels.webform.intake import form_input, form_limits
 from channels.webform.pages import Notice, Pages
+from channels.webform.staged import capture_post
 from channels.webform.status import StatusPages
 from config.settings import Settings
 from gateway.lib.http.auth import limited_client
@@ -373,10 +376,11 @@ class WebForm:
         return response
 
     async def _record(self, language: UiLanguage, request: Request, admitted: Admitted) -> Response:
-        """Honeypot, validation, complaint limit, then hand-off and confirmation.
+        """Honeypot, validation, complaint limit, then the capture and the confirmation.
 
-        Only a recorded complaint counts against the complaint limit: a
-        customer who makes typos is sent back to the form, not locked out.
+        Only a captured complaint counts against the complaint limit (a repeat
+        does not): a customer who makes typos is sent back to the form, not
+        locked out.
         """
         sub = admitted.sub
         if sub.honeypot:
@@ -402,20 +406,20 @@ class WebForm:
         if not await self._complaint_allowed(admitted):
             log.warning("web form complaint limit reached for a client")
             return await self._rate_limited(language, request, admitted)
-        received_at = datetime.now(UTC)
         raw = form_input(
             await run_in_threadpool(admitted.body.read_all),
             admitted.content_type,
             admitted.nonce,
             sub,
-            received_at=received_at,
+            received_at=datetime.now(UTC),
             source_ids={"ui_language": language.code, "client": admitted.client[:16]},
         )
-        draft = build_draft(sub, checked, received_at)
-        result = await run_in_threadpool(hand_off, self.services, raw, draft)
-        if result.created:
+        # Durable before the answer: the post, its receipt, its reference. A runner
+        # (``staged.normalize_webform_captures``) records the complaint under it.
+        captured = await run_in_threadpool(capture_post, self.services, raw, admitted.nonce)
+        if captured.created:
             await self._count_complaint(admitted)
-        response = HTMLResponse(self.pages.confirmation(language, result.message))
+        response = HTMLResponse(self.pages.confirmation(language, captured))
         self._cookies(response, admitted.nonce, language)
         return response
 
@@ -439,7 +443,7 @@ class WebForm:
         return False
 
     async def _count_complaint(self, admitted: Admitted) -> None:
-        """Count a recorded complaint; a failure here must not hide its reference."""
+        """Count a captured complaint; a failure here must not hide its reference."""
         try:
             limit = self.token_complaints if admitted.by_token else self.complaint_limit
             key = admitted.token_key if admitted.by_token else admitted.complainant

@@ -2,8 +2,13 @@
 
 browser --GET--> the lookup form (CSRF token) --POST reference + phone or
 e-mail--> **guards** (CSRF, hourly lookups per address) -> ``find_status``
-(the store's complaint, acknowledgement and case state) -> the state and
-deadlines, or "not found".
+(the store's complaint, acknowledgement and case state; or a web form post
+captured and not normalized yet) -> the state and deadlines, or "not found".
+
+A post the form has answered is captured before a runner makes it a
+complaint (``staged``): until then, or if the runner quarantined it, its
+reference is shown as received with the dates its confirmation page gave,
+the contact point checked against the captured post.
 
 What the page shows is the complaint's state (received, acknowledged, in
 progress, answer delayed, answered, closed) and its dates (received, the
@@ -23,7 +28,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,12 +38,15 @@ from fastapi.responses import HTMLResponse
 
 from channels.webform.guard import COOKIE, FIELD, FormGuard
 from channels.webform.i18n import UiLanguage
+from channels.webform.intake import read_post
 from channels.webform.pages import Pages
 from gateway.lib.http.auth import limited_client
 from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
 from gateway.store.acks import SENT
-from normalizer.contract import Customer
+from gateway.store.blobs import BlobChanged, BlobMissing
+from gateway.store.captures import DONE, Captured
+from normalizer.contract import Channel, ComplaintMessage, Customer
 from normalizer.customer import contact_points, email_point, phone_point
 
 log = logging.getLogger("intake.webform.status")
@@ -79,8 +87,11 @@ def clean_reference(typed: str) -> str | None:
 
 def contact_matches(customer: Customer, typed: str) -> bool:
     """Whether ``typed`` is the complaint's phone (any writing) or e-mail (any case)."""
+    return _points_match(contact_points(customer), typed)
+
+
+def _points_match(held: Sequence[str], typed: str) -> bool:
     wanted = {point for point in (phone_point(typed), email_point(typed)) if point}
-    held = contact_points(customer)
     # Every pair compared in full: the time taken does not tell which part matched.
     matched = False
     for point in held:
@@ -100,22 +111,32 @@ def find_status(
     contact = typed_contact.strip()[:MAX_FIELD]
     if reference is None or not contact:
         return None
-    store = services.store
-    message = store.complaints.get_by_reference(reference)
+    found = services.store.complaints.get_by_reference(reference) or _pending_post(
+        services, reference
+    )
     # An unknown reference still compares the typed contact (against a stand-in
     # customer), so the two misses do the same work.
-    customer = message.customer if message is not None else _STAND_IN
-    matched = contact_matches(customer, contact)
-    if message is None or not matched:
+    if isinstance(found, Captured):
+        held = _points_of_post(services, found)
+    else:
+        held = contact_points(found.customer if found is not None else _STAND_IN)
+    if found is None or not _points_match(held, contact):
         return None
+    if isinstance(found, Captured):
+        return _received(found)
+    return _complaint_status(services, found)
+
+
+def _complaint_status(services: Services, message: ComplaintMessage) -> PublicStatus:
+    store = services.store
     ack = store.acks.get(message.id)
-    case = store.cases.state(reference)
+    case = store.cases.state(message.reference)
     acknowledged_at = ack.sent_at if ack is not None and ack.status == SENT else None
     state = case.status if case is not None else "received"
     if state == "received" and acknowledged_at is not None:
         state = "acknowledged"
     return PublicStatus(
-        reference=reference,
+        reference=message.reference,
         state=state,
         received_at=message.received_at,
         ack_due_at=message.ack_due_at,
@@ -124,6 +145,48 @@ def find_status(
         extended_until=case.extended_until if case is not None else None,
         answered_at=case.answered_at if case is not None else None,
         closed_at=case.closed_at if case is not None else None,
+    )
+
+
+def _pending_post(services: Services, reference: str) -> Captured | ComplaintMessage | None:
+    """A web form post captured under ``reference`` and not a complaint yet (or quarantined).
+
+    A capture normalized since the first look is the complaint it became.
+    """
+    captures = services.store.captures
+    captured = captures.by_reference(reference)
+    if captured is None or captured.channel != Channel.WEBFORM.value:
+        return None
+    state = captures.state_of(captured.id)
+    if state is None:
+        return None
+    if state[0] == DONE:
+        return services.store.complaints.get_by_reference(reference)
+    return captured
+
+
+def _points_of_post(services: Services, captured: Captured) -> list[str]:
+    """The phone and e-mail typed in a captured post, as contact points (none if unreadable)."""
+    try:
+        post = read_post(services.store.captures.data_of(captured), captured.content_type)
+    except (BlobMissing, BlobChanged):  # erased with its quarantine item, or damaged
+        return []
+    typed = (phone_point(post.sub.get("phone")), email_point(post.sub.get("email")))
+    return [point for point in typed if point is not None]
+
+
+def _received(captured: Captured) -> PublicStatus:
+    """A captured post as its confirmation page told it: received, with its dates."""
+    return PublicStatus(
+        reference=captured.reference,
+        state="received",
+        received_at=captured.received_at,
+        ack_due_at=captured.ack_due_at,
+        acknowledged_at=None,
+        answer_due_at=captured.answer_due_at,
+        extended_until=None,
+        answered_at=None,
+        closed_at=None,
     )
 
 

@@ -3,7 +3,9 @@
 partner (case management) --HTTPS, key with ``status:write``--> **route**
 (body checked strictly) -> ``reports.record`` -> 201 (recorded), 200 (the
 same report again), 404 (unknown reference), 409 (a transition the
-complaint cannot take), 422 (a bad body, ``at`` in the future or before the
+complaint cannot take; ``not_recorded_yet`` with ``Retry-After: 1`` for a
+reference captured and not yet recorded by a runner, ``quarantined`` for
+one the runner could not record), 422 (a bad body, ``at`` in the future or before the
 complaint was received). The body is the ``data`` of a
 ``ma.cashplus.complaint.status.v1`` message, without ``reference``.
 """
@@ -17,7 +19,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gateway.cases.reports import record
+from gateway.cases.reports import NOT_RECORDED_YET, record
 from gateway.lib.http.auth import require_scope
 from gateway.lib.http.errors import ApiError
 from gateway.lib.services import Services
@@ -101,7 +103,11 @@ def build_router(services: Services) -> APIRouter:
                 record, services, canonical, body, source="api", actor=client.name
             )
         except StatusRefused as exc:
-            raise ApiError(exc.http_status, exc.code, str(exc), field=exc.field) from None
+            # Captured, not a complaint yet: a runner records it within moments.
+            retry = {"Retry-After": "1"} if exc.code == NOT_RECORDED_YET else None
+            raise ApiError(
+                exc.http_status, exc.code, str(exc), field=exc.field, headers=retry
+            ) from None
         response.status_code = 201 if outcome.created else 200
         return _recorded(outcome.state)
 

@@ -174,6 +174,55 @@ def test_an_unknown_reference_is_404_and_a_key_without_the_scope_403(api) -> Non
     assert without_scope.status_code == 403
 
 
+def captured_only(client: TestClient, auth: dict[str, str]) -> str:
+    """A complaint the API accepted (201, captured) that no runner has recorded yet."""
+    answer = client.post(
+        "/v1/complaints",
+        headers=auth | {"Idempotency-Key": str(uuid.uuid4())},
+        json={"body": "Ma carte est bloquée", "customer": {"email": "amina@example.ma"}},
+    )
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["reference"])
+
+
+def test_a_report_for_a_reference_not_recorded_yet_is_409_retry_after_then_recorded(
+    api,
+) -> None:
+    client, crm, cases = api
+    reference = captured_only(client, crm)
+    body = {"status": "in_progress", "at": iso(datetime.now(UTC))}
+
+    early = client.post(f"/v1/complaints/{reference}/status", headers=cases, json=body)
+    normalize_captured(client.app.state.services)
+    later = client.post(f"/v1/complaints/{reference}/status", headers=cases, json=body)
+
+    assert early.status_code == 409, early.text
+    assert early.json()["error"]["code"] == "not_recorded_yet"
+    assert early.headers["Retry-After"] == "1"
+    assert later.status_code == 201, later.text
+
+
+def test_a_report_for_a_quarantined_capture_is_409_quarantined(
+    api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import channels.api.staged
+
+    client, crm, cases = api
+    reference = captured_only(client, crm)
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a normalizer bug")
+
+    monkeypatch.setattr(channels.api.staged, "read_submission", broken)
+    normalize_captured(client.app.state.services)
+    body = {"status": "in_progress", "at": iso(datetime.now(UTC))}
+    answer = client.post(f"/v1/complaints/{reference}/status", headers=cases, json=body)
+
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"]["code"] == "quarantined"
+    assert "Retry-After" not in answer.headers
+
+
 def test_an_extension_queues_a_notice_with_the_new_deadline(api, services: Services) -> None:
     client, crm, cases = api
     accepted = submit(client, crm)

@@ -43,8 +43,15 @@ def submit_form(
 
 
 def complaint(gateway: HostileGateway, reference: str) -> dict:
-    with gateway.api() as client:
-        answer = client.get(f"/v1/complaints/{reference}")
+    """The complaint under ``reference``, once the runner has recorded what the edge captured."""
+
+    def recorded() -> httpx.Response | None:
+        with gateway.api() as client:
+            answer = client.get(f"/v1/complaints/{reference}")
+        pending = answer.status_code == 200 and answer.json()["state"] == "captured"
+        return None if pending else answer
+
+    answer = wait_until(recorded, f"complaint {reference} to be recorded")
     assert answer.status_code == 200, answer.text
     return answer.json()["complaint"]
 

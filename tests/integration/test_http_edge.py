@@ -38,7 +38,7 @@ from gateway.store.db import reading
 from gateway.store.tables import ComplaintRow, QuarantineRow
 from tests.peers import hostile, scans
 from tests.peers.hostile import FilePart
-from tests.peers.processes import IntakeProcesses
+from tests.peers.processes import IntakeProcesses, wait_until
 from tests.peers.webform import REFERENCE, WebService, fresh_form, start_web, valid_fields
 
 BIG = 30 * 1024 * 1024  # declared, never sent whole
@@ -123,6 +123,8 @@ def form_head(token: str, file_size: int = 150_000, **fields: str) -> tuple[byte
 
 
 def complaints(store: Store) -> int:
+    """The complaints recorded, once the runner has made every captured post one."""
+    wait_until(lambda: not store.captures.backlog(), "the captured posts to be normalized")
     with reading(store.engine) as session:
         return len(list(session.scalars(select(ComplaintRow.id))))
 

@@ -25,7 +25,7 @@ from config.settings import Settings, load_settings
 from gateway.store import Store, open_store
 from gateway.store.db import reading
 from gateway.store.tables import ComplaintRow, QuarantineRow
-from tests.peers.processes import IntakeProcesses
+from tests.peers.processes import IntakeProcesses, wait_until
 from tests.peers.services import drop_postgres_database
 from tests.peers.webform import REFERENCE, WebService, fresh_form, start_web, valid_fields
 
@@ -56,6 +56,8 @@ def quarantined(store: Store) -> list[str]:
 
 
 def complaints(store: Store) -> int:
+    """The complaints recorded, once the runner has made every captured post one."""
+    wait_until(lambda: not store.captures.backlog(), "the captured posts to be normalized")
     with reading(store.engine) as session:
         return len(list(session.scalars(select(ComplaintRow.id))))
 

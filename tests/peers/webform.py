@@ -1,9 +1,11 @@
 """The web form as tests reach it: a real ``intake web`` process and helpers around it.
 
 ``start_web`` runs the HTTP server as an operator would (a subprocess with
-``INTAKE_*`` settings); ``queued_complaints`` publishes the outbox with
-``intake relay --once`` and reads what reached ``complaints.inbound``, the way
-a downstream consumer sees it.
+``INTAKE_*`` settings), with an ``intake normalize-worker`` beside it (the
+form captures, the runner records the complaint: ``settle_web`` waits for
+it); ``queued_complaints`` publishes the outbox with ``intake relay --once``
+and reads what reached ``complaints.inbound``, the way a downstream consumer
+sees it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,16 @@ from typing import Any
 import httpx
 
 from config.settings import Settings
+from gateway.store import open_store
 from router.consumer import consume_messages
-from tests.peers.processes import IntakeProcess, IntakeProcesses, env_for, free_port, wait_for_port
+from tests.peers.processes import (
+    IntakeProcess,
+    IntakeProcesses,
+    env_for,
+    free_port,
+    wait_for_port,
+    wait_until,
+)
 
 REFERENCE = re.compile(r"CP-[2-9A-HJKMNP-Z]{4}-[2-9A-HJKMNP-Z]{4}")
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -30,18 +40,36 @@ class WebService:
     env: dict[str, str]
 
 
-def start_web(processes: IntakeProcesses, settings: Settings, **extra: object) -> WebService:
+def start_web(
+    processes: IntakeProcesses, settings: Settings, *, runner: bool = True, **extra: object
+) -> WebService:
+    """``intake web``, and an ``intake normalize-worker`` unless ``runner`` is False.
+
+    Without a runner the form's posts stay captured (not complaints yet).
+    """
     port = free_port()
     env = env_for(settings, http_port=port, **extra)
     process = processes.start("web", env=env)
+    if runner:
+        processes.start("normalize-worker", env=env)
     wait_for_port(port, process)
     return WebService(process=process, url=f"http://127.0.0.1:{port}", env=env)
+
+
+def settle_web(settings: Settings) -> None:
+    """Wait until the runner has made every captured post a complaint (or quarantined it)."""
+    store = open_store(settings, migrate_schema=False)
+    try:
+        wait_until(lambda: not store.captures.backlog(), "the captured posts to be normalized")
+    finally:
+        store.close()
 
 
 def queued_complaints(
     processes: IntakeProcesses, web: WebService, settings: Settings, count: int
 ) -> list[dict[str, Any]]:
-    """Publish the outbox once, then read ``count`` complaints from the inbound queue."""
+    """Once the runner is done, publish the outbox once, then read ``count`` complaints."""
+    settle_web(settings)
     relay = processes.run("relay", "--once", env=web.env)
     assert relay.popen.returncode == 0, relay.describe()
     bodies: list[str] = []
