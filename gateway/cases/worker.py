@@ -9,7 +9,9 @@ Each delivery is acknowledged to the broker only once its outcome is
 durable: recorded (or a repeat, which changes nothing: the same complaint,
 status and ``at``), or quarantined with its reason (not JSON, not a
 ``ma.cashplus.complaint.status.v1`` message, an unknown reference, a
-transition the complaint cannot take, ``at`` out of bounds). A quarantined
+transition the complaint cannot take, ``at`` out of bounds). A report for
+a reference an edge gave that no runner has recorded yet goes back to the
+queue and is tried again after a pause, as for our own failures. A quarantined
 report is never lost: ``intake quarantine show ID --raw`` gives its bytes,
 to publish again once its cause is fixed. Our failures (store unavailable) put
 the delivery back and the loop waits, longer each time. A message whose
@@ -30,7 +32,7 @@ from kombu.message import Message
 from pydantic import ValidationError
 
 from gateway.cases.notices import Notifier
-from gateway.cases.reports import record
+from gateway.cases.reports import NOT_RECORDED_YET, record
 from gateway.lib.queue_worker import QueueWorker
 from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
@@ -111,6 +113,11 @@ class CaseWorker(QueueWorker):
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
         try:
             outcome = judge(self.services, body)
+            if outcome.code == NOT_RECORDED_YET:
+                # Captured, a runner makes it a complaint within seconds: try again then.
+                message.requeue()
+                self.back_off(stop)
+                return
             if not outcome.done:
                 self._quarantine(body, outcome)
         except StoreUnavailable:

@@ -467,6 +467,29 @@ def test_a_report_the_complaint_cannot_take_is_quarantined_not_lost(
     assert json.loads(kept)["data"]["reference"] == "CP-PQMW-JFQS"
 
 
+def test_from_the_queue_a_report_for_a_reference_not_recorded_yet_waits_for_the_runner(
+    amqp_store_services: Services,
+) -> None:
+    services = amqp_store_services
+    crm = services.store.api_keys.create("crm")
+    client = TestClient(create_app(services))
+    reference = captured_only(client, {"Authorization": f"Bearer {crm}"})
+    at = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
+    event = status_event(reference, "in_progress", at)
+    publish_status(services.settings, event, "status.in_progress")
+    worker = CaseWorker(services, Notifier(services, senders={}))
+
+    # Tried before any runner recorded the complaint: put back, not quarantined.
+    run_until(worker, lambda: worker.failures >= 1)
+    assert worker.handled == 0
+    normalize_captured(services)
+    run_until(worker, lambda: worker.handled >= 1)
+
+    assert services.store.quarantine.entries(channel="status") == []
+    shown = client.get(f"/v1/complaints/{reference}", headers={"Authorization": f"Bearer {crm}"})
+    assert shown.json()["status"] == "in_progress"
+
+
 def test_from_the_queue_a_repeat_is_no_new_fact_and_closed_needs_no_answer(
     amqp_store_services: Services,
 ) -> None:
