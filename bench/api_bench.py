@@ -6,10 +6,14 @@ Both servers run as their own uvicorn process on this machine, in the same
 run: the bare one is a FastAPI app whose endpoint returns ``201`` with a body
 of the same shape and does nothing else; ours is ``intake web`` on an
 embedded store (SQLite WAL, synchronous=FULL, fsynced blobs) with ``intake
-normalize-worker`` beside it, as the Procfile runs them. The same httpx
-client (``--concurrency`` requests in flight, distinct bodies) posts to both.
-After the last ``201`` the run waits until every capture is a complaint and
-reports how long that took. Prints a Markdown block (``--json``: the figures).
+normalize-worker`` beside it, as the Procfile runs them. The same client
+posts to both, ``--concurrency`` requests in flight, distinct bodies: httpx
+(``--posts`` requests), or with ``--client wrk`` the C load generator
+(Debian's ``wrk``, a Lua script making each body and Idempotency-Key
+distinct) for ``--seconds``, so that the p99 is the server's and not a Python
+client's saturating first. After the last ``201`` the run waits until every
+capture is a complaint and reports how long that took. Prints a Markdown
+block (``--json``: the figures).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -80,6 +86,59 @@ def measure(base: str, key: str, posts: int, concurrency: int) -> tuple[float, f
     return posts / elapsed, quantiles[49] * 1000, quantiles[98] * 1000
 
 
+# Each request a new complaint: its own body and Idempotency-Key (one wrk thread).
+WRK_SCRIPT = """
+math.randomseed(os.time())
+local run = tostring(math.random(1, 1000000000))
+local count = 0
+function request()
+  count = count + 1
+  local id = run .. "-" .. count
+  local body = '{"body": "Reclamation ' .. id .. ': carte bloquee au guichet.", '
+    .. '"customer": {"name": "Bench", "phone": "0661234567"}}'
+  return wrk.format("POST", "/v1/complaints", {
+    ["Authorization"] = "Bearer KEY",
+    ["Content-Type"] = "application/json",
+    ["Idempotency-Key"] = id}, body)
+end
+"""
+
+
+def measure_wrk(base: str, key: str, seconds: int, concurrency: int) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, p99 ms) from wrk; exits if any answer was not a 2xx."""
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "posts.lua"
+        script.write_text(WRK_SCRIPT.replace("KEY", key), encoding="utf-8")
+        command = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s"]
+        output = subprocess.run(
+            [*command, str(script), base], capture_output=True, text=True, check=True
+        ).stdout
+    if "Non-2xx or 3xx responses" in output:
+        raise SystemExit(f"some answers were not 201:\n{output}")
+    rate = float(_found(r"Requests/sec:\s+([\d.]+)", output))
+    return rate, _wrk_ms(output, "50%"), _wrk_ms(output, "99%")
+
+
+def _found(pattern: str, output: str) -> str:
+    match = re.search(pattern, output)
+    if match is None:
+        raise SystemExit(f"wrk printed no {pattern!r}:\n{output}")
+    return match.group(1)
+
+
+def _wrk_ms(output: str, percentile: str) -> float:
+    match = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)\b", output)
+    if match is None:
+        raise SystemExit(f"wrk printed no {percentile} latency:\n{output}")
+    return float(match.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+
+
+def posts_in(database: Path) -> int:
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as connection:
+        (count,) = connection.execute("SELECT count(*) FROM intake").fetchone()
+    return int(count)
+
+
 def normalized_after(database: Path, expected: int, timeout: float = 300.0) -> float:
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
@@ -95,20 +154,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--posts", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--client", choices=("httpx", "wrk"), default="httpx")
+    parser.add_argument("--seconds", type=int, default=10, help="how long wrk posts")
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.bare_server:
         run_bare_server(args.bare_server)
         return
+    if args.client == "wrk" and shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+
+    def load(base: str, key: str) -> tuple[float, float, float]:
+        if args.client == "wrk":
+            return measure_wrk(base, key, args.seconds, args.concurrency)
+        return measure(base, key, args.posts, args.concurrency)
 
     port = free_port()
     bare = subprocess.Popen([sys.executable, __file__, "--bare-server", str(port)])
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(base, bare, "/docs")
-        print(f"bare FastAPI: {args.posts} POSTs…", file=sys.stderr)
-        bare_figures = measure(base, "none", args.posts, args.concurrency)
+        print(f"bare FastAPI ({args.client})…", file=sys.stderr)
+        bare_figures = load(base, "none")
     finally:
         bare.terminate()
         bare.wait(30)
@@ -132,22 +200,24 @@ def main() -> None:
         try:
             base = f"http://127.0.0.1:{port}"
             wait_for(base, web, "/healthz")
-            print(f"intake web: {args.posts} POSTs…", file=sys.stderr)
-            ours = measure(base, key, args.posts, args.concurrency)
-            settle = normalized_after(Path(folder) / "intake.db", args.posts)
+            print(f"intake web ({args.client})…", file=sys.stderr)
+            ours = load(base, key)
+            posted = posts_in(Path(folder) / "intake.db")
+            settle = normalized_after(Path(folder) / "intake.db", posted)
         finally:
             for process in (web, runner):
                 process.terminate()
                 process.wait(30)
     names = ("rate", "p50_ms", "p99_ms")
-    figures: dict[str, object] = {"posts": args.posts, "concurrency": args.concurrency}
+    figures: dict[str, object] = {"posts": posted, "concurrency": args.concurrency}
     figures |= {f"bare_{name}": value for name, value in zip(names, bare_figures, strict=True)}
     figures |= {f"intake_{name}": value for name, value in zip(names, ours, strict=True)}
     figures["normalized_after_last_201_s"] = settle
     if args.json:
         print(json.dumps(figures))
         return
-    label = f"{args.posts} POSTs, concurrency {args.concurrency}"
+    client = f"wrk {args.seconds} s" if args.client == "wrk" else f"httpx, {posted} POSTs"
+    label = f"{client}, concurrency {args.concurrency}"
     print(
         f"| bare FastAPI endpoint answering 201 ({label}) | {bare_figures[0]:,.0f} req/s, "
         f"p50 {bare_figures[1]:.1f} ms, p99 {bare_figures[2]:.1f} ms |\n"

@@ -31,6 +31,7 @@ IDLE = (
 
 
 # A sample is of the serving when it is in the event loop or in an ingest thread.
+GIL: list[str] = []
 SERVING = ("BaseEventLoop.run_forever", "_worker (concurrent/futures/thread.py")
 
 
@@ -66,13 +67,18 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1500)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument(
+        "--gil", action="store_true", help="sample only the thread holding the GIL (CPU, not I/O)"
+    )
     args = parser.parse_args()
+    if args.gil:
+        GIL.append("--gil")
     spy = str(Path(sys.executable).with_name("py-spy"))
     with tempfile.TemporaryDirectory() as folder:
         port = smtp_bench.free_port()
         raw = Path(folder) / "smtp.raw"
         env = smtp_bench.receiver_env(folder, port, args.clients, args.messages)
-        command = [spy, "record", "-r", "200", "-f", "raw", "-o", str(raw), "--threads", "--"]
+        command = [spy, "record", "-r", "200", "-f", "raw", "-o", str(raw), "--threads", *GIL, "--"]
         process = subprocess.Popen([*command, smtp_bench.INTAKE, "smtp", "serve"], env=env)
         smtp_bench.wait_for(port, process)
         rate, p50, p99 = smtp_bench.measure(port, args.messages, args.clients)

@@ -24,6 +24,7 @@ from gateway.lib.commands import (
     ExitCode,
     drain_outbox,
     failed,
+    freeze_heap,
     old_name,
     open_services,
     parse_since,
@@ -150,10 +151,12 @@ def normalize_worker(once: bool) -> None:
     """Normalize captured inputs into complaints (a runner; several may run)."""
     from gateway.lib.normalize_runner import NormalizeRunner
     from gateway.runner import capture_normalizers
+    from normalizer.language import warm_up_in_background
 
     with open_services() as services:
         # Background work: on a shared host the edges' answers come first.
         os.nice(services.settings.normalize_nice)
+        warm_up_in_background(then=freeze_heap)
         runner = NormalizeRunner(services, capture_normalizers())
         if not once:
             run_until_signal(runner.run)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gateway.components import COMPONENTS
+from gateway.lib.commands import freeze_heap
 from gateway.lib.component import CaptureNormalizer, Worker
 from gateway.lib.services import Services
 from router.relay import build_relay
@@ -117,7 +118,7 @@ def run_all(services: Services, listener: socket.socket) -> None:
     """
     from normalizer.language import warm_up_in_background
 
-    warm_up_in_background()
+    warm_up_in_background(then=freeze_heap)
     stop = threading.Event()
     threads = [
         _thread("relay", lambda: run_relay(services, stop)),
@@ -148,7 +149,7 @@ def serve_web(services: Services, listener: socket.socket) -> None:
     """The HTTP server alone on ``listener``, until SIGINT or SIGTERM (exit 0 on either)."""
     from normalizer.language import warm_up_in_background
 
-    warm_up_in_background()
+    warm_up_in_background(then=freeze_heap)
     _stop_on_signals(threading.Event())
     web_server(services).run(sockets=[listener])
 

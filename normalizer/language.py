@@ -8,6 +8,7 @@ detector in ``normalizer.langid`` decides from the text.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from normalizer.contract import Language, SecondaryLanguage
 
@@ -16,17 +17,23 @@ from normalizer.contract import Language, SecondaryLanguage
 SPOKEN_TAGS: dict[str, str] = {"ary": "ary-Arab"}
 
 
-def warm_up_in_background() -> threading.Thread:
+def warm_up_in_background(then: Callable[[], None] | None = None) -> threading.Thread:
     """Load the detector's word lists and models beside a long-running process's start.
 
-    For the services that tag complaints as they come (web, SMTP, IMAP):
-    the statistical models take most of a second to load, which would
-    otherwise fall on the first complaint that needs them. The load runs
-    in native code that leaves the interpreter free.
+    For the services that tag complaints as they come (web, IMAP, the
+    runners): the statistical models take most of a second to load, which
+    would otherwise fall on the first complaint that needs them. The load
+    runs in native code that leaves the interpreter free. ``then`` runs in
+    the same thread once they are loaded (``gateway.lib.commands.freeze_heap``).
     """
     from normalizer.langid.detector import warm_up
 
-    thread = threading.Thread(target=warm_up, name="langid-warm-up", daemon=True)
+    def load() -> None:
+        warm_up()
+        if then is not None:
+            then()
+
+    thread = threading.Thread(target=load, name="langid-warm-up", daemon=True)
     thread.start()
     return thread
 

@@ -25,6 +25,7 @@ from gateway.lib.commands import (
     CommandError,
     ExitCode,
     failed,
+    freeze_heap,
     open_services,
     run_until_signal,
 )
@@ -42,15 +43,16 @@ def smtp_serve() -> None:
     """Receive mail on INTAKE_SMTP_HOST:INTAKE_SMTP_PORT until SIGINT or SIGTERM."""
     from channels.email.smtp import SmtpServer, run_server
     from channels.email.smtp_policy import SmtpConfigError
-    from normalizer.language import warm_up_in_background
 
     with open_services() as services:
         settings = services.settings
-        warm_up_in_background()
         try:
             server = SmtpServer(services)
         except SmtpConfigError as exc:
             raise CommandError(f"configuration error: {exc}", ExitCode.CONFIG) from None
+        # The edge parses nothing (no language model to load): what it holds from
+        # its start is left out of the collector's passes from here on.
+        freeze_heap()
         try:
             run_until_signal(lambda stop: run_server(server, stop))
         except OSError as exc:

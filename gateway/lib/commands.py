@@ -11,6 +11,7 @@ publishes what a one-shot intake committed with ``publishing()``.
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -150,6 +151,19 @@ def _require_current_schema(settings: Settings) -> None:
         raise CommandError(
             f"store not ready for a read-only run: {state.describe()}", ExitCode.CONFIG
         )
+
+
+def freeze_heap() -> None:
+    """What a long-running process holds from its start, left out of later garbage collections.
+
+    Modules, settings, the language models and word lists: millions of
+    objects that live as long as the process. A full collection walked them
+    all and stopped every thread for 110-240 ms under load (the p99 of an
+    HTTP edge). Collected once here, then frozen (``gc.freeze``); what a
+    request or a batch allocates later is collected as before.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def run_until_signal(loop: Callable[[threading.Event], None]) -> None:

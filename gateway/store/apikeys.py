@@ -164,6 +164,17 @@ class ApiKeys:
         changed = self._update_active(name, key_hash=hash_key(key), prefix=_prefix(key))
         return key if changed else None
 
+    def recently_accepted(self, key: str) -> ApiClient | None:
+        """The client of ``key`` if this process accepted it within ``CACHE_SECONDS``.
+
+        Never blocks (no database): an HTTP handler asks here first, on its
+        event loop, and goes to a thread for ``authenticate`` only on a miss.
+        """
+        digest = hash_key(key)
+        with self._lock:
+            known = self._known.get(digest)
+        return known[0] if known is not None and known[1] > self._clock() else None
+
     def authenticate(self, key: str) -> ApiClient | None:
         digest = hash_key(key)
         now = self._clock()

@@ -19,6 +19,7 @@ from gateway.lib.commands import (
     CommandError,
     ExitCode,
     failed,
+    freeze_heap,
     open_services,
     publishing,
     run_until_signal,
@@ -51,7 +52,7 @@ def poll(once: bool, publish: bool) -> None:
         if not once:
             from normalizer.language import warm_up_in_background
 
-            warm_up_in_background()
+            warm_up_in_background(then=freeze_heap)
             run_until_signal(lambda stop: run_poller(services, stop))
             return
         with publishing(services, publish):
