@@ -30,9 +30,13 @@ IDLE = (
 )
 
 
-# A sample is of the serving when it is in the event loop or in an ingest thread.
+# A sample is of the serving when it is in the event loop, a worker thread or the writer.
 GIL: list[str] = []
-SERVING = ("BaseEventLoop.run_forever", "_worker (concurrent/futures/thread.py")
+SERVING = (
+    "BaseEventLoop.run_forever",
+    "_worker (concurrent/futures/thread.py",
+    "CaptureQueue._write",
+)
 
 
 def busy_top(raw: Path, limit: int) -> str:

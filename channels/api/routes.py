@@ -33,6 +33,7 @@ from channels.api.intake import (
     submission_input,
 )
 from channels.api.staged import capture_submission
+from gateway.lib.capture_queue import CaptureQueue
 from gateway.lib.http.auth import missing_scope, require_client, require_scope
 from gateway.lib.http.errors import ApiError
 from gateway.lib.http.links import link_for
@@ -133,6 +134,8 @@ def build_router(services: Services) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["complaints"])
     settings = services.settings
     max_backdate = timedelta(days=settings.max_backdate_days)
+    # Captures committed a batch at a time by one writer thread (no thread per request).
+    writer = CaptureQueue(services.store.captures)
 
     @router.post(
         "/complaints",
@@ -187,7 +190,7 @@ def build_router(services: Services) -> APIRouter:
         )
         # Durable before the answer: the body, its receipt, its reference. A runner
         # (``staged.normalize_api_captures``) records the complaint under that reference.
-        captured = await run_in_threadpool(capture_submission, services, raw_input, now)
+        captured = await capture_submission(writer, raw_input, now)
         if not captured.created and _reuses(captured, raw_input):
             raise _reused(captured, raw_input, call_sid)
         response.status_code = 201 if captured.created else 200

@@ -24,6 +24,7 @@ from typing import Any
 
 from channels.api.intake import call_draft, linked_call, read_submission, submission_input
 from channels.handoff import hand_off_many
+from gateway.lib.capture_queue import CaptureQueue
 from gateway.lib.http.errors import ApiError
 from gateway.lib.services import Services
 from gateway.store import IdempotencyConflict
@@ -39,19 +40,24 @@ CAPTURE_ID = "capture_id"
 SUBMITTED_AT = "submitted_at"
 
 
-def capture_submission(services: Services, raw_input: RawInput, submitted_at: datetime) -> Captured:
-    """The body durable as received, under the complaint's dedup key; its reference."""
-    captured = services.store.captures.capture(
-        Capture(
-            channel=Channel.API.value,
-            data=raw_input.data,
-            content_type=raw_input.content_type,
-            received_at=raw_input.received_at,
-            dedup_key=raw_input.dedup_key,
-            source_ids={**raw_input.source_ids, SUBMITTED_AT: submitted_at.isoformat()},
-            request_hash=raw_input.request_hash,
-        )
+def submission_capture(raw_input: RawInput, submitted_at: datetime) -> Capture:
+    """What the edge makes durable of a body: as received, under the complaint's dedup key."""
+    return Capture(
+        channel=Channel.API.value,
+        data=raw_input.data,
+        content_type=raw_input.content_type,
+        received_at=raw_input.received_at,
+        dedup_key=raw_input.dedup_key,
+        source_ids={**raw_input.source_ids, SUBMITTED_AT: submitted_at.isoformat()},
+        request_hash=raw_input.request_hash,
     )
+
+
+async def capture_submission(
+    writer: CaptureQueue, raw_input: RawInput, submitted_at: datetime
+) -> Captured:
+    """The body durable as received (the writer's commit); its reference."""
+    captured = await writer.capture(submission_capture(raw_input, submitted_at))
     if captured.created:
         log.info(
             "captured complaint %s via api (client %s)",

@@ -50,11 +50,10 @@ def smtp_serve() -> None:
             server = SmtpServer(services)
         except SmtpConfigError as exc:
             raise CommandError(f"configuration error: {exc}", ExitCode.CONFIG) from None
-        # The edge parses nothing (no language model to load): what it holds from
-        # its start is left out of the collector's passes from here on.
-        freeze_heap()
         try:
-            run_until_signal(lambda stop: run_server(server, stop))
+            # The edge parses nothing (no language model to load); once it listens,
+            # what it holds from its start is left out of the collector's passes.
+            run_until_signal(lambda stop: run_server(server, stop, ready=freeze_heap))
         except OSError as exc:
             raise CommandError(
                 f"cannot listen on {settings.smtp_host}:{settings.smtp_port}: "

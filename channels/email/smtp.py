@@ -1,24 +1,26 @@
 """SMTP receiver: the e-mail channel's protocol edge for a relaying mail server or a direct MX.
 
-Flow: sending MTA --SMTP--> **channels.email.smtp** --> ``channels.email.staged.capture_mail``
-(the bytes fsynced + an ``intake`` row, one group commit) --> ``250 Queued as <reference>``;
+Flow: sending MTA --SMTP--> **channels.email.smtp** --> ``channels.email.staged.mail_capture``
+-> ``gateway.lib.capture_queue`` (one writer thread: the ``intake`` rows of
+whatever is queued, one group commit) --> ``250 Queued as <reference>``;
 a normalizer runner reads the mail afterwards (``staged.normalize_mail_captures``).
 
 The edge is thin: it refuses what it can refuse early (a client outside the
 allowed networks ``554`` in place of the greeting, connection N+1 overall or
 from one address ``421``, unknown recipients ``550``, a declared or actual
 size over ``email_max_bytes`` ``552``, a sender or client over its hourly
-message budget ``450 4.7.1``), then captures the message in a worker thread
-and answers ``250`` only after that call returned, that is after the durable
-commit. It parses nothing: a malformed mail, one over the header or part
-limits, an auto-reply are found by the runner (quarantine with the reason,
-an event), after the sender was told ``250``.
+message budget ``450 4.7.1``: SQL, in a worker thread), then queues the
+message's capture and answers ``250`` only once the writer's commit holding
+it returned, that is after it is durable. It parses nothing: a malformed
+mail, one over the header or part limits, an auto-reply are found by the
+runner (quarantine with the reason, an event), after the sender was told
+``250``.
 
 A session costs little while it lasts (S9, S10): it is closed after
 ``smtp_idle_timeout`` seconds of silence, after ``smtp_max_commands``
 commands or ``smtp_max_noops`` NOOP-like ones (``421``), and its DATA goes
-to a ``DataSpool`` (a file past a small threshold), read back whole only by
-the ingest thread. Our own failures
+to a ``DataSpool`` (a file past a small threshold, read back in a worker
+thread). Our own failures
 (store down, anything unexpected) answer ``451`` with no
 internal detail, so the sender keeps the message and retries; the capture's
 dedup key (the bytes' hash) makes the retry harmless. Every reply this
@@ -48,7 +50,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from channels.email.smtp_limits import MessageBudgets
 from channels.email.smtp_policy import SmtpConfigError, SmtpPolicy, tls_context
 from channels.email.spool import DataSpool, spool_folder, sweep
-from channels.email.staged import capture_mail
+from channels.email.staged import mail_capture
+from gateway.lib.capture_queue import CaptureQueue
 from gateway.lib.services import Services
 
 log = logging.getLogger("intake.smtp")
@@ -118,6 +121,8 @@ class IntakeHandler:
         self.policy = policy
         self.executor = executor
         self.budgets = MessageBudgets(services)
+        # Captures are committed by one writer thread, a batch at a time.
+        self.captures = CaptureQueue(services.store.captures)
         self.in_flight = 0
         # Parsing holds a message several times over in memory (the stdlib parser's
         # copies): messages wait on disk until their bytes fit in this budget (one
@@ -174,8 +179,17 @@ class IntakeHandler:
         try:
             await self._take_room(size)
             try:
-                future = self.executor.submit(self._ingest, session, envelope, spool, received_at)
-                return await asyncio.wrap_future(future)
+                if self.budgets.active or spool.path is not None:  # SQL, or a file to read
+                    admit = self._admit
+                    future = self.executor.submit(admit, session, envelope, spool, received_at)
+                    admitted = await asyncio.wrap_future(future)
+                else:
+                    admitted = _read(spool)
+                if isinstance(admitted, str):  # refused: the reply says why
+                    return admitted
+                capture = mail_capture(admitted, received_at, source_ids(session, envelope))
+                captured = await self.captures.capture(capture)
+                return QUEUED.format(reference=captured.reference)
             finally:
                 await self._give_room(size)
         except Exception as error:
@@ -198,25 +212,32 @@ class IntakeHandler:
             self.bytes_in_flight -= size
             self._room.notify_all()
 
-    def _ingest(
+    def _admit(
         self, session: Session, envelope: Envelope, spool: DataSpool, received_at: datetime
-    ) -> str:
-        """In an ingest thread: the budgets, then the message captured as received."""
+    ) -> bytes | str:
+        """In a worker thread: the hourly budgets, then the bytes; or the refusal's reply."""
         try:
             peer = _peer_host(session.peer)
             over = self.budgets.over(peer, _sender(envelope))
             if over is not None:
                 self.budgets.refuse(over, spool, source_ids(session, envelope), received_at)
                 return RATE_LIMITED.format(which=over.which)
-            raw = spool.read()
-        finally:
-            spool.close()  # the file goes; ``raw`` is the one copy left
-        captured = capture_mail(self.services, raw, received_at, source_ids(session, envelope))
-        return QUEUED.format(reference=captured.reference)
+        except BaseException:
+            spool.close()
+            raise
+        return _read(spool)
 
     async def handle_exception(self, error: Exception) -> str:
         # Called by aiosmtpd for anything a hook raised; never "500 <exception text>".
         return reply_for_error(error)
+
+
+def _read(spool: DataSpool) -> bytes:
+    """The message's bytes; the spool (and its file, if any) goes: they are the one copy left."""
+    try:
+        return spool.read()
+    finally:
+        spool.close()
 
 
 def _sender(envelope: Envelope) -> str:
@@ -518,6 +539,8 @@ class SmtpServer:
         # A commit still running past the grace finishes before the process exits
         # (pool threads are joined at exit); its sender retries and dedup finds it.
         self.executor.shutdown(wait=False)
+        # What the writer holds is committed before the process goes (as for a pool thread).
+        await asyncio.get_running_loop().run_in_executor(None, self.handler.captures.close)
         log.info("SMTP receiver stopped")
 
 
@@ -526,16 +549,25 @@ def serve_smtp(services: Services, stop: threading.Event) -> None:
     run_server(SmtpServer(services), stop)
 
 
-def run_server(server: SmtpServer, stop: threading.Event) -> None:
-    """Run an already configured server in this thread until ``stop`` is set."""
+def run_server(
+    server: SmtpServer, stop: threading.Event, ready: Callable[[], None] | None = None
+) -> None:
+    """Run an already configured server in this thread until ``stop`` is set.
+
+    ``ready`` is called once the server listens (``freeze_heap``, for one).
+    """
     if server.settings.log_level != "DEBUG":
         # aiosmtpd logs every command line at INFO; keep its warnings only.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
-    asyncio.run(_serve(server, stop))
+    asyncio.run(_serve(server, stop, ready))
 
 
-async def _serve(server: SmtpServer, stop: threading.Event) -> None:
+async def _serve(
+    server: SmtpServer, stop: threading.Event, ready: Callable[[], None] | None
+) -> None:
     await server.start()
+    if ready is not None:
+        ready()
     try:
         while not stop.is_set():
             await asyncio.sleep(STOP_POLL_SECONDS)

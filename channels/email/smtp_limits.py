@@ -62,6 +62,11 @@ class MessageBudgets:
         self._senders = services.store.rate_limiter(self.per_sender) if self.per_sender else None
         self._clients = services.store.rate_limiter(self.per_client) if self.per_client else None
 
+    @property
+    def active(self) -> bool:
+        """Whether a message is counted at all (both budgets may be turned off)."""
+        return self._clients is not None or self._senders is not None
+
     def key(self, kind: str, value: str) -> str:
         return hmac.new(self._secret, f"smtp-{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 

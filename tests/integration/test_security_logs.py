@@ -242,7 +242,7 @@ def test_an_unexpected_error_page_says_nothing_of_the_internals(settings: Settin
         raise RuntimeError(f"boom at /srv/intake/{SECRETS['session_secret']}")
 
     # The edge's one write: the capture of the body.
-    services.store.captures.capture = explode  # type: ignore[method-assign,assignment]
+    services.store.captures.capture_many = explode  # type: ignore[method-assign,assignment]
     try:
         with TestClient(create_app(services), raise_server_exceptions=False) as client:
             answer = client.post(

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-import channels.email.smtp as smtp_channel
 from channels.email.smtp import SmtpServer, run_server
 from config.settings import Settings
 from gateway.lib.services import Services, build_services
@@ -346,7 +345,7 @@ def test_store_unavailable_answers_451_and_records_nothing(
     def broken(*_args: object) -> None:
         raise StoreUnavailable("OperationalError: disk I/O error in /srv/intake/secret.db")
 
-    monkeypatch.setattr(smtp.services.store.captures, "capture", broken)
+    monkeypatch.setattr(smtp.services.store.captures, "capture_many", broken)
     with smtp.client() as client:
         code, text = deliver(client, eml("fr_signature_quote.eml"))
     assert (code, text) == (451, "4.3.0 Temporary local problem, please try again later")
@@ -359,7 +358,7 @@ def test_the_retry_after_a_451_is_accepted_once(
     def broken(*_args: object) -> None:
         raise StoreUnavailable("OperationalError")
 
-    monkeypatch.setattr(smtp.services.store.captures, "capture", broken)
+    monkeypatch.setattr(smtp.services.store.captures, "capture_many", broken)
     with smtp.client() as client:
         first, _text = deliver(client, eml("fr_signature_quote.eml"))
     monkeypatch.undo()
@@ -376,7 +375,8 @@ def test_an_unexpected_error_answers_451_never_500_with_its_text(
     def crash(*_args: object) -> None:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(smtp_channel, "capture_mail", crash)
+    # In the capture's commit (the writer thread's), where an answer waits for it.
+    monkeypatch.setattr(smtp.services.store.captures, "capture_many", crash)
     with smtp.client() as client:
         code, text = deliver(client, eml("fr_signature_quote.eml"))
     assert code == 451
@@ -388,13 +388,14 @@ def test_a_slow_commit_does_not_stop_other_sessions(
     smtp: RunningSmtp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = threading.Event()
-    real_capture = smtp_channel.capture_mail
+    captures = smtp.services.store.captures
+    real_capture = captures.capture_many
 
     def slow(*args: object) -> object:
         release.wait(20)
         return real_capture(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(smtp_channel, "capture_mail", slow)
+    monkeypatch.setattr(captures, "capture_many", slow)
     replies: list[tuple[int, str]] = []
 
     def send() -> None:

@@ -199,6 +199,16 @@ def test_serve_on_a_busy_port_exits_69_with_one_line(
 
 def accepted_from(pid: int, port: int) -> set[int]:
     """Client ports of the connections process ``pid`` holds, accepted on ``port`` (Linux)."""
+    return {client for client in _held_on(pid, port) if client}
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a socket listening on ``port`` (Linux)."""
+    return 0 in _held_on(pid, port)
+
+
+def _held_on(pid: int, port: int) -> set[int]:
+    """Remote ports of ``pid``'s sockets on local ``port`` (0: the listening one)."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
@@ -212,7 +222,7 @@ def accepted_from(pid: int, port: int) -> set[int]:
         fields = line.split()
         local, remote, inode = fields[1], fields[2], fields[9]
         client_port = int(remote.split(":")[1], 16)
-        if inode in inodes and int(local.split(":")[1], 16) == port and client_port:
+        if inode in inodes and int(local.split(":")[1], 16) == port:
             peers.add(client_port)
     return peers
 
@@ -235,6 +245,8 @@ def test_several_receivers_share_one_port_and_one_store(
     receivers = [intake_processes.start("smtp", "serve", env=env) for _ in range(2)]
     for process in receivers:
         wait_for_port(port, process)
+    # The port answers once the first one listens: wait for the second one too.
+    wait_until(lambda: all(listens(process.pid, port) for process in receivers), "both listening")
     clients = [smtplib.SMTP("127.0.0.1", port, timeout=30) for _ in range(30)]
     try:
         ours = {client.sock.getsockname()[1] for client in clients if client.sock is not None}
