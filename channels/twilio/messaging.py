@@ -20,10 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fastapi.concurrency import run_in_threadpool
+
 from channels.handoff import is_triaged
 from channels.twilio import twiml
 from channels.twilio.line import PhoneLine, keep_refused, record_held, refresh, reject
 from channels.twilio.signature import FORM_TYPE, TwilioRequest, parse_form
+from gateway.lib.capture_queue import CaptureQueue
 from gateway.lib.services import Services
 from gateway.store.captures import QUARANTINED, Capture, Captured, Finished
 from gateway.store.media import NewMedia
@@ -64,14 +67,23 @@ def announced_media(request: TwilioRequest, complaint_key: str, message_sid: str
     return items
 
 
-def receive_message(line: PhoneLine, request: TwilioRequest) -> str:
-    """Capture the message; returns the reply to send back (its reference, its language)."""
-    checked = _checked(line, request)
+async def receive_message(line: PhoneLine, request: TwilioRequest, writer: CaptureQueue) -> str:
+    """Capture the message; returns the reply to send back (its reference, its language).
+
+    On the event loop but for the store: the checks and the reply's language
+    are CPU only, the capture is the writer's batch commit (``writer``); the
+    rare message refused or kept apart, and the photos' download rows, go to
+    a worker thread.
+    """
+    checked = _usual(request) or await run_in_threadpool(_checked, line, request)
     if checked is None:
         return line.table.reply_texts("und").sms_empty
     channel, key, media = checked
-    line.media.add(media)  # rows for the downloads first: a retry finds them
-    captured = line.services.store.captures.capture(
+    if media:
+        await run_in_threadpool(
+            line.media.add, media
+        )  # the download rows first: a retry finds them
+    captured = await writer.capture(
         Capture(
             channel=channel.value,
             data=request.body,
@@ -86,6 +98,14 @@ def receive_message(line: PhoneLine, request: TwilioRequest) -> str:
         return ""
     texts = line.table.reply_texts(detect_text_language(body).tag if body else "und")
     return texts.sms_reply.format(reference=captured.reference)
+
+
+def _usual(request: TwilioRequest) -> tuple[Channel, str, list[NewMedia]] | None:
+    """What ``_checked`` gives for a message it takes without writing anything; else None."""
+    if not (request.get("MessageSid") or request.get("SmsSid")) or not request.get("From"):
+        return None
+    parts = _parts(request)
+    return parts if request.get("Body") or parts[2] else None
 
 
 def _answered(body: str, has_media: bool) -> bool:
@@ -118,14 +138,20 @@ def _checked(line: PhoneLine, request: TwilioRequest) -> tuple[Channel, str, lis
             "message webhook without MessageSid or From",
             ids={},
         )
-    key = f"twilio:message:{message_sid}"
-    media = announced_media(request, key, message_sid)
+    _channel, key, media = _parts(request)
     if not request.get("Body") and not media:
         keep_refused(
             line, channel.value, request, EMPTY, EMPTY_REASON, ids={"message_sid": message_sid}
         )
         return None
     return channel, key, media
+
+
+def _parts(request: TwilioRequest) -> tuple[Channel, str, list[NewMedia]]:
+    """The message's channel, dedup key and announced photos (it has a MessageSid and a From)."""
+    message_sid = str(request.get("MessageSid") or request.get("SmsSid"))
+    key = f"twilio:message:{message_sid}"
+    return channel_of(request.get("From")), key, announced_media(request, key, message_sid)
 
 
 def record_message(

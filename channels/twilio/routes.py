@@ -31,6 +31,7 @@ from channels.twilio.audio import PROMPT_PATH, SUFFIX, prompt_file
 from channels.twilio.line import PhoneLine
 from channels.twilio.signature import TwilioRequest, verified_twilio_request
 from channels.twilio.transcripts import build_transcript_router, twilio_transcription
+from gateway.lib.capture_queue import CaptureQueue
 from gateway.lib.http.errors import ApiError
 from gateway.lib.services import Services
 
@@ -48,13 +49,15 @@ _TWIML_RESPONSES: dict[int | str, dict[str, object]] = {
 
 def build_router(services: Services) -> APIRouter:
     line = PhoneLine.of(services)
+    # Messages' captures committed a batch at a time by one writer thread.
+    writer = CaptureQueue(services.store.captures)
     router = APIRouter(tags=["twilio"], responses=_TWIML_RESPONSES)
     _voice_routes(router, line)
     _callback_routes(router, line)
 
     @router.post(twiml.MESSAGING, response_class=Response)
     async def message(request: Verified) -> Response:
-        reply = await run_in_threadpool(messaging.receive_message, line, request)
+        reply = await messaging.receive_message(line, request, writer)
         return twiml.twiml(twiml.message_reply(reply))
 
     router.include_router(build_transcript_router(line))
