@@ -28,7 +28,7 @@ from gateway.store.chain import append as append_to_chain
 from gateway.store.customers import Link, Linkable
 from gateway.store.customers import record as record_contacts
 from gateway.store.customers import resolve as resolve_customers
-from gateway.store.tables import ComplaintRow, EvidenceRow, OutboxRow, TriageRow
+from gateway.store.tables import ComplaintRow, EvidenceRow, IntakeRow, OutboxRow, TriageRow
 from normalizer.assemble import assemble_message
 from normalizer.contract import (
     Attachment,
@@ -259,13 +259,24 @@ def kept_apart(connection: Connection, keys: Collection[str]) -> dict[str, Writt
 
 
 def _known_references(connection: Connection, references: Collection[str | None]) -> set[str]:
-    if not references:
+    """The references we issued: complaints', and captures' not normalized yet.
+
+    A capture's reference was told to the customer (250, 201, the SMS reply):
+    a follow-up quoting it while another runner is still recording it (or
+    before a replay does) links to it all the same.
+    """
+    wanted = [reference for reference in references if reference]
+    if not wanted:
         return set()
-    return set(
-        connection.scalars(
-            select(ComplaintRow.reference).where(ComplaintRow.reference.in_(list(references)))
-        )
+    found = set(
+        connection.scalars(select(ComplaintRow.reference).where(ComplaintRow.reference.in_(wanted)))
     )
+    rest = [reference for reference in wanted if reference not in found]
+    if rest:
+        found |= set(
+            connection.scalars(select(IntakeRow.reference).where(IntakeRow.reference.in_(rest)))
+        )
+    return found
 
 
 def _outcome(

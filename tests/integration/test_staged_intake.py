@@ -215,6 +215,30 @@ def test_a_follow_up_captured_after_its_complaint_is_linked_in_the_same_batch(
     assert message is not None and message.follow_up_of == first.reference
 
 
+def test_a_follow_up_of_a_complaint_another_runner_is_still_recording_is_linked(
+    services: Services,
+) -> None:
+    first = capture(services, 1)
+    follow = capture(services, 2, body=f"Suite à ma réclamation {first.reference}, rien.")
+    # Another runner holds the first one (not recorded yet); this one takes the follow-up.
+    claimed = services.store.captures.claim("other", limit=1, lease=60, channels=["email"])
+    assert [item.id for item in claimed] == [first.id]
+    assert runner(services).run_once() == 1
+    message = services.store.complaints.get_by_reference(follow.reference)
+    assert message is not None and message.follow_up_of == first.reference
+    assert services.store.complaints.get_by_reference(first.reference) is None
+
+
+def test_a_follow_up_of_a_reference_nobody_issued_keeps_its_text_without_a_link(
+    services: Services,
+) -> None:
+    follow = capture(services, 2, body="Suite à ma réclamation CP-PQMW-JFQS, rien.")
+    assert runner(services).run_once() == 1
+    message = services.store.complaints.get_by_reference(follow.reference)
+    assert message is not None and message.follow_up_of is None
+    assert "CP-PQMW-JFQS" in message.body
+
+
 def test_a_claim_left_by_a_dead_runner_expires_and_the_next_one_writes_each_once(
     settings: Settings,
 ) -> None:
