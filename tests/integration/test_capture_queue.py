@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import func, select
@@ -22,6 +25,14 @@ from gateway.store.db import reading
 from gateway.store.tables import IntakeRow
 
 pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in a thread of its own (the browser tests hold a loop in this one)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def item(number: int) -> Capture:
@@ -61,7 +72,7 @@ def test_many_captures_at_once_share_commits_and_each_gets_its_own(
         return [await first, *[await task for task in rest]]
 
     try:
-        captured = asyncio.run(main())
+        captured = run(main())
     finally:
         writer.close()
     assert len({c.reference for c in captured}) == 50 and all(c.created for c in captured)
@@ -77,7 +88,7 @@ def test_a_repeat_in_the_same_batch_answers_the_first_reference(services: Servic
         return list(await asyncio.gather(*(writer.capture(item(7)) for _ in range(5))))
 
     try:
-        captured = asyncio.run(main())
+        captured = run(main())
     finally:
         writer.close()
     assert len({c.reference for c in captured}) == 1
@@ -103,7 +114,7 @@ def test_a_failing_store_answers_each_caller_with_the_error(
         )
 
     try:
-        outcomes = asyncio.run(main())
+        outcomes = run(main())
     finally:
         writer.close()
     assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes)
@@ -118,8 +129,8 @@ def test_closing_commits_what_is_queued_and_a_later_capture_starts_it_again(
     async def one(number: int) -> Captured:
         return await writer.capture(item(number))
 
-    asyncio.run(one(1))
+    run(one(1))
     writer.close()
-    assert asyncio.run(one(2)).created
+    assert run(one(2)).created
     writer.close()
     assert rows(services) == 2
