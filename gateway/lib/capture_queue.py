@@ -79,6 +79,14 @@ class CaptureQueue:
                 self._thread.start()
 
     def _write(self) -> None:
+        try:
+            self._write_batches()
+        finally:  # however it ends, the next capture finds no writer and starts one
+            with self._lock:
+                if self._thread is threading.current_thread():
+                    self._thread = None
+
+    def _write_batches(self) -> None:
         while True:
             try:
                 first = self._queue.get(timeout=self.idle_seconds)
@@ -112,6 +120,8 @@ class CaptureQueue:
             )
         except Exception as exc:  # the whole batch failed (our store): each caller hears it
             outcomes = [exc] * len(batch)
+        if len(outcomes) != len(batch):  # a bug below: nobody may wait forever
+            outcomes = [RuntimeError("capture gave a wrong number of outcomes")] * len(batch)
         self.batches += 1
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Waiting, object]]] = {}
         for waiting, outcome in zip(batch, outcomes, strict=True):

@@ -134,3 +134,23 @@ def test_closing_commits_what_is_queued_and_a_later_capture_starts_it_again(
     assert run(one(2)).created
     writer.close()
     assert rows(services) == 2
+
+
+def test_a_batch_with_a_wrong_number_of_outcomes_fails_its_callers_and_the_next_works(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = CaptureQueue(services.store.captures)
+    real = services.store.captures.capture_many
+    monkeypatch.setattr(services.store.captures, "capture_many", lambda _items: [])
+
+    async def one(number: int) -> Captured:
+        return await writer.capture(item(number))
+
+    try:
+        with pytest.raises(RuntimeError, match="wrong number of outcomes"):
+            run(one(1))
+        monkeypatch.setattr(services.store.captures, "capture_many", real)
+        assert run(one(2)).created
+    finally:
+        writer.close()
+    assert rows(services) == 1
