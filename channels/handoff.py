@@ -12,11 +12,13 @@ new complaint.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from gateway.lib.logs import complaint_context
+from gateway.lib.normalize_runner import quarantine_capture
 from gateway.lib.services import Services
+from gateway.store.captures import Captured, Finished
 from gateway.store.intake import IntakeResult
 from normalizer.contract import ComplaintMessage
 from normalizer.draft import ComplaintDraft, RawInput
@@ -81,6 +83,48 @@ def hand_off_many(
         if isinstance(result, IntakeResult) and not is_triaged(result.message):
             _log_result(result)
     return results
+
+
+class CaptureRefused(Exception):
+    """A captured input its channel's step will not record: quarantined, replayable."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def hand_off_captures(
+    services: Services,
+    batch: Sequence[Captured],
+    read: Callable[[Services, Captured], tuple[RawInput, ComplaintDraft]],
+    finish: Callable[[Captured, RawInput, IntakeResult | Exception], Finished | Exception],
+) -> list[Finished | Exception]:
+    """A runner's step on ``hand_off_many``: each capture ``read``, the batch in one commit.
+
+    ``read`` gives the input and its draft (with the capture's id and
+    reference) or raises ``CaptureRefused`` (quarantined, linked to its
+    capture); anything else it raises is that capture's outcome (the runner
+    quarantines a bug, gives a store failure back). ``finish`` says what the
+    commit made of each capture.
+    """
+    outcomes: list[Finished | Exception | None] = []
+    ready: list[tuple[int, Captured, RawInput, ComplaintDraft]] = []
+    for captured in batch:
+        try:
+            raw, draft = read(services, captured)
+        except CaptureRefused as exc:
+            outcomes.append(quarantine_capture(services, captured, exc.code, exc.reason))
+            continue
+        except Exception as exc:  # this input's failure; the others go on
+            outcomes.append(exc)
+            continue
+        ready.append((len(outcomes), captured, raw, draft))
+        outcomes.append(None)
+    committed = hand_off_many(services, [(raw, draft) for _i, _c, raw, draft in ready])
+    for (index, captured, raw, _draft), result in zip(ready, committed, strict=True):
+        outcomes[index] = finish(captured, raw, result)
+    return [outcome for outcome in outcomes if outcome is not None]
 
 
 def _log_result(result: IntakeResult) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from channels.api.intake import call_draft, linked_call, read_submission, submission_input
-from channels.api.staged import CAPTURE_ID, normalize_api_captures
+from channels.api.staged import normalize_api_captures
 from channels.handoff import hand_off
 from gateway.lib.http.errors import ApiError
 from gateway.lib.normalize_runner import replay_capture
@@ -25,9 +25,9 @@ from gateway.store.quarantine import QuarantineItem, ReplayResult
 
 def replay_api(services: Services, item: QuarantineItem) -> ReplayResult:
     """A partner's JSON body validated again, under the same client and Idempotency-Key."""
-    capture_id = item.source_ids.get(CAPTURE_ID)
-    if isinstance(capture_id, str) and services.store.captures.get(capture_id) is not None:
-        return replay_capture(services, capture_id, normalize_api_captures)
+    replayed = replay_capture(services, item, normalize_api_captures)
+    if replayed is not None:
+        return replayed
     raw = services.store.blobs.get(item.stored_at)
     client = services.store.api_keys.by_name(str(item.source_ids.get("api_client") or ""))
     if client is None:

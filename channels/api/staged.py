@@ -23,19 +23,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from channels.api.intake import call_draft, linked_call, read_submission, submission_input
-from channels.handoff import hand_off_many
+from channels.handoff import CaptureRefused, hand_off_captures
 from gateway.lib.capture_queue import CaptureQueue
 from gateway.lib.http.errors import ApiError
+from gateway.lib.normalize_runner import quarantine_capture
 from gateway.lib.services import Services
 from gateway.store import IdempotencyConflict
-from gateway.store.captures import QUARANTINED, Capture, Captured, Finished
+from gateway.store.captures import Capture, Captured, Finished
 from gateway.store.intake import IntakeResult
 from normalizer.contract import Channel
 from normalizer.draft import ComplaintDraft, RawInput
 
 log = logging.getLogger("intake.channels")
 
-CAPTURE_ID = "capture_id"
+CALL_HAS_COMPLAINT = "call_has_complaint"
 # When the edge accepted the body: the scopes' "now" when the runner reads it again.
 SUBMITTED_AT = "submitted_at"
 
@@ -101,23 +102,19 @@ def normalize_api_captures(
     services: Services, batch: Sequence[Captured]
 ) -> list[Finished | Exception]:
     """The runner's step for the API: each body read again, the batch in one group commit."""
-    outcomes: list[Finished | Exception | None] = []
-    ready: list[tuple[int, Captured, RawInput, ComplaintDraft]] = []
-    for captured in batch:
+
+    def read(services: Services, captured: Captured) -> tuple[RawInput, ComplaintDraft]:
         try:
-            raw_input, draft = submission_of(services, captured)
-        except ApiError as exc:
-            outcomes.append(_quarantine(services, captured, exc.code, exc.message))
-            continue
-        except Exception as exc:  # this body's failure; the others go on
-            outcomes.append(exc)
-            continue
-        ready.append((len(outcomes), captured, raw_input, draft))
-        outcomes.append(None)
-    committed = hand_off_many(services, [(raw, draft) for _i, _c, raw, draft in ready])
-    for (index, captured, raw_input, _draft), result in zip(ready, committed, strict=True):
-        outcomes[index] = _finished(services, captured, raw_input, result)
-    return [outcome for outcome in outcomes if outcome is not None]
+            return submission_of(services, captured)
+        except ApiError as exc:  # refused in the API's terms: kept, replayable
+            raise CaptureRefused(exc.code, exc.message) from exc
+
+    def finish(
+        captured: Captured, raw_input: RawInput, result: IntakeResult | Exception
+    ) -> Finished | Exception:
+        return _finished(services, captured, raw_input, result)
+
+    return hand_off_captures(services, batch, read, finish)
 
 
 def _finished(
@@ -129,41 +126,24 @@ def _finished(
     call_sid = raw_input.source_ids.get("call_sid")
     if isinstance(result, IdempotencyConflict):  # the call's complaint came in meanwhile
         existing = result.existing.reference
-        return _quarantine(
-            services, captured, "call_has_complaint", f"the call already made complaint {existing}"
+        return quarantine_capture(
+            services, captured, CALL_HAS_COMPLAINT, f"the call already made complaint {existing}"
         )
     if isinstance(result, Exception):
         return result
     message = result.message
     if call_sid and not result.created and message.evidence.api_client is None:
         # The caller's own recorded message became the call's complaint first.
-        return _quarantine(
+        return quarantine_capture(
             services,
             captured,
-            "call_has_complaint",
+            CALL_HAS_COMPLAINT,
             f"the call already made complaint {message.reference}",
         )
     if call_sid:
         services.store.calls().link_typed(str(call_sid))
     first = message.id == captured.id
     return Finished(captured.id, "complaint" if first else "repeat", message.id)
-
-
-def _quarantine(services: Services, captured: Captured, code: str, reason: str) -> Finished:
-    """The body kept in quarantine with why, linked to its capture (replayed through here)."""
-    item_id = services.store.complaints.quarantine(
-        channel=Channel.API.value,
-        data=services.store.captures.data_of(captured),
-        content_type=captured.content_type,
-        reason_code=code,
-        reason=reason,
-        source_ids={
-            **captured.source_ids,
-            "received_at": captured.received_at.isoformat(),
-            CAPTURE_ID: captured.id,
-        },
-    )
-    return Finished(captured.id, QUARANTINED, item_id)
 
 
 def _moment(value: Any) -> datetime | None:

@@ -18,7 +18,7 @@ from channels.email.intake import (
     parse_arrival,
 )
 from channels.email.smtp_policy import vouches_for_peer
-from channels.email.staged import CAPTURE_ID, normalize_mail_captures
+from channels.email.staged import normalize_mail_captures
 from gateway.lib.normalize_runner import replay_capture
 from gateway.lib.services import Services
 from gateway.store.quarantine import QuarantineItem, ReplayResult
@@ -42,9 +42,9 @@ def replay_email(services: Services, item: QuarantineItem) -> ReplayResult:
         parse_arrival(services.settings, arrival)
     except EmailRejected as exc:
         return ReplayResult(False, f"{exc.code}: {exc.reason}")
-    capture_id = ids.get(CAPTURE_ID)
-    if isinstance(capture_id, str) and services.store.captures.get(capture_id) is not None:
-        return replay_capture(services, capture_id, normalize_mail_captures)
+    replayed = replay_capture(services, item, normalize_mail_captures)
+    if replayed is not None:
+        return replayed
     result = ingest_mail(services, arrival)
     if result.outcome is MailOutcome.AUTO_REPLY:
         return ReplayResult(True, "recorded as an auto-reply event")

@@ -32,13 +32,12 @@ from channels.email.intake import (
     read_mail,
 )
 from channels.email.smtp_policy import vouches_for_peer
-from gateway.lib.normalize_runner import NormalizeRunner, RunnerStats
+from gateway.lib.normalize_runner import CAPTURE_ID, NormalizeRunner, RunnerStats
 from gateway.lib.services import Services
 from gateway.store.captures import QUARANTINED, Capture, Captured, Finished
 from normalizer.contract import Channel
 
 # Where an arrival names the capture it was read from (evidence, quarantine).
-CAPTURE_ID = "capture_id"
 _OUTCOMES = {
     MailOutcome.AUTO_REPLY: "event",
     MailOutcome.TRIAGED: "triaged",

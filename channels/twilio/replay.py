@@ -94,11 +94,9 @@ VOICE_STEPS: dict[str, VoiceStep] = {
 
 def replay_twilio(services: Services, item: QuarantineItem) -> ReplayResult:
     """A quarantined webhook or transcript run through its handler again."""
-    capture_id = item.source_ids.get("capture_id")
-    if isinstance(capture_id, str) and services.store.captures.get(capture_id) is not None:
-        # A captured message the runner quarantined (its step raised): the runner's step again.
-        return replay_capture(services, capture_id, normalize_message_captures)
-    return _replay_refused(services, item)
+    # A captured message the runner quarantined (its step raised): the runner's step again.
+    replayed = replay_capture(services, item, normalize_message_captures)
+    return replayed if replayed is not None else _replay_refused(services, item)
 
 
 def _replay_refused(services: Services, item: QuarantineItem) -> ReplayResult:

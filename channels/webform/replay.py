@@ -15,7 +15,7 @@ from __future__ import annotations
 from channels.handoff import hand_off
 from channels.webform.form import build_draft, validate
 from channels.webform.intake import form_input, form_limits, read_post
-from channels.webform.staged import CAPTURE_ID, normalize_webform_captures
+from channels.webform.staged import normalize_webform_captures
 from gateway.lib.normalize_runner import replay_capture
 from gateway.lib.services import Services
 from gateway.store.quarantine import QuarantineItem, ReplayResult
@@ -27,9 +27,9 @@ def replay_webform(services: Services, item: QuarantineItem) -> ReplayResult:
     A refused post kept as its head only never gets here: ``gateway.ops``
     refuses to reprocess any such item, whatever its channel.
     """
-    capture_id = item.source_ids.get(CAPTURE_ID)
-    if isinstance(capture_id, str) and services.store.captures.get(capture_id) is not None:
-        return replay_capture(services, capture_id, normalize_webform_captures)
+    replayed = replay_capture(services, item, normalize_webform_captures)
+    if replayed is not None:
+        return replayed
     body = services.store.blobs.get(item.stored_at)
     post = read_post(body, item.content_type)
     checked = validate(post.sub, form_limits(services.settings))

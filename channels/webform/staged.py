@@ -21,32 +21,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from channels.handoff import hand_off_many, is_triaged
+from channels.handoff import CaptureRefused, hand_off_captures, is_triaged
 from channels.webform.attachments import InspectionsBusy
 from channels.webform.form import build_draft, validate
 from channels.webform.intake import form_input, form_limits, read_post
 from gateway.lib.services import Services
 from gateway.store import StoreUnavailable
-from gateway.store.captures import QUARANTINED, Capture, Captured, Finished
+from gateway.store.captures import Capture, Captured, Finished
 from gateway.store.intake import IntakeResult
 from normalizer.contract import Channel
 from normalizer.draft import ComplaintDraft, RawInput
 
 log = logging.getLogger("intake.webform")
 
-CAPTURE_ID = "capture_id"
 # The form token's nonce, kept with the capture: half of the dedup key the runner writes again.
 NONCE = "nonce"
 INVALID_FIELD = "invalid_field"
 
 
-class PostRefused(Exception):
+class PostRefused(CaptureRefused):
     """A captured post that no longer passes the form's checks (quarantined, replayable)."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 def capture_post(services: Services, raw_input: RawInput, nonce: str) -> Captured:
@@ -101,26 +95,12 @@ def normalize_webform_captures(
     services: Services, batch: Sequence[Captured]
 ) -> list[Finished | Exception]:
     """The runner's step for the form: each post read again, the batch in one group commit."""
-    outcomes: list[Finished | Exception | None] = []
-    ready: list[tuple[int, Captured, RawInput, ComplaintDraft]] = []
-    for captured in batch:
-        try:
-            raw_input, draft = post_of(services, captured)
-        except PostRefused as exc:
-            outcomes.append(_quarantine(services, captured, exc.code, exc.reason))
-            continue
-        except Exception as exc:  # this post's failure (or ours, retried); the others go on
-            outcomes.append(exc)
-            continue
-        ready.append((len(outcomes), captured, raw_input, draft))
-        outcomes.append(None)
-    committed = hand_off_many(services, [(raw, draft) for _i, _c, raw, draft in ready])
-    for (index, captured, _raw, _draft), result in zip(ready, committed, strict=True):
-        outcomes[index] = _finished(captured, result)
-    return [outcome for outcome in outcomes if outcome is not None]
+    return hand_off_captures(services, batch, post_of, _finished)
 
 
-def _finished(captured: Captured, result: IntakeResult | Exception) -> Finished | Exception:
+def _finished(
+    captured: Captured, _raw: RawInput, result: IntakeResult | Exception
+) -> Finished | Exception:
     if isinstance(result, Exception):
         return result
     message = result.message
@@ -128,24 +108,3 @@ def _finished(captured: Captured, result: IntakeResult | Exception) -> Finished 
         return Finished(captured.id, "triaged", message.id)
     first = message.id == captured.id
     return Finished(captured.id, "complaint" if first else "repeat", message.id)
-
-
-def _quarantine(services: Services, captured: Captured, code: str, reason: str) -> Finished:
-    """The whole post kept in quarantine with why, linked to its capture (replayed through here).
-
-    Whole, not its head as the edge keeps refused posts: this one passed the
-    edge's checks and the customer was given its reference.
-    """
-    item_id = services.store.complaints.quarantine(
-        channel=Channel.WEBFORM.value,
-        data=services.store.captures.data_of(captured),
-        content_type=captured.content_type,
-        reason_code=code,
-        reason=reason,
-        source_ids={
-            **captured.source_ids,
-            "received_at": captured.received_at.isoformat(),
-            CAPTURE_ID: captured.id,
-        },
-    )
-    return Finished(captured.id, QUARANTINED, item_id)

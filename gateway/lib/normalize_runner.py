@@ -36,12 +36,14 @@ from gateway.lib.component import CaptureNormalizer
 from gateway.lib.services import Services
 from gateway.store.captures import MAX_ATTEMPTS, QUARANTINED, Captured, Finished
 from gateway.store.intake import StoreUnavailable
-from gateway.store.quarantine import ReplayResult
+from gateway.store.quarantine import QuarantineItem, ReplayResult
 
 log = logging.getLogger("intake.normalize")
 
 RETRY_AFTER_STORE_FAILURE = 5.0
 NORMALIZER_FAILED = "normalizer_failed"
+# Where a quarantine item says which capture it keeps (a replay runs that capture again).
+CAPTURE_ID = "capture_id"
 TOO_MANY_ATTEMPTS = "too_many_attempts"
 
 
@@ -135,24 +137,7 @@ class NormalizeRunner:
         return outcome
 
     def _quarantine(self, item: Captured, code: str, reason: str) -> Finished:
-        """The captured bytes kept in quarantine with why, linked to their capture."""
-        try:
-            data = self.services.store.captures.data_of(item)
-        except Exception as exc:  # missing or damaged: kept as metadata, said in the reason
-            data, reason = b"", f"{reason}; its stored bytes unreadable ({type(exc).__name__})"
-        item_id = self.services.store.complaints.quarantine(
-            channel=item.channel,
-            data=data,
-            content_type=item.content_type,
-            reason_code=code,
-            reason=reason,
-            source_ids={
-                **item.source_ids,
-                "received_at": item.received_at.isoformat(),
-                "capture_id": item.id,
-            },
-        )
-        return Finished(item.id, QUARANTINED, item_id)
+        return quarantine_capture(self.services, item, code, reason)
 
     def run(self, stop: threading.Event) -> None:
         """Batches until ``stop``; idle, wait for a capture in this process or the poll."""
@@ -180,6 +165,31 @@ class NormalizeRunner:
         )
 
 
+def quarantine_capture(services: Services, item: Captured, code: str, reason: str) -> Finished:
+    """The captured bytes kept in quarantine with why, linked to their capture (its replay).
+
+    Whole: the input passed its edge's checks and its sender was given a
+    reference. Bytes that cannot be read are kept as metadata, said in the reason.
+    """
+    try:
+        data = services.store.captures.data_of(item)
+    except Exception as exc:
+        data, reason = b"", f"{reason}; its stored bytes unreadable ({type(exc).__name__})"
+    item_id = services.store.complaints.quarantine(
+        channel=item.channel,
+        data=data,
+        content_type=item.content_type,
+        reason_code=code,
+        reason=reason,
+        source_ids={
+            **item.source_ids,
+            "received_at": item.received_at.isoformat(),
+            CAPTURE_ID: item.id,
+        },
+    )
+    return Finished(item.id, QUARANTINED, item_id)
+
+
 def rerun(
     services: Services, capture_id: str, normalizer: CaptureNormalizer
 ) -> Finished | Exception | None:
@@ -204,10 +214,22 @@ def rerun(
 
 
 def replay_capture(
-    services: Services, capture_id: str, normalizer: CaptureNormalizer
-) -> ReplayResult:
-    """A quarantined capture replayed (``rerun``), said as the quarantine's replay says it."""
-    outcome = rerun(services, capture_id, normalizer)
+    services: Services, item: QuarantineItem, normalizer: CaptureNormalizer
+) -> ReplayResult | None:
+    """The quarantined capture of ``item`` replayed (``rerun``), said as a replay says it.
+
+    None: ``item`` keeps no capture (an input refused at its edge, or from
+    before staging): its channel replays it its own way.
+    """
+    capture_id = item.source_ids.get(CAPTURE_ID)
+    captured = services.store.captures.get(capture_id) if isinstance(capture_id, str) else None
+    if captured is None:
+        return None
+    return _said(rerun(services, captured.id, normalizer), captured.reference)
+
+
+def _said(outcome: Finished | Exception | None, reference: str) -> ReplayResult:
+    """A replay's outcome in the quarantine's words."""
     if outcome is None:
         return ReplayResult(False, "this input's capture is not in quarantine")
     if isinstance(outcome, Exception):
@@ -215,12 +237,8 @@ def replay_capture(
     if outcome.outcome == QUARANTINED:
         return ReplayResult(False, "refused again")
     if outcome.outcome == "complaint":
-        captured = services.store.captures.get(capture_id)
         return ReplayResult(
-            True,
-            "complaint recorded",
-            complaint_id=outcome.result_id,
-            reference=captured.reference if captured else None,
+            True, "complaint recorded", complaint_id=outcome.result_id, reference=reference
         )
     if outcome.outcome == "repeat":
         return ReplayResult(True, "already recorded", complaint_id=outcome.result_id)
